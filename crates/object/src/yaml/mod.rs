@@ -1,0 +1,11 @@
+//! YAML in and out: loading with Kubernetes' scalar rules and hard limits
+//! ([`parse_documents`]), and writing exactly as `kubectl kustomize` does
+//! ([`to_yaml`], [`to_yaml_stream`]).
+
+mod emit;
+mod load;
+mod scalar;
+
+pub use emit::{compare_keys, format_number, to_yaml, to_yaml_stream};
+pub use load::{Limits, ParsedDocument, YamlError, parse_documents};
+pub use scalar::{Dialect, resolves_to_non_string};
