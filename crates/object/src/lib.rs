@@ -20,4 +20,5 @@ pub use gvk::{Gvk, ObjectKey, split_api_version};
 pub use manifest::{LoadError, LoadOptions, Syntax, load_objects, parse_values};
 pub use object::{Object, Origin};
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
+pub mod smp;
 pub use serde_json::{Map, Value, json};
