@@ -1,1 +1,70 @@
-//! placeholder
+//! `gitplane-render`: Kubernetes manifests from a directory tree.
+//!
+//! Input is a repository root and a path inside it; output is the list of
+//! [`Object`]s the path stands for. A path is rendered as:
+//! - a **Kustomization** when it holds `kustomization.yaml`, `kustomization.yml`
+//!   or `Kustomization` ([`kustomize`]), with output identical to
+//!   `kubectl kustomize`;
+//! - a **plain directory** otherwise ([`directory`]), with Argo CD's
+//!   `directory` options;
+//! - a single manifest file when it is a file.
+//!
+//! Rendering is a pure function of the files: no network, no process, no host
+//! environment. Every file is read through [`fs::Root`], which refuses paths and
+//! symlinks that leave the root. Start with [`render`].
+
+pub mod directory;
+mod error;
+pub mod fs;
+pub mod kustomize;
+
+use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
+
+pub use directory::DirectoryOptions;
+pub use error::RenderError;
+pub use fs::{RelPath, Root};
+pub use kustomize::KustomizeOptions;
+
+/// How to render.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// YAML limits for every file read.
+    pub load: LoadOptions,
+    /// Options for plain directories.
+    pub directory: DirectoryOptions,
+    /// Options applied on top of a kustomization (Argo CD's `kustomize` source options).
+    pub kustomize: KustomizeOptions,
+}
+
+/// What kind of source a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A directory with a kustomization file.
+    Kustomize,
+    /// A directory of manifest files.
+    Directory,
+    /// One manifest file.
+    File,
+}
+
+/// Decides how `path` will be rendered.
+pub fn detect_source(root: &Root, path: &RelPath) -> Result<SourceKind, RenderError> {
+    match root.kind(path)? {
+        Some(fs::EntryKind::File) => Ok(SourceKind::File),
+        Some(fs::EntryKind::Dir) if kustomize::find_kustomization_file(root, path)?.is_some() => Ok(SourceKind::Kustomize),
+        Some(fs::EntryKind::Dir) => Ok(SourceKind::Directory),
+        None => Err(RenderError::Io { path: path.display().to_string(), reason: "no such file or directory".into() }),
+    }
+}
+
+/// Renders `path` inside `root` into objects.
+pub fn render(root: &Root, path: &RelPath, options: &RenderOptions) -> Result<Vec<Object>, RenderError> {
+    match detect_source(root, path)? {
+        SourceKind::Kustomize => kustomize::build(root, path, options),
+        SourceKind::Directory => directory::render_directory(root, path, options),
+        SourceKind::File => {
+            let bytes = root.read(path)?;
+            Ok(load_objects(&bytes, path.as_str(), Syntax::from_file_name(path.as_str()), &options.load)?)
+        }
+    }
+}

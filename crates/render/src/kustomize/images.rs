@@ -1,0 +1,169 @@
+//! `images`: new names, tags and digests for container images, in every
+//! `containers` and `initContainers` list of every object (CustomResourceDefinitions
+//! excepted), plus any image field the configuration names.
+
+use gitplane_object::Value;
+use regex::Regex;
+
+use super::fieldspec::{FieldSpec, visit_object_field};
+use super::file::Image;
+use super::resource::Resource;
+
+/// Splits an image reference into name, tag and digest, ignoring a registry
+/// port (`host:5000/app:1.0` is `host:5000/app`, `1.0`).
+pub fn split_image(image: &str) -> (&str, &str, &str) {
+    let slash = image.find('/').filter(|&i| i > 0).unwrap_or(0);
+    let search = &image[slash..];
+    let at = search.find('@').map(|i| i + slash);
+    let colon = search.find(':').map(|i| i + slash);
+    match (colon, at) {
+        (None, None) => (image, "", ""),
+        (c, Some(at)) if c.is_none_or(|c| at < c) => (&image[..at], "", &image[at + 1..]),
+        (Some(c), Some(at)) => (&image[..c], &image[c + 1..at], &image[at + 1..]),
+        (Some(c), None) => (&image[..c], &image[c + 1..], ""),
+        (None, Some(_)) => (image, "", ""),
+    }
+}
+
+struct Updater<'a> {
+    image: &'a Image,
+    matcher: Regex,
+}
+
+impl Updater<'_> {
+    fn new(image: &Image) -> Result<Updater<'_>, String> {
+        // kustomize uses the name as a regular expression; fall back to a literal
+        // match for names that are not valid expressions.
+        let pattern = |name: &str| format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$");
+        let matcher = Regex::new(&pattern(&image.name))
+            .or_else(|_| Regex::new(&pattern(&regex::escape(&image.name))))
+            .map_err(|e| format!("images: invalid name {:?}: {e}", image.name))?;
+        Ok(Updater { image, matcher })
+    }
+
+    fn update(&self, value: &mut Value) {
+        let Value::String(current) = value else { return };
+        if !self.matcher.is_match(current) {
+            return;
+        }
+        let (name, tag, digest) = split_image(current);
+        let name = if self.image.new_name.is_empty() { name } else { &self.image.new_name };
+        let (tag, digest) = match (self.image.new_tag.as_str(), self.image.digest.as_str()) {
+            ("", "") => (tag, digest),
+            (new_tag, "") => (new_tag, ""),
+            ("", new_digest) => ("", new_digest),
+            (new_tag, new_digest) => (new_tag, new_digest),
+        };
+        let mut out = name.to_string();
+        if !tag.is_empty() {
+            out.push(':');
+            out.push_str(tag);
+        }
+        if !digest.is_empty() {
+            out.push('@');
+            out.push_str(digest);
+        }
+        *current = out;
+    }
+
+    /// Walks the whole object for `containers` / `initContainers` lists.
+    fn walk(&self, node: &mut Value) {
+        match node {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    self.walk(child);
+                    if (key == "containers" || key == "initContainers")
+                        && let Value::Array(items) = child
+                    {
+                        for item in items.iter_mut() {
+                            if let Some(image) = item.get_mut("image") {
+                                self.update(image);
+                            }
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.walk(i)),
+            _ => {}
+        }
+    }
+}
+
+/// Applies one `images` entry to every object.
+pub(crate) fn update_images(resources: &mut [Resource], image: &Image, specs: &[FieldSpec]) -> Result<(), String> {
+    let updater = Updater::new(image)?;
+    for resource in resources.iter_mut() {
+        if resource.object.kind() == "CustomResourceDefinition" {
+            continue;
+        }
+        let mut body = Value::Object(std::mem::take(resource.object.body_mut()));
+        updater.walk(&mut body);
+        if let Value::Object(map) = body {
+            *resource.object.body_mut() = map;
+        }
+        let gvk = resource.object.gvk();
+        for spec in specs.iter().filter(|s| s.applies_to(&gvk)) {
+            visit_object_field(&mut resource.object, spec, false, &|| Value::Null, &mut |node| {
+                updater.update(node);
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses `kustomize edit set image` syntax: `name=newName:tag`,
+/// `name=newName@digest`, `name:tag`, `name@digest`, `name=newName`.
+pub(crate) fn parse_set_image(spec: &str) -> Result<Image, String> {
+    let (name, target) = match spec.split_once('=') {
+        Some((name, target)) => (name.to_string(), target),
+        None => {
+            let (name, _, _) = split_image(spec);
+            (name.to_string(), spec)
+        }
+    };
+    if name.is_empty() {
+        return Err(format!("invalid image override {spec:?}"));
+    }
+    let (new_name, tag, digest) = split_image(target);
+    Ok(Image {
+        new_name: if new_name == name { String::new() } else { new_name.to_string() },
+        name,
+        new_tag: tag.to_string(),
+        digest: digest.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_kustomize() {
+        assert_eq!(split_image("nginx"), ("nginx", "", ""));
+        assert_eq!(split_image("nginx:1.2"), ("nginx", "1.2", ""));
+        assert_eq!(split_image("localhost:5000/app:1"), ("localhost:5000/app", "1", ""));
+        assert_eq!(split_image("app@sha256:abc"), ("app", "", "sha256:abc"));
+        assert_eq!(split_image("reg.io/app:1@sha256:abc"), ("reg.io/app", "1", "sha256:abc"));
+    }
+
+    #[test]
+    fn updates_tags_and_digests() {
+        let image = Image { name: "nginx".into(), new_name: "reg/nginx".into(), new_tag: "2".into(), digest: String::new() };
+        let u = Updater::new(&image).unwrap();
+        let mut v = Value::String("nginx:1@sha256:x".into());
+        u.update(&mut v);
+        assert_eq!(v, "reg/nginx:2");
+        let mut other = Value::String("nginx-exporter:1".into());
+        u.update(&mut other);
+        assert_eq!(other, "nginx-exporter:1");
+    }
+
+    #[test]
+    fn set_image_syntax() {
+        let i = parse_set_image("web=reg/web:2").unwrap();
+        assert_eq!((i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()), ("web", "reg/web", "2"));
+        let i = parse_set_image("web:3").unwrap();
+        assert_eq!((i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()), ("web", "", "3"));
+    }
+}
