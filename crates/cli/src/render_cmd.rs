@@ -34,17 +34,32 @@ pub struct RenderArgs {
 
 /// Splits a path into a confining root and the path inside it.
 pub fn root_and_path(path: &Path, root: Option<&Path>) -> Result<(Root, RelPath)> {
-    let path = std::fs::canonicalize(path).with_context(|| format!("{}: no such file or directory", path.display()))?;
+    let path = std::fs::canonicalize(path)
+        .with_context(|| format!("{}: no such file or directory", path.display()))?;
     let root_dir = match root {
-        Some(r) => std::fs::canonicalize(r).with_context(|| format!("{}: no such directory", r.display()))?,
+        Some(r) => std::fs::canonicalize(r)
+            .with_context(|| format!("{}: no such directory", r.display()))?,
         None if path.is_dir() => path.clone(),
-        None => path.parent().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
+        None => path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| path.clone()),
     };
-    let relative = path
-        .strip_prefix(&root_dir)
-        .with_context(|| format!("{} is not inside the root {}", path.display(), root_dir.display()))?;
-    let rel = relative.to_str().context("path is not valid UTF-8")?.to_string();
-    let root = Root::open(&root_dir, RenderOptions::default().load.limits.max_bytes as u64)?;
+    let relative = path.strip_prefix(&root_dir).with_context(|| {
+        format!(
+            "{} is not inside the root {}",
+            path.display(),
+            root_dir.display()
+        )
+    })?;
+    let rel = relative
+        .to_str()
+        .context("path is not valid UTF-8")?
+        .to_string();
+    let root = Root::open(
+        &root_dir,
+        RenderOptions::default().load.limits.max_bytes as u64,
+    )?;
     let rel = root.resolve(&RelPath::root(), if rel.is_empty() { "." } else { &rel })?;
     Ok((root, rel))
 }
@@ -53,7 +68,11 @@ pub fn root_and_path(path: &Path, root: Option<&Path>) -> Result<(Root, RelPath)
 pub fn run(args: &RenderArgs) -> Result<ExitCode> {
     let (root, rel) = root_and_path(&args.path, args.root.as_deref())?;
     let options = RenderOptions {
-        directory: DirectoryOptions { recurse: args.recurse, include: args.include.clone(), exclude: args.exclude.clone() },
+        directory: DirectoryOptions {
+            recurse: args.recurse,
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+        },
         ..RenderOptions::default()
     };
     let objects = render(&root, &rel, &options)?;

@@ -35,30 +35,47 @@ fn matcher(pattern: &Option<String>, field: &str) -> Result<Option<GlobMatcher>,
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(|p| {
-            Glob::new(p).map(|g| g.compile_matcher()).map_err(|e| RenderError::Io {
-                path: field.to_string(),
-                reason: format!("invalid glob {p:?}: {}", e.kind()),
-            })
+            Glob::new(p)
+                .map(|g| g.compile_matcher())
+                .map_err(|e| RenderError::Io {
+                    path: field.to_string(),
+                    reason: format!("invalid glob {p:?}: {}", e.kind()),
+                })
         })
         .transpose()
 }
 
 /// Renders the manifests of a plain directory.
-pub fn render_directory(root: &Root, dir: &RelPath, options: &RenderOptions) -> Result<Vec<Object>, RenderError> {
+pub fn render_directory(
+    root: &Root,
+    dir: &RelPath,
+    options: &RenderOptions,
+) -> Result<Vec<Object>, RenderError> {
     let include = matcher(&options.directory.include, "directory.include")?;
     let exclude = matcher(&options.directory.exclude, "directory.exclude")?;
     let mut files = Vec::new();
     collect_files(root, dir, "", options.directory.recurse, &mut files)?;
     let mut objects = Vec::new();
     for (rel, relative_to_dir) in files {
-        if exclude.as_ref().is_some_and(|m| m.is_match(&relative_to_dir)) {
+        if exclude
+            .as_ref()
+            .is_some_and(|m| m.is_match(&relative_to_dir))
+        {
             continue;
         }
-        if include.as_ref().is_some_and(|m| !m.is_match(&relative_to_dir)) {
+        if include
+            .as_ref()
+            .is_some_and(|m| !m.is_match(&relative_to_dir))
+        {
             continue;
         }
         let bytes = root.read(&rel)?;
-        objects.extend(load_objects(&bytes, rel.as_str(), Syntax::from_file_name(rel.as_str()), &options.load)?);
+        objects.extend(load_objects(
+            &bytes,
+            rel.as_str(),
+            Syntax::from_file_name(rel.as_str()),
+            &options.load,
+        )?);
     }
     Ok(objects)
 }
@@ -74,11 +91,17 @@ fn collect_files(
         if name.starts_with('.') {
             continue;
         }
-        let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let relative = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         match kind {
             EntryKind::File if is_manifest_file(&name) => out.push((dir.join(&name), relative)),
             EntryKind::File => {}
-            EntryKind::Dir if recurse => collect_files(root, &dir.join(&name), &relative, recurse, out)?,
+            EntryKind::Dir if recurse => {
+                collect_files(root, &dir.join(&name), &relative, recurse, out)?
+            }
             EntryKind::Dir => {}
         }
     }

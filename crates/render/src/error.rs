@@ -50,11 +50,18 @@ pub enum RenderError {
 impl RenderError {
     /// An error about a kustomization file.
     pub fn kustomize(file: &str, message: impl Into<String>) -> Self {
-        RenderError::Kustomize { file: file.to_string(), message: message.into() }
+        RenderError::Kustomize {
+            file: file.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A Kustomize feature gitplane refuses to render.
     pub fn unsupported(file: &str, feature: impl Into<String>, hint: impl Into<String>) -> Self {
-        RenderError::Unsupported { file: file.to_string(), feature: feature.into(), hint: hint.into() }
+        RenderError::Unsupported {
+            file: file.to_string(),
+            feature: feature.into(),
+            hint: hint.into(),
+        }
     }
 }

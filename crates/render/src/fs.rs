@@ -34,7 +34,11 @@ impl RelPath {
 
     /// A child entry.
     pub fn join(&self, name: &str) -> RelPath {
-        if self.0.is_empty() { RelPath(name.to_string()) } else { RelPath(format!("{}/{name}", self.0)) }
+        if self.0.is_empty() {
+            RelPath(name.to_string())
+        } else {
+            RelPath(format!("{}/{name}", self.0))
+        }
     }
 
     /// The parent directory (the root's parent is the root).
@@ -80,9 +84,15 @@ impl Root {
             reason: io_reason(&e),
         })?;
         if !real.is_dir() {
-            return Err(RenderError::Io { path: path.display().to_string(), reason: "not a directory".into() });
+            return Err(RenderError::Io {
+                path: path.display().to_string(),
+                reason: "not a directory".into(),
+            });
         }
-        Ok(Root { real, max_file_bytes })
+        Ok(Root {
+            real,
+            max_file_bytes,
+        })
     }
 
     /// The root's real path on disk.
@@ -93,12 +103,20 @@ impl Root {
     /// Resolves `reference` (as written in a file under `base`) to a path inside
     /// the root, lexically. Absolute paths and `..` beyond the root are refused.
     pub fn resolve(&self, base: &RelPath, reference: &str) -> Result<RelPath, RenderError> {
-        let escape = |reason: &str| RenderError::PathEscape { path: reference.to_string(), reason: reason.to_string() };
+        let escape = |reason: &str| RenderError::PathEscape {
+            path: reference.to_string(),
+            reason: reason.to_string(),
+        };
         let path = Path::new(reference);
         if path.is_absolute() || reference.starts_with('\\') {
             return Err(escape("absolute paths are not allowed"));
         }
-        let mut parts: Vec<String> = base.0.split('/').filter(|p| !p.is_empty()).map(str::to_string).collect();
+        let mut parts: Vec<String> = base
+            .0
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
         for component in path.components() {
             match component {
                 Component::CurDir => {}
@@ -108,10 +126,14 @@ impl Root {
                     }
                 }
                 Component::Normal(name) => {
-                    let name = name.to_str().ok_or_else(|| escape("it is not valid UTF-8"))?;
+                    let name = name
+                        .to_str()
+                        .ok_or_else(|| escape("it is not valid UTF-8"))?;
                     parts.push(name.to_string());
                 }
-                Component::RootDir | Component::Prefix(_) => return Err(escape("absolute paths are not allowed")),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(escape("absolute paths are not allowed"));
+                }
             }
         }
         Ok(RelPath(parts.join("/")))
@@ -124,9 +146,10 @@ impl Root {
         let Ok(real) = fs::canonicalize(&on_disk) else {
             return match fs::symlink_metadata(&on_disk) {
                 // A dangling symlink: say so rather than "not found".
-                Ok(m) if m.file_type().is_symlink() => {
-                    Err(RenderError::PathEscape { path: rel.display().into(), reason: "it is a symlink to nothing".into() })
-                }
+                Ok(m) if m.file_type().is_symlink() => Err(RenderError::PathEscape {
+                    path: rel.display().into(),
+                    reason: "it is a symlink to nothing".into(),
+                }),
                 _ => Ok(None),
             };
         };
@@ -136,7 +159,10 @@ impl Root {
                 reason: "it is a symlink that points outside the repository".into(),
             });
         }
-        let meta = fs::metadata(&real).map_err(|e| RenderError::Io { path: rel.display().into(), reason: io_reason(&e) })?;
+        let meta = fs::metadata(&real).map_err(|e| RenderError::Io {
+            path: rel.display().into(),
+            reason: io_reason(&e),
+        })?;
         Ok(if meta.is_dir() {
             Some(EntryKind::Dir)
         } else if meta.is_file() {
@@ -151,18 +177,34 @@ impl Root {
         match self.kind(rel)? {
             Some(EntryKind::File) => {}
             Some(EntryKind::Dir) => {
-                return Err(RenderError::Io { path: rel.display().into(), reason: "is a directory, expected a file".into() });
+                return Err(RenderError::Io {
+                    path: rel.display().into(),
+                    reason: "is a directory, expected a file".into(),
+                });
             }
-            None => return Err(RenderError::Io { path: rel.display().into(), reason: "no such file".into() }),
+            None => {
+                return Err(RenderError::Io {
+                    path: rel.display().into(),
+                    reason: "no such file".into(),
+                });
+            }
         }
-        let io = |e: std::io::Error| RenderError::Io { path: rel.display().into(), reason: io_reason(&e) };
+        let io = |e: std::io::Error| RenderError::Io {
+            path: rel.display().into(),
+            reason: io_reason(&e),
+        };
         let file = fs::File::open(self.real.join(&rel.0)).map_err(io)?;
         let mut bytes = Vec::new();
-        file.take(self.max_file_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
+        file.take(self.max_file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         if bytes.len() as u64 > self.max_file_bytes {
             return Err(RenderError::Io {
                 path: rel.display().into(),
-                reason: format!("file is larger than the limit of {} bytes", self.max_file_bytes),
+                reason: format!(
+                    "file is larger than the limit of {} bytes",
+                    self.max_file_bytes
+                ),
             });
         }
         Ok(bytes)
@@ -171,14 +213,20 @@ impl Root {
     /// The entries of a directory, sorted by name, each with its kind. Entries
     /// that are symlinks leading outside the root are refused.
     pub fn list(&self, rel: &RelPath) -> Result<Vec<(String, EntryKind)>, RenderError> {
-        let io = |e: std::io::Error| RenderError::Io { path: rel.display().into(), reason: io_reason(&e) };
+        let io = |e: std::io::Error| RenderError::Io {
+            path: rel.display().into(),
+            reason: io_reason(&e),
+        };
         let mut names: Vec<String> = Vec::new();
         for entry in fs::read_dir(self.real.join(&rel.0)).map_err(io)? {
             let entry = entry.map_err(io)?;
             match entry.file_name().into_string() {
                 Ok(name) => names.push(name),
                 Err(_) => {
-                    return Err(RenderError::Io { path: rel.display().into(), reason: "contains a file name that is not UTF-8".into() });
+                    return Err(RenderError::Io {
+                        path: rel.display().into(),
+                        reason: "contains a file name that is not UTF-8".into(),
+                    });
                 }
             }
         }
@@ -218,16 +266,32 @@ mod tests {
     fn resolves_inside_and_refuses_escapes() {
         let (_d, root) = root();
         let base = RelPath("app".into());
-        assert_eq!(root.resolve(&base, "./a.yaml").unwrap().as_str(), "app/a.yaml");
-        assert_eq!(root.resolve(&base, "../app/a.yaml").unwrap().as_str(), "app/a.yaml");
-        assert!(matches!(root.resolve(&base, "../../outside.yaml"), Err(RenderError::PathEscape { .. })));
-        assert!(matches!(root.resolve(&base, "/etc/passwd"), Err(RenderError::PathEscape { .. })));
+        assert_eq!(
+            root.resolve(&base, "./a.yaml").unwrap().as_str(),
+            "app/a.yaml"
+        );
+        assert_eq!(
+            root.resolve(&base, "../app/a.yaml").unwrap().as_str(),
+            "app/a.yaml"
+        );
+        assert!(matches!(
+            root.resolve(&base, "../../outside.yaml"),
+            Err(RenderError::PathEscape { .. })
+        ));
+        assert!(matches!(
+            root.resolve(&base, "/etc/passwd"),
+            Err(RenderError::PathEscape { .. })
+        ));
     }
 
     #[test]
     fn symlinks_out_of_the_root_are_refused_without_leaking_content() {
         let (d, root) = root();
-        std::os::unix::fs::symlink(d.path().join("outside.yaml"), d.path().join("repo/app/link.yaml")).unwrap();
+        std::os::unix::fs::symlink(
+            d.path().join("outside.yaml"),
+            d.path().join("repo/app/link.yaml"),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/etc", d.path().join("repo/app/etc")).unwrap();
         let rel = root.resolve(&RelPath("app".into()), "link.yaml").unwrap();
         let err = root.read(&rel).unwrap_err();

@@ -51,20 +51,34 @@ pub enum SourceKind {
 pub fn detect_source(root: &Root, path: &RelPath) -> Result<SourceKind, RenderError> {
     match root.kind(path)? {
         Some(fs::EntryKind::File) => Ok(SourceKind::File),
-        Some(fs::EntryKind::Dir) if kustomize::find_kustomization_file(root, path)?.is_some() => Ok(SourceKind::Kustomize),
+        Some(fs::EntryKind::Dir) if kustomize::find_kustomization_file(root, path)?.is_some() => {
+            Ok(SourceKind::Kustomize)
+        }
         Some(fs::EntryKind::Dir) => Ok(SourceKind::Directory),
-        None => Err(RenderError::Io { path: path.display().to_string(), reason: "no such file or directory".into() }),
+        None => Err(RenderError::Io {
+            path: path.display().to_string(),
+            reason: "no such file or directory".into(),
+        }),
     }
 }
 
 /// Renders `path` inside `root` into objects.
-pub fn render(root: &Root, path: &RelPath, options: &RenderOptions) -> Result<Vec<Object>, RenderError> {
+pub fn render(
+    root: &Root,
+    path: &RelPath,
+    options: &RenderOptions,
+) -> Result<Vec<Object>, RenderError> {
     match detect_source(root, path)? {
         SourceKind::Kustomize => kustomize::build(root, path, options),
         SourceKind::Directory => directory::render_directory(root, path, options),
         SourceKind::File => {
             let bytes = root.read(path)?;
-            Ok(load_objects(&bytes, path.as_str(), Syntax::from_file_name(path.as_str()), &options.load)?)
+            Ok(load_objects(
+                &bytes,
+                path.as_str(),
+                Syntax::from_file_name(path.as_str()),
+                &options.load,
+            )?)
         }
     }
 }

@@ -61,7 +61,11 @@ const AFFINITY_SELECTORS: [&str; 5] = [
 ];
 
 fn spec(group: &str, kind: &str, path: &str, create: bool) -> FieldSpec {
-    let version = if group.is_empty() && matches!(kind, "ReplicationController" | "Service") { "v1" } else { "" };
+    let version = if group.is_empty() && matches!(kind, "ReplicationController" | "Service") {
+        "v1"
+    } else {
+        ""
+    };
     FieldSpec::new(group, version, kind, path, create)
 }
 
@@ -71,11 +75,26 @@ fn template_label_specs() -> Vec<FieldSpec> {
     for (group, kind) in TEMPLATED {
         out.push(spec(group, kind, "spec/template/metadata/labels", true));
         if kind == "StatefulSet" {
-            out.push(spec(group, kind, "spec/volumeClaimTemplates[]/metadata/labels", true));
+            out.push(spec(
+                group,
+                kind,
+                "spec/volumeClaimTemplates[]/metadata/labels",
+                true,
+            ));
         }
     }
-    out.push(spec("batch", "CronJob", "spec/jobTemplate/metadata/labels", true));
-    out.push(spec("batch", "CronJob", "spec/jobTemplate/spec/template/metadata/labels", true));
+    out.push(spec(
+        "batch",
+        "CronJob",
+        "spec/jobTemplate/metadata/labels",
+        true,
+    ));
+    out.push(spec(
+        "batch",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/labels",
+        true,
+    ));
     out
 }
 
@@ -84,7 +103,12 @@ fn common_label_specs() -> Vec<FieldSpec> {
     let mut out = template_label_specs();
     out.push(spec("", "Service", "spec/selector", true));
     out.push(spec("", "ReplicationController", "spec/selector", true));
-    for (group, kind) in [("", "Deployment"), ("", "ReplicaSet"), ("", "DaemonSet"), ("apps", "StatefulSet")] {
+    for (group, kind) in [
+        ("", "Deployment"),
+        ("", "ReplicaSet"),
+        ("", "DaemonSet"),
+        ("apps", "StatefulSet"),
+    ] {
         out.push(spec(group, kind, "spec/selector/matchLabels", true));
     }
     for kind in ["Deployment", "StatefulSet"] {
@@ -93,9 +117,23 @@ fn common_label_specs() -> Vec<FieldSpec> {
         }
     }
     out.push(spec("batch", "Job", "spec/selector/matchLabels", false));
-    out.push(spec("batch", "CronJob", "spec/jobTemplate/spec/selector/matchLabels", false));
-    out.push(spec("policy", "PodDisruptionBudget", "spec/selector/matchLabels", false));
-    for path in ["spec/podSelector/matchLabels", "spec/ingress/from/podSelector/matchLabels", "spec/egress/to/podSelector/matchLabels"] {
+    out.push(spec(
+        "batch",
+        "CronJob",
+        "spec/jobTemplate/spec/selector/matchLabels",
+        false,
+    ));
+    out.push(spec(
+        "policy",
+        "PodDisruptionBudget",
+        "spec/selector/matchLabels",
+        false,
+    ));
+    for path in [
+        "spec/podSelector/matchLabels",
+        "spec/ingress/from/podSelector/matchLabels",
+        "spec/egress/to/podSelector/matchLabels",
+    ] {
         out.push(spec("networking.k8s.io", "NetworkPolicy", path, false));
     }
     out
@@ -104,10 +142,25 @@ fn common_label_specs() -> Vec<FieldSpec> {
 fn common_annotation_specs() -> Vec<FieldSpec> {
     let mut out = vec![FieldSpec::any("metadata/annotations", true)];
     for (group, kind) in TEMPLATED {
-        out.push(spec(group, kind, "spec/template/metadata/annotations", true));
+        out.push(spec(
+            group,
+            kind,
+            "spec/template/metadata/annotations",
+            true,
+        ));
     }
-    out.push(spec("batch", "CronJob", "spec/jobTemplate/metadata/annotations", true));
-    out.push(spec("batch", "CronJob", "spec/jobTemplate/spec/template/metadata/annotations", true));
+    out.push(spec(
+        "batch",
+        "CronJob",
+        "spec/jobTemplate/metadata/annotations",
+        true,
+    ));
+    out.push(spec(
+        "batch",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/annotations",
+        true,
+    ));
     out
 }
 
@@ -131,26 +184,68 @@ fn in_pod_specs(kinds: &[&str], fields: &[&str]) -> Vec<FieldSpec> {
             continue;
         }
         for field in fields {
-            out.push(FieldSpec::new("", "", kind, &format!("{prefix}/{field}"), false));
+            out.push(FieldSpec::new(
+                "",
+                "",
+                kind,
+                &format!("{prefix}/{field}"),
+                false,
+            ));
         }
     }
     out
 }
 
 fn kinds_fields(entries: &[(&str, &str, &str)]) -> Vec<FieldSpec> {
-    entries.iter().map(|(group, kind, path)| FieldSpec::new(group, "", kind, path, false)).collect()
+    entries
+        .iter()
+        .map(|(group, kind, path)| FieldSpec::new(group, "", kind, path, false))
+        .collect()
 }
 
 fn reference(group: &str, version: &str, kind: &str, referrers: Vec<FieldSpec>) -> NameReference {
-    NameReference { group: group.into(), version: version.into(), kind: kind.into(), referrers }
+    NameReference {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        referrers,
+    }
 }
 
-const WORKLOADS_BUT_RC: [&str; 7] = ["Pod", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"];
-const WORKLOADS_BUT_RS: [&str; 7] = ["Pod", "StatefulSet", "Deployment", "ReplicationController", "CronJob", "Job", "DaemonSet"];
+const WORKLOADS_BUT_RC: [&str; 7] = [
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+];
+const WORKLOADS_BUT_RS: [&str; 7] = [
+    "Pod",
+    "StatefulSet",
+    "Deployment",
+    "ReplicationController",
+    "CronJob",
+    "Job",
+    "DaemonSet",
+];
 
 fn name_reference_specs() -> Vec<NameReference> {
-    let scalers = ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"]
-        .map(|kind| reference("", "", kind, kinds_fields(&[("", "HorizontalPodAutoscaler", "spec/scaleTargetRef/name")])));
+    let scalers = [
+        "Deployment",
+        "ReplicationController",
+        "ReplicaSet",
+        "StatefulSet",
+    ]
+    .map(|kind| {
+        reference(
+            "",
+            "",
+            kind,
+            kinds_fields(&[("", "HorizontalPodAutoscaler", "spec/scaleTargetRef/name")]),
+        )
+    });
     let mut config_map = in_pod_specs(
         &WORKLOADS_BUT_RC,
         &[
@@ -166,9 +261,21 @@ fn name_reference_specs() -> Vec<NameReference> {
         ("", "Node", "spec/configSource/configMap"),
         ("", "Role", "rules/resourceNames"),
         ("", "ClusterRole", "rules/resourceNames"),
-        ("", "Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap"),
-        ("serving.knative.dev", "Service", "spec/template/spec/containers/env/valueFrom/configMapKeyRef/name"),
-        ("serving.knative.dev", "Service", "spec/template/spec/containers/envFrom/configMapRef/name"),
+        (
+            "",
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap",
+        ),
+        (
+            "serving.knative.dev",
+            "Service",
+            "spec/template/spec/containers/env/valueFrom/configMapKeyRef/name",
+        ),
+        (
+            "serving.knative.dev",
+            "Service",
+            "spec/template/spec/containers/envFrom/configMapRef/name",
+        ),
     ]));
     let mut secret = in_pod_specs(
         &WORKLOADS_BUT_RC,
@@ -184,9 +291,21 @@ fn name_reference_specs() -> Vec<NameReference> {
     );
     secret.extend(kinds_fields(&[
         ("", "Ingress", "spec/tls/secretName"),
-        ("", "Ingress", "metadata/annotations/ingress.kubernetes.io\\/auth-secret"),
-        ("", "Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret"),
-        ("", "Ingress", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret"),
+        (
+            "",
+            "Ingress",
+            "metadata/annotations/ingress.kubernetes.io\\/auth-secret",
+        ),
+        (
+            "",
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret",
+        ),
+        (
+            "",
+            "Ingress",
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret",
+        ),
         ("", "ServiceAccount", "imagePullSecrets/name"),
         ("", "StorageClass", "parameters/secretName"),
         ("", "StorageClass", "parameters/adminSecretName"),
@@ -194,7 +313,11 @@ fn name_reference_specs() -> Vec<NameReference> {
         ("", "StorageClass", "parameters/secretRef"),
         ("", "Role", "rules/resourceNames"),
         ("", "ClusterRole", "rules/resourceNames"),
-        ("serving.knative.dev", "Service", "spec/template/spec/containers/env/valueFrom/secretKeyRef/name"),
+        (
+            "serving.knative.dev",
+            "Service",
+            "spec/template/spec/containers/env/valueFrom/secretKeyRef/name",
+        ),
         ("", "PersistentVolume", "spec/azureFile/secretName"),
     ]));
     let service = kinds_fields(&[
@@ -204,22 +327,62 @@ fn name_reference_specs() -> Vec<NameReference> {
         ("", "Ingress", "spec/rules/http/paths/backend/service/name"),
         ("", "Ingress", "spec/defaultBackend/service/name"),
         ("apiregistration.k8s.io", "APIService", "spec/service/name"),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "webhooks/clientConfig/service"),
-        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "webhooks/clientConfig/service"),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration",
+            "webhooks/clientConfig/service",
+        ),
     ]);
     let rbac = "rbac.authorization.k8s.io";
-    let mut service_account = kinds_fields(&[(rbac, "RoleBinding", "subjects"), (rbac, "ClusterRoleBinding", "subjects")]);
+    let mut service_account = kinds_fields(&[
+        (rbac, "RoleBinding", "subjects"),
+        (rbac, "ClusterRoleBinding", "subjects"),
+    ]);
     service_account.extend(in_pod_specs(&WORKLOADS_BUT_RS, &["serviceAccountName"]));
     let mut out: Vec<NameReference> = scalers.into_iter().collect();
     out.extend([
         reference("", "v1", "ConfigMap", config_map),
         reference("", "v1", "Secret", secret),
         reference("", "v1", "Service", service),
-        reference(rbac, "", "Role", kinds_fields(&[(rbac, "RoleBinding", "roleRef/name")])),
-        reference(rbac, "", "ClusterRole", kinds_fields(&[(rbac, "RoleBinding", "roleRef/name"), (rbac, "ClusterRoleBinding", "roleRef/name")])),
+        reference(
+            rbac,
+            "",
+            "Role",
+            kinds_fields(&[(rbac, "RoleBinding", "roleRef/name")]),
+        ),
+        reference(
+            rbac,
+            "",
+            "ClusterRole",
+            kinds_fields(&[
+                (rbac, "RoleBinding", "roleRef/name"),
+                (rbac, "ClusterRoleBinding", "roleRef/name"),
+            ]),
+        ),
         reference("", "v1", "ServiceAccount", service_account),
-        reference("", "v1", "PersistentVolumeClaim", in_pod_specs(&WORKLOADS_BUT_RS, &["volumes/persistentVolumeClaim/claimName"])),
-        reference("", "v1", "PersistentVolume", kinds_fields(&[("", "PersistentVolumeClaim", "spec/volumeName"), ("", "ClusterRole", "rules/resourceNames")])),
+        reference(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            in_pod_specs(
+                &WORKLOADS_BUT_RS,
+                &["volumes/persistentVolumeClaim/claimName"],
+            ),
+        ),
+        reference(
+            "",
+            "v1",
+            "PersistentVolume",
+            kinds_fields(&[
+                ("", "PersistentVolumeClaim", "spec/volumeName"),
+                ("", "ClusterRole", "rules/resourceNames"),
+            ]),
+        ),
         reference(
             "storage.k8s.io",
             "v1",
@@ -227,33 +390,72 @@ fn name_reference_specs() -> Vec<NameReference> {
             kinds_fields(&[
                 ("", "PersistentVolume", "spec/storageClassName"),
                 ("", "PersistentVolumeClaim", "spec/storageClassName"),
-                ("", "StatefulSet", "spec/volumeClaimTemplates/spec/storageClassName"),
+                (
+                    "",
+                    "StatefulSet",
+                    "spec/volumeClaimTemplates/spec/storageClassName",
+                ),
             ]),
         ),
-        reference("scheduling.k8s.io", "v1", "PriorityClass", in_pod_specs(&WORKLOADS_BUT_RS, &["priorityClassName"])),
-        reference("networking.k8s.io", "v1", "IngressClass", kinds_fields(&[("", "Ingress", "spec/ingressClassName")])),
+        reference(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            in_pod_specs(&WORKLOADS_BUT_RS, &["priorityClassName"]),
+        ),
+        reference(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            kinds_fields(&[("", "Ingress", "spec/ingressClassName")]),
+        ),
     ]);
     out
 }
 
 impl Default for TransformerConfig {
     fn default() -> Self {
-        let image_paths = ["spec/containers[]/image", "spec/initContainers[]/image", "spec/template/spec/containers[]/image", "spec/template/spec/initContainers[]/image"];
+        let image_paths = [
+            "spec/containers[]/image",
+            "spec/initContainers[]/image",
+            "spec/template/spec/containers[]/image",
+            "spec/template/spec/initContainers[]/image",
+        ];
         TransformerConfig {
             name_affix: vec![FieldSpec::any("metadata/name", false)],
             namespace: vec![
-                FieldSpec::new("apiregistration.k8s.io", "", "APIService", "spec/service/namespace", true),
-                FieldSpec::new("apiextensions.k8s.io", "", "CustomResourceDefinition", "spec/conversion/webhook/clientConfig/service/namespace", false),
+                FieldSpec::new(
+                    "apiregistration.k8s.io",
+                    "",
+                    "APIService",
+                    "spec/service/namespace",
+                    true,
+                ),
+                FieldSpec::new(
+                    "apiextensions.k8s.io",
+                    "",
+                    "CustomResourceDefinition",
+                    "spec/conversion/webhook/clientConfig/service/namespace",
+                    false,
+                ),
             ],
             common_labels: common_label_specs(),
             template_labels: template_label_specs(),
             common_annotations: common_annotation_specs(),
             name_references: name_reference_specs(),
-            images: image_paths.iter().map(|p| FieldSpec::any(p, false)).collect(),
-            replicas: ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"]
+            images: image_paths
                 .iter()
-                .map(|k| FieldSpec::new("", "", k, "spec/replicas", true))
+                .map(|p| FieldSpec::any(p, false))
                 .collect(),
+            replicas: [
+                "Deployment",
+                "ReplicationController",
+                "ReplicaSet",
+                "StatefulSet",
+            ]
+            .iter()
+            .map(|k| FieldSpec::new("", "", k, "spec/replicas", true))
+            .collect(),
         }
     }
 }
@@ -310,17 +512,26 @@ fn merge_specs(into: &mut Vec<FieldSpec>, extra: impl IntoIterator<Item = FieldS
 impl TransformerConfig {
     /// Adds the field specs of a `configurations` file.
     pub fn merge_file(&mut self, file: &ConfigurationFile) {
-        let specs = |args: &[FieldSpecArgs]| args.iter().map(FieldSpec::from_args).collect::<Vec<_>>();
+        let specs =
+            |args: &[FieldSpecArgs]| args.iter().map(FieldSpec::from_args).collect::<Vec<_>>();
         merge_specs(&mut self.name_affix, specs(&file.name_prefix));
         merge_specs(&mut self.name_affix, specs(&file.name_suffix));
         merge_specs(&mut self.namespace, specs(&file.namespace));
         merge_specs(&mut self.common_labels, specs(&file.common_labels));
         merge_specs(&mut self.template_labels, specs(&file.template_labels));
-        merge_specs(&mut self.common_annotations, specs(&file.common_annotations));
+        merge_specs(
+            &mut self.common_annotations,
+            specs(&file.common_annotations),
+        );
         merge_specs(&mut self.images, specs(&file.images));
         merge_specs(&mut self.replicas, specs(&file.replicas));
         for r in &file.name_reference {
-            self.add_name_reference(reference(&r.group, &r.version, &r.kind, specs(&r.field_specs)));
+            self.add_name_reference(reference(
+                &r.group,
+                &r.version,
+                &r.kind,
+                specs(&r.field_specs),
+            ));
         }
     }
 
@@ -342,7 +553,10 @@ impl TransformerConfig {
         merge_specs(&mut self.namespace, other.namespace.clone());
         merge_specs(&mut self.common_labels, other.common_labels.clone());
         merge_specs(&mut self.template_labels, other.template_labels.clone());
-        merge_specs(&mut self.common_annotations, other.common_annotations.clone());
+        merge_specs(
+            &mut self.common_annotations,
+            other.common_annotations.clone(),
+        );
         merge_specs(&mut self.images, other.images.clone());
         merge_specs(&mut self.replicas, other.replicas.clone());
         for r in &other.name_references {

@@ -55,7 +55,13 @@ impl FieldSpec {
 
     /// From a kustomization or `configurations` file.
     pub fn from_args(args: &FieldSpecArgs) -> Self {
-        FieldSpec::new(&args.group, &args.version, &args.kind, &args.path, args.create)
+        FieldSpec::new(
+            &args.group,
+            &args.version,
+            &args.kind,
+            &args.path,
+            args.create,
+        )
     }
 
     /// True if the spec applies to objects of this type.
@@ -67,7 +73,10 @@ impl FieldSpec {
 
     /// True for the same path on the same type selector.
     pub fn same_target(&self, other: &FieldSpec) -> bool {
-        self.group == other.group && self.version == other.version && self.kind == other.kind && self.path_text == other.path_text
+        self.group == other.group
+            && self.version == other.version
+            && self.kind == other.kind
+            && self.path_text == other.path_text
     }
 }
 
@@ -90,8 +99,14 @@ fn parse_path(path: &str) -> Vec<Segment> {
         .into_iter()
         .filter(|s| !s.is_empty())
         .map(|s| match s.strip_suffix("[]") {
-            Some(name) => Segment { name: name.to_string(), list: true },
-            None => Segment { name: s, list: false },
+            Some(name) => Segment {
+                name: name.to_string(),
+                list: true,
+            },
+            None => Segment {
+                name: s,
+                list: false,
+            },
         })
         .collect()
 }
@@ -115,18 +130,28 @@ pub fn visit_field(
     let Some((segment, rest)) = path.split_first() else {
         return visit(node);
     };
-    let Value::Object(map) = node else { return Ok(()) };
+    let Value::Object(map) = node else {
+        return Ok(());
+    };
     let missing = map.get(&segment.name).is_none_or(Value::is_null);
     if missing {
         if !create || segment.list {
             return Ok(());
         }
-        let created = if rest.is_empty() { new_leaf() } else { Value::Object(Map::new()) };
+        let created = if rest.is_empty() {
+            new_leaf()
+        } else {
+            Value::Object(Map::new())
+        };
         map.insert(segment.name.clone(), created);
     }
-    let Some(child) = map.get_mut(&segment.name) else { return Ok(()) };
+    let Some(child) = map.get_mut(&segment.name) else {
+        return Ok(());
+    };
     if segment.list {
-        let Value::Array(items) = child else { return Ok(()) };
+        let Value::Array(items) = child else {
+            return Ok(());
+        };
         for item in items {
             visit_field(item, rest, create, new_leaf, visit)?;
         }
@@ -171,7 +196,10 @@ mod tests {
     fn walks_lists_and_creates_maps() {
         let mut v = json!({"spec": {"volumeClaimTemplates": [{"metadata": {}}, {}]}});
         set_all(&mut v, "spec/volumeClaimTemplates[]/metadata/labels", true);
-        assert_eq!(v["spec"]["volumeClaimTemplates"], json!([{"metadata": {"labels": {"x": "1"}}}, {"metadata": {"labels": {"x": "1"}}}]));
+        assert_eq!(
+            v["spec"]["volumeClaimTemplates"],
+            json!([{"metadata": {"labels": {"x": "1"}}}, {"metadata": {"labels": {"x": "1"}}}])
+        );
         let mut v = json!({"spec": {}});
         set_all(&mut v, "spec/template/metadata/labels", false);
         assert_eq!(v, json!({"spec": {}}));
@@ -179,7 +207,13 @@ mod tests {
 
     #[test]
     fn escaped_slashes() {
-        let spec = FieldSpec::any("metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret", false);
-        assert_eq!(spec.path.last().unwrap().name, "nginx.ingress.kubernetes.io/auth-secret");
+        let spec = FieldSpec::any(
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret",
+            false,
+        );
+        assert_eq!(
+            spec.path.last().unwrap().name,
+            "nginx.ingress.kubernetes.io/auth-secret"
+        );
     }
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The names kustomize recognizes, in its lookup order.
-pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// A parsed kustomization.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -262,15 +263,18 @@ pub struct GeneratorOptions {
 }
 
 impl GeneratorOptions {
-    /// kustomize's `MergeGlobalOptionsIntoLocal`: global labels and annotations
-    /// override local ones, and global flags switch local ones on.
-    pub fn merged_with_global(local: Option<&GeneratorOptions>, global: Option<&GeneratorOptions>) -> GeneratorOptions {
-        let mut out = local.cloned().unwrap_or_default();
-        if let Some(global) = global {
-            out.labels.extend(global.labels.clone());
-            out.annotations.extend(global.annotations.clone());
-            out.disable_name_suffix_hash |= global.disable_name_suffix_hash;
-            out.immutable |= global.immutable;
+    /// `generatorOptions` combined with a generator's own `options`: labels and
+    /// annotations of both (the generator's win), and flags set by either.
+    pub fn merged_with_global(
+        local: Option<&GeneratorOptions>,
+        global: Option<&GeneratorOptions>,
+    ) -> GeneratorOptions {
+        let mut out = global.cloned().unwrap_or_default();
+        if let Some(local) = local {
+            out.labels.extend(local.labels.clone());
+            out.annotations.extend(local.annotations.clone());
+            out.disable_name_suffix_hash |= local.disable_name_suffix_hash;
+            out.immutable |= local.immutable;
         }
         out
     }

@@ -47,7 +47,9 @@ impl Behavior {
             "" | "create" => Ok(Behavior::Create),
             "merge" => Ok(Behavior::Merge),
             "replace" => Ok(Behavior::Replace),
-            other => Err(format!("unknown generator behavior {other:?} (expected create, merge or replace)")),
+            other => Err(format!(
+                "unknown generator behavior {other:?} (expected create, merge or replace)"
+            )),
         }
     }
 }
@@ -62,11 +64,20 @@ pub struct GeneratorData {
 impl GeneratorData {
     /// Adds an entry; keys must be valid ConfigMap keys and unique.
     pub fn add(&mut self, key: &str, value: Vec<u8>) -> Result<(), String> {
-        if key.is_empty() || key.len() > 253 || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-            return Err(format!("{key:?} is not a valid key name for a ConfigMap or Secret"));
+        if key.is_empty()
+            || key.len() > 253
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(format!(
+                "{key:?} is not a valid key name for a ConfigMap or Secret"
+            ));
         }
         if self.entries.iter().any(|(k, _)| k == key) {
-            return Err(format!("cannot add key {key:?}: another key by that name already exists"));
+            return Err(format!(
+                "cannot add key {key:?}: another key by that name already exists"
+            ));
         }
         self.entries.push((key.to_string(), value));
         Ok(())
@@ -77,15 +88,23 @@ impl GeneratorData {
 /// around the value, as kustomize reads `literals`.
 pub fn parse_literal(source: &str) -> Result<(String, String), String> {
     match source.split_once('=') {
-        Some((key, _)) if key.is_empty() => Err(format!("invalid literal source {source:?}, expected key=value")),
+        Some(("", _)) => Err(format!(
+            "invalid literal source {source:?}, expected key=value"
+        )),
         Some((key, value)) => Ok((key.to_string(), remove_quotes(value).to_string())),
-        None => Err(format!("invalid literal source {source:?}, expected key=value")),
+        None => Err(format!(
+            "invalid literal source {source:?}, expected key=value"
+        )),
     }
 }
 
 fn remove_quotes(s: &str) -> &str {
     let b = s.as_bytes();
-    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') { &s[1..s.len() - 1] } else { s }
+    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
 }
 
 /// Splits a `files` entry: `key=path` or `path` (the key is the file name).
@@ -125,10 +144,18 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
                 ));
             }
         };
-        let valid_key = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || "-._".contains(c))
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        let valid_key = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || "-._".contains(c))
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
         if !valid_key {
-            return Err(format!("line {}: {key:?} is not a valid key name", index + 1));
+            return Err(format!(
+                "line {}: {key:?} is not a valid key name",
+                index + 1
+            ));
         }
         out.push((key.to_string(), value.to_string()));
     }
@@ -136,7 +163,12 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Builds the generated object.
-pub fn generate_object(kind: GeneratedKind, args: &GeneratorArgs, options: &GeneratorOptions, data: GeneratorData) -> Object {
+pub fn generate_object(
+    kind: GeneratedKind,
+    args: &GeneratorArgs,
+    options: &GeneratorOptions,
+    data: GeneratorData,
+) -> Object {
     let mut object = Object::with_type("v1", kind.kind(), &args.name);
     if !args.namespace.is_empty() {
         object.set_namespace(&args.namespace);
@@ -155,13 +187,13 @@ pub fn generate_object(kind: GeneratedKind, args: &GeneratorArgs, options: &Gene
                 text.insert(key, Value::String(s));
             }
             (GeneratedKind::ConfigMap, Err(e)) => {
-                binary.insert(key, Value::String(BASE64.encode(e.into_bytes())));
+                binary.insert(key, Value::String(encode_base64(&e.into_bytes())));
             }
             (GeneratedKind::Secret, Ok(s)) => {
-                text.insert(key, Value::String(BASE64.encode(s.as_bytes())));
+                text.insert(key, Value::String(encode_base64(s.as_bytes())));
             }
             (GeneratedKind::Secret, Err(e)) => {
-                text.insert(key, Value::String(BASE64.encode(e.into_bytes())));
+                text.insert(key, Value::String(encode_base64(&e.into_bytes())));
             }
         }
     }
@@ -173,13 +205,33 @@ pub fn generate_object(kind: GeneratedKind, args: &GeneratorArgs, options: &Gene
         body.insert("binaryData".into(), Value::Object(binary));
     }
     if kind == GeneratedKind::Secret {
-        let secret_type = if args.secret_type.is_empty() { "Opaque" } else { &args.secret_type };
+        let secret_type = if args.secret_type.is_empty() {
+            "Opaque"
+        } else {
+            &args.secret_type
+        };
         body.insert("type".into(), Value::String(secret_type.to_string()));
     }
     if options.immutable {
         body.insert("immutable".into(), Value::Bool(true));
     }
     object
+}
+
+/// Base64 as kustomize writes generated values: on one line up to 69
+/// characters, otherwise wrapped at 70 characters with every line ending in `\n`.
+fn encode_base64(bytes: &[u8]) -> String {
+    const LINE: usize = 70;
+    let encoded = BASE64.encode(bytes);
+    if encoded.len() < LINE {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / LINE + 1);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 /// The name suffix kustomize appends to a generated ConfigMap or Secret: a
@@ -196,14 +248,27 @@ pub fn content_hash(object: &Object) -> String {
     fields.insert("name", Value::String(String::new()));
     fields.insert("data", data_or_empty("data"));
     if object.kind() == "Secret" {
-        fields.insert("type", body.get("type").cloned().unwrap_or(Value::String(String::new())));
+        fields.insert(
+            "type",
+            body.get("type")
+                .cloned()
+                .unwrap_or(Value::String(String::new())),
+        );
     } else if let Some(Value::Object(m)) = body.get("binaryData")
         && !m.is_empty()
     {
         fields.insert("binaryData", Value::Object(m.clone()));
     }
     let mut json = String::new();
-    write_go_json(&Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()), &mut json);
+    write_go_json(
+        &Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ),
+        &mut json,
+    );
     let hex = format!("{:x}", Sha256::digest(json.as_bytes()));
     hex[..10]
         .chars()
@@ -250,7 +315,9 @@ fn write_go_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -267,40 +334,80 @@ mod tests {
         for (k, v) in data {
             d.add(k, v.as_bytes().to_vec()).unwrap();
         }
-        let args = GeneratorArgs { name: "gen".into(), ..GeneratorArgs::default() };
-        generate_object(GeneratedKind::ConfigMap, &args, &GeneratorOptions::default(), d)
+        let args = GeneratorArgs {
+            name: "gen".into(),
+            ..GeneratorArgs::default()
+        };
+        generate_object(
+            GeneratedKind::ConfigMap,
+            &args,
+            &GeneratorOptions::default(),
+            d,
+        )
     }
 
     #[test]
     fn hashes_match_kubectl_kustomize() {
         // Values observed from kubectl kustomize v5.5.0.
         assert_eq!(content_hash(&config_map(&[("a", "b")])), "4h2mbtbbt6");
-        assert_eq!(content_hash(&config_map(&[("a", "yes"), ("b", "2"), ("c", "0755")])), "9dc49cbbtc");
+        assert_eq!(
+            content_hash(&config_map(&[("a", "yes"), ("b", "2"), ("c", "0755")])),
+            "9dc49cbbtc"
+        );
         let mut d = GeneratorData::default();
         d.add("b.bin", vec![0xff, 0xfe, 0x00]).unwrap();
-        let bin = generate_object(GeneratedKind::ConfigMap, &GeneratorArgs::default(), &GeneratorOptions::default(), d);
+        let bin = generate_object(
+            GeneratedKind::ConfigMap,
+            &GeneratorArgs::default(),
+            &GeneratorOptions::default(),
+            d,
+        );
         assert_eq!(content_hash(&bin), "9kh925g582");
         let mut d = GeneratorData::default();
         d.add("a", b"b".to_vec()).unwrap();
-        let secret = generate_object(GeneratedKind::Secret, &GeneratorArgs::default(), &GeneratorOptions::default(), d);
+        let secret = generate_object(
+            GeneratedKind::Secret,
+            &GeneratorArgs::default(),
+            &GeneratorOptions::default(),
+            d,
+        );
         assert_eq!(content_hash(&secret), "k695gkmbtk");
     }
 
     #[test]
     fn literals_and_files() {
         assert_eq!(parse_literal("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(parse_literal("a=\"quoted\"").unwrap(), ("a".into(), "quoted".into()));
-        assert_eq!(parse_literal("a='x\"").unwrap(), ("a".into(), "'x\"".into()));
+        assert_eq!(
+            parse_literal("a=\"quoted\"").unwrap(),
+            ("a".into(), "quoted".into())
+        );
+        assert_eq!(
+            parse_literal("a='x\"").unwrap(),
+            ("a".into(), "'x\"".into())
+        );
         assert!(parse_literal("=b").is_err());
         assert!(parse_literal("nokey").is_err());
-        assert_eq!(parse_file_source("dir/app.properties").unwrap(), ("app.properties".into(), "dir/app.properties".into()));
-        assert_eq!(parse_file_source("k=dir/f").unwrap(), ("k".into(), "dir/f".into()));
+        assert_eq!(
+            parse_file_source("dir/app.properties").unwrap(),
+            ("app.properties".into(), "dir/app.properties".into())
+        );
+        assert_eq!(
+            parse_file_source("k=dir/f").unwrap(),
+            ("k".into(), "dir/f".into())
+        );
     }
 
     #[test]
     fn env_files() {
         let kv = parse_env_file("\u{feff}# c\n\n  A=1\nB=two=2\r\nC=\n").unwrap();
-        assert_eq!(kv, vec![("A".into(), "1".into()), ("B".into(), "two=2".into()), ("C".into(), "".into())]);
+        assert_eq!(
+            kv,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two=2".into()),
+                ("C".into(), "".into())
+            ]
+        );
         let err = parse_env_file("HOME\n").unwrap_err();
         assert!(err.contains("host environment"), "{err}");
         assert!(parse_env_file("1X=a\n").is_err());

@@ -42,12 +42,18 @@ impl Updater<'_> {
     }
 
     fn update(&self, value: &mut Value) {
-        let Value::String(current) = value else { return };
+        let Value::String(current) = value else {
+            return;
+        };
         if !self.matcher.is_match(current) {
             return;
         }
         let (name, tag, digest) = split_image(current);
-        let name = if self.image.new_name.is_empty() { name } else { &self.image.new_name };
+        let name = if self.image.new_name.is_empty() {
+            name
+        } else {
+            &self.image.new_name
+        };
         let (tag, digest) = match (self.image.new_tag.as_str(), self.image.digest.as_str()) {
             ("", "") => (tag, digest),
             (new_tag, "") => (new_tag, ""),
@@ -90,7 +96,11 @@ impl Updater<'_> {
 }
 
 /// Applies one `images` entry to every object.
-pub(crate) fn update_images(resources: &mut [Resource], image: &Image, specs: &[FieldSpec]) -> Result<(), String> {
+pub(crate) fn update_images(
+    resources: &mut [Resource],
+    image: &Image,
+    specs: &[FieldSpec],
+) -> Result<(), String> {
     let updater = Updater::new(image)?;
     for resource in resources.iter_mut() {
         if resource.object.kind() == "CustomResourceDefinition" {
@@ -103,10 +113,16 @@ pub(crate) fn update_images(resources: &mut [Resource], image: &Image, specs: &[
         }
         let gvk = resource.object.gvk();
         for spec in specs.iter().filter(|s| s.applies_to(&gvk)) {
-            visit_object_field(&mut resource.object, spec, false, &|| Value::Null, &mut |node| {
-                updater.update(node);
-                Ok(())
-            })?;
+            visit_object_field(
+                &mut resource.object,
+                spec,
+                false,
+                &|| Value::Null,
+                &mut |node| {
+                    updater.update(node);
+                    Ok(())
+                },
+            )?;
         }
     }
     Ok(())
@@ -127,7 +143,11 @@ pub(crate) fn parse_set_image(spec: &str) -> Result<Image, String> {
     }
     let (new_name, tag, digest) = split_image(target);
     Ok(Image {
-        new_name: if new_name == name { String::new() } else { new_name.to_string() },
+        new_name: if new_name == name {
+            String::new()
+        } else {
+            new_name.to_string()
+        },
         name,
         new_tag: tag.to_string(),
         digest: digest.to_string(),
@@ -142,18 +162,33 @@ mod tests {
     fn splits_like_kustomize() {
         assert_eq!(split_image("nginx"), ("nginx", "", ""));
         assert_eq!(split_image("nginx:1.2"), ("nginx", "1.2", ""));
-        assert_eq!(split_image("localhost:5000/app:1"), ("localhost:5000/app", "1", ""));
+        assert_eq!(
+            split_image("localhost:5000/app:1"),
+            ("localhost:5000/app", "1", "")
+        );
         assert_eq!(split_image("app@sha256:abc"), ("app", "", "sha256:abc"));
-        assert_eq!(split_image("reg.io/app:1@sha256:abc"), ("reg.io/app", "1", "sha256:abc"));
+        assert_eq!(
+            split_image("reg.io/app:1@sha256:abc"),
+            ("reg.io/app", "1", "sha256:abc")
+        );
     }
 
     #[test]
     fn updates_tags_and_digests() {
-        let image = Image { name: "nginx".into(), new_name: "reg/nginx".into(), new_tag: "2".into(), digest: String::new() };
+        let image = Image {
+            name: "nginx".into(),
+            new_name: "reg/nginx".into(),
+            new_tag: "2".into(),
+            digest: String::new(),
+        };
         let u = Updater::new(&image).unwrap();
-        let mut v = Value::String("nginx:1@sha256:x".into());
+        let mut v = Value::String("nginx@sha256:x".into());
         u.update(&mut v);
         assert_eq!(v, "reg/nginx:2");
+        // kustomize's matcher does not accept a tag and a digest together.
+        let mut both = Value::String("nginx:1@sha256:x".into());
+        u.update(&mut both);
+        assert_eq!(both, "nginx:1@sha256:x");
         let mut other = Value::String("nginx-exporter:1".into());
         u.update(&mut other);
         assert_eq!(other, "nginx-exporter:1");
@@ -162,8 +197,14 @@ mod tests {
     #[test]
     fn set_image_syntax() {
         let i = parse_set_image("web=reg/web:2").unwrap();
-        assert_eq!((i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()), ("web", "reg/web", "2"));
+        assert_eq!(
+            (i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()),
+            ("web", "reg/web", "2")
+        );
         let i = parse_set_image("web:3").unwrap();
-        assert_eq!((i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()), ("web", "", "3"));
+        assert_eq!(
+            (i.name.as_str(), i.new_name.as_str(), i.new_tag.as_str()),
+            ("web", "", "3")
+        );
     }
 }

@@ -15,6 +15,7 @@
 //! Unsupported features (remote bases, Helm, plugins, vars) are errors that say so.
 
 mod config;
+mod crds;
 mod fieldspec;
 mod file;
 mod generate;
@@ -33,9 +34,8 @@ use std::collections::BTreeMap;
 
 use gitplane_object::{LoadOptions, Object, Syntax, Value, load_objects, parse_values};
 
+use config::{ConfigurationFile, TransformerConfig};
 pub use file::Kustomization;
-use config::{ConfigurationFile, NameReference, TransformerConfig};
-use fieldspec::FieldSpec;
 use file::{GeneratorArgs, GeneratorOptions, KUSTOMIZATION_FILE_NAMES};
 use generate::{Behavior, GeneratedKind, GeneratorData};
 use resource::Resource;
@@ -78,19 +78,31 @@ pub fn find_kustomization_file(root: &Root, dir: &RelPath) -> Result<Option<RelP
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => Err(RenderError::kustomize(dir.display(), "found multiple kustomization files in this directory")),
+        _ => Err(RenderError::kustomize(
+            dir.display(),
+            "found multiple kustomization files in this directory",
+        )),
     }
 }
 
 /// Builds the kustomization in `dir` (relative to the root).
-pub fn build(root: &Root, dir: &RelPath, options: &RenderOptions) -> Result<Vec<Object>, RenderError> {
-    let builder = Builder { root, load: &options.load, overrides: &options.kustomize };
+pub fn build(
+    root: &Root,
+    dir: &RelPath,
+    options: &RenderOptions,
+) -> Result<Vec<Object>, RenderError> {
+    let builder = Builder {
+        root,
+        load: &options.load,
+        overrides: &options.kustomize,
+    };
     let (accumulated, top) = builder.build_top(dir)?;
     let mut resources = accumulated.resources;
     transform::append_hashes(&mut resources);
     nameref::fix_name_references(&mut resources, &accumulated.config.name_references)
         .map_err(|m| RenderError::kustomize(top.file.as_str(), m))?;
     resources.retain(|r| r.object.annotation("config.kubernetes.io/local-config") != Some("true"));
+    transform::drop_empty_annotations(&mut resources);
     transform::apply_build_metadata(&mut resources, &top.kustomization)
         .map_err(|m| RenderError::kustomize(top.file.as_str(), m))?;
     order::sort(&mut resources, top.kustomization.sort_options.as_ref())
@@ -110,7 +122,10 @@ impl Accumulation {
     fn append(&mut self, resource: Resource) -> Result<(), String> {
         let id = resource.current_id();
         if self.resources.iter().any(|r| r.current_id().same_as(&id)) {
-            return Err(format!("may not add resource with an already registered id: {}", id.describe()));
+            return Err(format!(
+                "may not add resource with an already registered id: {}",
+                id.describe()
+            ));
         }
         self.resources.push(resource);
         Ok(())
@@ -142,14 +157,22 @@ struct Builder<'a> {
 
 /// Kustomize reads resource files as kyaml does (goyaml.v3 scalars).
 fn kustomize_load_options(load: &LoadOptions) -> LoadOptions {
-    LoadOptions { dialect: gitplane_object::yaml::Dialect::Kustomize, limits: load.limits.clone() }
+    LoadOptions {
+        dialect: gitplane_object::yaml::Dialect::Kustomize,
+        limits: load.limits.clone(),
+    }
 }
 
 impl Builder<'_> {
     fn build_top(&self, dir: &RelPath) -> Result<(Accumulation, Loaded), RenderError> {
         let mut loaded = self.load_kustomization(dir, false, String::new())?;
-        apply_overrides(&mut loaded.kustomization, self.overrides).map_err(|m| self.err(&loaded, m))?;
-        let build_metadata = loaded.kustomization.build_metadata.clone().unwrap_or_default();
+        apply_overrides(&mut loaded.kustomization, self.overrides)
+            .map_err(|m| self.err(&loaded, m))?;
+        let build_metadata = loaded
+            .kustomization
+            .build_metadata
+            .clone()
+            .unwrap_or_default();
         let acc = self.accumulate(&loaded, Accumulation::default(), &build_metadata)?;
         Ok((acc, loaded))
     }
@@ -158,7 +181,12 @@ impl Builder<'_> {
         RenderError::kustomize(loaded.file.as_str(), message)
     }
 
-    fn load_kustomization(&self, dir: &RelPath, component: bool, origin_dir: String) -> Result<Loaded, RenderError> {
+    fn load_kustomization(
+        &self,
+        dir: &RelPath,
+        component: bool,
+        origin_dir: String,
+    ) -> Result<Loaded, RenderError> {
         let file = find_kustomization_file(self.root, dir)?.ok_or_else(|| {
             RenderError::kustomize(
                 dir.display(),
@@ -170,14 +198,28 @@ impl Builder<'_> {
         let value = match docs.as_slice() {
             [] => Value::Null,
             [(value, _)] => value.clone(),
-            _ => return Err(RenderError::kustomize(file.as_str(), "a kustomization file must hold one YAML document")),
+            _ => {
+                return Err(RenderError::kustomize(
+                    file.as_str(),
+                    "a kustomization file must hold one YAML document",
+                ));
+            }
         };
         if value.is_null() {
-            return Err(RenderError::kustomize(file.as_str(), "kustomization is empty"));
+            return Err(RenderError::kustomize(
+                file.as_str(),
+                "kustomization is empty",
+            ));
         }
-        let kustomization: Kustomization =
-            serde_json::from_value(value).map_err(|e| RenderError::kustomize(file.as_str(), format!("invalid kustomization: {e}")))?;
-        let loaded = Loaded { kustomization, file, dir: dir.clone(), origin_dir };
+        let kustomization: Kustomization = serde_json::from_value(value).map_err(|e| {
+            RenderError::kustomize(file.as_str(), format!("invalid kustomization: {e}"))
+        })?;
+        let loaded = Loaded {
+            kustomization,
+            file,
+            dir: dir.clone(),
+            origin_dir,
+        };
         self.check_kind(&loaded, component)?;
         self.check_supported(&loaded)?;
         if loaded.kustomization.is_empty() {
@@ -203,8 +245,14 @@ impl Builder<'_> {
             }
         }
         match (component, k.is_component()) {
-            (true, false) => Err(self.err(loaded, "is listed in components but is not a kind: Component")),
-            (false, true) => Err(self.err(loaded, "is a Component: list it under components, not resources")),
+            (true, false) => Err(self.err(
+                loaded,
+                "is listed in components but is not a kind: Component",
+            )),
+            (false, true) => Err(self.err(
+                loaded,
+                "is a Component: list it under components, not resources",
+            )),
             _ => Ok(()),
         }
     }
@@ -214,19 +262,52 @@ impl Builder<'_> {
         let file = loaded.file.as_str();
         let unsupported: [(&str, bool, &str); 7] = [
             ("vars", k.vars.is_some(), "use replacements instead"),
-            ("helmCharts", k.helm_charts.is_some() || k.helm_globals.is_some() || k.helm_chart_inflation_generator.is_some(), "render the chart to manifests and commit them"),
-            ("generators (plugins)", k.generators.as_ref().is_some_and(|g| !g.is_empty()), "plugins would run code from the repository; use configMapGenerator or secretGenerator"),
-            ("transformers (plugins)", k.transformers.as_ref().is_some_and(|g| !g.is_empty()), "plugins would run code from the repository; use the built-in fields"),
-            ("validators (plugins)", k.validators.as_ref().is_some_and(|g| !g.is_empty()), "use gitplane policy instead"),
-            ("openapi", k.open_api.is_some(), "custom OpenAPI schemas are not read; use configurations for custom field specs"),
-            ("buildMetadata: transformerAnnotations", k.build_metadata.as_ref().is_some_and(|b| b.iter().any(|x| x == "transformerAnnotations")), "use originAnnotations or managedByLabel"),
+            (
+                "helmCharts",
+                k.helm_charts.is_some()
+                    || k.helm_globals.is_some()
+                    || k.helm_chart_inflation_generator.is_some(),
+                "render the chart to manifests and commit them",
+            ),
+            (
+                "generators (plugins)",
+                k.generators.as_ref().is_some_and(|g| !g.is_empty()),
+                "plugins would run code from the repository; use configMapGenerator or secretGenerator",
+            ),
+            (
+                "transformers (plugins)",
+                k.transformers.as_ref().is_some_and(|g| !g.is_empty()),
+                "plugins would run code from the repository; use the built-in fields",
+            ),
+            (
+                "validators (plugins)",
+                k.validators.as_ref().is_some_and(|g| !g.is_empty()),
+                "use gitplane policy instead",
+            ),
+            (
+                "openapi",
+                k.open_api.is_some(),
+                "custom OpenAPI schemas are not read; use configurations for custom field specs",
+            ),
+            (
+                "buildMetadata: transformerAnnotations",
+                k.build_metadata
+                    .as_ref()
+                    .is_some_and(|b| b.iter().any(|x| x == "transformerAnnotations")),
+                "use originAnnotations or managedByLabel",
+            ),
         ];
         for (feature, used, hint) in unsupported {
             if used {
                 return Err(RenderError::unsupported(file, feature, hint));
             }
         }
-        if let Some(unknown) = k.build_metadata.iter().flatten().find(|b| !matches!(b.as_str(), "originAnnotations" | "managedByLabel" | "transformerAnnotations")) {
+        if let Some(unknown) = k.build_metadata.iter().flatten().find(|b| {
+            !matches!(
+                b.as_str(),
+                "originAnnotations" | "managedByLabel" | "transformerAnnotations"
+            )
+        }) {
             return Err(self.err(loaded, format!("unknown buildMetadata option {unknown:?}")));
         }
         Ok(())
@@ -245,13 +326,22 @@ impl Builder<'_> {
         Ok(rel)
     }
 
-    fn read_file(&self, loaded: &Loaded, reference: &str) -> Result<(RelPath, Vec<u8>), RenderError> {
+    fn read_file(
+        &self,
+        loaded: &Loaded,
+        reference: &str,
+    ) -> Result<(RelPath, Vec<u8>), RenderError> {
         let rel = self.resolve_file(loaded, reference)?;
         let bytes = self.root.read(&rel)?;
         Ok((rel, bytes))
     }
 
-    fn accumulate(&self, loaded: &Loaded, mut acc: Accumulation, build_metadata: &[String]) -> Result<Accumulation, RenderError> {
+    fn accumulate(
+        &self,
+        loaded: &Loaded,
+        mut acc: Accumulation,
+        build_metadata: &[String],
+    ) -> Result<Accumulation, RenderError> {
         let k = &loaded.kustomization;
         let resources = k.resources.iter().flatten().chain(k.bases.iter().flatten());
         for reference in resources {
@@ -260,22 +350,34 @@ impl Builder<'_> {
         for reference in k.configurations.iter().flatten() {
             let (rel, bytes) = self.read_file(loaded, reference)?;
             for (value, _) in parse_values(&bytes, rel.as_str(), Syntax::Yaml, self.load)? {
-                let file: ConfigurationFile = serde_json::from_value(value)
-                    .map_err(|e| RenderError::kustomize(rel.as_str(), format!("invalid configurations file: {e}")))?;
+                let file: ConfigurationFile = serde_json::from_value(value).map_err(|e| {
+                    RenderError::kustomize(
+                        rel.as_str(),
+                        format!("invalid configurations file: {e}"),
+                    )
+                })?;
                 acc.config.merge_file(&file);
             }
         }
         for reference in k.crds.iter().flatten() {
             let (rel, bytes) = self.read_file(loaded, reference)?;
-            for reference in crd_name_references(&bytes, &rel, self.load)? {
-                acc.config.add_name_reference(reference);
+            for (document, _) in parse_values(
+                &bytes,
+                rel.as_str(),
+                Syntax::from_file_name(rel.as_str()),
+                self.load,
+            )? {
+                crds::load_crd_definitions(&document, &mut acc.config);
             }
         }
         self.run_generators(loaded, &mut acc, build_metadata)?;
         for reference in k.components.iter().flatten() {
             let dir = self.root.resolve(&loaded.dir, reference)?;
             if self.root.kind(&dir)? != Some(EntryKind::Dir) {
-                return Err(self.err(loaded, format!("component {reference:?} is not a directory")));
+                return Err(self.err(
+                    loaded,
+                    format!("component {reference:?} is not a directory"),
+                ));
             }
             let origin_dir = join_origin(&loaded.origin_dir, reference);
             let component = self.load_kustomization(&dir, true, origin_dir)?;
@@ -285,13 +387,24 @@ impl Builder<'_> {
         Ok(acc)
     }
 
-    fn accumulate_resource(&self, loaded: &Loaded, reference: &str, acc: &mut Accumulation, build_metadata: &[String]) -> Result<(), RenderError> {
+    fn accumulate_resource(
+        &self,
+        loaded: &Loaded,
+        reference: &str,
+        acc: &mut Accumulation,
+        build_metadata: &[String],
+    ) -> Result<(), RenderError> {
         let rel = self.root.resolve(&loaded.dir, reference)?;
         match self.root.kind(&rel)? {
             Some(EntryKind::File) => {
                 let rel = self.resolve_file(loaded, reference)?;
                 let bytes = self.root.read(&rel)?;
-                let objects = load_objects(&bytes, rel.as_str(), Syntax::from_file_name(rel.as_str()), &kustomize_load_options(self.load))?;
+                let objects = load_objects(
+                    &bytes,
+                    rel.as_str(),
+                    Syntax::from_file_name(rel.as_str()),
+                    &kustomize_load_options(self.load),
+                )?;
                 let origin = join_origin(&loaded.origin_dir, reference);
                 for object in objects {
                     let mut resource = Resource::new(object);
@@ -303,7 +416,11 @@ impl Builder<'_> {
                 Ok(())
             }
             Some(EntryKind::Dir) => {
-                let sub = self.load_kustomization(&rel, false, join_origin(&loaded.origin_dir, reference))?;
+                let sub = self.load_kustomization(
+                    &rel,
+                    false,
+                    join_origin(&loaded.origin_dir, reference),
+                )?;
                 let sub_acc = self.accumulate(&sub, Accumulation::default(), build_metadata)?;
                 acc.absorb(sub_acc).map_err(|m| self.err(loaded, m))
             }
@@ -316,16 +433,29 @@ impl Builder<'_> {
         }
     }
 
-    fn run_generators(&self, loaded: &Loaded, acc: &mut Accumulation, build_metadata: &[String]) -> Result<(), RenderError> {
+    fn run_generators(
+        &self,
+        loaded: &Loaded,
+        acc: &mut Accumulation,
+        build_metadata: &[String],
+    ) -> Result<(), RenderError> {
         let k = &loaded.kustomization;
         let generators = k
             .config_map_generator
             .iter()
             .flatten()
             .map(|a| (GeneratedKind::ConfigMap, a))
-            .chain(k.secret_generator.iter().flatten().map(|a| (GeneratedKind::Secret, a)));
+            .chain(
+                k.secret_generator
+                    .iter()
+                    .flatten()
+                    .map(|a| (GeneratedKind::Secret, a)),
+            );
         for (kind, args) in generators {
-            let options = GeneratorOptions::merged_with_global(args.options.as_ref(), k.generator_options.as_ref());
+            let options = GeneratorOptions::merged_with_global(
+                args.options.as_ref(),
+                k.generator_options.as_ref(),
+            );
             let data = self.generator_data(loaded, args)?;
             let object = generate::generate_object(kind, args, &options, data);
             let mut resource = Resource::new(object);
@@ -338,19 +468,30 @@ impl Builder<'_> {
                 ));
             }
             let behavior = Behavior::parse(&args.behavior).map_err(|m| self.err(loaded, m))?;
-            transform::absorb_generated(acc, resource, behavior).map_err(|m| self.err(loaded, m))?;
+            transform::absorb_generated(acc, resource, behavior)
+                .map_err(|m| self.err(loaded, m))?;
         }
         Ok(())
     }
 
-    fn generator_data(&self, loaded: &Loaded, args: &GeneratorArgs) -> Result<GeneratorData, RenderError> {
+    fn generator_data(
+        &self,
+        loaded: &Loaded,
+        args: &GeneratorArgs,
+    ) -> Result<GeneratorData, RenderError> {
         let context = |m: String| self.err(loaded, format!("generator {:?}: {m}", args.name));
         let mut data = GeneratorData::default();
-        let env_files = args.envs.iter().chain(std::iter::once(&args.env).filter(|e| !e.is_empty()));
+        let env_files = args
+            .envs
+            .iter()
+            .chain(std::iter::once(&args.env).filter(|e| !e.is_empty()));
         for env in env_files {
             let (rel, bytes) = self.read_file(loaded, env)?;
-            let text = String::from_utf8(bytes).map_err(|_| context(format!("{} is not UTF-8 text", rel.as_str())))?;
-            for (key, value) in generate::parse_env_file(&text).map_err(|m| context(format!("{}: {m}", rel.as_str())))? {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| context(format!("{} is not UTF-8 text", rel.as_str())))?;
+            for (key, value) in generate::parse_env_file(&text)
+                .map_err(|m| context(format!("{}: {m}", rel.as_str())))?
+            {
                 data.add(&key, value.into_bytes()).map_err(context)?;
             }
         }
@@ -368,7 +509,11 @@ impl Builder<'_> {
 }
 
 fn join_origin(dir: &str, reference: &str) -> String {
-    let joined = if dir.is_empty() { reference.to_string() } else { format!("{dir}/{reference}") };
+    let joined = if dir.is_empty() {
+        reference.to_string()
+    } else {
+        format!("{dir}/{reference}")
+    };
     // Normalize `a/./b` and `a/../b` the way filepath.Join does.
     let mut parts: Vec<&str> = Vec::new();
     for part in joined.split('/') {
@@ -384,44 +529,11 @@ fn join_origin(dir: &str, reference: &str) -> String {
 }
 
 fn looks_remote(reference: &str) -> bool {
-    reference.contains("://") || reference.starts_with("git@") || reference.starts_with("github.com/") || reference.starts_with("gitlab.com/") || reference.starts_with("bitbucket.org/")
-}
-
-/// `crds`: OpenAPI definitions whose properties carry
-/// `x-kubernetes-object-ref-kind` declare name references in custom kinds.
-fn crd_name_references(bytes: &[u8], rel: &RelPath, load: &LoadOptions) -> Result<Vec<NameReference>, RenderError> {
-    let mut out: Vec<NameReference> = Vec::new();
-    for (value, _) in parse_values(bytes, rel.as_str(), Syntax::from_file_name(rel.as_str()), load)? {
-        let Value::Object(definitions) = value else { continue };
-        for (type_name, definition) in &definitions {
-            let kind = type_name.rsplit('.').next().unwrap_or(type_name);
-            let mut found = Vec::new();
-            find_object_refs(definition, &mut Vec::new(), &mut found);
-            for (path, ref_kind, ref_version) in found {
-                let referrer = FieldSpec::new("", "", kind, &path.join("/"), false);
-                match out.iter_mut().find(|r| r.kind == ref_kind) {
-                    Some(existing) => existing.referrers.push(referrer),
-                    None => out.push(NameReference { group: String::new(), version: ref_version, kind: ref_kind, referrers: vec![referrer] }),
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn find_object_refs(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String, String)>) {
-    let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return };
-    for (field, sub) in properties {
-        path.push(field.clone());
-        if let Some(kind) = sub.get("x-kubernetes-object-ref-kind").and_then(Value::as_str) {
-            let version = sub.get("x-kubernetes-object-ref-api-version").and_then(Value::as_str).unwrap_or("");
-            let mut ref_path = path.clone();
-            ref_path.push("name".into());
-            out.push((ref_path, kind.to_string(), version.to_string()));
-        }
-        find_object_refs(sub, path, out);
-        path.pop();
-    }
+    reference.contains("://")
+        || reference.starts_with("git@")
+        || reference.starts_with("github.com/")
+        || reference.starts_with("gitlab.com/")
+        || reference.starts_with("bitbucket.org/")
 }
 
 /// Applies Argo CD-style overrides to the top kustomization.
@@ -436,10 +548,14 @@ fn apply_overrides(k: &mut Kustomization, o: &KustomizeOptions) -> Result<(), St
         k.namespace = Some(namespace.clone());
     }
     if !o.common_labels.is_empty() {
-        k.common_labels.get_or_insert_with(BTreeMap::new).extend(o.common_labels.clone());
+        k.common_labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(o.common_labels.clone());
     }
     if !o.common_annotations.is_empty() {
-        k.common_annotations.get_or_insert_with(BTreeMap::new).extend(o.common_annotations.clone());
+        k.common_annotations
+            .get_or_insert_with(BTreeMap::new)
+            .extend(o.common_annotations.clone());
     }
     for spec in &o.images {
         let image = images::parse_set_image(spec)?;
@@ -450,7 +566,10 @@ fn apply_overrides(k: &mut Kustomization, o: &KustomizeOptions) -> Result<(), St
     for (name, count) in &o.replicas {
         let list = k.replicas.get_or_insert_with(Vec::new);
         list.retain(|r| &r.name != name);
-        list.push(file::Replica { name: name.clone(), count: *count });
+        list.push(file::Replica {
+            name: name.clone(),
+            count: *count,
+        });
     }
     Ok(())
 }

@@ -19,17 +19,40 @@ struct Candidate {
 }
 
 /// Rewrites every name reference in `resources`.
-pub(crate) fn fix_name_references(resources: &mut [Resource], references: &[NameReference]) -> Result<(), String> {
+pub(crate) fn fix_name_references(
+    resources: &mut [Resource],
+    references: &[NameReference],
+) -> Result<(), String> {
     let snapshot: Vec<Resource> = resources.to_vec();
     for (i, referrer) in resources.iter_mut().enumerate() {
         let original_gvk = referrer.original_id().gvk;
         let visible = visible_from(&snapshot, i);
         for reference in references {
-            for spec in reference.referrers.iter().filter(|s| s.applies_to(&original_gvk)) {
-                let target = Gvk::new(reference.group.clone(), reference.version.clone(), reference.kind.clone());
-                let ctx = Context { all: &snapshot, referrer: &snapshot[i], visible: &visible, target: &target, path: &spec.path_text };
-                visit_object_field(&mut referrer.object, spec, false, &|| Value::Null, &mut |node| ctx.fix(node))
-                    .map_err(|m| format!("fixing {} in {}: {m}", spec.path_text, snapshot[i].object))?;
+            for spec in reference
+                .referrers
+                .iter()
+                .filter(|s| s.applies_to(&original_gvk))
+            {
+                let target = Gvk::new(
+                    reference.group.clone(),
+                    reference.version.clone(),
+                    reference.kind.clone(),
+                );
+                let ctx = Context {
+                    all: &snapshot,
+                    referrer: &snapshot[i],
+                    visible: &visible,
+                    target: &target,
+                    path: &spec.path_text,
+                };
+                visit_object_field(
+                    &mut referrer.object,
+                    spec,
+                    false,
+                    &|| Value::Null,
+                    &mut |node| ctx.fix(node),
+                )
+                .map_err(|m| format!("fixing {} in {}: {m}", spec.path_text, snapshot[i].object))?;
             }
         }
     }
@@ -52,7 +75,11 @@ fn visible_from(all: &[Resource], referrer: usize) -> Vec<usize> {
             .into_iter()
             .flatten()
             .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
-            .filter_map(|s| s.get("namespace").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|s| {
+                s.get("namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .collect()
     } else {
         Vec::new()
@@ -62,7 +89,9 @@ fn visible_from(all: &[Resource], referrer: usize) -> Vec<usize> {
             let id = all[j].current_id();
             is_cluster_scoped(&id.gvk)
                 || id.effective_namespace() == me.effective_namespace()
-                || subject_namespaces.iter().any(|ns| ns == all[j].object.namespace().unwrap_or(""))
+                || subject_namespaces
+                    .iter()
+                    .any(|ns| ns == all[j].object.namespace().unwrap_or(""))
         })
         .collect()
 }
@@ -95,7 +124,9 @@ impl Context<'_> {
     }
 
     fn fix_scalar(&self, node: &mut Value) -> Result<(), String> {
-        let Value::String(old) = node else { return Ok(()) };
+        let Value::String(old) = node else {
+            return Ok(());
+        };
         if let Some(referral) = self.select(old, self.visible.to_vec(), false)? {
             *old = referral.name;
         }
@@ -104,22 +135,37 @@ impl Context<'_> {
 
     /// A `{name, namespace}` mapping (RoleBinding subjects, webhook services).
     fn fix_mapping(&self, node: &mut Value) -> Result<(), String> {
-        let Value::Object(map) = node else { return Ok(()) };
+        let Value::Object(map) = node else {
+            return Ok(());
+        };
         let Some(old) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
             return Err("path config error: no 'name' field".into());
         };
         let candidates: Vec<usize> = match map.get("namespace").and_then(Value::as_str) {
             None => self.visible.to_vec(),
             Some(ns) => {
-                let by_original: Vec<usize> = self.visible.iter().copied().filter(|&j| self.all[j].original_id().effective_namespace() == effective(ns)).collect();
+                let by_original: Vec<usize> = self
+                    .visible
+                    .iter()
+                    .copied()
+                    .filter(|&j| self.all[j].original_id().effective_namespace() == effective(ns))
+                    .collect();
                 if by_original.is_empty() {
-                    self.visible.iter().copied().filter(|&j| self.all[j].current_id().effective_namespace() == effective(ns)).collect()
+                    self.visible
+                        .iter()
+                        .copied()
+                        .filter(|&j| {
+                            self.all[j].current_id().effective_namespace() == effective(ns)
+                        })
+                        .collect()
                 } else {
                     by_original
                 }
             }
         };
-        let Some(referral) = self.select(&old, candidates, true)? else { return Ok(()) };
+        let Some(referral) = self.select(&old, candidates, true)? else {
+            return Ok(());
+        };
         if referral.name == old && referral.namespace.is_empty() {
             return Ok(());
         }
@@ -130,24 +176,44 @@ impl Context<'_> {
         Ok(())
     }
 
-    fn select(&self, old_name: &str, mut candidates: Vec<usize>, compare_namespaces: bool) -> Result<Option<Candidate>, String> {
+    fn select(
+        &self,
+        old_name: &str,
+        mut candidates: Vec<usize>,
+        compare_namespaces: bool,
+    ) -> Result<Option<Candidate>, String> {
         let all = self.all;
         candidates.retain(|&j| all[j].previous_ids.iter().any(|id| id.name == old_name));
-        candidates.retain(|&j| all[j].previous_ids.iter().any(|id| selected_by(&id.gvk, self.target)));
+        candidates.retain(|&j| {
+            all[j]
+                .previous_ids
+                .iter()
+                .any(|id| selected_by(&id.gvk, self.target))
+        });
         if self.path.ends_with("roleRef/name")
             && let Some(role_gvk) = role_ref_gvk(self.referrer)
         {
-            candidates.retain(|&j| all[j].previous_ids.iter().any(|id| selected_by(&id.gvk, &role_gvk)));
+            candidates.retain(|&j| {
+                all[j]
+                    .previous_ids
+                    .iter()
+                    .any(|id| selected_by(&id.gvk, &role_gvk))
+            });
         }
         let me = self.referrer.current_id();
         if !is_cluster_scoped(&me.gvk) {
             candidates.retain(|&j| {
                 let id = all[j].current_id();
-                is_cluster_scoped(&id.gvk) || id.gvk.kind == "ServiceAccount" || id.effective_namespace() == me.effective_namespace()
+                is_cluster_scoped(&id.gvk)
+                    || id.gvk.kind == "ServiceAccount"
+                    || id.effective_namespace() == me.effective_namespace()
             });
         }
         if candidates.len() > 1 {
-            candidates.retain(|&j| all[j].prefixes == self.referrer.prefixes && all[j].suffixes == self.referrer.suffixes);
+            candidates.retain(|&j| {
+                all[j].prefixes == self.referrer.prefixes
+                    && all[j].suffixes == self.referrer.suffixes
+            });
         }
         let candidate = |j: usize| Candidate {
             name: all[j].object.name().to_string(),
@@ -164,8 +230,14 @@ impl Context<'_> {
                 if same {
                     Ok(Some(candidate(*first)))
                 } else {
-                    let names: Vec<String> = candidates.iter().map(|&j| all[j].object.to_string()).collect();
-                    Err(format!("found multiple possible referrals for {old_name:?}: {}", names.join(", ")))
+                    let names: Vec<String> = candidates
+                        .iter()
+                        .map(|&j| all[j].object.to_string())
+                        .collect();
+                    Err(format!(
+                        "found multiple possible referrals for {old_name:?}: {}",
+                        names.join(", ")
+                    ))
                 }
             }
         }
@@ -173,7 +245,11 @@ impl Context<'_> {
 }
 
 fn effective(namespace: &str) -> &str {
-    if namespace.is_empty() { "default" } else { namespace }
+    if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    }
 }
 
 /// kustomize's `Gvk.IsSelected`: empty selector fields match anything.

@@ -32,15 +32,24 @@ const ORDER_FIRST: [&str; 22] = [
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+const ORDER_LAST: [&str; 2] = [
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
 
 /// Sorts the build output.
-pub(crate) fn sort(resources: &mut [Resource], options: Option<&SortOptions>) -> Result<(), String> {
+pub(crate) fn sort(
+    resources: &mut [Resource],
+    options: Option<&SortOptions>,
+) -> Result<(), String> {
     let (first, last): (Vec<String>, Vec<String>) = match options {
         None => (to_strings(&ORDER_FIRST), to_strings(&ORDER_LAST)),
         Some(o) if o.order == "fifo" => {
             if o.legacy_sort_options.is_some() {
-                return Err("sortOptions.legacySortOptions is set but the order is 'fifo', not 'legacy'".into());
+                return Err(
+                    "sortOptions.legacySortOptions is set but the order is 'fifo', not 'legacy'"
+                        .into(),
+                );
             }
             return Ok(());
         }
@@ -48,7 +57,12 @@ pub(crate) fn sort(resources: &mut [Resource], options: Option<&SortOptions>) ->
             Some(l) => (l.order_first.clone(), l.order_last.clone()),
             None => (to_strings(&ORDER_FIRST), to_strings(&ORDER_LAST)),
         },
-        Some(o) => return Err(format!("sortOptions.order must be legacy or fifo, not {:?}", o.order)),
+        Some(o) => {
+            return Err(format!(
+                "sortOptions.order must be legacy or fifo, not {:?}",
+                o.order
+            ));
+        }
     };
     let rank = |kind: &str| -> i64 {
         if let Some(i) = first.iter().position(|k| k == kind) {
@@ -64,8 +78,19 @@ pub(crate) fn sort(resources: &mut [Resource], options: Option<&SortOptions>) ->
         .map(|r| {
             let id = r.current_id();
             let gvk = legacy_gvk(&id.gvk.group, &id.gvk.version, &id.gvk.kind);
-            let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
-            let within = format!("{}|{}|{}", id.describe_gvk(), or(&id.namespace, "~X"), or(&id.name, "~N"));
+            let or = |s: &str, d: &str| {
+                if s.is_empty() {
+                    d.to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            let within = format!(
+                "{}|{}|{}",
+                id.describe_gvk(),
+                or(&id.namespace, "~X"),
+                or(&id.name, "~N")
+            );
             (rank(&id.gvk.kind), gvk, within)
         })
         .collect();
@@ -84,8 +109,19 @@ fn compare(a: &(i64, String, String), b: &(i64, String, String)) -> Ordering {
 }
 
 fn legacy_gvk(group: &str, version: &str, kind: &str) -> String {
-    let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
-    format!("{}_{}_{}", or(group, "~G"), or(version, "~V"), or(kind, "~K"))
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "{}_{}_{}",
+        or(group, "~G"),
+        or(version, "~V"),
+        or(kind, "~K")
+    )
 }
 
 fn to_strings(items: &[&str]) -> Vec<String> {

@@ -19,15 +19,29 @@ enum ParsedPatch {
 
 /// `patchesStrategicMerge`: each entry a file or an inline patch; each patch
 /// document applies to the object with its own id.
-pub(crate) fn apply_strategic_merge_patches(builder: &Builder<'_>, loaded: &Loaded, acc: &mut Accumulation) -> Result<(), RenderError> {
+pub(crate) fn apply_strategic_merge_patches(
+    builder: &Builder<'_>,
+    loaded: &Loaded,
+    acc: &mut Accumulation,
+) -> Result<(), RenderError> {
     let err = |m: String| RenderError::kustomize(loaded.file.as_str(), m);
-    for entry in loaded.kustomization.patches_strategic_merge.iter().flatten() {
+    for entry in loaded
+        .kustomization
+        .patches_strategic_merge
+        .iter()
+        .flatten()
+    {
         let (source, text) = patch_text_or_file(builder, loaded, entry)?;
-        let objects = parse_strategic(&text, &source, builder.load)?
-            .ok_or_else(|| err(format!("patchesStrategicMerge entry {source}: not a strategic merge patch")))?;
+        let objects = parse_strategic(&text, &source, builder.load)?.ok_or_else(|| {
+            err(format!(
+                "patchesStrategicMerge entry {source}: not a strategic merge patch"
+            ))
+        })?;
         for patch in objects {
-            let index = find_by_id(&acc.resources, &patch).map_err(|m| err(format!("patchesStrategicMerge {source}: {m}")))?;
-            apply_strategic(&mut acc.resources, index, &patch, PatchOptions::default()).map_err(|m| err(format!("patchesStrategicMerge {source}: {m}")))?;
+            let index = find_by_id(&acc.resources, &patch)
+                .map_err(|m| err(format!("patchesStrategicMerge {source}: {m}")))?;
+            apply_strategic(&mut acc.resources, index, &patch, PatchOptions::default())
+                .map_err(|m| err(format!("patchesStrategicMerge {source}: {m}")))?;
         }
     }
     Ok(())
@@ -35,19 +49,34 @@ pub(crate) fn apply_strategic_merge_patches(builder: &Builder<'_>, loaded: &Load
 
 /// An entry of `patchesStrategicMerge` is a path when such a file exists, an
 /// inline patch otherwise.
-fn patch_text_or_file(builder: &Builder<'_>, loaded: &Loaded, entry: &str) -> Result<(String, String), RenderError> {
+fn patch_text_or_file(
+    builder: &Builder<'_>,
+    loaded: &Loaded,
+    entry: &str,
+) -> Result<(String, String), RenderError> {
     let looks_inline = entry.contains('\n') || entry.trim_start().starts_with('{');
-    if !looks_inline && let Ok(rel) = builder.resolve_file(loaded, entry) {
-        if builder.root.kind(&rel)?.is_some() {
+    if !looks_inline
+        && let Ok(rel) = builder.resolve_file(loaded, entry)
+        && builder.root.kind(&rel)?.is_some()
+    {
+        {
             let bytes = builder.root.read(&rel)?;
-            let text = String::from_utf8(bytes).map_err(|_| RenderError::kustomize(rel.as_str(), "patch file is not UTF-8 text"))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                RenderError::kustomize(rel.as_str(), "patch file is not UTF-8 text")
+            })?;
             return Ok((rel.as_str().to_string(), text));
         }
     }
     if looks_inline {
-        return Ok((format!("inline patch in {}", loaded.file.as_str()), entry.to_string()));
+        return Ok((
+            format!("inline patch in {}", loaded.file.as_str()),
+            entry.to_string(),
+        ));
     }
-    Err(RenderError::kustomize(loaded.file.as_str(), format!("patch file {entry:?} not found")))
+    Err(RenderError::kustomize(
+        loaded.file.as_str(),
+        format!("patch file {entry:?} not found"),
+    ))
 }
 
 /// `patches` / `patchesJson6902` entries.
@@ -61,34 +90,57 @@ pub(crate) fn apply_patches<'p>(
     let err = |m: String| RenderError::kustomize(loaded.file.as_str(), format!("{field}: {m}"));
     for patch in patches {
         let (source, text) = match (&patch.patch, &patch.path) {
-            (Some(_), Some(_)) => return Err(err("patch and path can't be set at the same time".into())),
-            (Some(inline), None) => (format!("inline patch in {}", loaded.file.as_str()), inline.clone()),
+            (Some(_), Some(_)) => {
+                return Err(err("patch and path can't be set at the same time".into()));
+            }
+            (Some(inline), None) => (
+                format!("inline patch in {}", loaded.file.as_str()),
+                inline.clone(),
+            ),
             (None, Some(path)) => {
                 let (rel, bytes) = builder.read_file(loaded, path)?;
-                let text = String::from_utf8(bytes).map_err(|_| RenderError::kustomize(rel.as_str(), "patch file is not UTF-8 text"))?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    RenderError::kustomize(rel.as_str(), "patch file is not UTF-8 text")
+                })?;
                 (rel.as_str().to_string(), text)
             }
             (None, None) => return Err(err("must specify one of patch and path".into())),
         };
         let options = PatchOptions {
-            allow_name_change: patch.options.get("allowNameChange").copied().unwrap_or(false),
-            allow_kind_change: patch.options.get("allowKindChange").copied().unwrap_or(false),
+            allow_name_change: patch
+                .options
+                .get("allowNameChange")
+                .copied()
+                .unwrap_or(false),
+            allow_kind_change: patch
+                .options
+                .get("allowKindChange")
+                .copied()
+                .unwrap_or(false),
         };
         match parse_patch(&text, &source, builder.load)? {
             ParsedPatch::Json(ops) => {
-                let target = patch.target.as_ref().ok_or_else(|| err(format!("{source}: a JSON 6902 patch needs a target")))?;
+                let target = patch
+                    .target
+                    .as_ref()
+                    .ok_or_else(|| err(format!("{source}: a JSON 6902 patch needs a target")))?;
                 for index in select(&acc.resources, target).map_err(err)? {
-                    apply_json(&mut acc.resources[index], &ops).map_err(|m| err(format!("{source}: {m}")))?;
+                    apply_json(&mut acc.resources[index], &ops)
+                        .map_err(|m| err(format!("{source}: {m}")))?;
                 }
             }
             ParsedPatch::Strategic(_) if field == "patchesJson6902" => {
-                return Err(err(format!("{source}: expected a list of JSON 6902 operations")));
+                return Err(err(format!(
+                    "{source}: expected a list of JSON 6902 operations"
+                )));
             }
             ParsedPatch::Strategic(objects) => match &patch.target {
                 None => {
                     for object in &objects {
-                        let index = find_by_id(&acc.resources, object).map_err(|m| err(format!("{source}: {m}")))?;
-                        apply_strategic(&mut acc.resources, index, object, options).map_err(|m| err(format!("{source}: {m}")))?;
+                        let index = find_by_id(&acc.resources, object)
+                            .map_err(|m| err(format!("{source}: {m}")))?;
+                        apply_strategic(&mut acc.resources, index, object, options)
+                            .map_err(|m| err(format!("{source}: {m}")))?;
                     }
                 }
                 Some(target) => {
@@ -100,8 +152,13 @@ pub(crate) fn apply_patches<'p>(
                             let mut aimed = object.clone();
                             let current = &acc.resources[index].object;
                             if !options.allow_kind_change {
-                                aimed.body_mut().insert("apiVersion".into(), Value::String(current.api_version().into()));
-                                aimed.body_mut().insert("kind".into(), Value::String(current.kind().into()));
+                                aimed.body_mut().insert(
+                                    "apiVersion".into(),
+                                    Value::String(current.api_version().into()),
+                                );
+                                aimed
+                                    .body_mut()
+                                    .insert("kind".into(), Value::String(current.kind().into()));
                             }
                             if !options.allow_name_change {
                                 aimed.set_name(current.name());
@@ -115,7 +172,8 @@ pub(crate) fn apply_patches<'p>(
                             if index >= acc.resources.len() {
                                 break;
                             }
-                            apply_strategic(&mut acc.resources, index, &aimed, options).map_err(|m| err(format!("{source}: {m}")))?;
+                            apply_strategic(&mut acc.resources, index, &aimed, options)
+                                .map_err(|m| err(format!("{source}: {m}")))?;
                         }
                     }
                 }
@@ -126,7 +184,10 @@ pub(crate) fn apply_patches<'p>(
 }
 
 fn parse_patch(text: &str, source: &str, load: &LoadOptions) -> Result<ParsedPatch, RenderError> {
-    let k8s = LoadOptions { dialect: Dialect::Kubernetes, limits: load.limits.clone() };
+    let k8s = LoadOptions {
+        dialect: Dialect::Kubernetes,
+        limits: load.limits.clone(),
+    };
     let docs = parse_values(text.trim().as_bytes(), source, Syntax::Yaml, &k8s)?;
     if let [(Value::Array(_), _)] = docs.as_slice() {
         let ops: json_patch::Patch = serde_json::from_value(docs[0].0.clone())
@@ -135,13 +196,23 @@ fn parse_patch(text: &str, source: &str, load: &LoadOptions) -> Result<ParsedPat
     }
     match parse_strategic(text, source, load)? {
         Some(objects) => Ok(ParsedPatch::Strategic(objects)),
-        None => Err(RenderError::kustomize(source, "unable to parse a strategic merge or JSON 6902 patch")),
+        None => Err(RenderError::kustomize(
+            source,
+            "unable to parse a strategic merge or JSON 6902 patch",
+        )),
     }
 }
 
 /// Strategic merge patch documents, read as kustomize reads resources.
-fn parse_strategic(text: &str, source: &str, load: &LoadOptions) -> Result<Option<Vec<Object>>, RenderError> {
-    let options = LoadOptions { dialect: Dialect::Kustomize, limits: load.limits.clone() };
+fn parse_strategic(
+    text: &str,
+    source: &str,
+    load: &LoadOptions,
+) -> Result<Option<Vec<Object>>, RenderError> {
+    let options = LoadOptions {
+        dialect: Dialect::Kustomize,
+        limits: load.limits.clone(),
+    };
     let mut out = Vec::new();
     for (value, _) in parse_values(text.as_bytes(), source, Syntax::Yaml, &options)? {
         match value {
@@ -163,19 +234,41 @@ struct PatchOptions {
 /// The single object whose current or previous id is the patch's id.
 fn find_by_id(resources: &[Resource], patch: &Object) -> Result<usize, String> {
     let id = ResId::of(patch);
-    let matches: Vec<usize> = resources.iter().enumerate().filter(|(_, r)| r.any_id(|other| other.same_as(&id))).map(|(i, _)| i).collect();
+    let matches: Vec<usize> = resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.any_id(|other| other.same_as(&id)))
+        .map(|(i, _)| i)
+        .collect();
     match matches.as_slice() {
         [one] => Ok(*one),
-        [] => Err(format!("no object matches the patch's {} {:?} (check its apiVersion, kind, name and namespace)", id.gvk.kind, id.name)),
-        _ => Err(format!("several objects match the patch's {} {:?}", id.gvk.kind, id.name)),
+        [] => Err(format!(
+            "no object matches the patch's {} {:?} (check its apiVersion, kind, name and namespace)",
+            id.gvk.kind, id.name
+        )),
+        _ => Err(format!(
+            "several objects match the patch's {} {:?}",
+            id.gvk.kind, id.name
+        )),
     }
 }
 
-fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, options: PatchOptions) -> Result<(), String> {
+fn apply_strategic(
+    resources: &mut Vec<Resource>,
+    index: usize,
+    patch: &Object,
+    options: PatchOptions,
+) -> Result<(), String> {
     let resource = &mut resources[index];
     let before = resource.object.clone();
     let root = root_for(before.group(), before.kind());
-    let merged = strategic_merge(&before.to_value(), &patch.to_value(), root, Flavor::Kustomize).map_err(|e| e.to_string())?;
+    let merged = strategic_merge(
+        &before.to_value(),
+        &patch.to_value(),
+        root,
+        Flavor::Kustomize,
+    )
+    .map_err(|e| e.to_string())?;
     let Some(Value::Object(body)) = merged else {
         resources.remove(index);
         return Ok(());
@@ -189,7 +282,10 @@ fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, 
     }
     *resource.object.body_mut() = body;
     if !options.allow_kind_change {
-        resource.object.body_mut().insert("kind".into(), Value::String(before.kind().into()));
+        resource
+            .object
+            .body_mut()
+            .insert("kind".into(), Value::String(before.kind().into()));
     }
     if !options.allow_name_change {
         resource.object.set_name(before.name());
@@ -205,13 +301,17 @@ fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, 
 
 fn apply_json(resource: &mut Resource, ops: &json_patch::Patch) -> Result<(), String> {
     let mut value = resource.object.to_value();
-    json_patch::patch(&mut value, ops).map_err(|e| format!("JSON patch on {} failed: {e}", resource.object))?;
+    json_patch::patch(&mut value, ops)
+        .map_err(|e| format!("JSON patch on {} failed: {e}", resource.object))?;
     match value {
         Value::Object(body) => {
             *resource.object.body_mut() = body;
             Ok(())
         }
-        _ => Err(format!("JSON patch on {} did not leave an object", resource.object)),
+        _ => Err(format!(
+            "JSON patch on {} did not leave an object",
+            resource.object
+        )),
     }
 }
 
@@ -230,12 +330,21 @@ pub(crate) fn select(resources: &[Resource], selector: &Selector) -> Result<Vec<
         let gvk_ok = (selector.group.is_empty() || selector.group == gvk.group)
             && (selector.version.is_empty() || selector.version == gvk.version)
             && (selector.kind.is_empty() || selector.kind == gvk.kind);
-        let matches = |re: &Option<Regex>, a: &str, b: &str| re.as_ref().is_none_or(|re| re.is_match(a) || re.is_match(b));
+        let matches = |re: &Option<Regex>, a: &str, b: &str| {
+            re.as_ref()
+                .is_none_or(|re| re.is_match(a) || re.is_match(b))
+        };
         if gvk_ok
-            && matches(&namespace, original.effective_namespace(), current.effective_namespace())
+            && matches(
+                &namespace,
+                original.effective_namespace(),
+                current.effective_namespace(),
+            )
             && matches(&name, &original.name, &current.name)
             && labels.as_ref().is_none_or(|s| s.matches(r.object.labels()))
-            && annotations.as_ref().is_none_or(|s| s.matches(r.object.annotations()))
+            && annotations
+                .as_ref()
+                .is_none_or(|s| s.matches(r.object.annotations()))
         {
             out.push(i);
         }
@@ -247,12 +356,16 @@ fn anchored(pattern: &str) -> Result<Option<Regex>, String> {
     if pattern.is_empty() {
         return Ok(None);
     }
-    Regex::new(&format!("^(?:{pattern})$")).map(Some).map_err(|e| format!("invalid target pattern {pattern:?}: {e}"))
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|e| format!("invalid target pattern {pattern:?}: {e}"))
 }
 
 fn parse_selector(text: &str) -> Result<Option<LabelSelector>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    LabelSelector::parse(text).map(Some).map_err(|e| e.to_string())
+    LabelSelector::parse(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

@@ -21,7 +21,11 @@ pub const NOT_NAMESPACED: &str = "_non_namespaceable_";
 impl ResId {
     /// The id of an object as it is now.
     pub fn of(object: &Object) -> Self {
-        ResId { gvk: object.gvk(), name: object.name().to_string(), namespace: object.namespace().unwrap_or("").to_string() }
+        ResId {
+            gvk: object.gvk(),
+            name: object.name().to_string(),
+            namespace: object.namespace().unwrap_or("").to_string(),
+        }
     }
 
     /// The namespace used for comparisons: `default` when empty, a marker for
@@ -38,19 +42,43 @@ impl ResId {
 
     /// Same group, version, kind, name and effective namespace.
     pub fn same_as(&self, other: &ResId) -> bool {
-        self.gvk == other.gvk && self.name == other.name && self.effective_namespace() == other.effective_namespace()
+        self.gvk == other.gvk
+            && self.name == other.name
+            && self.effective_namespace() == other.effective_namespace()
     }
 
     /// kustomize's text form, used in messages: `Kind.version.group/name.namespace`.
     pub fn describe(&self) -> String {
-        let or = |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
-        format!("{}/{}.{}", self.describe_gvk(), or(&self.name, "[noName]"), or(&self.namespace, "[noNs]"))
+        let or = |s: &str, d: &'static str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        format!(
+            "{}/{}.{}",
+            self.describe_gvk(),
+            or(&self.name, "[noName]"),
+            or(&self.namespace, "[noNs]")
+        )
     }
 
     /// kustomize's `Gvk.String()`: `Kind.version.group` with placeholders.
     pub fn describe_gvk(&self) -> String {
-        let or = |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
-        format!("{}.{}.{}", or(&self.gvk.kind, "[noKind]"), or(&self.gvk.version, "[noVer]"), or(&self.gvk.group, "[noGrp]"))
+        let or = |s: &str, d: &'static str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        format!(
+            "{}.{}.{}",
+            or(&self.gvk.kind, "[noKind]"),
+            or(&self.gvk.version, "[noVer]"),
+            or(&self.gvk.group, "[noGrp]")
+        )
     }
 }
 
@@ -122,7 +150,14 @@ pub struct Resource {
 impl Resource {
     /// A resource read from a file or generated.
     pub fn new(object: Object) -> Self {
-        Resource { object, previous_ids: Vec::new(), prefixes: Vec::new(), suffixes: Vec::new(), needs_hash: false, origin: None }
+        Resource {
+            object,
+            previous_ids: Vec::new(),
+            prefixes: Vec::new(),
+            suffixes: Vec::new(),
+            needs_hash: false,
+            origin: None,
+        }
     }
 
     /// The id now.
@@ -132,7 +167,10 @@ impl Resource {
 
     /// The id it started with.
     pub fn original_id(&self) -> ResId {
-        self.previous_ids.first().cloned().unwrap_or_else(|| self.current_id())
+        self.previous_ids
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.current_id())
     }
 
     /// True if `pred` holds for the current id or any previous id.
