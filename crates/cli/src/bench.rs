@@ -1,4 +1,8 @@
-//! `gitplane bench`: measurements against a peer tool in the same run.
+//! `gitplane bench`: measurements against a peer tool measured in the same run,
+//! reported as ratios. Nothing here asserts a time; the numbers are for people.
+
+mod measure;
+mod render;
 
 use std::process::ExitCode;
 
@@ -6,9 +10,22 @@ use anyhow::Result;
 
 /// Arguments of `gitplane bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchTarget {
+    /// Render a synthetic platform (base + prod overlay per service) with gitplane
+    /// and with `kubectl kustomize`, check the outputs are identical, and report
+    /// both times, the ratio and peak memory.
+    Render(render::RenderBenchArgs),
+}
 
 /// Runs a benchmark.
-pub fn run(_args: &BenchArgs) -> Result<ExitCode> {
-    anyhow::bail!("no benchmark selected")
+pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    match &args.target {
+        BenchTarget::Render(a) => render::run(a),
+    }
 }

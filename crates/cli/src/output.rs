@@ -15,10 +15,7 @@ pub enum Format {
 /// Formats objects as a YAML stream or as JSON.
 pub fn format_objects(objects: &[Object], format: Format) -> Result<String, serde_json::Error> {
     match format {
-        Format::Yaml => {
-            let values: Vec<_> = objects.iter().map(Object::to_value).collect();
-            Ok(yaml::to_yaml_stream(values.iter()))
-        }
+        Format::Yaml => Ok(yaml::objects_to_yaml_stream(objects)),
         Format::Json => {
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
             let mut text = serde_json::to_string_pretty(&list)?;

@@ -74,6 +74,9 @@ pub enum EntryKind {
 pub struct Root {
     real: PathBuf,
     max_file_bytes: u64,
+    /// Directories already checked to be real directories inside the root
+    /// (reached without symlinks), so each is checked once.
+    checked_dirs: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Root {
@@ -89,10 +92,7 @@ impl Root {
                 reason: "not a directory".into(),
             });
         }
-        Ok(Root {
-            real,
-            max_file_bytes,
-        })
+        Ok(Root { real, max_file_bytes, checked_dirs: Default::default() })
     }
 
     /// The root's real path on disk.
@@ -142,14 +142,57 @@ impl Root {
     /// What `rel` is, following symlinks, or `None` if it does not exist.
     /// A symlink anywhere on the way that leads outside the root is refused.
     pub fn kind(&self, rel: &RelPath) -> Result<Option<EntryKind>, RenderError> {
+        // Fast path: walk the components with lstat, trusting directories
+        // already checked; any symlink sends the path to the careful check.
+        let mut prefix = String::new();
+        let components: Vec<&str> = rel.0.split('/').filter(|c| !c.is_empty()).collect();
+        for (i, component) in components.iter().enumerate() {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+            let last = i + 1 == components.len();
+            if !last && self.is_checked_dir(&prefix) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(self.real.join(&prefix)) else { return Ok(None) };
+            let file_type = meta.file_type();
+            if file_type.is_symlink() {
+                return self.kind_through_symlinks(rel);
+            }
+            if file_type.is_dir() {
+                self.mark_checked_dir(&prefix);
+                if last {
+                    return Ok(Some(EntryKind::Dir));
+                }
+            } else if last && file_type.is_file() {
+                return Ok(Some(EntryKind::File));
+            } else {
+                return Ok(None);
+            }
+        }
+        Ok(Some(EntryKind::Dir))
+    }
+
+    fn is_checked_dir(&self, rel: &str) -> bool {
+        self.checked_dirs.lock().is_ok_and(|dirs| dirs.contains(rel))
+    }
+
+    fn mark_checked_dir(&self, rel: &str) {
+        if let Ok(mut dirs) = self.checked_dirs.lock() {
+            dirs.insert(rel.to_string());
+        }
+    }
+
+    /// Resolves every symlink on the way and checks where the path really is.
+    fn kind_through_symlinks(&self, rel: &RelPath) -> Result<Option<EntryKind>, RenderError> {
         let on_disk = self.real.join(&rel.0);
         let Ok(real) = fs::canonicalize(&on_disk) else {
             return match fs::symlink_metadata(&on_disk) {
                 // A dangling symlink: say so rather than "not found".
-                Ok(m) if m.file_type().is_symlink() => Err(RenderError::PathEscape {
-                    path: rel.display().into(),
-                    reason: "it is a symlink to nothing".into(),
-                }),
+                Ok(m) if m.file_type().is_symlink() => {
+                    Err(RenderError::PathEscape { path: rel.display().into(), reason: "it is a symlink to nothing".into() })
+                }
                 _ => Ok(None),
             };
         };
@@ -159,10 +202,7 @@ impl Root {
                 reason: "it is a symlink that points outside the repository".into(),
             });
         }
-        let meta = fs::metadata(&real).map_err(|e| RenderError::Io {
-            path: rel.display().into(),
-            reason: io_reason(&e),
-        })?;
+        let meta = fs::metadata(&real).map_err(|e| RenderError::Io { path: rel.display().into(), reason: io_reason(&e) })?;
         Ok(if meta.is_dir() {
             Some(EntryKind::Dir)
         } else if meta.is_file() {

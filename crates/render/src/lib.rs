@@ -17,6 +17,7 @@ pub mod directory;
 mod error;
 pub mod fs;
 pub mod kustomize;
+pub mod synthetic;
 
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 

@@ -56,8 +56,7 @@ fn gitplane_render(case: &Path) -> Result<String, String> {
         )
         .map_err(|e| e.to_string())?;
     let objects = render(&root, &rel, &RenderOptions::default()).map_err(|e| e.to_string())?;
-    let values: Vec<_> = objects.iter().map(|o| o.to_value()).collect();
-    Ok(gitplane_object::yaml::to_yaml_stream(values.iter()))
+    Ok(gitplane_object::yaml::objects_to_yaml_stream(&objects))
 }
 
 #[test]

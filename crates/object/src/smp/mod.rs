@@ -46,22 +46,21 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 
 /// Applies a strategic merge patch to an object. Returns `None` when the patch
 /// deletes the whole object (`$patch: delete` at the top).
-pub fn strategic_merge(
-    original: &Value,
-    patch: &Value,
+pub fn strategic_merge(original: &Value, patch: &Value, root: Node, flavor: Flavor) -> Result<Option<Value>, SmpError> {
+    let (Value::Object(original), Value::Object(patch)) = (original, patch) else {
+        return Err(SmpError { path: ".".into(), message: "both the object and the patch must be mappings".into() });
+    };
+    Ok(strategic_merge_map(original.clone(), patch, root, flavor)?.map(Value::Object))
+}
+
+/// [`strategic_merge`] on an object's fields, consuming them (no copy is made).
+pub fn strategic_merge_map(
+    original: Map<String, Value>,
+    patch: &Map<String, Value>,
     root: Node,
     flavor: Flavor,
-) -> Result<Option<Value>, SmpError> {
-    let (Value::Object(original), Value::Object(patch)) = (original, patch) else {
-        return Err(SmpError {
-            path: ".".into(),
-            message: "both the object and the patch must be mappings".into(),
-        });
-    };
-    let merger = Merger { flavor };
-    Ok(merger
-        .merge_map(original.clone(), patch, root, "")?
-        .map(Value::Object))
+) -> Result<Option<Map<String, Value>>, SmpError> {
+    Merger { flavor }.merge_map(original, patch, root, "")
 }
 
 struct Merger {
@@ -77,9 +76,7 @@ impl Merger {
     fn is_directive(&self, key: &str) -> bool {
         key == PATCH
             || (self.kubernetes()
-                && (key == RETAIN_KEYS
-                    || key.starts_with(SET_ELEMENT_ORDER)
-                    || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)))
+                && (key == RETAIN_KEYS || key.starts_with(SET_ELEMENT_ORDER) || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)))
     }
 
     fn merge_map(
@@ -92,11 +89,8 @@ impl Merger {
         match patch.get(PATCH) {
             None => {}
             Some(Value::String(s)) if s == "replace" => {
-                let without: Map<String, Value> = patch
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != PATCH)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let without: Map<String, Value> =
+                    patch.iter().filter(|(k, _)| k.as_str() != PATCH).map(|(k, v)| (k.clone(), v.clone())).collect();
                 return self.merge_map(Map::new(), &without, node, path);
             }
             Some(Value::String(s)) if s == "delete" => return Ok(None),
@@ -111,40 +105,23 @@ impl Merger {
             if self.is_directive(key) {
                 continue;
             }
-            let field_path = format!("{path}.{key}");
-            let (child, list_kind) = node.field(key);
             if patch_value.is_null() {
                 original.shift_remove(key);
                 continue;
             }
-            let current = original.get(key);
-            let merged =
-                match (current, patch_value) {
-                    // A value of another type (or none) is replaced by the patch's,
-                    // with its nulls and directives applied against nothing.
-                    (Some(Value::Object(o)), Value::Object(p)) => self
-                        .merge_map(o.clone(), p, child, &field_path)?
-                        .map(Value::Object),
-                    (_, Value::Object(p)) => self
-                        .merge_map(Map::new(), p, child, &field_path)?
-                        .map(Value::Object),
-                    (Some(Value::Array(o)), Value::Array(p)) => Some(Value::Array(
-                        self.merge_list(o, p, list_kind, child, &field_path)?,
-                    )),
-                    (_, Value::Array(p)) => Some(Value::Array(self.merge_list(
-                        &[],
-                        p,
-                        list_kind,
-                        child,
-                        &field_path,
-                    )?)),
-                    (_, scalar) => Some(scalar.clone()),
-                };
-            match merged {
-                Some(value) => {
+            let field_path = format!("{path}.{key}");
+            let (child, list_kind) = node.field(key);
+            // Merge in place so the field keeps its position.
+            let merged = match original.get_mut(key) {
+                Some(slot) => self.merge_value(std::mem::take(slot), patch_value, child, list_kind, &field_path)?,
+                None => self.merge_value(Value::Null, patch_value, child, list_kind, &field_path)?,
+            };
+            match (merged, original.get_mut(key)) {
+                (Some(value), Some(slot)) => *slot = value,
+                (Some(value), None) => {
                     original.insert(key.clone(), value);
                 }
-                None => {
+                (None, _) => {
                     original.shift_remove(key);
                 }
             }
@@ -155,16 +132,22 @@ impl Merger {
         Ok(Some(original))
     }
 
+    /// Merges one field's patch value into its current value. A value of another
+    /// type (or none) is replaced by the patch's, with its nulls and directives
+    /// applied against nothing.
+    fn merge_value(&self, current: Value, patch: &Value, child: Node, list_kind: ListKind, path: &str) -> Result<Option<Value>, SmpError> {
+        Ok(match (current, patch) {
+            (Value::Object(o), Value::Object(p)) => self.merge_map(o, p, child, path)?.map(Value::Object),
+            (_, Value::Object(p)) => self.merge_map(Map::new(), p, child, path)?.map(Value::Object),
+            (Value::Array(o), Value::Array(p)) => Some(Value::Array(self.merge_list(o, p, list_kind, child, path)?)),
+            (_, Value::Array(p)) => Some(Value::Array(self.merge_list(Vec::new(), p, list_kind, child, path)?)),
+            (_, scalar) => Some(scalar.clone()),
+        })
+    }
+
     /// `$retainKeys: [a, b]`: fields of the original not listed are dropped.
-    fn retain_keys(
-        &self,
-        original: &mut Map<String, Value>,
-        patch: &Map<String, Value>,
-        path: &str,
-    ) -> Result<(), SmpError> {
-        let Some(retain) = patch.get(RETAIN_KEYS) else {
-            return Ok(());
-        };
+    fn retain_keys(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, path: &str) -> Result<(), SmpError> {
+        let Some(retain) = patch.get(RETAIN_KEYS) else { return Ok(()) };
         let keep: Vec<&str> = retain
             .as_array()
             .map(|items| items.iter().filter_map(Value::as_str).collect())
@@ -174,19 +157,10 @@ impl Merger {
     }
 
     /// `$deleteFromPrimitiveList/<field>: [values]`.
-    fn delete_from_primitive_lists(
-        &self,
-        original: &mut Map<String, Value>,
-        patch: &Map<String, Value>,
-        path: &str,
-    ) -> Result<(), SmpError> {
+    fn delete_from_primitive_lists(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, path: &str) -> Result<(), SmpError> {
         for (key, values) in patch {
-            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else {
-                continue;
-            };
-            let values = values
-                .as_array()
-                .ok_or_else(|| err(path, format!("{key} must be a list")))?;
+            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else { continue };
+            let values = values.as_array().ok_or_else(|| err(path, format!("{key} must be a list")))?;
             if let Some(Value::Array(items)) = original.get_mut(field) {
                 items.retain(|item| !values.contains(item));
             }
@@ -195,20 +169,10 @@ impl Merger {
     }
 
     /// `$setElementOrder/<field>: [...]`: the order the patch author wants.
-    fn set_element_orders(
-        &self,
-        original: &mut Map<String, Value>,
-        patch: &Map<String, Value>,
-        node: Node,
-        path: &str,
-    ) -> Result<(), SmpError> {
+    fn set_element_orders(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, node: Node, path: &str) -> Result<(), SmpError> {
         for (key, order) in patch {
-            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
-                continue;
-            };
-            let order = order
-                .as_array()
-                .ok_or_else(|| err(path, format!("{key} must be a list")))?;
+            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else { continue };
+            let order = order.as_array().ok_or_else(|| err(path, format!("{key} must be a list")))?;
             let list_kind = node.field(field).1;
             if let Some(Value::Array(items)) = original.get_mut(field) {
                 let identity = |item: &Value| element_identity(item, list_kind);
@@ -219,91 +183,67 @@ impl Merger {
         Ok(())
     }
 
-    fn merge_list(
-        &self,
-        original: &[Value],
-        patch: &[Value],
-        list_kind: ListKind,
-        elem_node: Node,
-        path: &str,
-    ) -> Result<Vec<Value>, SmpError> {
+    fn merge_list(&self, original: Vec<Value>, patch: &[Value], list_kind: ListKind, elem_node: Node, path: &str) -> Result<Vec<Value>, SmpError> {
         if list_kind == ListKind::Atomic {
             return Ok(patch.to_vec());
         }
         if patch.iter().any(|p| directive_of(p) == Some("replace")) {
-            let rest: Vec<Value> = patch
-                .iter()
-                .filter(|p| directive_of(p) != Some("replace"))
-                .cloned()
-                .collect();
-            return self.merge_list(&[], &rest, list_kind, elem_node, path);
+            let rest: Vec<Value> = patch.iter().filter(|p| directive_of(p) != Some("replace")).cloned().collect();
+            return self.merge_list(Vec::new(), &rest, list_kind, elem_node, path);
         }
         match list_kind {
             ListKind::Atomic => Ok(patch.to_vec()),
             ListKind::Set => Ok(self.merge_set(original, patch)),
-            ListKind::Map { patch_key, .. } => {
-                self.merge_keyed(original, patch, patch_key, elem_node, path)
-            }
+            ListKind::Map { patch_key, .. } => self.merge_keyed(original, patch, patch_key, elem_node, path),
         }
     }
 
-    fn merge_set(&self, original: &[Value], patch: &[Value]) -> Vec<Value> {
+    fn merge_set(&self, original: Vec<Value>, patch: &[Value]) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
-        let (first, second) = match self.flavor {
-            Flavor::Kubernetes => (original, patch),
-            Flavor::Kustomize => (patch, original),
+        let mut push = |item: Value| {
+            if !out.contains(&item) {
+                out.push(item);
+            }
         };
-        for item in first.iter().chain(second) {
-            if !out.contains(item) {
-                out.push(item.clone());
+        match self.flavor {
+            Flavor::Kubernetes => {
+                original.into_iter().for_each(&mut push);
+                patch.iter().cloned().for_each(&mut push);
+            }
+            Flavor::Kustomize => {
+                patch.iter().cloned().for_each(&mut push);
+                original.into_iter().for_each(&mut push);
             }
         }
         out
     }
 
-    fn merge_keyed(
-        &self,
-        original: &[Value],
-        patch: &[Value],
-        key: &str,
-        elem_node: Node,
-        path: &str,
-    ) -> Result<Vec<Value>, SmpError> {
+    fn merge_keyed(&self, original: Vec<Value>, patch: &[Value], key: &str, elem_node: Node, path: &str) -> Result<Vec<Value>, SmpError> {
         // Each original element, possibly merged or deleted by the patch.
-        let mut slots: Vec<Option<Value>> = original.iter().cloned().map(Some).collect();
+        let mut slots: Vec<Option<Value>> = original.into_iter().map(Some).collect();
         let mut touched = vec![false; slots.len()];
         // Patch elements in patch order: an index into `slots` or a new element.
         let mut patched: Vec<Result<usize, Value>> = Vec::new();
         for element in patch {
             let Value::Object(element_map) = element else {
-                return Err(err(
-                    path,
-                    format!("list elements must be mappings with the merge key {key:?}"),
-                ));
+                return Err(err(path, format!("list elements must be mappings with the merge key {key:?}")));
             };
             let Some(key_value) = element_map.get(key) else {
                 if self.kubernetes() {
-                    return Err(err(
-                        path,
-                        format!("element does not contain the merge key {key:?}"),
-                    ));
+                    return Err(err(path, format!("element does not contain the merge key {key:?}")));
                 }
                 patched.push(Err(element.clone()));
                 continue;
             };
-            let found = slots
-                .iter()
-                .position(|s| s.as_ref().and_then(|v| v.get(key)) == Some(key_value));
+            let found = slots.iter().position(|s| s.as_ref().and_then(|v| v.get(key)) == Some(key_value));
             match found {
                 Some(i) => {
                     touched[i] = true;
-                    let current = slots[i]
-                        .take()
-                        .and_then(|v| v.as_object().cloned())
-                        .unwrap_or_default();
-                    slots[i] = self
-                        .merge_map(current, element_map, elem_node, path)?
-                        .map(Value::Object);
+                    let current = match slots[i].take() {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    slots[i] = self.merge_map(current, element_map, elem_node, path)?.map(Value::Object);
                     patched.push(Ok(i));
                 }
                 None => {
@@ -319,8 +259,9 @@ impl Merger {
         let mut out = Vec::with_capacity(slots.len() + patched.len());
         match self.flavor {
             Flavor::Kubernetes => {
-                out.extend(slots.iter().flatten().cloned());
-                out.extend(patched.into_iter().filter_map(Result::err));
+                let new: Vec<Value> = patched.into_iter().filter_map(Result::err).collect();
+                out.extend(slots.into_iter().flatten());
+                out.extend(new);
             }
             Flavor::Kustomize => {
                 for p in patched {
@@ -329,13 +270,7 @@ impl Merger {
                         Err(new) => out.push(new),
                     }
                 }
-                out.extend(
-                    slots
-                        .iter()
-                        .zip(&touched)
-                        .filter(|(_, t)| !**t)
-                        .filter_map(|(s, _)| s.clone()),
-                );
+                out.extend(slots.into_iter().zip(touched).filter(|(_, t)| !*t).filter_map(|(s, _)| s));
             }
         }
         Ok(out)

@@ -7,6 +7,7 @@
 //! single or double quotes otherwise, literal blocks for multi-line strings, and
 //! lines folded at 80 columns. This module reproduces those rules for JSON values.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
@@ -24,6 +25,32 @@ pub fn to_yaml(value: &Value) -> String {
     e.emit_node(value, Context::default());
     e.write_indent_at_document_end();
     e.out
+}
+
+/// Writes one mapping as a YAML document (what [`to_yaml`] does for an object,
+/// without building a [`Value`] first).
+pub fn map_to_yaml(map: &Map<String, Value>) -> String {
+    let mut e = Emitter::default();
+    e.start();
+    if map.is_empty() {
+        e.emit_empty_flow("{", "}");
+    } else {
+        e.emit_block_mapping(map);
+    }
+    e.write_indent_at_document_end();
+    e.out
+}
+
+/// Writes objects as documents separated by `---` lines, as `kustomize build` does.
+pub fn objects_to_yaml_stream<'a>(objects: impl IntoIterator<Item = &'a crate::Object>) -> String {
+    let mut out = String::new();
+    for (i, object) in objects.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&map_to_yaml(object.body()));
+    }
+    out
 }
 
 /// Writes documents separated by `---` lines, as `kustomize build` does.
@@ -51,28 +78,40 @@ pub fn compare_keys(a: &str, b: &str) -> Ordering {
 }
 
 fn key_less(a: &str, b: &str) -> bool {
-    let ar: Vec<char> = a.chars().collect();
-    let br: Vec<char> = b.chars().collect();
+    if a.is_ascii() && b.is_ascii() {
+        natural_less(a.as_bytes(), b.as_bytes(), |c| char::from(*c))
+    } else {
+        let ar: Vec<char> = a.chars().collect();
+        let br: Vec<char> = b.chars().collect();
+        natural_less(&ar, &br, |c| *c)
+    }
+}
+
+/// goyaml.v2's `keyList.Less` over runes (or bytes, for ASCII keys).
+fn natural_less<T: PartialEq>(ar: &[T], br: &[T], ch: impl Fn(&T) -> char) -> bool {
+    let digit = |c: &T| ch(c).is_ascii_digit();
+    let value = |c: &T| i64::from(ch(c) as u8 - b'0');
     let mut i = 0;
     while i < ar.len() && i < br.len() {
         if ar[i] == br[i] {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let (ac, bc) = (ch(&ar[i]), ch(&br[i]));
+        let al = ac.is_alphabetic();
+        let bl = bc.is_alphabetic();
         if al && bl {
-            return ar[i] < br[i];
+            return ac < bc;
         }
         if al || bl {
             return bl;
         }
         let (mut an, mut bn) = (0i64, 0i64);
-        if ar[i] == '0' || br[i] == '0' {
+        if ac == '0' || bc == '0' {
             let mut j = i;
-            while j > 0 && ar[j - 1].is_ascii_digit() {
+            while j > 0 && digit(&ar[j - 1]) {
                 j -= 1;
-                if ar[j] != '0' {
+                if ch(&ar[j]) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -80,17 +119,13 @@ fn key_less(a: &str, b: &str) -> bool {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+        while ai < ar.len() && digit(&ar[ai]) {
+            an = an.wrapping_mul(10).wrapping_add(value(&ar[ai]));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
+        while bi < br.len() && digit(&br[bi]) {
+            bn = bn.wrapping_mul(10).wrapping_add(value(&br[bi]));
             bi += 1;
         }
         if an != bn {
@@ -99,7 +134,7 @@ fn key_less(a: &str, b: &str) -> bool {
         if ai != bi {
             return ai < bi;
         }
-        return ar[i] < br[i];
+        return ac < bc;
     }
     ar.len() < br.len()
 }
@@ -184,7 +219,7 @@ fn analyze(value: &str) -> Analysis {
             block_allowed: false,
         };
     }
-    let chars: Vec<char> = value.chars().collect();
+    let mut chars = value.chars().peekable();
     // Only block context matters here (see `select_style`), so flow indicators
     // such as `,` or `[` inside a value do not prevent plain style.
     let mut block_indicators = value.starts_with("---") || value.starts_with("...");
@@ -194,8 +229,10 @@ fn analyze(value: &str) -> Analysis {
     let (mut break_space, mut space_break) = (false, false);
     let (mut previous_space, mut previous_break) = (false, false);
     let mut preceded_by_whitespace = true;
-    for (i, &c) in chars.iter().enumerate() {
-        let followed_by_whitespace = chars.get(i + 1).is_none_or(|&n| is_blank(n));
+    let mut i = 0;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let followed_by_whitespace = next.is_none_or(is_blank);
         block_indicators |= if i == 0 {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
@@ -211,7 +248,7 @@ fn analyze(value: &str) -> Analysis {
             }
         };
         special_characters |= !is_printable(c);
-        let last = i + 1 == chars.len();
+        let last = next.is_none();
         if c == ' ' {
             leading_space |= i == 0;
             trailing_space |= last;
@@ -230,6 +267,7 @@ fn analyze(value: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_whitespace = is_blank(c) || is_break(c) || c == '\0';
+        i += 1;
     }
     let mut a = Analysis {
         multiline: line_breaks,
@@ -259,13 +297,14 @@ fn analyze(value: &str) -> Analysis {
 }
 
 /// The text of a scalar value and the style goyaml.v2's encoder asks for.
-fn scalar_text(value: &Value) -> (String, Style) {
+fn scalar_text(value: &Value) -> (Cow<'_, str>, Style) {
     match value {
-        Value::Null => ("null".into(), Style::Plain),
-        Value::Bool(b) => (b.to_string(), Style::Plain),
-        Value::Number(n) => (format_number(n), Style::Plain),
-        Value::String(s) => (s.clone(), requested_string_style(s)),
-        Value::Array(_) | Value::Object(_) => (String::new(), Style::Plain),
+        Value::Null => (Cow::Borrowed("null"), Style::Plain),
+        Value::Bool(true) => (Cow::Borrowed("true"), Style::Plain),
+        Value::Bool(false) => (Cow::Borrowed("false"), Style::Plain),
+        Value::Number(n) => (Cow::Owned(format_number(n)), Style::Plain),
+        Value::String(s) => (Cow::Borrowed(s), requested_string_style(s)),
+        Value::Array(_) | Value::Object(_) => (Cow::Borrowed(""), Style::Plain),
     }
 }
 
@@ -385,10 +424,9 @@ impl Emitter {
             self.write_indent();
             let analysis = analyze(key);
             if !analysis.multiline && key.len() <= MAX_SIMPLE_KEY_LENGTH {
-                let (text, style) = (key.clone(), requested_string_style(key));
                 self.emit_scalar(
-                    &text,
-                    style,
+                    key,
+                    requested_string_style(key),
                     Context {
                         mapping: true,
                         simple_key: true,
@@ -397,10 +435,9 @@ impl Emitter {
                 self.write_indicator(":", false, false, false);
             } else {
                 self.write_indicator("?", true, false, true);
-                let (text, style) = (key.clone(), requested_string_style(key));
                 self.emit_scalar(
-                    &text,
-                    style,
+                    key,
+                    requested_string_style(key),
                     Context {
                         mapping: true,
                         ..Context::default()
@@ -467,6 +504,15 @@ impl Emitter {
     fn write_plain(&mut self, value: &str, allow_breaks: bool) {
         if !self.whitespace {
             self.put(' ');
+        }
+        // A line can only fold at a space reached past the width limit.
+        let length = value.chars().count();
+        if !allow_breaks || !value.contains(' ') || self.column + length <= BEST_WIDTH + 1 {
+            self.out.push_str(value);
+            self.column += length;
+            self.whitespace = false;
+            self.indention = false;
+            return;
         }
         let chars: Vec<char> = value.chars().collect();
         let mut spaces = false;

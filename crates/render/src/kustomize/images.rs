@@ -27,18 +27,53 @@ pub fn split_image(image: &str) -> (&str, &str, &str) {
 
 struct Updater<'a> {
     image: &'a Image,
-    matcher: Regex,
+    matcher: NameMatcher,
+}
+
+/// kustomize matches an image against `^<name>(@sha256)?(:[a-zA-Z0-9_.{}-]*)?$`
+/// with the name used as a regular expression. Names made of the usual image
+/// characters (where the only metacharacter is `.`, any character) are matched
+/// directly, the same way; others go through the regex engine.
+enum NameMatcher {
+    Simple(Vec<char>),
+    Regex(Regex),
+}
+
+impl NameMatcher {
+    fn new(name: &str) -> Result<Self, String> {
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "./_:-".contains(c)) {
+            return Ok(NameMatcher::Simple(name.chars().collect()));
+        }
+        let pattern = |name: &str| format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$");
+        Regex::new(&pattern(name))
+            .or_else(|_| Regex::new(&pattern(&regex::escape(name))))
+            .map(NameMatcher::Regex)
+            .map_err(|e| format!("images: invalid name {name:?}: {e}"))
+    }
+
+    fn is_match(&self, image: &str) -> bool {
+        match self {
+            NameMatcher::Regex(re) => re.is_match(image),
+            NameMatcher::Simple(name) => {
+                let mut chars = image.chars();
+                for expected in name {
+                    match chars.next() {
+                        Some(c) if *expected == '.' || c == *expected => {}
+                        _ => return false,
+                    }
+                }
+                let rest = chars.as_str();
+                let rest = rest.strip_prefix("@sha256").unwrap_or(rest);
+                rest.is_empty()
+                    || rest.strip_prefix(':').is_some_and(|tag| tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.{}-".contains(c)))
+            }
+        }
+    }
 }
 
 impl Updater<'_> {
     fn new(image: &Image) -> Result<Updater<'_>, String> {
-        // kustomize uses the name as a regular expression; fall back to a literal
-        // match for names that are not valid expressions.
-        let pattern = |name: &str| format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$");
-        let matcher = Regex::new(&pattern(&image.name))
-            .or_else(|_| Regex::new(&pattern(&regex::escape(&image.name))))
-            .map_err(|e| format!("images: invalid name {:?}: {e}", image.name))?;
-        Ok(Updater { image, matcher })
+        Ok(Updater { image, matcher: NameMatcher::new(&image.name)? })
     }
 
     fn update(&self, value: &mut Value) {
@@ -192,6 +227,26 @@ mod tests {
         let mut other = Value::String("nginx-exporter:1".into());
         u.update(&mut other);
         assert_eq!(other, "nginx-exporter:1");
+    }
+
+    #[test]
+    fn simple_matcher_agrees_with_the_regex() {
+        for name in ["nginx", "registry.example.com/team/web", "localhost:5000/app"] {
+            let simple = NameMatcher::new(name).unwrap();
+            let regex = Regex::new(&format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$")).unwrap();
+            for image in [
+                name.to_string(),
+                format!("{name}:1.2"),
+                format!("{name}@sha256:abc"),
+                format!("{name}:1@sha256:abc"),
+                format!("{name}-x:1"),
+                format!("{name}:a/b"),
+                name.replace('.', "X"),
+                format!("{name}@sha256"),
+            ] {
+                assert_eq!(simple.is_match(&image), regex.is_match(&image), "{name} vs {image}");
+            }
+        }
     }
 
     #[test]

@@ -110,32 +110,50 @@ pub fn build(
     Ok(resources.into_iter().map(|r| r.object).collect())
 }
 
+/// The ids of an accumulation's resources, for duplicate checks.
+type IdIndex = std::collections::HashSet<(gitplane_object::Gvk, String, String)>;
+
 /// Everything accumulated so far: resources and the field specs to use.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Accumulation {
     pub resources: Vec<Resource>,
-    pub config: TransformerConfig,
+    /// Shared until a kustomization extends it (`configurations`, `crds`).
+    pub config: std::sync::Arc<TransformerConfig>,
+    /// Current ids, built on demand; cleared when resources may have been renamed.
+    ids: Option<IdIndex>,
+}
+
+impl Default for Accumulation {
+    fn default() -> Self {
+        Accumulation { resources: Vec::new(), config: TransformerConfig::shared_default(), ids: None }
+    }
 }
 
 impl Accumulation {
-    /// Appends resources, refusing ids that are already present.
+    /// Appends a resource, refusing an id that is already present.
     fn append(&mut self, resource: Resource) -> Result<(), String> {
+        let resources = &self.resources;
+        let ids = self.ids.get_or_insert_with(|| resources.iter().map(|r| r.current_id().key()).collect());
         let id = resource.current_id();
-        if self.resources.iter().any(|r| r.current_id().same_as(&id)) {
-            return Err(format!(
-                "may not add resource with an already registered id: {}",
-                id.describe()
-            ));
+        if !ids.insert(id.key()) {
+            return Err(format!("may not add resource with an already registered id: {}", id.describe()));
         }
         self.resources.push(resource);
         Ok(())
+    }
+
+    /// Forgets the id index after resources may have been renamed or removed.
+    fn ids_changed(&mut self) {
+        self.ids = None;
     }
 
     fn absorb(&mut self, other: Accumulation) -> Result<(), String> {
         for resource in other.resources {
             self.append(resource)?;
         }
-        self.config.merge(&other.config);
+        if !std::sync::Arc::ptr_eq(&self.config, &other.config) && *self.config != *other.config {
+            std::sync::Arc::make_mut(&mut self.config).merge(&other.config);
+        }
         Ok(())
     }
 }
@@ -356,7 +374,7 @@ impl Builder<'_> {
                         format!("invalid configurations file: {e}"),
                     )
                 })?;
-                acc.config.merge_file(&file);
+                std::sync::Arc::make_mut(&mut acc.config).merge_file(&file);
             }
         }
         for reference in k.crds.iter().flatten() {
@@ -367,7 +385,7 @@ impl Builder<'_> {
                 Syntax::from_file_name(rel.as_str()),
                 self.load,
             )? {
-                crds::load_crd_definitions(&document, &mut acc.config);
+                crds::load_crd_definitions(&document, std::sync::Arc::make_mut(&mut acc.config));
             }
         }
         self.run_generators(loaded, &mut acc, build_metadata)?;
@@ -383,7 +401,9 @@ impl Builder<'_> {
             let component = self.load_kustomization(&dir, true, origin_dir)?;
             acc = self.accumulate(&component, acc, build_metadata)?;
         }
+        acc.ids_changed();
         transform::run_transformers(self, loaded, &mut acc)?;
+        acc.ids_changed();
         Ok(acc)
     }
 

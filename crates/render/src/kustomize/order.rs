@@ -39,7 +39,7 @@ const ORDER_LAST: [&str; 2] = [
 
 /// Sorts the build output.
 pub(crate) fn sort(
-    resources: &mut [Resource],
+    resources: &mut Vec<Resource>,
     options: Option<&SortOptions>,
 ) -> Result<(), String> {
     let (first, last): (Vec<String>, Vec<String>) = match options {
@@ -94,10 +94,9 @@ pub(crate) fn sort(
             (rank(&id.gvk.kind), gvk, within)
         })
         .collect();
-    let mut indexes: Vec<usize> = (0..resources.len()).collect();
-    indexes.sort_by(|&a, &b| compare(&keys[a], &keys[b]));
-    let sorted: Vec<Resource> = indexes.iter().map(|&i| resources[i].clone()).collect();
-    resources.clone_from_slice(&sorted);
+    let mut keyed: Vec<((i64, String, String), Resource)> = keys.into_iter().zip(resources.drain(..)).collect();
+    keyed.sort_by(|a, b| compare(&a.0, &b.0));
+    resources.extend(keyed.into_iter().map(|(_, r)| r));
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Patches: `patchesStrategicMerge`, `patches` (strategic merge or JSON 6902,
 //! with or without a `target`) and `patchesJson6902`.
 
-use gitplane_object::smp::{Flavor, root_for, strategic_merge};
+use gitplane_object::smp::{Flavor, root_for, strategic_merge_map};
 use gitplane_object::yaml::Dialect;
 use gitplane_object::{LabelSelector, LoadOptions, Object, Syntax, Value, parse_values};
 use regex::Regex;
@@ -253,45 +253,36 @@ fn find_by_id(resources: &[Resource], patch: &Object) -> Result<usize, String> {
     }
 }
 
-fn apply_strategic(
-    resources: &mut Vec<Resource>,
-    index: usize,
-    patch: &Object,
-    options: PatchOptions,
-) -> Result<(), String> {
+fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, options: PatchOptions) -> Result<(), String> {
     let resource = &mut resources[index];
-    let before = resource.object.clone();
-    let root = root_for(before.group(), before.kind());
-    let merged = strategic_merge(
-        &before.to_value(),
-        &patch.to_value(),
-        root,
-        Flavor::Kustomize,
-    )
-    .map_err(|e| e.to_string())?;
-    let Some(Value::Object(body)) = merged else {
-        resources.remove(index);
-        return Ok(());
+    let (kind, name, namespace) = (
+        resource.object.kind().to_string(),
+        resource.object.name().to_string(),
+        resource.object.namespace().map(str::to_string),
+    );
+    let root = root_for(resource.object.group(), &kind);
+    let id_before = resource.current_id();
+    let body = std::mem::take(resource.object.body_mut());
+    let merged = strategic_merge_map(body, patch.body(), root, Flavor::Kustomize).map_err(|e| e.to_string())?;
+    let body = match merged {
+        Some(body) if !body.is_empty() => body,
+        _ => {
+            resources.remove(index);
+            return Ok(());
+        }
     };
-    if body.is_empty() {
-        resources.remove(index);
-        return Ok(());
-    }
-    if options.allow_name_change || options.allow_kind_change {
-        resource.previous_ids.push(resource.current_id());
-    }
     *resource.object.body_mut() = body;
+    if options.allow_name_change || options.allow_kind_change {
+        resource.previous_ids.push(id_before);
+    }
     if !options.allow_kind_change {
-        resource
-            .object
-            .body_mut()
-            .insert("kind".into(), Value::String(before.kind().into()));
+        resource.object.body_mut().insert("kind".into(), Value::String(kind));
     }
     if !options.allow_name_change {
-        resource.object.set_name(before.name());
+        resource.object.set_name(&name);
     }
-    match before.namespace() {
-        Some(ns) => resource.object.set_namespace(ns),
+    match namespace {
+        Some(ns) => resource.object.set_namespace(&ns),
         None => {
             resource.object.remove(&["metadata", "namespace"]);
         }

@@ -47,6 +47,11 @@ impl ResId {
             && self.effective_namespace() == other.effective_namespace()
     }
 
+    /// A hashable form of [`ResId::same_as`].
+    pub fn key(&self) -> (Gvk, String, String) {
+        (self.gvk.clone(), self.name.clone(), self.effective_namespace().to_string())
+    }
+
     /// kustomize's text form, used in messages: `Kind.version.group/name.namespace`.
     pub fn describe(&self) -> String {
         let or = |s: &str, d: &'static str| {

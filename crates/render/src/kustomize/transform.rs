@@ -93,8 +93,7 @@ fn set_namespace(
     namespace: &str,
     specs: &[FieldSpec],
 ) -> Result<(), String> {
-    for i in 0..resources.len() {
-        let resource = &mut resources[i];
+    for resource in resources.iter_mut() {
         let gvk = resource.object.gvk();
         resource.previous_ids.push(resource.current_id());
         if !is_cluster_scoped(&gvk) {
@@ -126,17 +125,12 @@ fn set_namespace(
             );
             result.map_err(|m| format!("namespace: {m} in {}", describe(resource)))?;
         }
-        let id = resources[i].current_id();
-        if resources
-            .iter()
-            .filter(|r| r.current_id().same_as(&id))
-            .count()
-            > 1
-        {
-            return Err(format!(
-                "namespace transformation produces an id conflict: {}",
-                id.describe()
-            ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for resource in resources.iter() {
+        let id = resource.current_id();
+        if !seen.insert(id.key()) {
+            return Err(format!("namespace transformation produces an id conflict: {}", id.describe()));
         }
     }
     Ok(())
@@ -286,10 +280,7 @@ pub(crate) fn absorb_generated(
         .map(|(i, _)| i)
         .collect();
     match (matches.as_slice(), behavior) {
-        ([], Behavior::Create) => {
-            acc.resources.push(generated);
-            Ok(())
-        }
+        ([], Behavior::Create) => acc.append(generated),
         ([], _) => Err(format!(
             "{} {:?} does not exist; cannot merge or replace",
             id.gvk.kind, id.name
@@ -330,6 +321,7 @@ pub(crate) fn absorb_generated(
                 }
             }
             acc.resources[*i] = generated;
+            acc.ids_changed();
             Ok(())
         }
         (_, _) => Err(format!(

@@ -1,0 +1,66 @@
+//! Running a command and measuring its wall time and peak memory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// One run of a command.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Wall-clock time from spawn to exit.
+    pub wall: Duration,
+    /// Peak resident set size of the process, in KiB.
+    pub max_rss_kib: u64,
+    /// What it printed on stdout.
+    pub stdout: Vec<u8>,
+}
+
+/// Runs `program args...` with stdout captured, and measures it.
+pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
+    let stdout_file = tempfile::tempfile().context("creating a temporary file for output")?;
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout_file.try_clone()?)
+        .stderr(Stdio::piped())
+        .env("KUBECONFIG", "/dev/null")
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    let (status, max_rss_kib) = wait_with_rusage(child.id())?;
+    let wall = started.elapsed();
+    let stderr = child.stderr.map(|mut e| {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        s
+    });
+    if !status {
+        bail!("{} {} failed: {}", program.display(), args.join(" "), stderr.unwrap_or_default().trim());
+    }
+    let stdout = std::fs::read(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout_file)))?;
+    Ok(Run { wall, max_rss_kib, stdout })
+}
+
+/// Waits for a child with `wait4`, which also reports its peak memory. This is
+/// the one `unsafe` call in gitplane: std offers no way to read a child's rusage.
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals, and a pid we spawned and have not reaped.
+    let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if rc < 0 {
+        bail!("waiting for process {pid}: {}", std::io::Error::last_os_error());
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((ok, usage.ru_maxrss.max(0) as u64))
+}
+
+/// The fastest and the median of several durations.
+pub fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    (times[0], times[times.len() / 2])
+}
