@@ -14,8 +14,9 @@ use crate::output::{Format, format_objects};
 pub struct RenderArgs {
     /// A directory (with a kustomization, or plain manifests) or a manifest file.
     pub path: PathBuf,
-    /// The repository root reads are confined to (default: the path itself, or
-    /// the directory of a file). Paths and symlinks leaving it are refused.
+    /// The directory reads are confined to: paths and symlinks leaving it are
+    /// refused. Default: the Git repository that holds PATH, else the current
+    /// directory if it holds PATH, else PATH itself.
     #[arg(long, env = "GITPLANE_ROOT")]
     pub root: Option<PathBuf>,
     /// For plain directories: include subdirectories.
@@ -39,11 +40,7 @@ pub fn root_and_path(path: &Path, root: Option<&Path>) -> Result<(Root, RelPath)
     let root_dir = match root {
         Some(r) => std::fs::canonicalize(r)
             .with_context(|| format!("{}: no such directory", r.display()))?,
-        None if path.is_dir() => path.clone(),
-        None => path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| path.clone()),
+        None => default_root(&path),
     };
     let relative = path.strip_prefix(&root_dir).with_context(|| {
         format!(
@@ -62,6 +59,23 @@ pub fn root_and_path(path: &Path, root: Option<&Path>) -> Result<(Root, RelPath)
     )?;
     let rel = root.resolve(&RelPath::root(), if rel.is_empty() { "." } else { &rel })?;
     Ok((root, rel))
+}
+
+/// The Git work tree holding `path`, else the current directory if it holds
+/// `path`, else `path` (or its directory, for a file).
+fn default_root(path: &Path) -> PathBuf {
+    let start = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    if let Some(repo) = start.ancestors().find(|dir| dir.join(".git").exists()) {
+        return repo.to_path_buf();
+    }
+    match std::env::current_dir().and_then(std::fs::canonicalize) {
+        Ok(cwd) if path.starts_with(&cwd) => cwd,
+        _ => start.to_path_buf(),
+    }
 }
 
 /// Runs `gitplane render`.

@@ -92,7 +92,11 @@ impl Root {
                 reason: "not a directory".into(),
             });
         }
-        Ok(Root { real, max_file_bytes, checked_dirs: Default::default() })
+        Ok(Root {
+            real,
+            max_file_bytes,
+            checked_dirs: Default::default(),
+        })
     }
 
     /// The root's real path on disk.
@@ -155,7 +159,9 @@ impl Root {
             if !last && self.is_checked_dir(&prefix) {
                 continue;
             }
-            let Ok(meta) = fs::symlink_metadata(self.real.join(&prefix)) else { return Ok(None) };
+            let Ok(meta) = fs::symlink_metadata(self.real.join(&prefix)) else {
+                return Ok(None);
+            };
             let file_type = meta.file_type();
             if file_type.is_symlink() {
                 return self.kind_through_symlinks(rel);
@@ -175,7 +181,9 @@ impl Root {
     }
 
     fn is_checked_dir(&self, rel: &str) -> bool {
-        self.checked_dirs.lock().is_ok_and(|dirs| dirs.contains(rel))
+        self.checked_dirs
+            .lock()
+            .is_ok_and(|dirs| dirs.contains(rel))
     }
 
     fn mark_checked_dir(&self, rel: &str) {
@@ -190,9 +198,10 @@ impl Root {
         let Ok(real) = fs::canonicalize(&on_disk) else {
             return match fs::symlink_metadata(&on_disk) {
                 // A dangling symlink: say so rather than "not found".
-                Ok(m) if m.file_type().is_symlink() => {
-                    Err(RenderError::PathEscape { path: rel.display().into(), reason: "it is a symlink to nothing".into() })
-                }
+                Ok(m) if m.file_type().is_symlink() => Err(RenderError::PathEscape {
+                    path: rel.display().into(),
+                    reason: "it is a symlink to nothing".into(),
+                }),
                 _ => Ok(None),
             };
         };
@@ -202,7 +211,10 @@ impl Root {
                 reason: "it is a symlink that points outside the repository".into(),
             });
         }
-        let meta = fs::metadata(&real).map_err(|e| RenderError::Io { path: rel.display().into(), reason: io_reason(&e) })?;
+        let meta = fs::metadata(&real).map_err(|e| RenderError::Io {
+            path: rel.display().into(),
+            reason: io_reason(&e),
+        })?;
         Ok(if meta.is_dir() {
             Some(EntryKind::Dir)
         } else if meta.is_file() {

@@ -11,7 +11,9 @@ use std::path::Path;
 
 /// Writes the platform under `dir`; returns the directory to render.
 pub fn write_synthetic_platform(dir: &Path, services: usize) -> io::Result<std::path::PathBuf> {
-    let mut top = String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    let mut top = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
     for i in 0..services {
         let name = format!("svc{i:04}");
         write_service(&dir.join("services").join(&name), &name, i)?;
@@ -41,9 +43,14 @@ fn write_service(dir: &Path, name: &str, index: usize) -> io::Result<()> {
     )?;
     fs::write(
         base.join("service.yaml"),
-        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - name: http\n    port: 80\n    targetPort: http\n"),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - name: http\n    port: 80\n    targetPort: http\n"
+        ),
     )?;
-    fs::write(base.join("rbac.yaml"), format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"))?;
+    fs::write(
+        base.join("rbac.yaml"),
+        format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"),
+    )?;
     fs::write(
         base.join("scaling.yaml"),
         format!(

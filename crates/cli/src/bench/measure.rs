@@ -37,10 +37,22 @@ pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
         s
     });
     if !status {
-        bail!("{} {} failed: {}", program.display(), args.join(" "), stderr.unwrap_or_default().trim());
+        bail!(
+            "{} {} failed: {}",
+            program.display(),
+            args.join(" "),
+            stderr.unwrap_or_default().trim()
+        );
     }
-    let stdout = std::fs::read(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout_file)))?;
-    Ok(Run { wall, max_rss_kib, stdout })
+    let stdout = std::fs::read(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&stdout_file)
+    ))?;
+    Ok(Run {
+        wall,
+        max_rss_kib,
+        stdout,
+    })
 }
 
 /// Waits for a child with `wait4`, which also reports its peak memory. This is
@@ -53,7 +65,10 @@ fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
     // SAFETY: valid pointers to locals, and a pid we spawned and have not reaped.
     let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     if rc < 0 {
-        bail!("waiting for process {pid}: {}", std::io::Error::last_os_error());
+        bail!(
+            "waiting for process {pid}: {}",
+            std::io::Error::last_os_error()
+        );
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     Ok((ok, usage.ru_maxrss.max(0) as u64))

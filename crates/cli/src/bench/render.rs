@@ -52,18 +52,31 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
         }
         None => temp.path().to_path_buf(),
     };
-    eprintln!("writing a synthetic platform of {} services to {}", args.services, dir.display());
+    eprintln!(
+        "writing a synthetic platform of {} services to {}",
+        args.services,
+        dir.display()
+    );
     write_synthetic_platform(&dir, args.services)?;
     let dir_arg = dir.to_str().context("path is not UTF-8")?;
     let gitplane = std::env::current_exe()?;
-    let kubectl = find_in_path("kubectl").context("kubectl is needed as the peer (kubectl kustomize)")?;
+    let kubectl =
+        find_in_path("kubectl").context("kubectl is needed as the peer (kubectl kustomize)")?;
 
     // Flush the files just written so neither tool competes with writeback.
     let _ = std::process::Command::new("sync").status();
     let mut results = Vec::new();
     for (tool, program, tool_args) in [
-        ("gitplane render", gitplane.as_path(), vec!["render", dir_arg]),
-        ("kubectl kustomize", kubectl.as_path(), vec!["kustomize", dir_arg]),
+        (
+            "gitplane render",
+            gitplane.as_path(),
+            vec!["render", dir_arg],
+        ),
+        (
+            "kubectl kustomize",
+            kubectl.as_path(),
+            vec!["kustomize", dir_arg],
+        ),
     ] {
         eprintln!("  {tool}: warm-up run (not counted)");
         run_measured(program, &tool_args)?;
@@ -76,9 +89,19 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
     }
     let (ours, theirs) = (&results[0], &results[1]);
     let identical = ours.runs[0].stdout == theirs.runs[0].stdout;
-    let objects = ours.runs[0].stdout.split(|&b| b == b'\n').filter(|l| l.starts_with(b"kind: ")).count();
-    println!("render: {} services, {objects} objects, {} runs each", args.services, args.runs);
-    println!("{:<20} {:>10} {:>10} {:>12}", "TOOL", "BEST", "MEDIAN", "PEAK RSS");
+    let objects = ours.runs[0]
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"kind: "))
+        .count();
+    println!(
+        "render: {} services, {objects} objects, {} runs each",
+        args.services, args.runs
+    );
+    println!(
+        "{:<20} {:>10} {:>10} {:>12}",
+        "TOOL", "BEST", "MEDIAN", "PEAK RSS"
+    );
     for m in &results {
         println!(
             "{:<20} {:>8.0}ms {:>8.0}ms {:>9.1} MiB",
@@ -88,11 +111,25 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
             m.peak_mib()
         );
     }
-    println!("ratio (kubectl kustomize / gitplane, best): {:.1}x", theirs.best().as_secs_f64() / ours.best().as_secs_f64());
-    println!("outputs identical: {}", if identical { "yes" } else { "NO" });
-    Ok(if identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "ratio (kubectl kustomize / gitplane, best): {:.1}x",
+        theirs.best().as_secs_f64() / ours.best().as_secs_f64()
+    );
+    println!(
+        "outputs identical: {}",
+        if identical { "yes" } else { "NO" }
+    );
+    Ok(if identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(program)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
 }

@@ -46,9 +46,17 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 
 /// Applies a strategic merge patch to an object. Returns `None` when the patch
 /// deletes the whole object (`$patch: delete` at the top).
-pub fn strategic_merge(original: &Value, patch: &Value, root: Node, flavor: Flavor) -> Result<Option<Value>, SmpError> {
+pub fn strategic_merge(
+    original: &Value,
+    patch: &Value,
+    root: Node,
+    flavor: Flavor,
+) -> Result<Option<Value>, SmpError> {
     let (Value::Object(original), Value::Object(patch)) = (original, patch) else {
-        return Err(SmpError { path: ".".into(), message: "both the object and the patch must be mappings".into() });
+        return Err(SmpError {
+            path: ".".into(),
+            message: "both the object and the patch must be mappings".into(),
+        });
     };
     Ok(strategic_merge_map(original.clone(), patch, root, flavor)?.map(Value::Object))
 }
@@ -76,7 +84,9 @@ impl Merger {
     fn is_directive(&self, key: &str) -> bool {
         key == PATCH
             || (self.kubernetes()
-                && (key == RETAIN_KEYS || key.starts_with(SET_ELEMENT_ORDER) || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)))
+                && (key == RETAIN_KEYS
+                    || key.starts_with(SET_ELEMENT_ORDER)
+                    || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)))
     }
 
     fn merge_map(
@@ -89,8 +99,11 @@ impl Merger {
         match patch.get(PATCH) {
             None => {}
             Some(Value::String(s)) if s == "replace" => {
-                let without: Map<String, Value> =
-                    patch.iter().filter(|(k, _)| k.as_str() != PATCH).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let without: Map<String, Value> = patch
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != PATCH)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 return self.merge_map(Map::new(), &without, node, path);
             }
             Some(Value::String(s)) if s == "delete" => return Ok(None),
@@ -113,8 +126,16 @@ impl Merger {
             let (child, list_kind) = node.field(key);
             // Merge in place so the field keeps its position.
             let merged = match original.get_mut(key) {
-                Some(slot) => self.merge_value(std::mem::take(slot), patch_value, child, list_kind, &field_path)?,
-                None => self.merge_value(Value::Null, patch_value, child, list_kind, &field_path)?,
+                Some(slot) => self.merge_value(
+                    std::mem::take(slot),
+                    patch_value,
+                    child,
+                    list_kind,
+                    &field_path,
+                )?,
+                None => {
+                    self.merge_value(Value::Null, patch_value, child, list_kind, &field_path)?
+                }
             };
             match (merged, original.get_mut(key)) {
                 (Some(value), Some(slot)) => *slot = value,
@@ -135,19 +156,45 @@ impl Merger {
     /// Merges one field's patch value into its current value. A value of another
     /// type (or none) is replaced by the patch's, with its nulls and directives
     /// applied against nothing.
-    fn merge_value(&self, current: Value, patch: &Value, child: Node, list_kind: ListKind, path: &str) -> Result<Option<Value>, SmpError> {
+    fn merge_value(
+        &self,
+        current: Value,
+        patch: &Value,
+        child: Node,
+        list_kind: ListKind,
+        path: &str,
+    ) -> Result<Option<Value>, SmpError> {
         Ok(match (current, patch) {
-            (Value::Object(o), Value::Object(p)) => self.merge_map(o, p, child, path)?.map(Value::Object),
-            (_, Value::Object(p)) => self.merge_map(Map::new(), p, child, path)?.map(Value::Object),
-            (Value::Array(o), Value::Array(p)) => Some(Value::Array(self.merge_list(o, p, list_kind, child, path)?)),
-            (_, Value::Array(p)) => Some(Value::Array(self.merge_list(Vec::new(), p, list_kind, child, path)?)),
+            (Value::Object(o), Value::Object(p)) => {
+                self.merge_map(o, p, child, path)?.map(Value::Object)
+            }
+            (_, Value::Object(p)) => self
+                .merge_map(Map::new(), p, child, path)?
+                .map(Value::Object),
+            (Value::Array(o), Value::Array(p)) => {
+                Some(Value::Array(self.merge_list(o, p, list_kind, child, path)?))
+            }
+            (_, Value::Array(p)) => Some(Value::Array(self.merge_list(
+                Vec::new(),
+                p,
+                list_kind,
+                child,
+                path,
+            )?)),
             (_, scalar) => Some(scalar.clone()),
         })
     }
 
     /// `$retainKeys: [a, b]`: fields of the original not listed are dropped.
-    fn retain_keys(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, path: &str) -> Result<(), SmpError> {
-        let Some(retain) = patch.get(RETAIN_KEYS) else { return Ok(()) };
+    fn retain_keys(
+        &self,
+        original: &mut Map<String, Value>,
+        patch: &Map<String, Value>,
+        path: &str,
+    ) -> Result<(), SmpError> {
+        let Some(retain) = patch.get(RETAIN_KEYS) else {
+            return Ok(());
+        };
         let keep: Vec<&str> = retain
             .as_array()
             .map(|items| items.iter().filter_map(Value::as_str).collect())
@@ -157,10 +204,19 @@ impl Merger {
     }
 
     /// `$deleteFromPrimitiveList/<field>: [values]`.
-    fn delete_from_primitive_lists(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, path: &str) -> Result<(), SmpError> {
+    fn delete_from_primitive_lists(
+        &self,
+        original: &mut Map<String, Value>,
+        patch: &Map<String, Value>,
+        path: &str,
+    ) -> Result<(), SmpError> {
         for (key, values) in patch {
-            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else { continue };
-            let values = values.as_array().ok_or_else(|| err(path, format!("{key} must be a list")))?;
+            let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else {
+                continue;
+            };
+            let values = values
+                .as_array()
+                .ok_or_else(|| err(path, format!("{key} must be a list")))?;
             if let Some(Value::Array(items)) = original.get_mut(field) {
                 items.retain(|item| !values.contains(item));
             }
@@ -169,10 +225,20 @@ impl Merger {
     }
 
     /// `$setElementOrder/<field>: [...]`: the order the patch author wants.
-    fn set_element_orders(&self, original: &mut Map<String, Value>, patch: &Map<String, Value>, node: Node, path: &str) -> Result<(), SmpError> {
+    fn set_element_orders(
+        &self,
+        original: &mut Map<String, Value>,
+        patch: &Map<String, Value>,
+        node: Node,
+        path: &str,
+    ) -> Result<(), SmpError> {
         for (key, order) in patch {
-            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else { continue };
-            let order = order.as_array().ok_or_else(|| err(path, format!("{key} must be a list")))?;
+            let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+                continue;
+            };
+            let order = order
+                .as_array()
+                .ok_or_else(|| err(path, format!("{key} must be a list")))?;
             let list_kind = node.field(field).1;
             if let Some(Value::Array(items)) = original.get_mut(field) {
                 let identity = |item: &Value| element_identity(item, list_kind);
@@ -183,18 +249,31 @@ impl Merger {
         Ok(())
     }
 
-    fn merge_list(&self, original: Vec<Value>, patch: &[Value], list_kind: ListKind, elem_node: Node, path: &str) -> Result<Vec<Value>, SmpError> {
+    fn merge_list(
+        &self,
+        original: Vec<Value>,
+        patch: &[Value],
+        list_kind: ListKind,
+        elem_node: Node,
+        path: &str,
+    ) -> Result<Vec<Value>, SmpError> {
         if list_kind == ListKind::Atomic {
             return Ok(patch.to_vec());
         }
         if patch.iter().any(|p| directive_of(p) == Some("replace")) {
-            let rest: Vec<Value> = patch.iter().filter(|p| directive_of(p) != Some("replace")).cloned().collect();
+            let rest: Vec<Value> = patch
+                .iter()
+                .filter(|p| directive_of(p) != Some("replace"))
+                .cloned()
+                .collect();
             return self.merge_list(Vec::new(), &rest, list_kind, elem_node, path);
         }
         match list_kind {
             ListKind::Atomic => Ok(patch.to_vec()),
             ListKind::Set => Ok(self.merge_set(original, patch)),
-            ListKind::Map { patch_key, .. } => self.merge_keyed(original, patch, patch_key, elem_node, path),
+            ListKind::Map { patch_key, .. } => {
+                self.merge_keyed(original, patch, patch_key, elem_node, path)
+            }
         }
     }
 
@@ -218,7 +297,14 @@ impl Merger {
         out
     }
 
-    fn merge_keyed(&self, original: Vec<Value>, patch: &[Value], key: &str, elem_node: Node, path: &str) -> Result<Vec<Value>, SmpError> {
+    fn merge_keyed(
+        &self,
+        original: Vec<Value>,
+        patch: &[Value],
+        key: &str,
+        elem_node: Node,
+        path: &str,
+    ) -> Result<Vec<Value>, SmpError> {
         // Each original element, possibly merged or deleted by the patch.
         let mut slots: Vec<Option<Value>> = original.into_iter().map(Some).collect();
         let mut touched = vec![false; slots.len()];
@@ -226,16 +312,24 @@ impl Merger {
         let mut patched: Vec<Result<usize, Value>> = Vec::new();
         for element in patch {
             let Value::Object(element_map) = element else {
-                return Err(err(path, format!("list elements must be mappings with the merge key {key:?}")));
+                return Err(err(
+                    path,
+                    format!("list elements must be mappings with the merge key {key:?}"),
+                ));
             };
             let Some(key_value) = element_map.get(key) else {
                 if self.kubernetes() {
-                    return Err(err(path, format!("element does not contain the merge key {key:?}")));
+                    return Err(err(
+                        path,
+                        format!("element does not contain the merge key {key:?}"),
+                    ));
                 }
                 patched.push(Err(element.clone()));
                 continue;
             };
-            let found = slots.iter().position(|s| s.as_ref().and_then(|v| v.get(key)) == Some(key_value));
+            let found = slots
+                .iter()
+                .position(|s| s.as_ref().and_then(|v| v.get(key)) == Some(key_value));
             match found {
                 Some(i) => {
                     touched[i] = true;
@@ -243,7 +337,9 @@ impl Merger {
                         Some(Value::Object(m)) => m,
                         _ => Map::new(),
                     };
-                    slots[i] = self.merge_map(current, element_map, elem_node, path)?.map(Value::Object);
+                    slots[i] = self
+                        .merge_map(current, element_map, elem_node, path)?
+                        .map(Value::Object);
                     patched.push(Ok(i));
                 }
                 None => {
@@ -270,7 +366,13 @@ impl Merger {
                         Err(new) => out.push(new),
                     }
                 }
-                out.extend(slots.into_iter().zip(touched).filter(|(_, t)| !*t).filter_map(|(s, _)| s));
+                out.extend(
+                    slots
+                        .into_iter()
+                        .zip(touched)
+                        .filter(|(_, t)| !*t)
+                        .filter_map(|(s, _)| s),
+                );
             }
         }
         Ok(out)

@@ -512,8 +512,11 @@ fn merge_specs(into: &mut Vec<FieldSpec>, extra: impl IntoIterator<Item = FieldS
 impl TransformerConfig {
     /// The built-in configuration, built once and shared.
     pub fn shared_default() -> std::sync::Arc<TransformerConfig> {
-        static DEFAULT: std::sync::OnceLock<std::sync::Arc<TransformerConfig>> = std::sync::OnceLock::new();
-        DEFAULT.get_or_init(|| std::sync::Arc::new(TransformerConfig::default())).clone()
+        static DEFAULT: std::sync::OnceLock<std::sync::Arc<TransformerConfig>> =
+            std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| std::sync::Arc::new(TransformerConfig::default()))
+            .clone()
     }
 
     /// Adds the field specs of a `configurations` file.

@@ -41,7 +41,11 @@ enum NameMatcher {
 
 impl NameMatcher {
     fn new(name: &str) -> Result<Self, String> {
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "./_:-".contains(c)) {
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "./_:-".contains(c))
+        {
             return Ok(NameMatcher::Simple(name.chars().collect()));
         }
         let pattern = |name: &str| format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$");
@@ -65,7 +69,10 @@ impl NameMatcher {
                 let rest = chars.as_str();
                 let rest = rest.strip_prefix("@sha256").unwrap_or(rest);
                 rest.is_empty()
-                    || rest.strip_prefix(':').is_some_and(|tag| tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.{}-".contains(c)))
+                    || rest.strip_prefix(':').is_some_and(|tag| {
+                        tag.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.{}-".contains(c))
+                    })
             }
         }
     }
@@ -73,7 +80,10 @@ impl NameMatcher {
 
 impl Updater<'_> {
     fn new(image: &Image) -> Result<Updater<'_>, String> {
-        Ok(Updater { image, matcher: NameMatcher::new(&image.name)? })
+        Ok(Updater {
+            image,
+            matcher: NameMatcher::new(&image.name)?,
+        })
     }
 
     fn update(&self, value: &mut Value) {
@@ -231,7 +241,11 @@ mod tests {
 
     #[test]
     fn simple_matcher_agrees_with_the_regex() {
-        for name in ["nginx", "registry.example.com/team/web", "localhost:5000/app"] {
+        for name in [
+            "nginx",
+            "registry.example.com/team/web",
+            "localhost:5000/app",
+        ] {
             let simple = NameMatcher::new(name).unwrap();
             let regex = Regex::new(&format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$")).unwrap();
             for image in [
@@ -244,7 +258,11 @@ mod tests {
                 name.replace('.', "X"),
                 format!("{name}@sha256"),
             ] {
-                assert_eq!(simple.is_match(&image), regex.is_match(&image), "{name} vs {image}");
+                assert_eq!(
+                    simple.is_match(&image),
+                    regex.is_match(&image),
+                    "{name} vs {image}"
+                );
             }
         }
     }

@@ -125,7 +125,11 @@ pub(crate) struct Accumulation {
 
 impl Default for Accumulation {
     fn default() -> Self {
-        Accumulation { resources: Vec::new(), config: TransformerConfig::shared_default(), ids: None }
+        Accumulation {
+            resources: Vec::new(),
+            config: TransformerConfig::shared_default(),
+            ids: None,
+        }
     }
 }
 
@@ -133,10 +137,15 @@ impl Accumulation {
     /// Appends a resource, refusing an id that is already present.
     fn append(&mut self, resource: Resource) -> Result<(), String> {
         let resources = &self.resources;
-        let ids = self.ids.get_or_insert_with(|| resources.iter().map(|r| r.current_id().key()).collect());
+        let ids = self
+            .ids
+            .get_or_insert_with(|| resources.iter().map(|r| r.current_id().key()).collect());
         let id = resource.current_id();
         if !ids.insert(id.key()) {
-            return Err(format!("may not add resource with an already registered id: {}", id.describe()));
+            return Err(format!(
+                "may not add resource with an already registered id: {}",
+                id.describe()
+            ));
         }
         self.resources.push(resource);
         Ok(())

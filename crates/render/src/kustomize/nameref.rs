@@ -46,7 +46,10 @@ struct World {
 }
 
 /// Rewrites every name reference in `resources`.
-pub(crate) fn fix_name_references(resources: &mut [Resource], references: &[NameReference]) -> Result<(), String> {
+pub(crate) fn fix_name_references(
+    resources: &mut [Resource],
+    references: &[NameReference],
+) -> Result<(), String> {
     let facts: Vec<Facts> = resources.iter().map(Facts::of).collect();
     let mut by_previous_name: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, f) in facts.iter().enumerate() {
@@ -57,23 +60,48 @@ pub(crate) fn fix_name_references(resources: &mut [Resource], references: &[Name
             }
         }
     }
-    let world = World { facts, by_previous_name };
+    let world = World {
+        facts,
+        by_previous_name,
+    };
     for (i, referrer) in resources.iter_mut().enumerate() {
         let original_gvk = referrer.original_id().gvk;
         let subject_namespaces = service_account_subject_namespaces(referrer);
         let role_ref = role_ref_gvk(referrer);
         for reference in references {
-            let target = Gvk::new(reference.group.clone(), reference.version.clone(), reference.kind.clone());
-            for spec in reference.referrers.iter().filter(|s| s.applies_to(&original_gvk)) {
+            let target = Gvk::new(
+                reference.group.clone(),
+                reference.version.clone(),
+                reference.kind.clone(),
+            );
+            for spec in reference
+                .referrers
+                .iter()
+                .filter(|s| s.applies_to(&original_gvk))
+            {
                 let ctx = Context {
                     world: &world,
                     referrer: i,
                     subject_namespaces: &subject_namespaces,
                     target: &target,
-                    role_ref: role_ref.as_ref().filter(|_| spec.path_text.ends_with("roleRef/name")),
+                    role_ref: role_ref
+                        .as_ref()
+                        .filter(|_| spec.path_text.ends_with("roleRef/name")),
                 };
-                visit_object_field(&mut referrer.object, spec, false, &|| Value::Null, &mut |node| ctx.fix(node))
-                    .map_err(|m| format!("fixing {} in {}: {m}", spec.path_text, world.facts[i].current.describe()))?;
+                visit_object_field(
+                    &mut referrer.object,
+                    spec,
+                    false,
+                    &|| Value::Null,
+                    &mut |node| ctx.fix(node),
+                )
+                .map_err(|m| {
+                    format!(
+                        "fixing {} in {}: {m}",
+                        spec.path_text,
+                        world.facts[i].current.describe()
+                    )
+                })?;
             }
         }
     }
@@ -93,7 +121,11 @@ fn service_account_subject_namespaces(referrer: &Resource) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
-        .filter_map(|s| s.get("namespace").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|s| {
+            s.get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -131,15 +163,24 @@ impl Context<'_> {
         me.cluster_scoped
             || other.cluster_scoped
             || other.current.effective_namespace() == me.current.effective_namespace()
-            || self.subject_namespaces.iter().any(|ns| *ns == other.current.namespace)
+            || self
+                .subject_namespaces
+                .iter()
+                .any(|ns| *ns == other.current.namespace)
     }
 
     fn named(&self, old_name: &str) -> Vec<usize> {
-        self.world.by_previous_name.get(old_name).map(|v| v.iter().copied().filter(|&j| self.visible(j)).collect()).unwrap_or_default()
+        self.world
+            .by_previous_name
+            .get(old_name)
+            .map(|v| v.iter().copied().filter(|&j| self.visible(j)).collect())
+            .unwrap_or_default()
     }
 
     fn fix_scalar(&self, node: &mut Value) -> Result<(), String> {
-        let Value::String(old) = node else { return Ok(()) };
+        let Value::String(old) = node else {
+            return Ok(());
+        };
         if let Some((name, _)) = self.select(old, self.named(old), false)? {
             *old = name;
         }
@@ -148,7 +189,9 @@ impl Context<'_> {
 
     /// A `{name, namespace}` mapping (RoleBinding subjects, webhook services).
     fn fix_mapping(&self, node: &mut Value) -> Result<(), String> {
-        let Value::Object(map) = node else { return Ok(()) };
+        let Value::Object(map) = node else {
+            return Ok(());
+        };
         let Some(old) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
             return Err("path config error: no 'name' field".into());
         };
@@ -156,14 +199,23 @@ impl Context<'_> {
         if let Some(ns) = map.get("namespace").and_then(Value::as_str) {
             let wanted = if ns.is_empty() { "default" } else { ns };
             let facts = &self.world.facts;
-            let by_original: Vec<usize> = candidates.iter().copied().filter(|&j| facts[j].original_namespace == wanted).collect();
+            let by_original: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&j| facts[j].original_namespace == wanted)
+                .collect();
             candidates = if by_original.is_empty() {
-                candidates.into_iter().filter(|&j| facts[j].current.effective_namespace() == wanted).collect()
+                candidates
+                    .into_iter()
+                    .filter(|&j| facts[j].current.effective_namespace() == wanted)
+                    .collect()
             } else {
                 by_original
             };
         }
-        let Some((name, namespace)) = self.select(&old, candidates, true)? else { return Ok(()) };
+        let Some((name, namespace)) = self.select(&old, candidates, true)? else {
+            return Ok(());
+        };
         if name == old && namespace.is_empty() {
             return Ok(());
         }
@@ -176,23 +228,46 @@ impl Context<'_> {
 
     /// kustomize's `selectReferral`: the one candidate left after sieving, or
     /// several that agree on the name (and namespace).
-    fn select(&self, old_name: &str, mut candidates: Vec<usize>, compare_namespaces: bool) -> Result<Option<(String, String)>, String> {
+    fn select(
+        &self,
+        old_name: &str,
+        mut candidates: Vec<usize>,
+        compare_namespaces: bool,
+    ) -> Result<Option<(String, String)>, String> {
         let facts = &self.world.facts;
-        candidates.retain(|&j| facts[j].previous.iter().any(|id| selected_by(&id.gvk, self.target)));
+        candidates.retain(|&j| {
+            facts[j]
+                .previous
+                .iter()
+                .any(|id| selected_by(&id.gvk, self.target))
+        });
         if let Some(role_gvk) = self.role_ref {
-            candidates.retain(|&j| facts[j].previous.iter().any(|id| selected_by(&id.gvk, role_gvk)));
+            candidates.retain(|&j| {
+                facts[j]
+                    .previous
+                    .iter()
+                    .any(|id| selected_by(&id.gvk, role_gvk))
+            });
         }
         let me = &facts[self.referrer];
         if !me.cluster_scoped {
             candidates.retain(|&j| {
                 let other = &facts[j];
-                other.cluster_scoped || other.current.gvk.kind == "ServiceAccount" || other.current.effective_namespace() == me.current.effective_namespace()
+                other.cluster_scoped
+                    || other.current.gvk.kind == "ServiceAccount"
+                    || other.current.effective_namespace() == me.current.effective_namespace()
             });
         }
         if candidates.len() > 1 {
-            candidates.retain(|&j| facts[j].prefixes == me.prefixes && facts[j].suffixes == me.suffixes);
+            candidates
+                .retain(|&j| facts[j].prefixes == me.prefixes && facts[j].suffixes == me.suffixes);
         }
-        let answer = |j: usize| (facts[j].current.name.clone(), facts[j].current.namespace.clone());
+        let answer = |j: usize| {
+            (
+                facts[j].current.name.clone(),
+                facts[j].current.namespace.clone(),
+            )
+        };
         match candidates.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(answer(*one))),
@@ -204,8 +279,14 @@ impl Context<'_> {
                 if agree {
                     Ok(Some(answer(*first)))
                 } else {
-                    let names: Vec<String> = candidates.iter().map(|&j| facts[j].current.describe()).collect();
-                    Err(format!("found multiple possible referrals for {old_name:?}: {}", names.join(", ")))
+                    let names: Vec<String> = candidates
+                        .iter()
+                        .map(|&j| facts[j].current.describe())
+                        .collect();
+                    Err(format!(
+                        "found multiple possible referrals for {old_name:?}: {}",
+                        names.join(", ")
+                    ))
                 }
             }
         }

@@ -94,7 +94,8 @@ pub(crate) fn sort(
             (rank(&id.gvk.kind), gvk, within)
         })
         .collect();
-    let mut keyed: Vec<((i64, String, String), Resource)> = keys.into_iter().zip(resources.drain(..)).collect();
+    let mut keyed: Vec<((i64, String, String), Resource)> =
+        keys.into_iter().zip(resources.drain(..)).collect();
     keyed.sort_by(|a, b| compare(&a.0, &b.0));
     resources.extend(keyed.into_iter().map(|(_, r)| r));
     Ok(())

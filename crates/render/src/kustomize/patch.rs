@@ -253,7 +253,12 @@ fn find_by_id(resources: &[Resource], patch: &Object) -> Result<usize, String> {
     }
 }
 
-fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, options: PatchOptions) -> Result<(), String> {
+fn apply_strategic(
+    resources: &mut Vec<Resource>,
+    index: usize,
+    patch: &Object,
+    options: PatchOptions,
+) -> Result<(), String> {
     let resource = &mut resources[index];
     let (kind, name, namespace) = (
         resource.object.kind().to_string(),
@@ -263,7 +268,8 @@ fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, 
     let root = root_for(resource.object.group(), &kind);
     let id_before = resource.current_id();
     let body = std::mem::take(resource.object.body_mut());
-    let merged = strategic_merge_map(body, patch.body(), root, Flavor::Kustomize).map_err(|e| e.to_string())?;
+    let merged = strategic_merge_map(body, patch.body(), root, Flavor::Kustomize)
+        .map_err(|e| e.to_string())?;
     let body = match merged {
         Some(body) if !body.is_empty() => body,
         _ => {
@@ -276,7 +282,10 @@ fn apply_strategic(resources: &mut Vec<Resource>, index: usize, patch: &Object, 
         resource.previous_ids.push(id_before);
     }
     if !options.allow_kind_change {
-        resource.object.body_mut().insert("kind".into(), Value::String(kind));
+        resource
+            .object
+            .body_mut()
+            .insert("kind".into(), Value::String(kind));
     }
     if !options.allow_name_change {
         resource.object.set_name(&name);

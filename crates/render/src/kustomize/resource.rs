@@ -49,7 +49,11 @@ impl ResId {
 
     /// A hashable form of [`ResId::same_as`].
     pub fn key(&self) -> (Gvk, String, String) {
-        (self.gvk.clone(), self.name.clone(), self.effective_namespace().to_string())
+        (
+            self.gvk.clone(),
+            self.name.clone(),
+            self.effective_namespace().to_string(),
+        )
     }
 
     /// kustomize's text form, used in messages: `Kind.version.group/name.namespace`.

@@ -130,7 +130,10 @@ fn set_namespace(
     for resource in resources.iter() {
         let id = resource.current_id();
         if !seen.insert(id.key()) {
-            return Err(format!("namespace transformation produces an id conflict: {}", id.describe()));
+            return Err(format!(
+                "namespace transformation produces an id conflict: {}",
+                id.describe()
+            ));
         }
     }
     Ok(())

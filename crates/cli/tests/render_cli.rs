@@ -1,0 +1,111 @@
+//! `gitplane render` as users run it: the real binary, its output and exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: panics are its failure reports
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gitplane(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("gitplane runs")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+#[test]
+fn renders_the_example_overlay_like_kubectl_kustomize() {
+    let root = repo_root();
+    let out = gitplane(
+        &["render", "examples/platform/apps/shop/overlays/prod"],
+        &root,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("image: ghcr.io/example/shop:1.4.2"), "{text}");
+    assert!(text.contains("namespace: shop-prod"));
+    assert_eq!(text.matches("\n---\n").count(), 2, "three objects");
+}
+
+#[test]
+fn json_output_is_a_list() {
+    let root = repo_root();
+    let out = gitplane(
+        &[
+            "render",
+            "-o",
+            "json",
+            "examples/platform/apps/shop/overlays/dev",
+        ],
+        &root,
+    );
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn errors_are_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "resources: [missing.yaml]\n",
+    )
+    .unwrap();
+    let out = gitplane(&["render", "."], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: kustomization.yaml: resource \"missing.yaml\" not found"
+    );
+}
+
+#[test]
+fn yaml_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n",
+    )
+    .unwrap();
+    let out = gitplane(&["render", "."], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: app.yaml:"), "{stderr}");
+}
+
+#[test]
+fn directory_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    for (path, name) in [("a.yaml", "a"), ("sub/b.yaml", "b"), ("sub/c.yaml", "c")] {
+        std::fs::write(
+            dir.path().join(path),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"),
+        )
+        .unwrap();
+    }
+    let out = gitplane(
+        &["render", ".", "--recurse", "--exclude", "sub/c.yaml"],
+        dir.path(),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("name: a") && text.contains("name: b") && !text.contains("name: c"),
+        "{text}"
+    );
+}
