@@ -163,10 +163,7 @@ impl Context<'_> {
         me.cluster_scoped
             || other.cluster_scoped
             || other.current.effective_namespace() == me.current.effective_namespace()
-            || self
-                .subject_namespaces
-                .iter()
-                .any(|ns| *ns == other.current.namespace)
+            || self.subject_namespaces.contains(&other.current.namespace)
     }
 
     fn named(&self, old_name: &str) -> Vec<usize> {
