@@ -1,0 +1,86 @@
+//! Timestamps as Kubernetes writes them: RFC 3339 in UTC, to the second.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, as `2026-11-22T07:40:00Z`.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(SystemTime::now())
+}
+
+/// A time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp written by [`format_rfc3339`].
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    Some(days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?)
+}
+
+/// Howard Hinnant's algorithm: days since 1970-01-01 to a civil date.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn round_trips() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let text = format_rfc3339(t);
+        assert_eq!(text, "2026-11-18T11:06:40Z");
+        assert_eq!(parse_rfc3339(&text), Some(1_795_000_000));
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00Z")
+                .map(|s| format_rfc3339(UNIX_EPOCH + Duration::from_secs(s as u64)))
+                .as_deref(),
+            Some("2024-02-29T12:00:00Z")
+        );
+    }
+}
