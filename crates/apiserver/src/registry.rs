@@ -106,10 +106,13 @@ impl ResourceType {
     }
 }
 
+/// Served types keyed by (group, plural).
+type TypeTable = BTreeMap<(String, String), Arc<ResourceType>>;
+
 /// All served types. Cheap to clone; clones share the same registry.
 #[derive(Clone)]
 pub struct Registry {
-    types: Arc<RwLock<BTreeMap<(String, String), Arc<ResourceType>>>>,
+    types: Arc<RwLock<TypeTable>>,
 }
 
 impl Registry {

@@ -1,0 +1,386 @@
+//! The rules every write follows, whatever its verb: server-owned metadata
+//! (uid, creation time, generation), the separation of `status` from the rest of
+//! an object, names, and the checks of `metadata`.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::ResourceType;
+use crate::time::now_rfc3339;
+
+/// Metadata fields only the server sets.
+const SERVER_FIELDS: [&str; 6] = [
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+];
+
+fn meta(object: &mut Value) -> ApiResult<&mut Map<String, Value>> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the object must be a JSON object"))?;
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if meta.is_null() {
+        *meta = Value::Object(Map::new());
+    }
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
+}
+
+/// Checks that the body's type is the endpoint's and makes the `apiVersion` the
+/// storage version. Missing `apiVersion`/`kind` are filled in.
+pub fn check_type(t: &ResourceType, version: &str, object: &mut Value) -> ApiResult<()> {
+    let expected = t.api_version(version);
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the object must be a JSON object"))?;
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {}
+        Some(v) if v == expected || t.versions.iter().any(|sv| t.api_version(sv) == v) => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {}
+        Some(k) if k == t.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                t.kind
+            )));
+        }
+    }
+    map.insert("apiVersion".into(), json!(t.api_version(t.version())));
+    map.insert("kind".into(), json!(t.kind));
+    Ok(())
+}
+
+/// Reconciles the namespace in the body with the one in the path.
+pub fn set_namespace(
+    t: &ResourceType,
+    path_namespace: Option<&str>,
+    object: &mut Value,
+) -> ApiResult<()> {
+    let meta = meta(object)?;
+    if !t.namespaced {
+        meta.shift_remove("namespace");
+        return Ok(());
+    }
+    let body_ns = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let ns = match (path_namespace, body_ns) {
+        (Some(p), Some(b)) if p != b => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        (Some(p), _) => p.to_string(),
+        (None, Some(b)) => b,
+        (None, None) => "default".to_string(),
+    };
+    meta.insert("namespace".into(), json!(ns));
+    Ok(())
+}
+
+/// The name of a new object: `metadata.name`, or `generateName` plus five random
+/// characters.
+pub fn assign_name(object: &mut Value) -> ApiResult<String> {
+    let meta = meta(object)?;
+    if let Some(name) = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Ok(name.to_string());
+    }
+    let Some(prefix) = meta.get("generateName").and_then(Value::as_str) else {
+        return Err(ApiError::invalid(
+            "object",
+            "",
+            "",
+            vec![(
+                "metadata.name".into(),
+                "Required value: name or generateName is required".into(),
+            )],
+        ));
+    };
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    let name = format!("{prefix}{suffix}");
+    meta.insert("name".into(), json!(name));
+    Ok(name)
+}
+
+/// Checks `metadata.name`, labels and annotations.
+pub fn validate_metadata(t: &ResourceType, object: &Value) -> ApiResult<()> {
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut causes = Vec::new();
+    let name_ok = if t.plural == "namespaces" && t.group.is_empty() {
+        is_dns_label(name)
+    } else {
+        is_dns_subdomain(name) || t.crd.is_some() && !name.is_empty() && !name.contains('/')
+    };
+    if !name_ok {
+        causes.push((
+            "metadata.name".to_string(),
+            format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+        ));
+    }
+    if let Some(labels) = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in labels {
+            let Some(v) = v.as_str() else {
+                causes.push((format!("metadata.labels.{k}"), "must be a string".into()));
+                continue;
+            };
+            if !is_qualified_name(k) {
+                causes.push(("metadata.labels".into(), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.'")));
+            }
+            if !is_label_value(v) {
+                causes.push((format!("metadata.labels.{k}"), format!("Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
+            }
+        }
+    }
+    if let Some(annotations) = object
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        let size: usize = annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if size > 256 * 1024 {
+            causes.push((
+                "metadata.annotations".into(),
+                format!("Too long: must have at most 262144 bytes (has {size})"),
+            ));
+        }
+        for (k, v) in annotations {
+            if !v.is_string() {
+                causes.push((
+                    format!("metadata.annotations.{k}"),
+                    "must be a string".into(),
+                ));
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&t.kind, &t.group, name, causes))
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+        || (s.contains(':')
+            && s.split(':').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
+            }))
+}
+
+fn is_qualified_name(s: &str) -> bool {
+    let name = match s.rsplit_once('/') {
+        Some((prefix, name)) => {
+            if !is_dns_subdomain(prefix) {
+                return false;
+            }
+            name
+        }
+        None => s,
+    };
+    !name.is_empty() && name.len() <= 63 && is_label_value(name)
+}
+
+fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
+}
+
+/// Fills in the server-owned metadata of a new object.
+pub fn prepare_create(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
+    let tracks_generation = t.tracks_generation || t.crd.is_some();
+    let meta = meta(object)?;
+    for field in SERVER_FIELDS {
+        meta.shift_remove(field);
+    }
+    meta.shift_remove("resourceVersion");
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    if tracks_generation {
+        meta.insert("generation".into(), json!(1));
+    }
+    if t.status_subresource
+        && let Some(map) = object.as_object_mut()
+    {
+        map.shift_remove("status");
+    }
+    Ok(())
+}
+
+/// The parts of an object that are not `metadata` or `status`: what a
+/// generation counts changes of.
+fn spec_part(object: &Value) -> Map<String, Value> {
+    object
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Carries server-owned fields from the stored object into its replacement, and
+/// keeps the part a write may not change: `status` for writes to the main
+/// resource of a type with a status subresource; everything but `status` for
+/// writes to `/status`.
+pub fn prepare_update(
+    t: &ResourceType,
+    old: &Value,
+    new: &mut Value,
+    status_write: bool,
+) -> ApiResult<()> {
+    if status_write {
+        let status = new.get("status").cloned();
+        *new = old.clone();
+        if let Some(map) = new.as_object_mut() {
+            match status {
+                Some(status) => map.insert("status".into(), status),
+                None => map.shift_remove("status"),
+            };
+        }
+        return Ok(());
+    }
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let meta = meta(new)?;
+    for field in SERVER_FIELDS {
+        match old_meta.get(field) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.shift_remove(field),
+        };
+    }
+    if t.status_subresource
+        && let Some(map) = new.as_object_mut()
+    {
+        match old.get("status") {
+            Some(status) => map.insert("status".into(), status.clone()),
+            None => map.shift_remove("status"),
+        };
+    }
+    let tracks_generation = t.tracks_generation || t.crd.is_some();
+    if tracks_generation && spec_part(old) != spec_part(new) {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        meta_set(new, "generation", json!(generation));
+    }
+    Ok(())
+}
+
+fn meta_set(object: &mut Value, field: &str, value: Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(field.into(), value);
+    }
+}
+
+/// True when `new` differs from `old` only in what a write cannot change by
+/// itself (the resource version and the timestamps of field ownership).
+pub fn is_noop(old: &Value, new: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.shift_remove("resourceVersion");
+            if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
+                for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    e.shift_remove("time");
+                }
+            }
+        }
+        v
+    }
+    strip(old) == strip(new)
+}
+
+/// The `resourceVersion` a write body carries, if any (a precondition).
+pub fn body_resource_version(object: &Value) -> Option<String> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Finalizers of an object.
+pub fn finalizers(object: &Value) -> Vec<String> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True once deletion has started.
+pub fn is_deleting(object: &Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}

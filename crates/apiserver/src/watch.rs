@@ -1,0 +1,212 @@
+//! Watch streams: newline-delimited JSON events (`ADDED`, `MODIFIED`,
+//! `DELETED`, `BOOKMARK`, `ERROR`), resumable from any revision still in the
+//! store's change log. A revision that has been compacted gets one in-stream
+//! `ERROR` event with a 410 `Expired` Status, as the real server sends it, so
+//! clients re-list.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::{Api, Target, read::Selectors};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Event, EventKind};
+use crate::table;
+
+/// How a watch starts and behaves.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    /// `resourceVersion`: `None` or `"0"` start with the current objects.
+    pub resource_version: Option<String>,
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// `allowWatchBookmarks`.
+    pub bookmarks: bool,
+    /// `sendInitialEvents`: the current objects, then a bookmark marking their end.
+    pub initial_events: bool,
+    /// `timeoutSeconds`.
+    pub timeout: Option<Duration>,
+    /// Each event's object as a one-row Table (`kubectl get -w`).
+    pub table: bool,
+}
+
+/// How often bookmarks are sent.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Starts a watch; the returned channel yields the stream's lines.
+pub fn start(
+    api: &Api,
+    target: &Target,
+    options: WatchOptions,
+) -> ApiResult<mpsc::Receiver<Bytes>> {
+    let selectors = Selectors::parse(
+        options.label_selector.as_deref(),
+        options.field_selector.as_deref(),
+    )?;
+    let prefix = match &target.namespace {
+        Some(ns) if target.resource.namespaced => format!("{}{ns}/", target.resource.key_prefix()),
+        _ => target.resource.key_prefix(),
+    };
+    let from: Option<u64> = match options.resource_version.as_deref() {
+        None | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+    };
+    let (tx, rx) = mpsc::channel(256);
+    let (initial, backlog, live) = match from {
+        Some(rv) if !options.initial_events => {
+            let (backlog, live) = api.store.watch(rv);
+            (Vec::new(), backlog, live)
+        }
+        _ => {
+            let (_, live) = api.store.watch(api.store.revision());
+            let (items, revision) = api.store.list(&prefix);
+            let initial = items
+                .into_iter()
+                .map(|(key, object)| {
+                    Arc::new(Event {
+                        revision,
+                        kind: EventKind::Added,
+                        key,
+                        object,
+                    })
+                })
+                .collect();
+            (initial, Some(Vec::new()), live)
+        }
+    };
+    let stream = Stream {
+        target: target.clone(),
+        prefix,
+        selectors,
+        options,
+        store_revision: api.store.revision(),
+    };
+    tokio::spawn(stream.run(tx, initial, backlog, live, api.store.clone()));
+    Ok(rx)
+}
+
+struct Stream {
+    target: Target,
+    prefix: String,
+    selectors: Selectors,
+    options: WatchOptions,
+    store_revision: u64,
+}
+
+impl Stream {
+    async fn run(
+        mut self,
+        tx: mpsc::Sender<Bytes>,
+        initial: Vec<Arc<Event>>,
+        backlog: Option<Vec<Arc<Event>>>,
+        mut live: broadcast::Receiver<Arc<Event>>,
+        store: crate::store::Store,
+    ) {
+        let Some(backlog) = backlog else {
+            let compacted = store.compacted_revision();
+            let rv = self.options.resource_version.clone().unwrap_or_default();
+            let status = ApiError::expired(format!("too old resource version: {rv} ({compacted})"))
+                .to_status();
+            let _ = tx
+                .send(line(json!({"type": "ERROR", "object": status})))
+                .await;
+            return;
+        };
+        let mut sent_up_to = 0;
+        for event in initial.iter().chain(backlog.iter()) {
+            sent_up_to = sent_up_to.max(event.revision);
+            if !self.send(&tx, event).await {
+                return;
+            }
+        }
+        if self.options.initial_events {
+            let bookmark = self.bookmark(store.revision(), true);
+            if tx.send(bookmark).await.is_err() {
+                return;
+            }
+        }
+        let deadline = self
+            .options
+            .timeout
+            .map(|t| tokio::time::Instant::now() + t);
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) => {
+                        if event.revision <= sent_up_to {
+                            continue;
+                        }
+                        self.store_revision = event.revision;
+                        if !self.send(&tx, &event).await {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // The client is too slow: end with 410 so it re-lists.
+                        let status = ApiError::expired("the watch fell behind; re-list and watch again").to_status();
+                        let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if self.options.bookmarks => {
+                    let bookmark = self.bookmark(store.revision().max(self.store_revision), false);
+                    if tx.send(bookmark).await.is_err() {
+                        return;
+                    }
+                }
+                () = timeout => return,
+                () = tx.closed() => return,
+            }
+        }
+    }
+
+    /// Sends one event if it is for this watch; false when the client is gone.
+    async fn send(&self, tx: &mpsc::Sender<Bytes>, event: &Event) -> bool {
+        if !event.key.starts_with(&self.prefix) || !self.selectors.matches(&event.object) {
+            return true;
+        }
+        let object = self.target.present(&event.object);
+        let object = if self.options.table {
+            table::table(&self.target.resource, &[Arc::new(object)], None, None)
+        } else {
+            object
+        };
+        tx.send(line(json!({"type": event.kind.as_str(), "object": object})))
+            .await
+            .is_ok()
+    }
+
+    fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let api_version = self.target.resource.api_version(&self.target.version);
+        line(
+            json!({"type": "BOOKMARK", "object": {"kind": self.target.resource.kind, "apiVersion": api_version, "metadata": metadata}}),
+        )
+    }
+}
+
+fn line(value: Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
