@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, autoscaling::v2 as autoscaling,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
@@ -42,6 +44,20 @@ const PLAIN: Extra = Extra {
     generation: false,
 };
 
+/// k8s-openapi describes apiextensions' `JSON` (a CRD schema's `default`,
+/// `example` and `enum` values) as an object; upstream's OpenAPI lets it be any
+/// value, which `default: blue` needs.
+fn allow_any_json(schema: &mut Value) {
+    const JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON";
+    if let Some(Value::Object(def)) = schema.pointer_mut(&format!("/$defs/{JSON}")) {
+        def.shift_remove("type");
+        def.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
+    }
+}
+
 fn def<T>(extra: Extra) -> ResourceType
 where
     T: k8s_openapi::Resource + schemars::JsonSchema,
@@ -49,7 +65,10 @@ where
 {
     let schema = serde_json::to_value(schemars::schema_for!(T))
         .ok()
-        .map(Arc::new);
+        .map(|mut schema| {
+            allow_any_json(&mut schema);
+            Arc::new(schema)
+        });
     let scale = extra.scale.then(|| ScaleSubresource {
         spec_replicas: ".spec.replicas".into(),
         status_replicas: ".status.replicas".into(),

@@ -64,6 +64,7 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, String> {
     let schema = storage
         .pointer("/schema/openAPIV3Schema")
         .cloned()
+        .map(with_object_envelope)
         .map(Arc::new);
     let scale = storage
         .pointer("/subresources/scale")
@@ -131,6 +132,24 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, String> {
         kind,
         plural,
     })
+}
+
+/// Adds `apiVersion`, `kind` and `metadata` to a CRD's root schema where it
+/// leaves them out, as the real server does: every custom resource has them.
+fn with_object_envelope(mut schema: Value) -> Value {
+    if let Some(root) = schema.as_object_mut() {
+        let properties = root.entry("properties").or_insert_with(|| json!({}));
+        if let Some(properties) = properties.as_object_mut() {
+            for (field, field_schema) in [
+                ("apiVersion", json!({"type": "string"})),
+                ("kind", json!({"type": "string"})),
+                ("metadata", json!({"type": "object"})),
+            ] {
+                properties.entry(field).or_insert(field_schema);
+            }
+        }
+    }
+    schema
 }
 
 /// Sets the status of an accepted CRD.

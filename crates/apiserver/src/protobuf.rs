@@ -22,6 +22,8 @@ enum Kind {
     QuantityMap,
     Time,
     IntOrString,
+    /// Read and dropped: the `status` of a create, which the server resets.
+    Ignored,
 }
 
 struct Field {
@@ -29,6 +31,10 @@ struct Field {
     name: &'static str,
     kind: Kind,
     repeated: bool,
+    /// Go pointer fields: protobuf sends them only when set, so a zero value is
+    /// meaningful. Other fields always travel and a zero value means unset, as
+    /// `omitempty` does in JSON.
+    pointer: bool,
 }
 
 struct Message {
@@ -42,6 +48,16 @@ const fn f(tag: u64, name: &'static str, kind: Kind) -> Field {
         name,
         kind,
         repeated: false,
+        pointer: false,
+    }
+}
+const fn ptr(tag: u64, name: &'static str, kind: Kind) -> Field {
+    Field {
+        tag,
+        name,
+        kind,
+        repeated: false,
+        pointer: true,
     }
 }
 const fn list(tag: u64, name: &'static str, kind: Kind) -> Field {
@@ -50,13 +66,9 @@ const fn list(tag: u64, name: &'static str, kind: Kind) -> Field {
         name,
         kind,
         repeated: true,
+        pointer: false,
     }
 }
-
-static EMPTY: Message = Message {
-    name: "status",
-    fields: &[],
-};
 static OWNER_REFERENCE: Message = Message {
     name: "OwnerReference",
     fields: &[
@@ -64,8 +76,8 @@ static OWNER_REFERENCE: Message = Message {
         f(3, "name", Kind::Str),
         f(4, "uid", Kind::Str),
         f(5, "apiVersion", Kind::Str),
-        f(6, "controller", Kind::Bool),
-        f(7, "blockOwnerDeletion", Kind::Bool),
+        ptr(6, "controller", Kind::Bool),
+        ptr(7, "blockOwnerDeletion", Kind::Bool),
     ],
 };
 static OBJECT_META: Message = Message {
@@ -96,7 +108,7 @@ static NAMESPACE: Message = Message {
     fields: &[
         f(1, "metadata", Kind::Msg(&OBJECT_META)),
         f(2, "spec", Kind::Msg(&NAMESPACE_SPEC)),
-        f(3, "status", Kind::Msg(&EMPTY)),
+        f(3, "status", Kind::Ignored),
     ],
 };
 static CONFIG_MAP: Message = Message {
@@ -105,7 +117,7 @@ static CONFIG_MAP: Message = Message {
         f(1, "metadata", Kind::Msg(&OBJECT_META)),
         f(2, "data", Kind::StrMap),
         f(3, "binaryData", Kind::BytesMap),
-        f(4, "immutable", Kind::Bool),
+        ptr(4, "immutable", Kind::Bool),
     ],
 };
 static SECRET: Message = Message {
@@ -115,7 +127,7 @@ static SECRET: Message = Message {
         f(2, "data", Kind::BytesMap),
         f(3, "type", Kind::Str),
         f(4, "stringData", Kind::StrMap),
-        f(5, "immutable", Kind::Bool),
+        ptr(5, "immutable", Kind::Bool),
     ],
 };
 static OBJECT_REFERENCE: Message = Message {
@@ -138,7 +150,7 @@ static SERVICE_ACCOUNT: Message = Message {
         f(1, "metadata", Kind::Msg(&OBJECT_META)),
         list(2, "secrets", Kind::Msg(&OBJECT_REFERENCE)),
         list(3, "imagePullSecrets", Kind::Msg(&LOCAL_REFERENCE)),
-        f(4, "automountServiceAccountToken", Kind::Bool),
+        ptr(4, "automountServiceAccountToken", Kind::Bool),
     ],
 };
 static REQUIREMENT: Message = Message {
@@ -201,12 +213,20 @@ static POD_SPEC: Message = Message {
     fields: &[
         list(2, "containers", Kind::Msg(&CONTAINER)),
         f(3, "restartPolicy", Kind::Str),
-        f(4, "terminationGracePeriodSeconds", Kind::Int),
+        ptr(4, "terminationGracePeriodSeconds", Kind::Int),
         f(6, "dnsPolicy", Kind::Str),
         f(7, "nodeSelector", Kind::StrMap),
         f(8, "serviceAccountName", Kind::Str),
-        list(20, "initContainers", Kind::Msg(&CONTAINER)),
+        f(9, "serviceAccount", Kind::Str),
+        f(10, "nodeName", Kind::Str),
+        f(11, "hostNetwork", Kind::Bool),
+        f(12, "hostPID", Kind::Bool),
+        f(13, "hostIPC", Kind::Bool),
+        f(16, "hostname", Kind::Str),
+        f(17, "subdomain", Kind::Str),
         f(19, "schedulerName", Kind::Str),
+        list(20, "initContainers", Kind::Msg(&CONTAINER)),
+        f(24, "priorityClassName", Kind::Str),
     ],
 };
 static POD_TEMPLATE: Message = Message {
@@ -219,8 +239,8 @@ static POD_TEMPLATE: Message = Message {
 static ROLLING_UPDATE: Message = Message {
     name: "RollingUpdateDeployment",
     fields: &[
-        f(1, "maxUnavailable", Kind::IntOrString),
-        f(2, "maxSurge", Kind::IntOrString),
+        ptr(1, "maxUnavailable", Kind::IntOrString),
+        ptr(2, "maxSurge", Kind::IntOrString),
     ],
 };
 static STRATEGY: Message = Message {
@@ -233,14 +253,14 @@ static STRATEGY: Message = Message {
 static DEPLOYMENT_SPEC: Message = Message {
     name: "DeploymentSpec",
     fields: &[
-        f(1, "replicas", Kind::Int),
+        ptr(1, "replicas", Kind::Int),
         f(2, "selector", Kind::Msg(&LABEL_SELECTOR)),
         f(3, "template", Kind::Msg(&POD_TEMPLATE)),
         f(4, "strategy", Kind::Msg(&STRATEGY)),
         f(5, "minReadySeconds", Kind::Int),
-        f(6, "revisionHistoryLimit", Kind::Int),
+        ptr(6, "revisionHistoryLimit", Kind::Int),
         f(7, "paused", Kind::Bool),
-        f(9, "progressDeadlineSeconds", Kind::Int),
+        ptr(9, "progressDeadlineSeconds", Kind::Int),
     ],
 };
 static DEPLOYMENT: Message = Message {
@@ -248,7 +268,7 @@ static DEPLOYMENT: Message = Message {
     fields: &[
         f(1, "metadata", Kind::Msg(&OBJECT_META)),
         f(2, "spec", Kind::Msg(&DEPLOYMENT_SPEC)),
-        f(3, "status", Kind::Msg(&EMPTY)),
+        f(3, "status", Kind::Ignored),
     ],
 };
 
@@ -315,7 +335,13 @@ fn message(bytes: &[u8], schema: &Message, depth: usize) -> ApiResult<Value> {
         let field = schema.fields.iter().find(|f| f.tag == tag).ok_or_else(|| {
             unsupported(&format!("field {tag} of {} is not supported", schema.name))
         })?;
+        if matches!(field.kind, Kind::Ignored) {
+            continue;
+        }
         let value = scalar(field.kind, wire, depth)?;
+        if !field.pointer && !field.repeated && is_zero(&value) {
+            continue;
+        }
         match field.kind {
             Kind::StrMap | Kind::BytesMap | Kind::QuantityMap => {
                 let entry = out.entry(field.name).or_insert_with(|| json!({}));
@@ -335,6 +361,17 @@ fn message(bytes: &[u8], schema: &Message, depth: usize) -> ApiResult<Value> {
         }
     }
     Ok(Value::Object(out))
+}
+
+/// The values Go's `omitempty` leaves out of JSON.
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::Bool(b) => !b,
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
 }
 
 fn scalar(kind: Kind, wire: Wire<'_>, depth: usize) -> ApiResult<Value> {

@@ -241,6 +241,23 @@ fn is_label_value(s: &str) -> bool {
             && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
 }
 
+/// Drops empty and null metadata collections, as the real server's typed
+/// `ObjectMeta` (all `omitempty`) does: a patch that sets `annotations: {}`
+/// leaves no trace.
+fn drop_empty_metadata(meta: &mut Map<String, Value>) {
+    for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        let empty = match meta.get(field) {
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            meta.shift_remove(field);
+        }
+    }
+}
+
 /// Fills in the server-owned metadata of a new object.
 pub fn prepare_create(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
     let tracks_generation = t.tracks_generation || t.crd.is_some();
@@ -249,6 +266,7 @@ pub fn prepare_create(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
         meta.shift_remove(field);
     }
     meta.shift_remove("resourceVersion");
+    drop_empty_metadata(meta);
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
     if tracks_generation {
@@ -305,6 +323,7 @@ pub fn prepare_update(
         .cloned()
         .unwrap_or_default();
     let meta = meta(new)?;
+    drop_empty_metadata(meta);
     for field in SERVER_FIELDS {
         match old_meta.get(field) {
             Some(v) => meta.insert(field.into(), v.clone()),
