@@ -303,19 +303,18 @@ impl FieldSet {
         }
     }
 
-    /// True if the set owns `path`: the path itself, something below it, or a
-    /// leaf above it (an atomic value containing it). Owning a list element's
-    /// existence (`.`) does not own the fields inside it.
+    /// True if the set owns `path` itself or something below it. As in
+    /// structured-merge-diff, owning a map itself (an applied empty map) or a
+    /// list element's existence (`.`) does not own the fields inside it.
     pub fn touches(&self, path: &[String]) -> bool {
         let mut node = self;
         for element in path {
             match node.children.get(element) {
-                Some(child) if child.is_leaf() => return true,
                 Some(child) => node = child,
                 None => return false,
             }
         }
-        !node.is_empty()
+        true
     }
 
     /// The `FieldsV1` JSON.

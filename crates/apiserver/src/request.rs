@@ -378,4 +378,15 @@ mod tests {
         );
         assert!(body_type(Some("text/plain")).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(path in "(/[a-z0-9.%~-]{0,12}){0,9}", query in "[a-z=&%0-9,.!()]{0,40}", content_type in "[a-z/+;= -]{0,40}") {
+            let _ = parse_route(&path);
+            let _ = parse_query(Some(&query));
+            let _ = percent_decode(&query);
+            let _ = body_type(Some(&content_type));
+            let _ = wants(Some(&content_type));
+        }
+    }
 }

@@ -267,11 +267,14 @@ pub fn apply(
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     for path in previous.difference(&config_set).leaves() {
-        let owned_elsewhere = entries
-            .iter()
-            .filter(|e| !mine(e))
-            .any(|e| e.fields.touches(&path));
-        if !owned_elsewhere {
+        // Kept when still owned: by the new config (an empty map it now fills,
+        // say) or by another manager.
+        let still_owned = config_set.touches(&path)
+            || entries
+                .iter()
+                .filter(|e| !mine(e))
+                .any(|e| e.fields.touches(&path));
+        if !still_owned {
             remove_at(&mut merged, &path);
         }
     }
@@ -528,5 +531,43 @@ mod tests {
             .map(|c| c["name"].clone())
             .collect();
         assert_eq!(names, [json!("a"), json!("b")]);
+    }
+
+    fn arb_data() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        proptest::collection::btree_map("[a-e]", "[a-z0-9]{0,4}", 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, json!(v))).collect()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_result_holds_exactly_the_applied_config(first in arb_data(), second in arb_data()) {
+            // One manager alone: whatever it applies last is what the object holds.
+            let one = apply(&empty_object(&cm(json!({}))), &cm(first), shape(), &request("m", false)).unwrap();
+            let two = apply(&one, &cm(second.clone()), shape(), &request("m", false)).unwrap();
+            let data = two.get("data").cloned().unwrap_or(json!({}));
+            proptest::prop_assert_eq!(data, second);
+        }
+
+        #[test]
+        fn reapplying_is_a_no_op(config in arb_data()) {
+            let once = apply(&empty_object(&cm(json!({}))), &cm(config.clone()), shape(), &request("m", false)).unwrap();
+            let twice = apply(&once, &cm(config), shape(), &request("m", false)).unwrap();
+            proptest::prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn agreeing_managers_share_without_conflict(config in arb_data()) {
+            // Applying the same values is co-ownership, never a conflict.
+            let a = apply(&empty_object(&cm(json!({}))), &cm(config.clone()), shape(), &request("a", false)).unwrap();
+            let b = apply(&a, &cm(config.clone()), shape(), &request("b", false));
+            proptest::prop_assert!(b.is_ok(), "{:?}", b.err());
+        }
+
+        #[test]
+        fn field_sets_round_trip_through_fields_v1(config in arb_data()) {
+            let set = FieldSet::of(&cm(config), shape());
+            proptest::prop_assert_eq!(FieldSet::from_fields_v1(&set.to_fields_v1()), set);
+        }
     }
 }
