@@ -9,20 +9,70 @@ use serde_json::{Value, json};
 use crate::registry::{PrinterColumn, ResourceType, ScaleSubresource};
 use crate::time::now_rfc3339;
 
+/// What is wrong with a CRD: (field, message), as a 422 reports it.
+pub type Problem = (String, String);
+
+fn problem(field: &str, message: impl Into<String>) -> Problem {
+    (field.to_string(), message.into())
+}
+
+/// Why the server would refuse this CRD (empty when it is acceptable).
+pub fn problems(crd: &Value) -> Vec<Problem> {
+    let mut found = match resource_type(crd) {
+        Ok(_) => Vec::new(),
+        Err(p) => vec![p],
+    };
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, version) in versions.iter().enumerate() {
+        let field = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        match version.pointer("/schema/openAPIV3Schema") {
+            None => found.push(problem(&field, "Required value: schemas are required")),
+            Some(schema) if schema.get("type").and_then(Value::as_str) != Some("object") => found
+                .push(problem(
+                    &format!("{field}.type"),
+                    "Unsupported value: must be object at the root",
+                )),
+            Some(_) => {}
+        }
+    }
+    if versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .count()
+        > 1
+    {
+        found.push(problem(
+            "spec.versions",
+            "Invalid value: must have exactly one version marked as storage version",
+        ));
+    }
+    found
+}
+
 /// The type a CRD defines.
-pub fn resource_type(crd: &Value) -> Result<ResourceType, String> {
+pub fn resource_type(crd: &Value) -> Result<ResourceType, Problem> {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let spec = crd.get("spec").ok_or("spec is required")?;
+    let spec = crd
+        .get("spec")
+        .ok_or_else(|| problem("spec", "Required value"))?;
     let text = |p: &str| spec.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let group = text("/group").ok_or("spec.group is required")?;
-    let plural = text("/names/plural").ok_or("spec.names.plural is required")?;
-    let kind = text("/names/kind").ok_or("spec.names.kind is required")?;
+    let required = |p: &str| {
+        text(p).ok_or_else(|| problem(&format!("spec{}", p.replace('/', ".")), "Required value"))
+    };
+    let group = required("/group")?;
+    let plural = required("/names/plural")?;
+    let kind = required("/names/kind")?;
     if name != format!("{plural}.{group}") {
-        return Err(format!(
-            "metadata.name must be spec.names.plural+\".\"+spec.group ({plural}.{group})"
+        return Err(problem(
+            "metadata.name",
+            format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
         ));
     }
     let list = |p: &str| -> Vec<String> {
@@ -39,7 +89,7 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, String> {
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)
-        .ok_or("spec.versions is required")?;
+        .ok_or_else(|| problem("spec.versions", "Required value"))?;
     let served: Vec<&Value> = versions
         .iter()
         .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
@@ -47,11 +97,16 @@ pub fn resource_type(crd: &Value) -> Result<ResourceType, String> {
     let storage = versions
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool).unwrap_or(false))
-        .ok_or("exactly one version must be the storage version")?;
+        .ok_or_else(|| {
+            problem(
+                "spec.versions",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        })?;
     let storage_name = storage
         .get("name")
         .and_then(Value::as_str)
-        .ok_or("every version needs a name")?
+        .ok_or_else(|| problem("spec.versions.name", "Required value"))?
         .to_string();
     let mut version_names = vec![storage_name.clone()];
     for v in &served {

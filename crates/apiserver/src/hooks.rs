@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::crd;
+use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceType;
 use crate::semantics;
 
@@ -45,6 +46,23 @@ pub fn on_write(t: &ResourceType, old: Option<&Value>, object: &mut Value) {
     }
 }
 
+/// Kind-specific validation of an object about to be written: a CRD the
+/// server could not serve is refused with 422, as the real server does.
+pub fn validate(t: &ResourceType, object: &Value) -> ApiResult<()> {
+    if !is(t, "apiextensions.k8s.io", "CustomResourceDefinition") {
+        return Ok(());
+    }
+    let problems = crd::problems(object);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Err(ApiError::invalid(&t.kind, &t.group, name, problems))
+}
+
 /// Finalizers that still hold an object being deleted: `metadata.finalizers`,
 /// and for Namespaces `spec.finalizers`.
 pub fn pending_finalizers(t: &ResourceType, object: &Value) -> Vec<String> {
@@ -79,7 +97,7 @@ pub fn register_crd(api: &Api, object: &Value) {
                 tracing::warn!("not serving a CRD: {e}");
             }
         }
-        Err(e) => tracing::warn!("not serving an invalid CRD: {e}"),
+        Err((field, message)) => tracing::warn!("not serving an invalid CRD: {field}: {message}"),
     }
 }
 

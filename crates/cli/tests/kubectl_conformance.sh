@@ -273,6 +273,20 @@ EOF
 check "apply CRD" 'customresourcedefinition.apiextensions.k8s.io/widgets.example.com created' kc apply -f "$crd"
 check "CRD Established" 'condition met' kc wait --for=condition=Established crd/widgets.example.com --timeout=10s
 check "CRD in api-resources" 'widgets +wd +example.com/v1 +true +Widget' kc api-resources --api-group=example.com
+wrong=$(f wrong-crd.yaml <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: wrong.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: things, kind: Thing}
+  versions:
+  - {name: v1, served: true, storage: true}
+EOF
+)
+check_fails "CRD with a mismatched name is Invalid" 'metadata.name: Invalid value: "wrong.example.com"' kc apply -f "$wrong"
 bad=$(f bad-widget.yaml <<'EOF'
 apiVersion: example.com/v1
 kind: Widget

@@ -177,6 +177,7 @@ impl Api {
         self.check_namespace(&target, &name)?;
         let warnings = self.check_schema(&t, &mut body, options.validation)?;
         semantics::prepare_create(&t, &mut body)?;
+        hooks::validate(&t, &body)?;
         hooks::on_write(&t, None, &mut body);
         ssa::record_update(
             None,
@@ -429,6 +430,7 @@ impl Api {
                     None => {
                         created = true;
                         semantics::prepare_create(&t, &mut merged)?;
+                        hooks::validate(&t, &merged)?;
                         hooks::on_write(&t, None, &mut merged);
                         Ok(Decision::Put(merged))
                     }
@@ -641,6 +643,7 @@ fn finish_update(
     status_write: bool,
 ) -> ApiResult<Decision> {
     if !status_write {
+        hooks::validate(t, &new)?;
         hooks::on_write(t, Some(current), &mut new);
     }
     if semantics::is_deleting(&new) && hooks::pending_finalizers(t, &new).is_empty() {
