@@ -185,14 +185,39 @@ impl Store {
     /// Every object whose key starts with `prefix`, in key order, and the revision
     /// the list is consistent with.
     pub fn list(&self, prefix: &str) -> (Vec<(String, Arc<Value>)>, u64) {
+        let mut items = Vec::new();
+        let revision = self.scan(prefix, None, |key, object| {
+            items.push((key.to_string(), object.clone()));
+            std::ops::ControlFlow::Continue(())
+        });
+        (items, revision)
+    }
+
+    /// Visits the objects under a key prefix in key order, starting after
+    /// `after`, until `visit` breaks; returns the revision they are current at.
+    /// Nothing is copied: pagination over a large prefix stays cheap.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        mut visit: impl FnMut(&str, &Arc<Value>) -> std::ops::ControlFlow<()>,
+    ) -> u64 {
+        use std::ops::Bound;
         let state = self.lock();
-        let items = state
+        let start = match after {
+            Some(key) if key >= prefix => Bound::Excluded(key.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        for (key, object) in state
             .objects
-            .range(prefix.to_string()..)
+            .range((start, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        (items, state.revision)
+        {
+            if visit(key, object).is_break() {
+                break;
+            }
+        }
+        state.revision
     }
 
     /// Subscribes to changes; with `events_after`, also returns the logged events

@@ -1,6 +1,7 @@
 //! `gitplane bench`: measurements against a peer tool measured in the same run,
 //! reported as ratios. Nothing here asserts a time; the numbers are for people.
 
+mod apiserver;
 mod measure;
 mod render;
 
@@ -21,11 +22,16 @@ enum BenchTarget {
     /// and with `kubectl kustomize`, check the outputs are identical, and report
     /// both times, the ratio and peak memory.
     Render(render::RenderBenchArgs),
+    /// Drive the embedded API server through kube-rs (creates, server-side
+    /// applies, lists, watch delivery) and, when Debian's etcd-server is
+    /// installed, the same durable writes against etcd in the same run.
+    Apiserver(apiserver::ApiserverBenchArgs),
 }
 
 /// Runs a benchmark.
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     match &args.target {
         BenchTarget::Render(a) => render::run(a),
+        BenchTarget::Apiserver(a) => apiserver::run(a),
     }
 }

@@ -141,37 +141,35 @@ impl Api {
             }
             _ => target.resource.key_prefix(),
         };
-        let (all, revision) = self.store.list(&prefix);
         let after = match &options.continue_token {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let mut matching = all
-            .into_iter()
-            .filter(|(key, _)| after.as_ref().is_none_or(|a| key > a))
-            .filter(|(_, o)| selectors.matches(o));
         let mut items = Vec::new();
         let mut last_key = None;
-        for (key, object) in matching.by_ref() {
-            if options.limit.is_some_and(|l| items.len() >= l) {
-                // One more exists: the page is full and there is a next one.
-                let rest = 1 + matching.count();
-                let token = last_key.map(|k: String| TOKEN.encode(k.as_bytes()));
-                return Ok(ListResult {
-                    items,
-                    revision,
-                    continue_token: token,
-                    remaining: Some(rest),
-                });
+        let mut rest = 0;
+        let revision = self.store.scan(&prefix, after.as_deref(), |key, object| {
+            if selectors.matches(object) {
+                if options.limit.is_some_and(|l| items.len() >= l) {
+                    rest += 1;
+                } else {
+                    items.push(object.clone());
+                    last_key = Some(key.to_string());
+                }
             }
-            last_key = Some(key);
-            items.push(object);
-        }
+            std::ops::ControlFlow::Continue(())
+        });
+        // More matched than fit the page: hand out a token for the next one.
+        let (continue_token, remaining) = if rest > 0 {
+            (last_key.map(|k| TOKEN.encode(k.as_bytes())), Some(rest))
+        } else {
+            (None, None)
+        };
         Ok(ListResult {
             items,
             revision,
-            continue_token: None,
-            remaining: None,
+            continue_token,
+            remaining,
         })
     }
 }

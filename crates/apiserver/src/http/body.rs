@@ -59,7 +59,12 @@ fn decode_yaml(bytes: &[u8]) -> ApiResult<Value> {
 }
 
 /// A JSON response.
-pub fn json(status: u16, value: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
+pub fn json(
+    status: u16,
+    value: &impl serde::Serialize,
+    content_type: &str,
+    warnings: &[String],
+) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))

@@ -205,7 +205,12 @@ async fn resource(
                             &options,
                         )
                         .await?;
-                    Ok(body::json(200, &written.object, "application/json", &[]))
+                    Ok(body::json(
+                        200,
+                        written.object.as_ref(),
+                        "application/json",
+                        &[],
+                    ))
                 }
                 _ => {
                     let written = api.update(&target, &name, value, sub, &options).await?;
@@ -264,10 +269,9 @@ async fn resource(
             let deleted = api
                 .delete_collection(&target, &list_options, &options)
                 .await?;
-            let items: Vec<Value> = deleted.iter().map(|o| target.present(o)).collect();
             Ok(body::json(
                 200,
-                &list_body(&target, items, api.store.revision(), None, None),
+                &list_body(&target, &deleted, api.store.revision(), None, None),
                 "application/json",
                 &[],
             ))
@@ -288,13 +292,54 @@ fn list_options(query: &Query) -> ListOptions {
     }
 }
 
-fn list_body(
-    target: &Target,
-    items: Vec<Value>,
+/// A list response, serialized straight from the stored objects (no copies).
+struct ListBody<'a> {
+    target: &'a Target,
+    items: &'a [Arc<Value>],
+    metadata: Value,
+}
+
+impl serde::Serialize for ListBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("kind", &self.target.resource.list_kind)?;
+        map.serialize_entry(
+            "apiVersion",
+            &self.target.resource.api_version(&self.target.version),
+        )?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("items", &Items(self.target, self.items))?;
+        map.end()
+    }
+}
+
+struct Items<'a>(&'a Target, &'a [Arc<Value>]);
+
+impl serde::Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let Items(target, items) = self;
+        let as_stored = target.version == target.resource.version();
+        let mut seq = s.serialize_seq(Some(items.len()))?;
+        for item in *items {
+            if as_stored {
+                seq.serialize_element(item.as_ref())?;
+            } else {
+                seq.serialize_element(&target.present(item))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+fn list_body<'a>(
+    target: &'a Target,
+    items: &'a [Arc<Value>],
     revision: u64,
     continue_token: Option<&str>,
     remaining: Option<usize>,
-) -> Value {
+) -> ListBody<'a> {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
@@ -302,7 +347,11 @@ fn list_body(
     if let Some(remaining) = remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
-    json!({"kind": target.resource.list_kind, "apiVersion": target.resource.api_version(&target.version), "metadata": metadata, "items": items})
+    ListBody {
+        target,
+        items,
+        metadata,
+    }
 }
 
 fn list(api: &Api, target: &Target, query: &Query, wants: Wants) -> ApiResult<Response<Body>> {
@@ -316,12 +365,11 @@ fn list(api: &Api, target: &Target, query: &Query, wants: Wants) -> ApiResult<Re
         );
         return Ok(body::json(200, &table, "application/json", &[]));
     }
-    let items: Vec<Value> = page.items.iter().map(|o| target.present(o)).collect();
     Ok(body::json(
         200,
         &list_body(
             target,
-            items,
+            &page.items,
             page.revision,
             page.continue_token.as_deref(),
             page.remaining,

@@ -1,6 +1,6 @@
 //! Running a command and measuring its wall time and peak memory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,4 +78,13 @@ fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
 pub fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();
     (times[0], times[times.len() / 2])
+}
+
+/// The first executable file called `program` on `PATH`.
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
 }

@@ -1,12 +1,12 @@
 //! `gitplane bench render`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use gitplane_render::synthetic::write_synthetic_platform;
 
-use super::measure::{Run, best_and_median, run_measured};
+use super::measure::{Run, best_and_median, find_in_path, run_measured};
 
 /// Arguments of `gitplane bench render`.
 #[derive(Debug, clap::Args)]
@@ -124,12 +124,4 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
 }
