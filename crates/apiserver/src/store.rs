@@ -13,7 +13,7 @@
 //! watch can resume from any revision still in it, also after a restart; older
 //! revisions are "compacted" and a watch from them gets 410 Expired.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
@@ -70,6 +70,10 @@ pub struct Event {
     pub key: String,
     /// The object after the change (before it, for a deletion).
     pub object: Arc<Value>,
+    /// For a modification, the object before it, when known (a log read back
+    /// from disk knows it only for keys changed earlier in the log). Watches
+    /// with selectors need it to see objects move in and out of the selection.
+    pub previous: Option<Arc<Value>>,
 }
 
 /// What an update function decides to do with an object.
@@ -281,6 +285,10 @@ impl Store {
             let mut object = object;
             set_resource_version(&mut object, revision);
             let object = Arc::new(object);
+            let previous = match kind {
+                EventKind::Modified => state.objects.get(key).cloned(),
+                _ => None,
+            };
             let bytes = match kind {
                 EventKind::Deleted => {
                     state.objects.remove(key);
@@ -299,6 +307,7 @@ impl Store {
                 kind,
                 key: key.to_string(),
                 object: object.clone(),
+                previous,
             });
             state.log.push_back(event.clone());
             while state.log.len() > self.log_limit {
@@ -373,6 +382,7 @@ fn load(db: &Database) -> Result<Loaded, String> {
         objects.insert(key.value().to_string(), Arc::new(object));
     }
     let mut log = VecDeque::new();
+    let mut latest: HashMap<String, Arc<Value>> = HashMap::new();
     for entry in tx
         .open_table(EVENTS)
         .map_err(storage_error)?
@@ -389,11 +399,18 @@ fn load(db: &Database) -> Result<Loaded, String> {
             .as_str()
             .ok_or("storage: bad event record")?
             .to_string();
+        let object = Arc::new(record["object"].clone());
+        let previous = match kind {
+            EventKind::Modified => latest.get(&key).cloned(),
+            _ => None,
+        };
+        latest.insert(key.clone(), object.clone());
         log.push_back(Arc::new(Event {
             revision: revision.value(),
             kind,
             key,
-            object: Arc::new(record["object"].clone()),
+            object,
+            previous,
         }));
     }
     Ok((objects, revision, log))

@@ -76,6 +76,7 @@ pub fn start(
                         kind: EventKind::Added,
                         key,
                         object,
+                        previous: None,
                     })
                 })
                 .collect();
@@ -177,18 +178,46 @@ impl Stream {
         }
     }
 
+    /// What a change looks like through this watch's selectors, as the real
+    /// server's watch cache shows it: an object that starts matching is
+    /// ADDED, one that stops matching is DELETED (as it was), others pass
+    /// through or are not for this watch.
+    fn view<'e>(&self, event: &'e Event) -> Option<(&'static str, &'e Value)> {
+        if !event.key.starts_with(&self.prefix) {
+            return None;
+        }
+        let matches = |object: &Value| self.selectors.matches(object);
+        match (event.kind, &event.previous) {
+            (EventKind::Modified, Some(previous)) => {
+                match (matches(previous), matches(&event.object)) {
+                    (true, true) => Some(("MODIFIED", &event.object)),
+                    (false, true) => Some(("ADDED", &event.object)),
+                    (true, false) => Some(("DELETED", previous)),
+                    (false, false) => None,
+                }
+            }
+            (kind, _) => matches(&event.object).then_some((kind.as_str(), &event.object)),
+        }
+    }
+
     /// Sends one event if it is for this watch; false when the client is gone.
     async fn send(&self, tx: &mpsc::Sender<Bytes>, event: &Event) -> bool {
-        if !event.key.starts_with(&self.prefix) || !self.selectors.matches(&event.object) {
+        let Some((kind, object)) = self.view(event) else {
             return true;
+        };
+        let mut object = self.target.present(object);
+        if kind == "DELETED" && event.kind == EventKind::Modified {
+            // The object as it was, at the revision it left the selection.
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), json!(event.revision.to_string()));
+            }
         }
-        let object = self.target.present(&event.object);
         let object = if self.options.table {
             table::table(&self.target.resource, &[Arc::new(object)], None, None)
         } else {
             object
         };
-        tx.send(line(json!({"type": event.kind.as_str(), "object": object})))
+        tx.send(line(json!({"type": kind, "object": object})))
             .await
             .is_ok()
     }

@@ -272,3 +272,52 @@ async fn watcher_relists_after_its_revision_is_compacted() {
     assert!(expired, "the second list followed a 410");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_watches_see_objects_enter_and_leave() {
+    let (server, client, _dir) = start(1000).await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let version = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let params = WatchParams::default().labels("tier=front");
+    let mut stream = api.watch(&params, &version).await.unwrap().boxed();
+    let label = |tier: &str| Patch::Merge(json!({"metadata": {"labels": {"tier": tier}}}));
+    api.create(&PostParams::default(), &config_map("moving", json!({})))
+        .await
+        .unwrap();
+    for tier in ["back", "front", "front", "back", "front"] {
+        api.patch("moving", &PatchParams::default(), &label(tier))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .expect("an event within 10s")
+            .unwrap()
+            .unwrap();
+        let (kind, cm) = match event {
+            WatchEvent::Added(cm) => ("ADDED", cm),
+            WatchEvent::Modified(cm) => ("MODIFIED", cm),
+            WatchEvent::Deleted(cm) => ("DELETED", cm),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        };
+        seen.push((kind, cm.labels()["tier"].clone()));
+    }
+    // Created unlabelled and moved to "back": invisible. Into "front": ADDED.
+    // A no-op patch: nothing. Out to "back": DELETED, showing it as it was.
+    // Back into "front": ADDED again.
+    let front = || "front".to_string();
+    assert_eq!(
+        seen,
+        [("ADDED", front()), ("DELETED", front()), ("ADDED", front())]
+    );
+    server.stop().await;
+}
