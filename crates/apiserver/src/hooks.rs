@@ -63,6 +63,30 @@ pub fn validate(t: &ResourceType, object: &Value) -> ApiResult<()> {
     Err(ApiError::invalid(&t.kind, &t.group, name, problems))
 }
 
+/// Warnings for what the server stores but does not act on.
+pub fn warnings(t: &ResourceType, object: &Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if is(t, "apiextensions.k8s.io", "CustomResourceDefinition")
+        && object
+            .pointer("/spec/versions")
+            .is_some_and(|v| has_key(v, "x-kubernetes-validations"))
+    {
+        warnings.push(
+            "x-kubernetes-validations (CEL) rules are stored but not enforced by gitplane's embedded API server"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
+fn has_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key(key) || map.values().any(|v| has_key(v, key)),
+        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
+        _ => false,
+    }
+}
+
 /// Finalizers that still hold an object being deleted: `metadata.finalizers`,
 /// and for Namespaces `spec.finalizers`.
 pub fn pending_finalizers(t: &ResourceType, object: &Value) -> Vec<String> {

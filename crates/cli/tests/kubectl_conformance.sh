@@ -287,6 +287,27 @@ spec:
 EOF
 )
 check_fails "CRD with a mismatched name is Invalid" 'metadata.name: Invalid value: "wrong.example.com"' kc apply -f "$wrong"
+cel=$(f cel-crd.yaml <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-validations:
+        - rule: "self.metadata.name.size() < 10"
+EOF
+)
+check "CEL rules are accepted with a warning that says they are not enforced" 'Warning: x-kubernetes-validations \(CEL\) rules are stored but not enforced' kc apply -f "$cel"
 bad=$(f bad-widget.yaml <<'EOF'
 apiVersion: example.com/v1
 kind: Widget

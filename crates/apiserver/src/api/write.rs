@@ -152,6 +152,7 @@ impl Api {
         if t.crd.is_none() {
             apply_defaults(&t.group, &t.kind, object);
         }
+        warnings.extend(hooks::warnings(t, object));
         Ok(warnings)
     }
 
