@@ -321,3 +321,111 @@ async fn selector_watches_see_objects_enter_and_leave() {
     );
     server.stop().await;
 }
+
+/// Sends a raw request and returns the status code.
+async fn raw_status(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> u16 {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body)
+        .unwrap();
+    client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .map_or_else(
+            |e| match e {
+                kube::Error::Api(status) => status.code,
+                other => panic!("transport error: {other}"),
+            },
+            |response| response.status().as_u16(),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_not_crashed_on() {
+    let (server, client, dir) = start(1000).await;
+    // A wrong token: 401.
+    let mut kubeconfig = Kubeconfig::read_from(dir.path().join("kubeconfig")).unwrap();
+    for user in &mut kubeconfig.auth_infos {
+        if let Some(auth) = user.auth_info.as_mut() {
+            auth.token = Some("not-the-token".to_string().into());
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let intruder = Client::try_from(config).unwrap();
+    let path = "/api/v1/namespaces/default/configmaps";
+    assert_eq!(
+        raw_status(&intruder, "GET", path, "application/json", vec![]).await,
+        401
+    );
+
+    // Malformed and oversized bodies: 400 and 413.
+    assert_eq!(
+        raw_status(
+            &client,
+            "POST",
+            path,
+            "application/json",
+            b"{not json".to_vec()
+        )
+        .await,
+        400
+    );
+    let huge = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
+        "x".repeat(4 << 20)
+    );
+    assert_eq!(
+        raw_status(&client, "POST", path, "application/json", huge.into_bytes()).await,
+        413
+    );
+
+    // Garbage of every media type: always a 4xx, and the server keeps serving.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for content_type in [
+        "application/json",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+        "application/apply-patch+yaml",
+        "application/strategic-merge-patch+json",
+        "application/json-patch+json",
+    ] {
+        for len in [0usize, 1, 7, 64, 900] {
+            let body: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            for (method, target) in [
+                ("POST", path.to_string()),
+                ("PATCH", format!("{path}/some")),
+            ] {
+                let code = raw_status(&client, method, &target, content_type, body.clone()).await;
+                assert!(
+                    (400..500).contains(&code),
+                    "{method} {content_type} {len} bytes: {code}"
+                );
+            }
+        }
+    }
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(
+        &PostParams::default(),
+        &config_map("still-serving", json!({})),
+    )
+    .await
+    .unwrap();
+    server.stop().await;
+}
