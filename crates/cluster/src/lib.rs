@@ -1,0 +1,41 @@
+//! The one way gitplane talks to a Kubernetes API, the embedded one included:
+//! kube-rs over HTTPS, with kubectl's kubeconfig rules, a discovery cache that
+//! refreshes when a kind is unknown, server-side apply as field manager
+//! `gitplane`, deletes with a propagation policy, and the live objects an
+//! application manages (found by Argo CD's tracking annotation). Every request
+//! goes through a client-side rate limit and timeout, and throttling (429),
+//! server errors (5xx) and transport failures are retried with backoff.
+
+mod connect;
+mod discovery;
+mod error;
+mod limits;
+mod live;
+mod ops;
+
+pub use connect::ConnectOptions;
+pub use discovery::ResourceInfo;
+pub use error::ClusterError;
+pub use limits::Limits;
+pub use live::{LiveCache, TRACKING_ANNOTATION, Tracking, tracking_id};
+pub use ops::{ApplyOptions, Propagation};
+
+/// A connection to one cluster. Cheap to share behind an `Arc`.
+pub struct Cluster {
+    client: kube::Client,
+    server: String,
+    discovery: discovery::Cache,
+    limiter: limits::Limiter,
+}
+
+impl Cluster {
+    /// The API server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The underlying kube-rs client, for watches (see [`LiveCache`]).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+}

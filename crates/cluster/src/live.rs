@@ -1,0 +1,286 @@
+//! The live objects applications manage, found by Argo CD's tracking
+//! annotation `argocd.argoproj.io/tracking-id: <app>:<group>/<Kind>:<ns>/<name>`:
+//! listed once ([`Cluster::tracked_objects`]) or kept current by watches
+//! ([`LiveCache`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use gitplane_object::{Object, ObjectKey};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::Cluster;
+use crate::discovery::ResourceInfo;
+use crate::error::ClusterError;
+use crate::ops::to_object;
+
+/// The annotation that says which application manages an object.
+pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+
+/// The tracking id of an object managed by `app`: `app:group/Kind:ns/name`.
+pub fn tracking_id(app: &str, key: &ObjectKey) -> String {
+    format!("{app}:{key}")
+}
+
+/// What an object's tracking annotation says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    /// The managing application.
+    pub app: String,
+    /// The object the id was written for.
+    pub key: ObjectKey,
+}
+
+impl Tracking {
+    /// Reads an object's tracking id. An id written for a different object
+    /// (copied along with the annotations by some controller) does not count:
+    /// such an object is not managed by anyone, as in Argo CD.
+    pub fn of(object: &Object) -> Option<Tracking> {
+        let text = object.annotation(TRACKING_ANNOTATION)?;
+        let (app, key) = text.split_once(':')?;
+        let key = ObjectKey::parse(key)?;
+        let actual = object.key();
+        let same = key.group == actual.group
+            && key.kind == actual.kind
+            && key.name == actual.name
+            && key.namespace == actual.namespace;
+        same.then(|| Tracking {
+            app: app.to_string(),
+            key,
+        })
+    }
+}
+
+/// Kinds never worth listing for managed objects: high-churn records that
+/// nobody keeps in Git (Argo CD excludes the same by default).
+fn is_excluded(info: &ResourceInfo) -> bool {
+    matches!(
+        (info.resource.group.as_str(), info.resource.kind.as_str()),
+        ("", "Event")
+            | ("events.k8s.io", "Event")
+            | ("", "Endpoints")
+            | ("discovery.k8s.io", "EndpointSlice")
+            | ("coordination.k8s.io", "Lease")
+    ) || !(info.supports("list") && info.supports("watch"))
+}
+
+impl Cluster {
+    /// Every object carrying a valid tracking id (of `app`, or of any app),
+    /// from one list of every kind the cluster serves.
+    pub async fn tracked_objects(&self, app: Option<&str>) -> Result<Vec<Object>, ClusterError> {
+        let kinds: Vec<ResourceInfo> = self
+            .kinds()
+            .into_iter()
+            .filter(|k| !is_excluded(k))
+            .collect();
+        let lists = futures::stream::iter(kinds.iter().map(|info| self.list(info, None, None)))
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut tracked: Vec<Object> = lists
+            .into_iter()
+            .flatten()
+            .filter(|o| Tracking::of(o).is_some_and(|t| app.is_none_or(|a| t.app == a)))
+            .collect();
+        tracked.sort_by_key(Object::key);
+        Ok(tracked)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Tracked objects by key.
+    objects: BTreeMap<ObjectKey, Object>,
+    /// Kinds with a watch running.
+    watched: HashSet<(String, String)>,
+    /// Kinds whose initial list has arrived.
+    listed: HashSet<(String, String)>,
+}
+
+/// Tracked objects of every kind, kept current by one watch per kind. Changes
+/// are announced (by key) to subscribers, which is how self-heal notices drift.
+pub struct LiveCache {
+    cluster: Arc<Cluster>,
+    state: Arc<RwLock<State>>,
+    changes: broadcast::Sender<ObjectKey>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl LiveCache {
+    /// Starts watching every kind the cluster serves.
+    pub fn start(cluster: Arc<Cluster>) -> Arc<LiveCache> {
+        let (changes, _) = broadcast::channel(1024);
+        let cache = Arc::new(LiveCache {
+            cluster,
+            state: Arc::default(),
+            changes,
+            tasks: std::sync::Mutex::default(),
+        });
+        cache.watch_new_kinds();
+        cache
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts watches for kinds discovery knows but nothing watches yet (call
+    /// after CRDs were created).
+    pub fn watch_new_kinds(&self) {
+        let kinds: Vec<ResourceInfo> = self
+            .cluster
+            .kinds()
+            .into_iter()
+            .filter(|k| !is_excluded(k))
+            .collect();
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for info in kinds {
+            let kind = (info.resource.group.clone(), info.resource.kind.clone());
+            if state.watched.insert(kind) {
+                tasks.push(tokio::spawn(watch_kind(
+                    self.cluster.client().clone(),
+                    info,
+                    self.state.clone(),
+                    self.changes.clone(),
+                )));
+            }
+        }
+    }
+
+    /// Waits until every watched kind has been listed once.
+    pub async fn wait_listed(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let state = self.read();
+                if state.watched.iter().all(|k| state.listed.contains(k)) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClusterError::Timeout(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The objects `app` manages, by key.
+    pub fn objects_of(&self, app: &str) -> Vec<Object> {
+        self.read()
+            .objects
+            .values()
+            .filter(|o| Tracking::of(o).is_some_and(|t| t.app == app))
+            .cloned()
+            .collect()
+    }
+
+    /// One tracked object.
+    pub fn get(&self, key: &ObjectKey) -> Option<Object> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// Keys of tracked objects as they change.
+    pub fn subscribe(&self) -> broadcast::Receiver<ObjectKey> {
+        self.changes.subscribe()
+    }
+}
+
+impl Drop for LiveCache {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// One kind's watch: keeps that kind's tracked objects in `state`.
+async fn watch_kind(
+    client: kube::Client,
+    info: ResourceInfo,
+    state: Arc<RwLock<State>>,
+    changes: broadcast::Sender<ObjectKey>,
+) {
+    let kind = (info.resource.group.clone(), info.resource.kind.clone());
+    let api: Api<DynamicObject> = Api::all_with(client, &info.resource);
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relisted: Option<BTreeMap<ObjectKey, Object>> = None;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!("watch of {}: {e}", info.resource.kind);
+                continue;
+            }
+        };
+        let mut state = state.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Init => relisted = Some(BTreeMap::new()),
+            watcher::Event::InitApply(d) => {
+                if let (Some(fresh), Some(object)) = (relisted.as_mut(), tracked(d, &info)) {
+                    fresh.insert(object.key(), object);
+                }
+            }
+            watcher::Event::InitDone => {
+                let fresh = relisted.take().unwrap_or_default();
+                let stale: Vec<ObjectKey> = state
+                    .objects
+                    .keys()
+                    .filter(|k| k.group == kind.0 && k.kind == kind.1 && !fresh.contains_key(k))
+                    .cloned()
+                    .collect();
+                for key in stale {
+                    state.objects.remove(&key);
+                    let _ = changes.send(key);
+                }
+                for (key, object) in fresh {
+                    let _ = changes.send(key.clone());
+                    state.objects.insert(key, object);
+                }
+                state.listed.insert(kind.clone());
+            }
+            watcher::Event::Apply(d) => {
+                let key = dynamic_key(&d, &info);
+                match tracked(d, &info) {
+                    Some(object) => state.objects.insert(key.clone(), object),
+                    None => state.objects.remove(&key),
+                };
+                let _ = changes.send(key);
+            }
+            watcher::Event::Delete(d) => {
+                let key = dynamic_key(&d, &info);
+                if state.objects.remove(&key).is_some() {
+                    let _ = changes.send(key);
+                }
+            }
+        }
+    }
+}
+
+fn dynamic_key(d: &DynamicObject, info: &ResourceInfo) -> ObjectKey {
+    ObjectKey::new(
+        &info.resource.group,
+        &info.resource.kind,
+        d.metadata.namespace.clone().unwrap_or_default(),
+        d.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The object, if it carries a valid tracking id.
+fn tracked(d: DynamicObject, info: &ResourceInfo) -> Option<Object> {
+    to_object(d, info)
+        .ok()
+        .filter(|object| Tracking::of(object).is_some())
+}
