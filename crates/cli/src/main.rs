@@ -3,6 +3,7 @@
 
 mod apiserver_cmd;
 mod bench;
+mod health_cmd;
 mod output;
 mod render_cmd;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Run the embedded Kubernetes-API-compatible control plane (HTTPS, token
     /// auth, durable store, simulated workloads) for kubectl and kube-rs.
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// Health checks: run Argo CD-style `health_test.yaml` files against
+    /// their `health.lua` scripts.
+    Health(health_cmd::HealthArgs),
     /// Measure gitplane against a peer tool in the same run and print the ratio.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => render_cmd::run(&args),
         Command::Apiserver(args) => apiserver_cmd::run(&args),
+        Command::Health(args) => health_cmd::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -1,0 +1,55 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+//! `gitplane health test` as users run it.
+
+use std::process::Command;
+
+fn gitplane(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn passing_suite_exits_zero() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../health/tests/customizations"
+    );
+    let (code, out) = gitplane(&["health", "test", dir]);
+    assert_eq!((code, out.as_str()), (0, "6 passed, 0 failed\n"));
+}
+
+#[test]
+fn failing_cases_are_listed_and_exit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = dir.path().join("example.com/Thing");
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(
+        kind.join("health.lua"),
+        "return {status = 'Healthy', message = 'fine'}",
+    )
+    .unwrap();
+    std::fs::write(kind.join("in.yaml"), "kind: Thing\n").unwrap();
+    std::fs::write(
+        kind.join("health_test.yaml"),
+        "tests:\n- {healthStatus: {status: Healthy, message: fine}, inputPath: in.yaml}\n\
+         - {healthStatus: {status: Degraded, message: broken}, inputPath: in.yaml}\n",
+    )
+    .unwrap();
+    let (code, out) = gitplane(&["health", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("FAIL ")
+            && lines[0].contains("in.yaml: expected Degraded \"broken\", got Healthy \"fine\""),
+        "{out}"
+    );
+    assert_eq!(lines[1], "1 passed, 1 failed");
+}

@@ -1,0 +1,302 @@
+//! Argo CD-compatible Lua health checks, run in a sandbox: Lua 5.1 with only
+//! the base, table, string and math libraries (no io, os, package, debug, no
+//! way to load code), a memory limit, an instruction budget, and pattern
+//! matching limited to subjects of bounded length. A fresh interpreter runs
+//! every check, so nothing carries over from one object to the next.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use gitplane_object::Object;
+use mlua::serde::SerializeOptions;
+use mlua::{HookTriggers, Lua, LuaOptions, LuaSerdeExt, StdLib, VmState};
+use serde_json::Value;
+
+use crate::{Health, HealthError, HealthStatus};
+
+/// What one health.lua run may use.
+#[derive(Debug, Clone, Copy)]
+pub struct LuaLimits {
+    /// Bytes of memory the interpreter may allocate.
+    pub memory_bytes: usize,
+    /// Lua VM instructions it may execute.
+    pub instructions: u64,
+}
+
+impl Default for LuaLimits {
+    fn default() -> Self {
+        LuaLimits {
+            memory_bytes: 16 << 20,
+            instructions: 10_000_000,
+        }
+    }
+}
+
+/// Instructions between two budget checks.
+const HOOK_EVERY: u32 = 1000;
+
+/// Subjects longer than this are refused by `string.find`, `match`, `gmatch`
+/// and `gsub`: Lua's pattern matcher runs in C, out of reach of the
+/// instruction budget, and backtracks on long inputs.
+const PATTERN_SUBJECT_LIMIT: usize = 65_536;
+
+/// Runs before every script: takes away what a health check must not have.
+const PRELUDE: &str = r#"
+for _, name in ipairs({"dofile", "loadfile", "load", "loadstring", "require",
+                       "module", "collectgarbage", "getfenv", "setfenv",
+                       "newproxy", "gcinfo", "print"}) do
+  _G[name] = nil
+end
+string.dump = nil
+for _, name in ipairs({"find", "match", "gmatch", "gsub"}) do
+  local original = string[name]
+  string[name] = function(s, ...)
+    if type(s) == "string" and #s > LIMIT then
+      error("string." .. name .. ": subject longer than " .. LIMIT .. " bytes", 2)
+    end
+    return original(s, ...)
+  end
+end
+"#;
+
+/// A sandboxed interpreter with `obj` set.
+fn sandbox(object: &Value, limits: LuaLimits) -> mlua::Result<Lua> {
+    let lua = Lua::new_with(
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+        LuaOptions::new(),
+    )?;
+    lua.set_memory_limit(limits.memory_bytes)?;
+    let executed = Rc::new(Cell::new(0u64));
+    let budget = limits.instructions;
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |_, _| {
+            executed.set(executed.get() + u64::from(HOOK_EVERY));
+            if executed.get() > budget {
+                return Err(mlua::Error::runtime(format!(
+                    "exceeded its budget of {budget} instructions"
+                )));
+            }
+            Ok(VmState::Continue)
+        },
+    )?;
+    let prelude = format!("local LIMIT = {PATTERN_SUBJECT_LIMIT}\n{PRELUDE}");
+    lua.load(prelude).set_name("prelude").exec()?;
+    let options = SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.globals()
+        .set("obj", lua.to_value_with(object, options)?)?;
+    Ok(lua)
+}
+
+/// Runs a health.lua script on an object.
+pub(crate) fn run_script(
+    source: &str,
+    name: &str,
+    object: &Value,
+    limits: LuaLimits,
+) -> Result<Health, String> {
+    let fail = |e: mlua::Error| format!("{name}: {}", first_line(&e.to_string()));
+    let lua = sandbox(object, limits).map_err(fail)?;
+    let returned: mlua::Value = lua.load(source).set_name(name).eval().map_err(fail)?;
+    let table = match returned {
+        mlua::Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "{name}: returned {} instead of a table with status and message",
+                other.type_name()
+            ));
+        }
+    };
+    let status: Option<String> = table.get("status").map_err(fail)?;
+    let message: Option<String> = table.get("message").map_err(fail)?;
+    let status = status.ok_or_else(|| format!("{name}: returned no status"))?;
+    let status = HealthStatus::parse(&status)
+        .ok_or_else(|| format!("{name}: returned the unknown status {status:?}"))?;
+    Ok(Health::new(status, message.unwrap_or_default()))
+}
+
+/// Lua errors carry a traceback; the first line says what happened.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+struct Script {
+    path: PathBuf,
+    source: String,
+}
+
+/// The loaded health.lua scripts, by group and kind.
+#[derive(Default)]
+pub struct Customizations {
+    scripts: HashMap<(String, String), Script>,
+    limits: LuaLimits,
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> HealthError {
+    HealthError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// `_` and `core` name the core group in the directory layout.
+pub(crate) fn group_of_dir(name: &str) -> &str {
+    match name {
+        "_" | "core" => "",
+        other => other,
+    }
+}
+
+/// Checks that a script compiles (in a sandbox, running nothing).
+pub(crate) fn compile(path: &Path, source: &str) -> Result<(), HealthError> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::new()).map_err(|e| read_error(path, e))?;
+    lua.load(source)
+        .set_name(path.display().to_string())
+        .into_function()
+        .map(drop)
+        .map_err(|e| HealthError::Script {
+            path: path.display().to_string(),
+            message: first_line(&e.to_string()).to_string(),
+        })
+}
+
+impl Customizations {
+    /// Loads `<dir>/<group>/<Kind>/health.lua` for every group and kind,
+    /// checking that each compiles.
+    pub fn load(dir: &Path, limits: LuaLimits) -> Result<Self, HealthError> {
+        let mut scripts = HashMap::new();
+        for group in std::fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
+            let group = group.map_err(|e| read_error(dir, e))?.path();
+            if !group.is_dir() {
+                continue;
+            }
+            for kind in std::fs::read_dir(&group).map_err(|e| read_error(&group, e))? {
+                let kind = kind.map_err(|e| read_error(&group, e))?.path();
+                let path = kind.join("health.lua");
+                if !path.is_file() {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+                compile(&path, &source)?;
+                let name = |p: &Path| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                let key = (group_of_dir(&name(&group)).to_string(), name(&kind));
+                scripts.insert(key, Script { path, source });
+            }
+        }
+        Ok(Customizations { scripts, limits })
+    }
+
+    /// How many scripts are loaded.
+    pub fn len(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+
+    /// The customization's verdict, if there is one for this kind; a failing
+    /// script is an error message.
+    pub(crate) fn check(&self, object: &Object) -> Option<Result<Health, String>> {
+        let key = (object.group().to_string(), object.kind().to_string());
+        let script = self.scripts.get(&key)?;
+        let name = script.path.display().to_string();
+        Some(run_script(
+            &script.source,
+            &name,
+            &object.to_value(),
+            self.limits,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(source: &str) -> Result<Health, String> {
+        run_script(
+            source,
+            "test.lua",
+            &json!({"kind": "Thing", "status": {"ready": true, "n": null}}),
+            LuaLimits::default(),
+        )
+    }
+
+    #[test]
+    fn reads_obj_and_returns_health() {
+        let health = run(r#"
+            hs = {}
+            if obj.status.ready and obj.status.n == nil then
+              hs.status = "Healthy"; hs.message = "ready"
+            else
+              hs.status = "Progressing"
+            end
+            return hs"#)
+        .unwrap();
+        assert_eq!(health, Health::new(HealthStatus::Healthy, "ready"));
+    }
+
+    #[test]
+    fn escapes_are_stopped() {
+        for (name, source) in [
+            ("io", "io.open('/etc/passwd')"),
+            ("os", "os.execute('touch /tmp/gitplane-escaped')"),
+            ("load", "load('return 1')()"),
+            ("loadstring", "loadstring('return 1')()"),
+            ("require", "require('os')"),
+            ("dofile", "dofile('/etc/passwd')"),
+            ("dump", "string.dump(function() end)"),
+            ("debug", "debug.getinfo(1)"),
+            ("package", "package.loadlib('libc.so.6', 'system')"),
+        ] {
+            let error = run(source).expect_err(name);
+            assert!(
+                error.contains("attempt to") || error.contains("nil"),
+                "{name}: {error}"
+            );
+        }
+        assert!(!Path::new("/tmp/gitplane-escaped").exists());
+    }
+
+    #[test]
+    fn infinite_loops_and_huge_allocations_are_stopped() {
+        let error = run("while true do end").unwrap_err();
+        assert!(error.contains("budget"), "{error}");
+        let error = run("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end")
+            .unwrap_err();
+        assert!(
+            error.contains("memory") || error.contains("budget"),
+            "{error}"
+        );
+        let error = run("local s = string.rep('x', 1e9)").unwrap_err();
+        assert!(error.contains("memory"), "{error}");
+        let error = run(
+            "local s = string.rep('a', 100000) return {status = s:find('(a*)*b') and 'Healthy'}",
+        )
+        .unwrap_err();
+        assert!(error.contains("subject longer than"), "{error}");
+    }
+
+    #[test]
+    fn bad_results_are_errors() {
+        assert!(run("return 1").unwrap_err().contains("instead of a table"));
+        assert!(run("return {}").unwrap_err().contains("no status"));
+        assert!(
+            run("return {status = 'Fine'}")
+                .unwrap_err()
+                .contains("unknown status")
+        );
+        assert!(run("error('boom')").unwrap_err().contains("boom"));
+    }
+}

@@ -1,0 +1,329 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+//! Built-in checks per kind, the conditions fallback, and Lua customizations
+//! with their health_test.yaml files.
+
+use std::path::Path;
+
+use gitplane_health::{Health, HealthChecker, HealthStatus, LuaLimits, run_health_tests};
+use gitplane_object::{LoadOptions, Syntax, parse_values};
+
+use HealthStatus::{Degraded, Healthy, Progressing, Suspended};
+
+fn object(yaml: &str) -> gitplane_object::Object {
+    let mut docs = parse_values(
+        yaml.as_bytes(),
+        "test",
+        Syntax::Yaml,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    gitplane_object::Object::try_from(docs.swap_remove(0).0).unwrap()
+}
+
+fn status(yaml: &str) -> (HealthStatus, String) {
+    let health = HealthChecker::builtin()
+        .check(&object(yaml))
+        .expect("a built-in opinion");
+    (health.status, health.message)
+}
+
+#[test]
+fn deployments() {
+    let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, generation: 2}\n";
+    let rolled_out = format!(
+        "{base}spec: {{replicas: 2}}\nstatus: {{observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2}}"
+    );
+    assert_eq!(status(&rolled_out).0, Healthy);
+    let stale = format!(
+        "{base}spec: {{replicas: 2}}\nstatus: {{observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 2}}"
+    );
+    assert_eq!(status(&stale).0, Progressing);
+    let rolling = format!(
+        "{base}spec: {{replicas: 3}}\nstatus: {{observedGeneration: 2, replicas: 3, updatedReplicas: 1, availableReplicas: 3}}"
+    );
+    let (s, m) = status(&rolling);
+    assert_eq!(
+        (s, m.as_str()),
+        (
+            Progressing,
+            "Waiting for rollout to finish: 1 out of 3 new replicas have been updated..."
+        )
+    );
+    let old_pending = format!(
+        "{base}spec: {{replicas: 2}}\nstatus: {{observedGeneration: 2, replicas: 3, updatedReplicas: 2, availableReplicas: 2}}"
+    );
+    assert!(
+        status(&old_pending)
+            .1
+            .contains("1 old replicas are pending termination")
+    );
+    let stuck = format!(
+        "{base}spec: {{replicas: 2}}\nstatus:\n  observedGeneration: 2\n  conditions: [{{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded}}]"
+    );
+    assert_eq!(status(&stuck).0, Degraded);
+    let paused = format!("{base}spec: {{replicas: 2, paused: true}}");
+    assert_eq!(status(&paused).0, Suspended);
+}
+
+#[test]
+fn stateful_sets_and_daemon_sets() {
+    let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, generation: 1}\nspec: {replicas: 2}\n";
+    assert_eq!(
+        status(&format!(
+            "{sts}status: {{observedGeneration: 1, readyReplicas: 1}}"
+        ))
+        .0,
+        Progressing
+    );
+    assert_eq!(status(&format!("{sts}status: {{observedGeneration: 1, readyReplicas: 2, currentRevision: a, updateRevision: b}}")).0, Progressing);
+    assert_eq!(status(&format!("{sts}status: {{observedGeneration: 1, readyReplicas: 2, currentRevision: b, updateRevision: b}}")).0, Healthy);
+    let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, generation: 1}\n";
+    assert_eq!(status(&format!("{ds}status: {{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 2}}")).0, Progressing);
+    assert_eq!(status(&format!("{ds}status: {{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}}")).0, Healthy);
+}
+
+#[test]
+fn pods_and_jobs() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+    assert_eq!(
+        status(&format!("{pod}status: {{phase: Pending}}")).0,
+        Progressing
+    );
+    let crashing = format!(
+        "{pod}status:\n  phase: Running\n  containerStatuses: [{{name: app, state: {{waiting: {{reason: CrashLoopBackOff, message: back-off restarting}}}}}}]"
+    );
+    assert_eq!(
+        status(&crashing),
+        (Degraded, "back-off restarting".to_string())
+    );
+    assert_eq!(status(&format!("{pod}spec: {{restartPolicy: Always}}\nstatus: {{phase: Running, conditions: [{{type: Ready, status: 'True'}}]}}")).0, Healthy);
+    assert_eq!(
+        status(&format!(
+            "{pod}spec: {{restartPolicy: Never}}\nstatus: {{phase: Running}}"
+        ))
+        .0,
+        Progressing,
+        "a hook pod is done when it stops"
+    );
+    assert_eq!(
+        status(&format!("{pod}status: {{phase: Succeeded}}")).0,
+        Healthy
+    );
+    assert_eq!(
+        status(&format!(
+            "{pod}status: {{phase: Failed, message: OOMKilled}}"
+        )),
+        (Degraded, "OOMKilled".to_string())
+    );
+
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\n";
+    assert_eq!(
+        status(&format!("{job}status: {{active: 1}}")).0,
+        Progressing
+    );
+    assert_eq!(
+        status(&format!(
+            "{job}status: {{conditions: [{{type: Complete, status: 'True'}}]}}"
+        ))
+        .0,
+        Healthy
+    );
+    assert_eq!(
+        status(&format!(
+            "{job}status: {{conditions: [{{type: Failed, status: 'True', message: BackoffLimitExceeded}}]}}"
+        )),
+        (Degraded, "BackoffLimitExceeded".to_string())
+    );
+    assert_eq!(
+        status(&format!("{job}spec: {{suspend: true}}")).0,
+        Suspended
+    );
+    assert_eq!(
+        status("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec: {suspend: true}").0,
+        Suspended
+    );
+}
+
+#[test]
+fn networking_storage_and_autoscaling() {
+    assert_eq!(
+        status("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: ClusterIP}").0,
+        Healthy
+    );
+    let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: LoadBalancer}\n";
+    assert_eq!(status(lb).0, Progressing);
+    assert_eq!(
+        status(&format!(
+            "{lb}status: {{loadBalancer: {{ingress: [{{ip: 10.0.0.1}}]}}}}"
+        ))
+        .0,
+        Healthy
+    );
+    assert_eq!(
+        status("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}").0,
+        Progressing
+    );
+    assert_eq!(status("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nstatus: {phase: Bound}").0, Healthy);
+    assert_eq!(status("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nstatus: {phase: Pending}").0, Progressing);
+    assert_eq!(status("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nstatus: {phase: Lost}").0, Degraded);
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\n";
+    assert_eq!(status(&format!("{hpa}status: {{conditions: [{{type: AbleToScale, status: 'True'}}, {{type: ScalingActive, status: 'True'}}]}}")).0, Healthy);
+    assert_eq!(
+        status(&format!(
+            "{hpa}status: {{conditions: [{{type: ScalingActive, status: 'False', reason: FailedGetResourceMetric, message: no metrics}}]}}"
+        )),
+        (Degraded, "no metrics".to_string())
+    );
+}
+
+#[test]
+fn api_machinery_and_applications() {
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.b}\n";
+    assert_eq!(status(crd).0, Progressing);
+    assert_eq!(status(&format!("{crd}status: {{conditions: [{{type: Established, status: 'True'}}, {{type: NamesAccepted, status: 'True'}}]}}")).0, Healthy);
+    assert_eq!(status(&format!("{crd}status: {{conditions: [{{type: NamesAccepted, status: 'False', reason: ListKindConflict}}]}}")).0, Degraded);
+    assert_eq!(status("apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1.x}\nstatus: {conditions: [{type: Available, status: 'True'}]}").0, Healthy);
+    assert_eq!(
+        status("apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\nstatus: {phase: Active}").0,
+        Healthy
+    );
+    assert_eq!(
+        status(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\nstatus: {phase: Terminating}"
+        )
+        .0,
+        Progressing
+    );
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: child}\n";
+    assert_eq!(status(app).0, Progressing, "no status yet: not healthy yet");
+    assert_eq!(
+        status(&format!(
+            "{app}status: {{health: {{status: Degraded, message: oops}}}}"
+        )),
+        (Degraded, "oops".to_string())
+    );
+    assert_eq!(
+        status(&format!("{app}status: {{health: {{status: Healthy}}}}")).0,
+        Healthy
+    );
+}
+
+#[test]
+fn custom_resources_by_their_conditions() {
+    let cert =
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c, generation: 2}\n";
+    assert!(
+        HealthChecker::builtin().check(&object(cert)).is_none(),
+        "no status: no opinion"
+    );
+    assert_eq!(
+        status(&format!(
+            "{cert}status: {{conditions: [{{type: Ready, status: 'True'}}]}}"
+        ))
+        .0,
+        Healthy
+    );
+    assert_eq!(
+        status(&format!(
+            "{cert}status: {{conditions: [{{type: Ready, status: 'False', reason: Issuing, message: pending}}]}}"
+        )),
+        (Progressing, "Issuing: pending".to_string())
+    );
+    assert_eq!(status(&format!("{cert}status: {{conditions: [{{type: Ready, status: 'False', reason: IssuanceFailed}}]}}")).0, Degraded);
+    assert_eq!(
+        status(&format!(
+            "{cert}status: {{observedGeneration: 1, conditions: [{{type: Ready, status: 'True'}}]}}"
+        ))
+        .0,
+        Progressing,
+        "an old generation's verdict"
+    );
+    assert_eq!(status(&format!("{cert}status: {{conditions: [{{type: Stalled, status: 'True', reason: Broken}}, {{type: Ready, status: 'True'}}]}}")).0, Degraded);
+    assert!(
+        HealthChecker::builtin()
+            .check(&object(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}"
+            ))
+            .is_none()
+    );
+}
+
+fn customizations() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/customizations"))
+}
+
+#[test]
+fn lua_customizations_override_the_builtin_checks() {
+    let checker =
+        HealthChecker::with_customizations(customizations(), LuaLimits::default()).unwrap();
+    let db = object(
+        "apiVersion: example.com/v1\nkind: Database\nmetadata: {name: d}\nspec: {replicas: 2}\nstatus: {phase: Running, syncedReplicas: 2}",
+    );
+    assert_eq!(
+        checker.check(&db),
+        Some(Health::new(Healthy, "2/2 replicas in sync"))
+    );
+    let placeholder = object(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, annotations: {example.com/placeholder: 'true'}}",
+    );
+    assert_eq!(
+        checker.check(&placeholder).unwrap().status,
+        Progressing,
+        "the core group's directory is _"
+    );
+}
+
+#[test]
+fn the_health_test_files_pass() {
+    let report = run_health_tests(customizations(), LuaLimits::default()).unwrap();
+    let failures: Vec<_> = report.failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(report.passed(), 6);
+}
+
+#[test]
+fn failing_cases_and_escaping_inputs_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = dir.path().join("example.com/Thing");
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(
+        kind.join("health.lua"),
+        "return {status = 'Healthy', message = 'fine'}",
+    )
+    .unwrap();
+    std::fs::write(kind.join("thing.yaml"), "kind: Thing\n").unwrap();
+    std::fs::write(dir.path().join("secret.yaml"), "kind: Secret\n").unwrap();
+    std::fs::write(
+        kind.join("health_test.yaml"),
+        "tests:\n- {healthStatus: {status: Healthy, message: fine}, inputPath: thing.yaml}\n\
+         - {healthStatus: {status: Degraded, message: broken}, inputPath: thing.yaml}\n\
+         - {healthStatus: {status: Healthy, message: fine}, inputPath: ../../secret.yaml}\n",
+    )
+    .unwrap();
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    assert_eq!(report.passed(), 1);
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures.len(), 2);
+    assert_eq!(failures[0].actual, Ok(Health::new(Healthy, "fine")));
+    assert!(
+        failures[1]
+            .actual
+            .as_ref()
+            .unwrap_err()
+            .contains("leaves the directory")
+    );
+}
+
+#[test]
+fn a_script_that_does_not_compile_names_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = dir.path().join("example.com/Thing");
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(kind.join("health.lua"), "return {status = ").unwrap();
+    let error = HealthChecker::with_customizations(dir.path(), LuaLimits::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("example.com/Thing/health.lua"), "{error}");
+}
