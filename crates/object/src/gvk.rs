@@ -4,7 +4,18 @@ use std::fmt;
 
 /// Group, version and kind of an object (`apps`, `v1`, `Deployment`). The core
 /// group is the empty string.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Gvk {
     /// API group, empty for the core group.
     pub group: String,
@@ -71,7 +82,18 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 /// What identifies an object in a cluster regardless of its API version: group,
 /// kind, namespace (empty for cluster-scoped objects) and name. Its text form is
 /// the one Argo CD uses in tracking ids: `group/Kind:namespace/name`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct ObjectKey {
     /// API group, empty for the core group.
     pub group: String,
