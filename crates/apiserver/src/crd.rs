@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::registry::{PrinterColumn, ResourceType, ScaleSubresource};
-use crate::time::now_rfc3339;
+use gitplane_object::time::now_rfc3339;
 
 /// What is wrong with a CRD: (field, message), as a 422 reports it.
 pub type Problem = (String, String);

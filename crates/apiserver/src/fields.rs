@@ -108,15 +108,26 @@ pub struct FieldSet {
     pub children: BTreeMap<String, FieldSet>,
 }
 
+/// A map-list element's value for one of the list's key fields. A key field
+/// the element leaves out takes the schema's default, as structured-merge-diff
+/// does: of the built-in kinds only `protocol` (ports) has one, `TCP`.
+pub fn key_field(element: &Value, key: &str) -> Option<Value> {
+    match element.get(key) {
+        Some(v) => Some(v.clone()),
+        None if key == "protocol" => Some(Value::String("TCP".into())),
+        None => None,
+    }
+}
+
 /// The encoded key of a map-list element: `k:{"name":"web"}`.
 pub fn element_key(element: &Value, keys: &[String]) -> Option<String> {
-    let map = element.as_object()?;
+    element.as_object()?;
     let mut key = Map::new();
     let mut sorted: Vec<&String> = keys.iter().collect();
     sorted.sort();
     for k in sorted {
-        if let Some(v) = map.get(k.as_str()) {
-            key.insert(k.clone(), v.clone());
+        if let Some(v) = key_field(element, k) {
+            key.insert(k.clone(), v);
         }
     }
     if key.is_empty() {
@@ -366,6 +377,12 @@ pub fn display_path(path: &[String]) -> String {
     out
 }
 
+/// Whether a list element has the key values of a `k:` path element.
+fn matches_key(item: &Value, key: &Map<String, Value>) -> bool {
+    key.iter()
+        .all(|(k, v)| key_field(item, k).as_ref() == Some(v))
+}
+
 /// The value at a field-set path in an object, if present.
 pub fn value_at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
     let Some((first, rest)) = path.split_first() else {
@@ -382,9 +399,7 @@ fn step<'v>(value: &'v Value, element: &str) -> Option<&'v Value> {
     let items = value.as_array()?;
     if let Some(key) = element.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(key).ok()?;
-        return items
-            .iter()
-            .find(|item| key.iter().all(|(k, v)| item.get(k) == Some(v)));
+        return items.iter().find(|item| matches_key(item, &key));
     }
     if let Some(v) = element.strip_prefix("v:") {
         let wanted: Value = serde_json::from_str(v).ok()?;
@@ -412,7 +427,7 @@ pub fn remove_at(value: &mut Value, path: &[String]) -> bool {
             let Ok(key) = serde_json::from_str::<Map<String, Value>>(key) else {
                 return false;
             };
-            items.retain(|item| !key.iter().all(|(k, v)| item.get(k) == Some(v)));
+            items.retain(|item| !matches_key(item, &key));
         } else if let Some(v) = first.strip_prefix("v:") {
             let Ok(wanted) = serde_json::from_str::<Value>(v) else {
                 return false;
@@ -429,7 +444,7 @@ pub fn remove_at(value: &mut Value, path: &[String]) -> bool {
             value
                 .as_array_mut()?
                 .iter_mut()
-                .find(|item| key.iter().all(|(k, v)| item.get(k) == Some(v)))
+                .find(|item| matches_key(item, &key))
         })
     } else {
         None

@@ -31,7 +31,6 @@ mod semantics;
 mod ssa;
 pub mod store;
 mod table;
-mod time;
 mod tls;
 mod watch;
 

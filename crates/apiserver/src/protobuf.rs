@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::time::format_rfc3339;
+use gitplane_object::time::format_rfc3339;
 
 #[derive(Clone, Copy)]
 enum Kind {

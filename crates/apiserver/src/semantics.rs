@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceType;
-use crate::time::now_rfc3339;
+use gitplane_object::time::now_rfc3339;
 
 /// Metadata fields only the server sets.
 const SERVER_FIELDS: [&str; 6] = [

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::fields::{FieldSet, ListType, Shape, display_path, remove_at, value_at};
+use crate::fields::{FieldSet, ListType, Shape, display_path, key_field, remove_at, value_at};
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -324,7 +324,8 @@ fn merge(live: Value, config: &Value, shape: Shape<'_>, list: &ListType) -> Valu
             }
             ListType::Map(keys) => {
                 for item in config {
-                    let same = |l: &Value| keys.iter().all(|k| l.get(k) == item.get(k));
+                    let same =
+                        |l: &Value| keys.iter().all(|k| key_field(l, k) == key_field(item, k));
                     match live.iter_mut().find(|l| same(l)) {
                         Some(slot) => {
                             *slot =
@@ -531,6 +532,33 @@ mod tests {
             .map(|c| c["name"].clone())
             .collect();
         assert_eq!(names, [json!("a"), json!("b")]);
+    }
+
+    #[test]
+    fn a_missing_protocol_key_is_tcp() {
+        // Live ports were defaulted (protocol: TCP); an applied config that
+        // leaves protocol out names the same element, not a new one.
+        let shape = Shape::BuiltIn(root_for("", "Service"));
+        let svc = |ports: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": ports}});
+        let mut live = apply(
+            &empty_object(&svc(json!([]))),
+            &svc(json!([{"port": 80}])),
+            shape,
+            &request("kubectl", false),
+        )
+        .unwrap();
+        live["spec"]["ports"][0]["protocol"] = json!("TCP");
+        let again = apply(
+            &live,
+            &svc(json!([{"port": 80, "name": "http"}])),
+            shape,
+            &request("kubectl", false),
+        )
+        .unwrap();
+        assert_eq!(
+            again["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP", "name": "http"}])
+        );
     }
 
     fn arb_data() -> impl proptest::strategy::Strategy<Value = Value> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::registry::ResourceType;
-use crate::time::parse_rfc3339;
+use gitplane_object::time::parse_rfc3339;
 
 /// A column: header, type and priority (1 = only with `-o wide`).
 type Column = (&'static str, &'static str, i64);

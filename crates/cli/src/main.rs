@@ -6,6 +6,8 @@ mod bench;
 mod health_cmd;
 mod output;
 mod render_cmd;
+mod sandbox;
+mod sync_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,14 @@ enum Command {
     /// Render a directory, a kustomization or a file to manifests, like
     /// `kustomize build` (output identical to `kubectl kustomize`).
     Render(render_cmd::RenderArgs),
+    /// Sync PATH to a cluster once, as application APP: render, diff against
+    /// the cluster (server-side dry run), then apply in Argo CD's order
+    /// (phases, waves, hooks) waiting for health, and prune with --prune.
+    /// Exit 0 when synced and healthy, 3 when not, 1 on error.
+    Apply(sync_cmd::ApplyArgs),
+    /// Show how the cluster differs from what PATH renders, for application
+    /// APP. Exit 0 when nothing differs, 1 when something does, 2 on error.
+    Diff(sync_cmd::DiffArgs),
     /// Run the embedded Kubernetes-API-compatible control plane (HTTPS, token
     /// auth, durable store, simulated workloads) for kubectl and kube-rs.
     Apiserver(apiserver_cmd::ApiserverArgs),
@@ -38,11 +48,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The jq sandbox's child: not a user command, so not in the help.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(sandbox::JQ_SANDBOX_COMMAND) {
+        return sandbox::run_child(&args[2..]).unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        });
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Render(args) => render_cmd::run(&args),
         Command::Apiserver(args) => apiserver_cmd::run(&args),
+        Command::Apply(args) => sync_cmd::apply(&args),
+        Command::Diff(args) => sync_cmd::diff(&args),
         Command::Health(args) => health_cmd::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
@@ -57,8 +77,10 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr: warnings by default, more with `-v`, or `RUST_LOG`.
 fn init_logging(verbose: u8) {
+    // kube-rs logs every failed request as an error; gitplane reports the
+    // ones that matter itself, so they show from -v on.
     let level = match verbose {
-        0 => "warn",
+        0 => "warn,kube_client=off",
         1 => "info",
         2 => "debug",
         _ => "trace",

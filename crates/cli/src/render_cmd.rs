@@ -12,6 +12,17 @@ use crate::output::{Format, format_objects};
 /// Arguments of `gitplane render`.
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml, env = "GITPLANE_OUTPUT")]
+    pub output: Format,
+}
+
+/// What to render: a path and how to read it (shared by every command that
+/// renders).
+#[derive(Debug, clap::Args)]
+pub struct SourceArgs {
     /// A directory (with a kustomization, or plain manifests) or a manifest file.
     pub path: PathBuf,
     /// The directory reads are confined to: paths and symlinks leaving it are
@@ -28,9 +39,22 @@ pub struct RenderArgs {
     /// For plain directories: skip files matching this glob.
     #[arg(long, env = "GITPLANE_EXCLUDE")]
     pub exclude: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml, env = "GITPLANE_OUTPUT")]
-    pub output: Format,
+}
+
+impl SourceArgs {
+    /// Renders the path.
+    pub fn render(&self) -> Result<Vec<gitplane_object::Object>> {
+        let (root, rel) = root_and_path(&self.path, self.root.as_deref())?;
+        let options = RenderOptions {
+            directory: DirectoryOptions {
+                recurse: self.recurse,
+                include: self.include.clone(),
+                exclude: self.exclude.clone(),
+            },
+            ..RenderOptions::default()
+        };
+        Ok(render(&root, &rel, &options)?)
+    }
 }
 
 /// Splits a path into a confining root and the path inside it.
@@ -80,16 +104,7 @@ fn default_root(path: &Path) -> PathBuf {
 
 /// Runs `gitplane render`.
 pub fn run(args: &RenderArgs) -> Result<ExitCode> {
-    let (root, rel) = root_and_path(&args.path, args.root.as_deref())?;
-    let options = RenderOptions {
-        directory: DirectoryOptions {
-            recurse: args.recurse,
-            include: args.include.clone(),
-            exclude: args.exclude.clone(),
-        },
-        ..RenderOptions::default()
-    };
-    let objects = render(&root, &rel, &options)?;
+    let objects = args.source.render()?;
     let text = format_objects(&objects, args.output)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -5,40 +5,18 @@
 //! every acknowledged write is there and the resource version moves forward.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod common;
+
+use common::start_apiserver;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
-
-/// Starts the server and waits for it to say it is serving.
-fn start(data: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitplane"))
-        .args([
-            "apiserver",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-simulate",
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let serving = lines.next().unwrap().unwrap();
-    assert!(serving.contains("serving https://"), "{serving}");
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
 
 async fn client(data: &Path) -> Client {
     let kubeconfig = Kubeconfig::read_from(data.join("kubeconfig")).unwrap();
@@ -74,7 +52,7 @@ async fn every_acknowledged_write_survives_kill_9() {
     let highest_acknowledged = Arc::new(AtomicU64::new(0));
     const KILLS: usize = 3;
     for round in 0..=KILLS {
-        let mut server = start(&data);
+        let mut server = start_apiserver(&data, false);
         let api: Api<ConfigMap> = Api::namespaced(client(&data).await, "default");
 
         // Everything acknowledged before is still there, intact.
@@ -103,8 +81,8 @@ async fn every_acknowledged_write_survives_kill_9() {
             "round {round}: revision {revision} is behind an acknowledged write at {acknowledged_revision}"
         );
         if round == KILLS {
-            server.kill().unwrap();
-            server.wait().unwrap();
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
             break;
         }
 
@@ -129,8 +107,8 @@ async fn every_acknowledged_write_survives_kill_9() {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(random_millis(300..1500))).await;
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
         for writer in writers {
             writer.await.unwrap();
         }

@@ -14,6 +14,7 @@ mod gvk;
 mod manifest;
 mod object;
 mod selector;
+pub mod time;
 pub mod yaml;
 
 pub use gvk::{Gvk, ObjectKey, split_api_version};

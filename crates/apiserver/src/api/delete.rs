@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::hooks;
 use crate::semantics;
 use crate::store::Decision;
-use crate::time::now_rfc3339;
+use gitplane_object::time::now_rfc3339;
 
 /// The finalizer that makes an owner wait for its dependents' deletion.
 pub const FOREGROUND: &str = "foregroundDeletion";

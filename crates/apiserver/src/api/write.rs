@@ -21,7 +21,7 @@ use crate::schema::{self, Rules};
 use crate::semantics::{self, body_resource_version};
 use crate::ssa::{self, Part};
 use crate::store::Decision;
-use crate::time::now_rfc3339;
+use gitplane_object::time::now_rfc3339;
 
 /// Options of a write.
 #[derive(Debug, Clone, Default)]

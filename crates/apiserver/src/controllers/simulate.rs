@@ -23,7 +23,7 @@ use super::{name_of, options, target_of};
 use crate::api::{Api, DeleteOptions, PatchKind, Target};
 use crate::semantics;
 use crate::store::{Event, EventKind};
-use crate::time::{now_rfc3339, parse_rfc3339};
+use gitplane_object::time::{now_rfc3339, parse_rfc3339};
 
 /// The annotation on every pod the simulator runs.
 pub const SIMULATED: &str = "gitplane.dev/simulated";

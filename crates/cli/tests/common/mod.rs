@@ -1,0 +1,66 @@
+//! What the CLI's end-to-end tests share: starting `gitplane apiserver` and
+//! running the binary.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+pub mod proxy;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// A `gitplane apiserver` child process, killed when dropped.
+pub struct ApiServer {
+    pub child: Child,
+    pub address: String,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server on a free loopback port and waits until it serves.
+pub fn start_apiserver(data: &Path, simulate: bool) -> ApiServer {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitplane"));
+    command
+        .args(["apiserver", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data);
+    if !simulate {
+        command.arg("--no-simulate");
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("gitplane starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let serving = lines.next().expect("a first line").expect("text");
+    let address = serving
+        .rsplit("https://")
+        .next()
+        .expect("an address")
+        .trim()
+        .to_string();
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ApiServer { child, address }
+}
+
+/// Runs the binary to completion.
+pub fn gitplane(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(args)
+        .output()
+        .expect("gitplane runs")
+}
+
+/// The repository's root.
+pub fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("root")
+}

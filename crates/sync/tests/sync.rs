@@ -1,0 +1,548 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+//! The sync engine end to end, against the embedded API server with its
+//! workload simulation: waves, hooks, prune, CRDs, ignored differences.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gitplane_apiserver::{Config, Server};
+use gitplane_cluster::{ApplyOptions, Cluster, ConnectOptions};
+use gitplane_diff::{IgnoreRule, UnboundedJq};
+use gitplane_health::HealthChecker;
+use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
+use gitplane_sync::{
+    HookPhase, MemoryStore, OperationPhase, Progress, ResultStatus, SyncOptions, SyncRequest,
+    SyncResult, sync,
+};
+
+struct Env {
+    server: Option<Server>,
+    cluster: Cluster,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Config::new(dir.path())).await.unwrap();
+    let cluster = Cluster::connect(&ConnectOptions::for_kubeconfig(&server.kubeconfig))
+        .await
+        .unwrap();
+    Env {
+        server: Some(server),
+        cluster,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
+
+fn objects(yaml: &str) -> Vec<Object> {
+    load_objects(
+        yaml.as_bytes(),
+        "test.yaml",
+        Syntax::Yaml,
+        &LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+fn options() -> SyncOptions {
+    SyncOptions {
+        wave_timeout: Duration::from_secs(20),
+        hook_timeout: Duration::from_secs(20),
+        ..SyncOptions::default()
+    }
+}
+
+/// Syncs and returns the result and the progress events, as text.
+async fn run(
+    env: &Env,
+    app: &str,
+    yaml: &str,
+    options: SyncOptions,
+    ignore: &[IgnoreRule],
+) -> (SyncResult, Vec<String>) {
+    let health = HealthChecker::builtin();
+    let request = SyncRequest {
+        app,
+        namespace: "shop",
+        desired: objects(yaml),
+        options,
+        ignore,
+        jq: &UnboundedJq,
+        health: &health,
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress = move |p: &Progress| sink.lock().unwrap().push(format!("{p:?}"));
+    let result = sync(&env.cluster, &request, &MemoryStore::default(), &progress)
+        .await
+        .unwrap();
+    let events = events.lock().unwrap().clone();
+    (result, events)
+}
+
+fn status_of(result: &SyncResult, name: &str) -> ResultStatus {
+    result
+        .operation
+        .resources
+        .iter()
+        .find(|r| r.key.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {:?}", result.operation.resources))
+        .status
+}
+
+async fn exists(env: &Env, kind: &str, namespace: &str, name: &str) -> bool {
+    let info = env
+        .cluster
+        .kinds()
+        .into_iter()
+        .find(|k| k.resource.kind == kind)
+        .unwrap();
+    env.cluster
+        .get(&info.gvk(), namespace, name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_then_resyncs_without_writing() {
+    let env = env().await;
+    let yaml = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{a: '1'}}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: 'nginx:1.27'}}]}}\n"
+    );
+    let (first, _) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(
+        first.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        first.operation.message
+    );
+    assert_eq!(status_of(&first, "web"), ResultStatus::Synced);
+    let deployment = env
+        .cluster
+        .get_key(
+            &first
+                .diffs
+                .iter()
+                .find(|d| d.key.name == "web")
+                .unwrap()
+                .key,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        deployment.annotation("argocd.argoproj.io/tracking-id"),
+        Some("shop:apps/Deployment:shop/web")
+    );
+    let version = deployment
+        .str_at(&["metadata", "resourceVersion"])
+        .unwrap()
+        .to_string();
+
+    let (second, _) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(second.operation.phase, OperationPhase::Succeeded);
+    for r in &second.operation.resources {
+        assert_eq!(r.status, ResultStatus::Unchanged, "{r:?}");
+    }
+    let again = env
+        .cluster
+        .get_key(&deployment.key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.str_at(&["metadata", "resourceVersion"]),
+        Some(version.as_str()),
+        "nothing was written"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_wait_for_health() {
+    let env = env().await;
+    let yaml = format!(
+        "{NAMESPACE}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: db, annotations: {{argocd.argoproj.io/sync-wave: '-1'}}}}\nspec:\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    metadata: {{labels: {{app: db}}}}\n    spec: {{containers: [{{name: db, image: 'postgres:16'}}]}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: after-db, annotations: {{argocd.argoproj.io/sync-wave: '1'}}}}\n"
+    );
+    let (result, events) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(
+        result.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.operation.message
+    );
+    let position = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in {events:?}"))
+    };
+    assert!(
+        position("WaveDone { phase: Sync, wave: -1") < position("Wave { phase: Sync, wave: 1,")
+    );
+    let db = result
+        .operation
+        .resources
+        .iter()
+        .find(|r| r.key.name == "db")
+        .unwrap();
+    assert_eq!(
+        db.health.as_ref().map(|h| h.status.as_str()),
+        Some("Healthy")
+    );
+
+    // A wave that never gets healthy fails the sync, and later waves never run.
+    let stuck = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: never-bound}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}, volumeMode: Block, storageClassName: none}}\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata: {{name: broken, annotations: {{argocd.argoproj.io/sync-wave: '0'}}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-exit-code: '1'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: too-late, annotations: {{argocd.argoproj.io/sync-wave: '5'}}}}\n"
+    );
+    let short = SyncOptions {
+        wave_timeout: Duration::from_secs(4),
+        ..options()
+    };
+    let (result, _) = run(&env, "stuck", &stuck, short, &[]).await;
+    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    assert!(
+        result
+            .operation
+            .message
+            .contains("Sync wave 0 did not become healthy within"),
+        "{}",
+        result.operation.message
+    );
+    assert!(
+        result
+            .operation
+            .message
+            .contains("batch/Job:shop/broken: Degraded"),
+        "{}",
+        result.operation.message
+    );
+    assert!(!exists(&env, "ConfigMap", "shop", "too-late").await);
+    env.stop().await;
+}
+
+fn job(name: &str, hook: &str, policy: Option<&str>, exit_code: u8) -> String {
+    let policy = policy
+        .map(|p| format!(", argocd.argoproj.io/hook-delete-policy: {p}"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}, annotations: {{argocd.argoproj.io/hook: {hook}{policy}}}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-exit-code: '{exit_code}'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_in_their_phases_with_their_delete_policies() {
+    let env = env().await;
+    let yaml = [
+        NAMESPACE.to_string(),
+        job("migrate", "PreSync", Some("HookSucceeded"), 0),
+        job("smoke", "PostSync", None, 0),
+        job("notify-failure", "SyncFail", None, 0),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n".into(),
+    ]
+    .join("---\n");
+    let (result, events) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(
+        result.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.operation.message
+    );
+    let position = |needle: &str| events.iter().position(|e| e.contains(needle)).unwrap();
+    assert!(
+        position("phase: PreSync") < position("phase: Sync")
+            && position("phase: Sync") < position("phase: PostSync")
+    );
+    let hook = |name: &str| {
+        result
+            .operation
+            .resources
+            .iter()
+            .find(|r| r.key.name == name)
+            .cloned()
+    };
+    assert_eq!(
+        hook("migrate").unwrap().hook_phase,
+        Some(HookPhase::Succeeded)
+    );
+    assert_eq!(
+        hook("smoke").unwrap().hook_phase,
+        Some(HookPhase::Succeeded)
+    );
+    assert!(
+        hook("notify-failure").is_none(),
+        "SyncFail hooks run only on failure"
+    );
+    assert!(
+        !exists(&env, "Job", "shop", "migrate").await,
+        "HookSucceeded deleted it"
+    );
+    assert!(
+        exists(&env, "Job", "shop", "smoke").await,
+        "BeforeHookCreation keeps it until next time"
+    );
+
+    // Again: BeforeHookCreation replaces the old run; hooks are not pruned.
+    let (again, _) = run(
+        &env,
+        "shop",
+        &yaml,
+        SyncOptions {
+            prune: true,
+            ..options()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(
+        again.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        again.operation.message
+    );
+    assert!(exists(&env, "Job", "shop", "smoke").await);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_hook_fails_the_sync_and_runs_sync_fail_hooks() {
+    let env = env().await;
+    let yaml = [
+        NAMESPACE.to_string(),
+        job("migrate", "PreSync", Some("HookFailed"), 1),
+        job("notify-failure", "SyncFail", None, 0),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: never-applied}\n".into(),
+    ]
+    .join("---\n");
+    let (result, _) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    assert!(
+        result
+            .operation
+            .message
+            .contains("hook batch/Job:shop/migrate failed"),
+        "{}",
+        result.operation.message
+    );
+    let notify = result
+        .operation
+        .resources
+        .iter()
+        .find(|r| r.key.name == "notify-failure")
+        .unwrap();
+    assert_eq!(notify.hook_phase, Some(HookPhase::Succeeded));
+    assert!(
+        !exists(&env, "Job", "shop", "migrate").await,
+        "HookFailed deleted it"
+    );
+    assert!(!exists(&env, "ConfigMap", "shop", "never-applied").await);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_only_this_apps_objects() {
+    let env = env().await;
+    let two = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep, labels: {{team: a}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old, labels: {{team: a}}}}\n"
+    );
+    run(&env, "shop", &two, options(), &[]).await;
+    // The same labels, but not tracked by this app: one untracked, one another app's.
+    for (name, app) in [("untracked", None), ("blogs", Some("blog"))] {
+        let mut cm = objects(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: shop, labels: {{team: a}}}}\n")).remove(0);
+        if let Some(app) = app {
+            let id = gitplane_cluster::tracking_id(app, &cm.key());
+            cm.set_annotation(gitplane_cluster::TRACKING_ANNOTATION, &id);
+        }
+        env.cluster
+            .apply(&cm, &ApplyOptions::default())
+            .await
+            .unwrap();
+    }
+    let one = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep, labels: {{team: a}}}}\n"
+    );
+    let (without_prune, _) = run(&env, "shop", &one, options(), &[]).await;
+    assert_eq!(
+        status_of(&without_prune, "old"),
+        ResultStatus::RequiresPruning
+    );
+    assert!(exists(&env, "ConfigMap", "shop", "old").await);
+
+    let (pruned, _) = run(
+        &env,
+        "shop",
+        &one,
+        SyncOptions {
+            prune: true,
+            ..options()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(
+        pruned.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        pruned.operation.message
+    );
+    assert_eq!(status_of(&pruned, "old"), ResultStatus::Pruned);
+    assert!(!exists(&env, "ConfigMap", "shop", "old").await);
+    for survivor in ["keep", "untracked", "blogs"] {
+        assert!(
+            exists(&env, "ConfigMap", "shop", survivor).await,
+            "{survivor}"
+        );
+    }
+
+    // Another app's object with a desired name is reported, not taken over.
+    let clash = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: blogs}}\ndata: {{x: y}}\n"
+    );
+    let (shared, _) = run(&env, "shop", &clash, options(), &[]).await;
+    assert_eq!(status_of(&shared, "blogs"), ResultStatus::Shared);
+    let (strict, _) = run(
+        &env,
+        "shop",
+        &clash,
+        SyncOptions {
+            fail_on_shared_resource: true,
+            ..options()
+        },
+        &[],
+    )
+    .await;
+    assert_eq!(strict.operation.phase, OperationPhase::Failed);
+    assert!(
+        strict
+            .operation
+            .message
+            .contains("belongs to application \"blog\""),
+        "{}",
+        strict.operation.message
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_and_its_custom_resources_in_one_sync() {
+    let env = env().await;
+    let yaml = format!(
+        "{NAMESPACE}---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: 3}}\n---\n\
+         apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: widgets.example.com}}\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {{plural: widgets, kind: Widget}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, properties: {{spec: {{type: object, properties: {{size: {{type: integer}}}}}}}}}}}}\n"
+    );
+    let (result, _) = run(&env, "widgets", &yaml, options(), &[]).await;
+    assert_eq!(
+        result.operation.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.operation.message
+    );
+    assert!(exists(&env, "Widget", "shop", "w1").await);
+    let (again, _) = run(&env, "widgets", &yaml, options(), &[]).await;
+    assert_eq!(status_of(&again, "w1"), ResultStatus::Unchanged);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscalers_replicas_are_not_reverted() {
+    let env = env().await;
+    let yaml = format!(
+        "{NAMESPACE}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: 'nginx:1.27'}}]}}\n"
+    );
+    run(&env, "shop", &yaml, options(), &[]).await;
+    // An autoscaler scales it through the scale subresource, as the HPA does.
+    let scaled = objects("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {replicas: 5}\n").remove(0);
+    env.cluster
+        .apply(
+            &scaled,
+            &ApplyOptions {
+                field_manager: "hpa-controller".into(),
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let rules = [IgnoreRule {
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        managed_fields_managers: vec!["hpa-controller".into()],
+        ..Default::default()
+    }];
+    let respect = SyncOptions {
+        respect_ignore_differences: true,
+        ..options()
+    };
+    let (result, _) = run(&env, "shop", &yaml, respect, &rules).await;
+    assert_eq!(
+        status_of(&result, "web"),
+        ResultStatus::Unchanged,
+        "{:?}",
+        result.diffs
+    );
+    let live = env.cluster.get_key(&scaled.key()).await.unwrap().unwrap();
+    assert_eq!(
+        live.get(&["spec", "replicas"]).and_then(|v| v.as_i64()),
+        Some(5)
+    );
+
+    // Without RespectIgnoreDifferences the diff ignores it, but a change
+    // elsewhere applies Git's replicas again, as Argo CD does.
+    let changed = yaml.replace("nginx:1.27", "nginx:1.28");
+    let (result, _) = run(&env, "shop", &changed, options(), &rules).await;
+    assert_eq!(status_of(&result, "web"), ResultStatus::Synced);
+    let live = env.cluster.get_key(&scaled.key()).await.unwrap().unwrap();
+    assert_eq!(
+        live.get(&["spec", "replicas"]).and_then(|v| v.as_i64()),
+        Some(2)
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_objects_change_nothing() {
+    let env = env().await;
+    let yaml = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: fine}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad}}\nspec: {{ports: [{{port: 'not-a-number'}}]}}\n"
+    );
+    let (result, _) = run(&env, "shop", &yaml, options(), &[]).await;
+    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    assert!(
+        result
+            .operation
+            .message
+            .starts_with("nothing was changed: 1 object(s) cannot be synced: /Service:shop/bad"),
+        "{}",
+        result.operation.message
+    );
+    assert!(!exists(&env, "ConfigMap", "shop", "fine").await);
+    assert!(!exists(&env, "Namespace", "", "shop").await);
+
+    let dry = SyncOptions {
+        dry_run: true,
+        ..options()
+    };
+    let ok = format!("{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: fine}}\n");
+    let (result, _) = run(&env, "shop", &ok, dry, &[]).await;
+    assert_eq!(status_of(&result, "fine"), ResultStatus::DryRun);
+    assert!(
+        !exists(&env, "ConfigMap", "shop", "fine").await,
+        "a dry run changes nothing"
+    );
+    env.stop().await;
+}
