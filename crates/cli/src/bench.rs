@@ -4,6 +4,7 @@
 mod apiserver;
 mod measure;
 mod render;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,11 @@ enum BenchTarget {
     /// applies, lists, watch delivery) and, when Debian's etcd-server is
     /// installed, the same durable writes against etcd in the same run.
     Apiserver(apiserver::ApiserverBenchArgs),
+    /// Sync one big application and many small ones into the embedded API
+    /// server with `gitplane apply` and with `kubectl apply --server-side`:
+    /// cold and no-op re-sync times, peak memory, and a check that no-op
+    /// re-syncs write nothing.
+    Sync(sync::SyncBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -33,5 +39,6 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     match &args.target {
         BenchTarget::Render(a) => render::run(a),
         BenchTarget::Apiserver(a) => apiserver::run(a),
+        BenchTarget::Sync(a) => sync::run_bench(a),
     }
 }
