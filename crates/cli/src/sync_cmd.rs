@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gitplane_cluster::{Cluster, ConnectOptions};
+use gitplane_cluster::{Cluster, ConnectOptions, Limits};
 use gitplane_diff::IgnoreRule;
 use gitplane_health::{HealthChecker, LuaLimits};
 use gitplane_object::{LoadOptions, Syntax, parse_values};
@@ -30,6 +30,15 @@ pub struct ClusterArgs {
     /// Allow kubeconfig `exec` credential plugins (cloud logins).
     #[arg(long)]
     pub allow_exec: bool,
+    /// Client-side rate limit: requests per second.
+    #[arg(long, default_value_t = 1000.0, env = "GITPLANE_QPS")]
+    pub qps: f64,
+    /// Client-side rate limit: burst above the rate.
+    #[arg(long, default_value_t = 2000, env = "GITPLANE_BURST")]
+    pub burst: u32,
+    /// Time allowed for one request.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", env = "GITPLANE_REQUEST_TIMEOUT")]
+    pub request_timeout: Duration,
 }
 
 impl ClusterArgs {
@@ -39,7 +48,12 @@ impl ClusterArgs {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             allow_exec: self.allow_exec,
-            ..ConnectOptions::default()
+            limits: Limits {
+                qps: self.qps,
+                burst: self.burst,
+                timeout: self.request_timeout,
+                ..Limits::default()
+            },
         };
         Ok(Cluster::connect(&options).await?)
     }

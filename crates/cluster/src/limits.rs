@@ -26,8 +26,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            qps: 100.0,
-            burst: 200,
+            qps: 1000.0,
+            burst: 2000,
             timeout: Duration::from_secs(30),
             retries: 5,
             backoff: Duration::from_millis(100),

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use gitplane_cluster::{ApplyOptions, Cluster, Propagation};
 use gitplane_diff::ObjectDiff;
 use gitplane_health::{Health, HealthStatus};
@@ -12,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::hooks::{DeletePolicy, HookSpec};
 use crate::options::ResourceOptions;
-use crate::order::Phase;
+use crate::order::{Phase, kind_rank};
 use crate::plan::{Action, Plan, Task};
 use crate::state::{
     HookPhase, OperationPhase, OperationState, OperationStore, ResourceResult, ResultStatus,
@@ -23,6 +24,8 @@ use crate::{Progress, SyncError, SyncRequest};
 /// finds the hooks it already started.
 const OPERATION_LABEL: &str = "gitplane.dev/operation";
 const HOOK_LABEL: &str = "gitplane.dev/hook";
+/// Objects written at once within a wave.
+const APPLY_CONCURRENCY: usize = 16;
 /// How often health is polled while a wave waits.
 const POLL: Duration = Duration::from_millis(250);
 /// How often a waiting wave says what it waits for.
@@ -282,51 +285,71 @@ impl<'a, S: OperationStore> Executor<'a, S> {
         let mut awaited = Vec::new();
         let (mut applied, mut hooks, mut crds) = (0, 0, false);
         for task in tasks {
-            match &task.action {
-                Action::Apply {
-                    object, live, diff, ..
-                } => {
-                    let current = if diff.modified {
-                        applied += 1;
-                        crds |= object.kind() == "CustomResourceDefinition";
-                        match self.apply(object).await {
-                            Ok(stored) => {
-                                self.record(&task.key, phase, wave, ResultStatus::Synced, "");
-                                Some(stored)
-                            }
-                            Err(e) => {
-                                self.record(
-                                    &task.key,
-                                    phase,
-                                    wave,
-                                    ResultStatus::SyncFailed,
-                                    e.clone(),
-                                );
-                                return Err(format!("{}: {e}", task.key));
-                            }
-                        }
-                    } else {
-                        self.record(&task.key, phase, wave, ResultStatus::Unchanged, "");
-                        live.as_deref().cloned()
-                    };
-                    awaited.push(Awaited {
-                        key: task.key.clone(),
-                        object: current,
-                        hook: None,
-                        done: false,
-                    });
+            if let Action::Hook { object, spec } = &task.action {
+                hooks += 1;
+                if let Some(entry) = self.start_hook(phase, wave, object, spec).await? {
+                    awaited.push(entry);
                 }
-                Action::Hook { object, spec } => {
-                    hooks += 1;
-                    if let Some(entry) = self.start_hook(phase, wave, object, spec).await? {
-                        awaited.push(entry);
-                    }
-                }
-                Action::Prune { .. } | Action::Report { .. } => {}
             }
         }
-        if crds && let Err(e) = self.cluster.refresh_discovery().await {
-            return Err(format!("reading discovery after creating CRDs: {e}"));
+        // Objects of one kind rank are applied together, a few at a time;
+        // ranks follow each other (Namespaces and CRDs before what uses them).
+        let applies: Vec<&Task> = tasks
+            .iter()
+            .copied()
+            .filter(|t| matches!(t.action, Action::Apply { .. }))
+            .collect();
+        for group in applies.chunk_by(|a, b| kind_rank(&a.key.kind) == kind_rank(&b.key.kind)) {
+            let this = &*self;
+            let results: Vec<(&Task, Option<Result<Object, String>>)> =
+                futures::stream::iter(group.iter().map(|task| async move {
+                    let outcome = match &task.action {
+                        Action::Apply { object, diff, .. } if diff.modified => {
+                            Some(this.apply(object).await)
+                        }
+                        _ => None,
+                    };
+                    (*task, outcome)
+                }))
+                .buffered(APPLY_CONCURRENCY)
+                .collect()
+                .await;
+            let mut failed = None;
+            for (task, outcome) in results {
+                let Action::Apply { object, live, .. } = &task.action else {
+                    continue;
+                };
+                let current = match outcome {
+                    Some(Ok(stored)) => {
+                        applied += 1;
+                        crds |= object.kind() == "CustomResourceDefinition";
+                        self.record(&task.key, phase, wave, ResultStatus::Synced, "");
+                        Some(stored)
+                    }
+                    Some(Err(e)) => {
+                        self.record(&task.key, phase, wave, ResultStatus::SyncFailed, e.clone());
+                        failed.get_or_insert(format!("{}: {e}", task.key));
+                        continue;
+                    }
+                    None => {
+                        self.record(&task.key, phase, wave, ResultStatus::Unchanged, "");
+                        live.as_deref().cloned()
+                    }
+                };
+                awaited.push(Awaited {
+                    key: task.key.clone(),
+                    object: current,
+                    hook: None,
+                    done: false,
+                });
+            }
+            if let Some(failure) = failed {
+                return Err(failure);
+            }
+            if crds && let Err(e) = self.cluster.refresh_discovery().await {
+                return Err(format!("reading discovery after creating CRDs: {e}"));
+            }
+            crds = false;
         }
         (self.progress)(&Progress::Wave {
             phase,

@@ -204,8 +204,7 @@ impl Simulator {
             // A deleted pod may need replacing and changes its owner's status.
             if event.object.get("kind") == Some(&json!("Pod")) {
                 self.reconcile_owner(&event.object).await;
-                self.reconcile_services(text(&event.object, "/metadata/namespace"))
-                    .await;
+                self.reconcile_services(&event.object).await;
             }
             return;
         }
@@ -246,8 +245,7 @@ impl Simulator {
             ("", "Pod") => {
                 self.pod(object).await;
                 self.reconcile_owner(object).await;
-                self.reconcile_services(text(object, "/metadata/namespace"))
-                    .await;
+                self.reconcile_services(object).await;
             }
             ("apps", "Deployment") => self.deployment(object).await,
             ("apps", "ReplicaSet") => {
@@ -718,9 +716,23 @@ impl Simulator {
         self.set_status(job, status).await;
     }
 
-    async fn reconcile_services(&self, namespace: &str) {
+    /// The Services whose selector picks `pod` follow its change.
+    async fn reconcile_services(&self, pod: &Value) {
+        let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+        let namespace = text(pod, "/metadata/namespace");
         for service in self.in_namespace("", "Service", namespace) {
-            self.service(&service).await;
+            let selects = service
+                .pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .filter(|s| !s.is_empty())
+                .is_some_and(|selector| {
+                    selector
+                        .iter()
+                        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                });
+            if selects {
+                self.service(&service).await;
+            }
         }
     }
 
