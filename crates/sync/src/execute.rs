@@ -284,14 +284,6 @@ impl<'a, S: OperationStore> Executor<'a, S> {
         let started = Instant::now();
         let mut awaited = Vec::new();
         let (mut applied, mut hooks, mut crds) = (0, 0, false);
-        for task in tasks {
-            if let Action::Hook { object, spec } = &task.action {
-                hooks += 1;
-                if let Some(entry) = self.start_hook(phase, wave, object, spec).await? {
-                    awaited.push(entry);
-                }
-            }
-        }
         // Objects of one kind rank are applied together, a few at a time;
         // ranks follow each other (Namespaces and CRDs before what uses them).
         let applies: Vec<&Task> = tasks
@@ -350,6 +342,16 @@ impl<'a, S: OperationStore> Executor<'a, S> {
                 return Err(format!("reading discovery after creating CRDs: {e}"));
             }
             crds = false;
+        }
+        // Hooks start after the wave's objects (a PreSync hook may need the
+        // Namespace applied just before it).
+        for task in tasks {
+            if let Action::Hook { object, spec } = &task.action {
+                hooks += 1;
+                if let Some(entry) = self.start_hook(phase, wave, object, spec).await? {
+                    awaited.push(entry);
+                }
+            }
         }
         (self.progress)(&Progress::Wave {
             phase,
