@@ -100,6 +100,10 @@ pub struct ApplyArgs {
     /// Print the diff of every changed object first.
     #[arg(long)]
     diff: bool,
+    /// Take over objects another application tracks (default: leave them and
+    /// report them as Shared).
+    #[arg(long)]
+    take_over: bool,
     /// How long a wave may take to become healthy.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     wave_timeout: Duration,
@@ -318,6 +322,7 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let mut prepared = prepare(&args.app).await?;
         prepared.options.prune |= args.prune;
+        prepared.options.take_over_shared = args.take_over;
         prepared.options.dry_run = args.dry_run;
         prepared.options.wave_timeout = args.wave_timeout;
         prepared.options.retry.limit = args.retry_limit;
