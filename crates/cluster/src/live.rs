@@ -3,7 +3,7 @@
 //! listed once ([`Cluster::tracked_objects`]) or kept current by watches
 //! ([`LiveCache`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -71,12 +71,22 @@ fn is_excluded(info: &ResourceInfo) -> bool {
 
 impl Cluster {
     /// Every object carrying a valid tracking id (of `app`, or of any app),
-    /// from one list of every kind the cluster serves.
-    pub async fn tracked_objects(&self, app: Option<&str>) -> Result<Vec<Object>, ClusterError> {
+    /// from one list of every kind the cluster serves, or only of the
+    /// (group, kind)s given.
+    pub async fn tracked_objects(
+        &self,
+        app: Option<&str>,
+        only: Option<&BTreeSet<(String, String)>>,
+    ) -> Result<Vec<Object>, ClusterError> {
         let kinds: Vec<ResourceInfo> = self
             .kinds()
             .into_iter()
             .filter(|k| !is_excluded(k))
+            .filter(|k| {
+                only.is_none_or(|only| {
+                    only.contains(&(k.resource.group.clone(), k.resource.kind.clone()))
+                })
+            })
             .collect();
         let lists = futures::stream::iter(kinds.iter().map(|info| self.list(info, None, None)))
             .buffer_unordered(8)

@@ -167,11 +167,11 @@ async fn tracked_objects_belong_to_the_app_their_id_names() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        names(cluster.tracked_objects(Some("shop")).await.unwrap()),
+        names(cluster.tracked_objects(Some("shop"), None).await.unwrap()),
         ["mine"]
     );
     assert_eq!(
-        names(cluster.tracked_objects(None).await.unwrap()),
+        names(cluster.tracked_objects(None, None).await.unwrap()),
         ["mine", "theirs"]
     );
     server.stop().await;

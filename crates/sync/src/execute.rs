@@ -26,7 +26,11 @@ const OPERATION_LABEL: &str = "gitplane.dev/operation";
 const HOOK_LABEL: &str = "gitplane.dev/hook";
 /// Objects written at once within a wave.
 const APPLY_CONCURRENCY: usize = 16;
-/// How often health is polled while a wave waits.
+/// How often health is polled while a wave waits: soon at first (simulated
+/// and small rollouts finish fast), then less often.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+const MAX_POLL: Duration = Duration::from_secs(1);
+/// Waiting for an object to disappear.
 const POLL: Duration = Duration::from_millis(250);
 /// How often a waiting wave says what it waits for.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -531,6 +535,7 @@ impl<'a, S: OperationStore> Executor<'a, S> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         let mut first = true;
+        let mut poll = FIRST_POLL;
         loop {
             let mut pending = Vec::new();
             for entry in awaited.iter_mut().filter(|e| !e.done) {
@@ -617,7 +622,8 @@ impl<'a, S: OperationStore> Executor<'a, S> {
                     pending,
                 });
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(poll).await;
+            poll = (poll * 3 / 2).min(MAX_POLL);
         }
     }
 

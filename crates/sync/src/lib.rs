@@ -167,11 +167,34 @@ pub async fn compare(
     request: &SyncRequest<'_>,
 ) -> Result<Vec<ObjectDiff>, SyncError> {
     let desired = plan::prepare(cluster, request)?;
-    let plan = plan::build(cluster, request, desired).await?;
+    let plan = plan::build(cluster, request, desired, None).await?;
     if let Some((key, message)) = plan.failures.first() {
         return Err(SyncError::Invalid(format!("{key}: {message}")));
     }
     Ok(execute::diffs(&plan))
+}
+
+/// The kinds this application's objects can have, when the last operation
+/// finished and so recorded every object it had: the desired kinds plus the
+/// recorded ones. Otherwise (a first sync, an interrupted one) `None`: every
+/// kind is searched for objects to prune.
+fn known_kinds(
+    request: &SyncRequest<'_>,
+    previous: Option<&OperationState>,
+) -> Option<std::collections::BTreeSet<(String, String)>> {
+    let previous = previous.filter(|p| {
+        matches!(p.phase, OperationPhase::Succeeded | OperationPhase::Failed)
+            && p.finished_at.is_some()
+    })?;
+    let desired = request
+        .desired
+        .iter()
+        .map(|o| (o.group().to_string(), o.kind().to_string()));
+    let recorded = previous
+        .resources
+        .iter()
+        .map(|r| (r.key.group.clone(), r.key.kind.clone()));
+    Some(desired.chain(recorded).collect())
 }
 
 /// Syncs: plans, runs (retrying as the options say), and returns the
@@ -183,7 +206,9 @@ pub async fn sync<S: OperationStore>(
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<SyncResult, SyncError> {
     let hash = request.hash();
-    let mut state = match store.load().await? {
+    let previous = store.load().await?;
+    let known_kinds = known_kinds(request, previous.as_ref());
+    let mut state = match previous {
         Some(previous)
             if previous.phase == OperationPhase::Running && previous.request_hash == hash =>
         {
@@ -208,7 +233,7 @@ pub async fn sync<S: OperationStore>(
     let desired = plan::prepare(cluster, request)?;
     let mut diffs = None;
     loop {
-        let plan = plan::build(cluster, request, desired.clone()).await?;
+        let plan = plan::build(cluster, request, desired.clone(), known_kinds.as_ref()).await?;
         diffs.get_or_insert_with(|| execute::diffs(&plan));
         state.phase = OperationPhase::Running;
         state.resources.clear();

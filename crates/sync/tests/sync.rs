@@ -546,3 +546,39 @@ async fn invalid_objects_change_nothing() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_finds_kinds_only_the_last_operation_had() {
+    // With the state of a finished operation, only the desired kinds and the
+    // recorded ones are searched: a Secret no longer desired is still found.
+    let env = env().await;
+    let health = HealthChecker::builtin();
+    let store = MemoryStore::default();
+    let quiet = |_: &Progress| {};
+    let first = format!(
+        "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: gone}}\n"
+    );
+    let second =
+        format!("{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keep}}\n");
+    for (yaml, prune) in [(first, false), (second, true)] {
+        let request = SyncRequest {
+            app: "shop",
+            namespace: "shop",
+            desired: objects(&yaml),
+            options: SyncOptions { prune, ..options() },
+            ignore: &[],
+            jq: &UnboundedJq,
+            health: &health,
+        };
+        let result = sync(&env.cluster, &request, &store, &quiet).await.unwrap();
+        assert_eq!(
+            result.operation.phase,
+            OperationPhase::Succeeded,
+            "{}",
+            result.operation.message
+        );
+    }
+    assert!(!exists(&env, "Secret", "shop", "gone").await);
+    assert!(exists(&env, "ConfigMap", "shop", "keep").await);
+    env.stop().await;
+}
