@@ -70,28 +70,46 @@ fn is_excluded(info: &ResourceInfo) -> bool {
 }
 
 impl Cluster {
-    /// Every object carrying a valid tracking id (of `app`, or of any app),
-    /// from one list of every kind the cluster serves, or only of the
-    /// (group, kind)s given.
+    /// Every object carrying a valid tracking id (of `app`, or of any app):
+    /// from one list of every kind the cluster serves, or, given a `scope` of
+    /// (group, kind, namespace), only from those (`""` for every namespace).
     pub async fn tracked_objects(
         &self,
         app: Option<&str>,
-        only: Option<&BTreeSet<(String, String)>>,
+        scope: Option<&BTreeSet<(String, String, String)>>,
     ) -> Result<Vec<Object>, ClusterError> {
-        let kinds: Vec<ResourceInfo> = self
-            .kinds()
-            .into_iter()
-            .filter(|k| !is_excluded(k))
-            .filter(|k| {
-                only.is_none_or(|only| {
-                    only.contains(&(k.resource.group.clone(), k.resource.kind.clone()))
-                })
-            })
-            .collect();
-        let lists = futures::stream::iter(kinds.iter().map(|info| self.list(info, None, None)))
-            .buffer_unordered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let mut lists: Vec<(ResourceInfo, Option<String>)> = Vec::new();
+        for info in self.kinds().into_iter().filter(|k| !is_excluded(k)) {
+            let (group, kind) = (&info.resource.group, &info.resource.kind);
+            match scope {
+                None => lists.push((info, None)),
+                Some(scope) => {
+                    let namespaces: BTreeSet<&str> = scope
+                        .iter()
+                        .filter(|(g, k, _)| g == group && k == kind)
+                        .map(|(_, _, ns)| ns.as_str())
+                        .collect();
+                    if namespaces.is_empty() {
+                        continue;
+                    }
+                    if !info.namespaced || namespaces.contains("") {
+                        lists.push((info, None));
+                    } else {
+                        for ns in namespaces {
+                            lists.push((info.clone(), Some(ns.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+        let lists = futures::stream::iter(
+            lists
+                .iter()
+                .map(|(info, ns)| self.list(info, ns.as_deref(), None)),
+        )
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
         let mut tracked: Vec<Object> = lists
             .into_iter()
             .flatten()

@@ -174,26 +174,35 @@ pub async fn compare(
     Ok(execute::diffs(&plan))
 }
 
-/// The kinds this application's objects can have, when the last operation
-/// finished and so recorded every object it had: the desired kinds plus the
-/// recorded ones. Otherwise (a first sync, an interrupted one) `None`: every
-/// kind is searched for objects to prune.
-fn known_kinds(
+/// Where this application's objects can be, when the last operation
+/// finished and so recorded every object it had: the (group, kind,
+/// namespace)s of the desired objects and of the recorded ones. Otherwise (a
+/// first sync, an interrupted one) `None`: every kind in every namespace is
+/// searched for objects to prune.
+fn known_scope(
     request: &SyncRequest<'_>,
     previous: Option<&OperationState>,
-) -> Option<std::collections::BTreeSet<(String, String)>> {
+) -> Option<std::collections::BTreeSet<(String, String, String)>> {
     let previous = previous.filter(|p| {
         matches!(p.phase, OperationPhase::Succeeded | OperationPhase::Failed)
             && p.finished_at.is_some()
     })?;
-    let desired = request
-        .desired
-        .iter()
-        .map(|o| (o.group().to_string(), o.kind().to_string()));
-    let recorded = previous
-        .resources
-        .iter()
-        .map(|r| (r.key.group.clone(), r.key.kind.clone()));
+    // A cluster-scoped kind is listed whole whatever namespace is named.
+    let desired = request.desired.iter().map(|o| {
+        let namespace = o.namespace().unwrap_or(request.namespace);
+        (
+            o.group().to_string(),
+            o.kind().to_string(),
+            namespace.to_string(),
+        )
+    });
+    let recorded = previous.resources.iter().map(|r| {
+        (
+            r.key.group.clone(),
+            r.key.kind.clone(),
+            r.key.namespace.clone(),
+        )
+    });
     Some(desired.chain(recorded).collect())
 }
 
@@ -207,7 +216,7 @@ pub async fn sync<S: OperationStore>(
 ) -> Result<SyncResult, SyncError> {
     let hash = request.hash();
     let previous = store.load().await?;
-    let known_kinds = known_kinds(request, previous.as_ref());
+    let known_scope = known_scope(request, previous.as_ref());
     let mut state = match previous {
         Some(previous)
             if previous.phase == OperationPhase::Running && previous.request_hash == hash =>
@@ -233,7 +242,7 @@ pub async fn sync<S: OperationStore>(
     let desired = plan::prepare(cluster, request)?;
     let mut diffs = None;
     loop {
-        let plan = plan::build(cluster, request, desired.clone(), known_kinds.as_ref()).await?;
+        let plan = plan::build(cluster, request, desired.clone(), known_scope.as_ref()).await?;
         diffs.get_or_insert_with(|| execute::diffs(&plan));
         state.phase = OperationPhase::Running;
         state.resources.clear();

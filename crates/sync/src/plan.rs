@@ -181,16 +181,17 @@ fn comes_with_this_sync(
 /// Builds the plan: pairs desired objects with live ones, diffs them (by a
 /// server-side dry run where the server can), and finds what to prune.
 ///
-/// `known_kinds`: the kinds this application's objects can have (the desired
-/// ones and those of its last finished operation); `None` lists every kind.
+/// `scope`: where this application's objects can be, as (group, kind,
+/// namespace) (from the desired objects and its last finished operation);
+/// `None` searches every kind everywhere.
 pub(crate) async fn build(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     desired: Vec<Object>,
-    known_kinds: Option<&std::collections::BTreeSet<(String, String)>>,
+    scope: Option<&std::collections::BTreeSet<(String, String, String)>>,
 ) -> Result<Plan, SyncError> {
     let tracked: BTreeMap<ObjectKey, Object> = cluster
-        .tracked_objects(Some(request.app), known_kinds)
+        .tracked_objects(Some(request.app), scope)
         .await?
         .into_iter()
         .map(|o| (o.key(), o))
