@@ -464,7 +464,7 @@ fn with_ssh_key(repo: gix::Repository, key: Option<&Path>) -> Result<gix::Reposi
     );
     let mut config = repo.config_snapshot_mut();
     config
-        .set_raw_value(&"core.sshCommand", command.as_str())
+        .set_raw_value("core.sshCommand", command.as_str())
         .map_err(|e| e.to_string())?;
     config.commit().map_err(|e| e.to_string())?;
     Ok(repo)
