@@ -11,8 +11,8 @@ use gitplane_diff::IgnoreRule;
 use gitplane_health::{HealthChecker, LuaLimits};
 use gitplane_object::{LoadOptions, Syntax, parse_values};
 use gitplane_sync::{
-    ConfigMapStore, OperationPhase, OperationState, Progress, ResultStatus, SyncOptions,
-    SyncRequest, compare, sync,
+    ConfigMapStore, OperationPhase, OperationState, OperationStore, Progress, ResultStatus,
+    SyncOptions, SyncRequest, compare, sync,
 };
 
 use crate::render_cmd::SourceArgs;
@@ -336,12 +336,13 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
             jq: &prepared.jq,
             health: &prepared.health,
         };
+        let store = ConfigMapStore::new(cluster.clone(), "gitplane", &args.app.app);
         if args.diff {
-            for d in compare(&cluster, &request).await? {
+            let previous = store.load().await?;
+            for d in compare(&cluster, &request, previous.as_ref()).await? {
                 print!("{}", d.text);
             }
         }
-        let store = ConfigMapStore::new(cluster.clone(), "gitplane", &args.app.app);
         let result = sync(&cluster, &request, &store, &print_progress).await?;
         let state = &result.operation;
         match args.output {
@@ -372,6 +373,7 @@ pub struct DiffArgs {
 pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let outcome: Result<bool> = runtime()?.block_on(async {
         let prepared = prepare(&args.app).await?;
+        let cluster = Arc::new(prepared.cluster);
         let request = SyncRequest {
             app: &args.app.app,
             namespace: &args.app.namespace,
@@ -381,7 +383,9 @@ pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
             jq: &prepared.jq,
             health: &prepared.health,
         };
-        let diffs = compare(&prepared.cluster, &request).await?;
+        let store = ConfigMapStore::new(cluster.clone(), "gitplane", &args.app.app);
+        let previous = store.load().await?;
+        let diffs = compare(&cluster, &request, previous.as_ref()).await?;
         let mut differs = false;
         for d in diffs.iter().filter(|d| d.modified) {
             differs = true;

@@ -165,6 +165,27 @@ impl Cluster {
         to_object(applied, &info)
     }
 
+    /// JSON merge patch (RFC 7386) of `object`'s type, namespace and name;
+    /// `null` removes a field. Returns what the server stored.
+    pub async fn merge_patch(
+        &self,
+        object: &Object,
+        patch: serde_json::Value,
+        field_manager: &str,
+    ) -> Result<Object, ClusterError> {
+        let (api, info) = self.api_for(object).await?;
+        let params = PatchParams {
+            field_manager: Some(field_manager.to_string()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(patch);
+        let patched = self
+            .limiter
+            .run(|| api.patch(object.name(), &params, &patch))
+            .await?;
+        to_object(patched, &info)
+    }
+
     /// Creates an object (for `generateName` hooks and `Replace=true`).
     pub async fn create(&self, object: &Object, dry_run: bool) -> Result<Object, ClusterError> {
         let (api, info) = self.api_for(object).await?;

@@ -162,12 +162,16 @@ pub struct SyncResult {
 
 /// Compares desired and live without changing anything: the diffs of
 /// resources, plus tracked objects that would be pruned (target `None`).
+/// `previous`, the application's last operation, narrows where tracked
+/// objects are searched for (see [`sync`]).
 pub async fn compare(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
+    previous: Option<&OperationState>,
 ) -> Result<Vec<ObjectDiff>, SyncError> {
     let desired = plan::prepare(cluster, request)?;
-    let plan = plan::build(cluster, request, desired, None).await?;
+    let scope = known_scope(request, previous);
+    let plan = plan::build(cluster, request, desired, scope.as_ref()).await?;
     if let Some((key, message)) = plan.failures.first() {
         return Err(SyncError::Invalid(format!("{key}: {message}")));
     }
