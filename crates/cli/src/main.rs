@@ -2,12 +2,15 @@
 //! It holds no logic of its own beyond presenting results; see each crate's docs.
 
 mod apiserver_cmd;
+mod app_cmd;
 mod bench;
 mod health_cmd;
 mod output;
+mod portal;
 mod render_cmd;
 mod sandbox;
 mod sync_cmd;
+mod up_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job: start the embedded control plane (or use --kubeconfig),
+    /// install the Application CRDs, create the root Application for the
+    /// platform repository (default: the bundled examples/platform), and
+    /// keep every application synced, with a live progress view.
+    Up(up_cmd::UpArgs),
+    /// Applications: list, get, diff, sync, history, rollback, refresh,
+    /// delete — through the Kubernetes API, like `argocd app`.
+    App(app_cmd::AppCommand),
     /// Render a directory, a kustomization or a file to manifests, like
     /// `kustomize build` (output identical to `kubectl kustomize`).
     Render(render_cmd::RenderArgs),
@@ -59,6 +70,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Up(args) => up_cmd::run(&args),
+        Command::App(command) => app_cmd::run(&command),
         Command::Render(args) => render_cmd::run(&args),
         Command::Apiserver(args) => apiserver_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply(&args),

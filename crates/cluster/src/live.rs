@@ -102,14 +102,15 @@ impl Cluster {
                 }
             }
         }
-        let lists = futures::stream::iter(
-            lists
-                .iter()
-                .map(|(info, ns)| self.list(info, ns.as_deref(), None)),
-        )
-        .buffer_unordered(8)
-        .try_collect::<Vec<_>>()
-        .await?;
+        // Built in a loop, not by a closure, so the future stays provably `Send`.
+        let mut pending = Vec::with_capacity(lists.len());
+        for (info, ns) in &lists {
+            pending.push(self.list(info, ns.as_deref(), None));
+        }
+        let lists = futures::stream::iter(pending)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
         let mut tracked: Vec<Object> = lists
             .into_iter()
             .flatten()

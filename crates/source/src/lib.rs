@@ -160,6 +160,21 @@ impl Sources {
             .clone()
     }
 
+    /// Forgets what was resolved for the repositories whose URL `matches`
+    /// (a webhook said they changed): the next resolve fetches.
+    pub fn invalidate(&self, matches: &dyn Fn(&str) -> bool) {
+        let repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        for (url, state) in repos.iter() {
+            if matches(url) {
+                state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .resolved
+                    .clear();
+            }
+        }
+    }
+
     /// Resolves `revision` (branch, tag, full SHA or `HEAD`) of `url` to a
     /// commit, fetching unless a fetch less than `max_age` ago resolved it.
     /// Blocking; `interrupt` stops a running fetch.

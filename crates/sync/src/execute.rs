@@ -282,6 +282,15 @@ impl<'a, S: OperationStore> Executor<'a, S> {
             .map_err(|e| format!("creating namespace {name}: {e}"))
     }
 
+    /// Applies one task's object if it differs.
+    async fn apply_task<'t>(&self, task: &'t Task) -> (&'t Task, Option<Result<Object, String>>) {
+        let outcome = match &task.action {
+            Action::Apply { object, diff, .. } if diff.modified => Some(self.apply(object).await),
+            _ => None,
+        };
+        (task, outcome)
+    }
+
     /// Applies a wave's objects, starts its hooks, and waits until all are
     /// healthy or finished.
     async fn run_wave(&mut self, phase: Phase, wave: i32, tasks: &[&Task]) -> Result<(), Failure> {
@@ -296,20 +305,17 @@ impl<'a, S: OperationStore> Executor<'a, S> {
             .filter(|t| matches!(t.action, Action::Apply { .. }))
             .collect();
         for group in applies.chunk_by(|a, b| kind_rank(&a.key.kind) == kind_rank(&b.key.kind)) {
-            let this = &*self;
+            // Futures built in a loop, not by a closure: a closure here
+            // hides from the compiler that the sync future is `Send`.
+            let mut pending = Vec::with_capacity(group.len());
+            for task in group {
+                pending.push(self.apply_task(task));
+            }
             let results: Vec<(&Task, Option<Result<Object, String>>)> =
-                futures::stream::iter(group.iter().map(|task| async move {
-                    let outcome = match &task.action {
-                        Action::Apply { object, diff, .. } if diff.modified => {
-                            Some(this.apply(object).await)
-                        }
-                        _ => None,
-                    };
-                    (*task, outcome)
-                }))
-                .buffered(APPLY_CONCURRENCY)
-                .collect()
-                .await;
+                futures::stream::iter(pending)
+                    .buffered(APPLY_CONCURRENCY)
+                    .collect()
+                    .await;
             let mut failed = None;
             for (task, outcome) in results {
                 let Action::Apply { object, live, .. } = &task.action else {

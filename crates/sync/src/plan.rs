@@ -228,9 +228,11 @@ pub(crate) async fn build(
     }
 
     // Live state and dry runs, a few at a time.
-    let checks = resources
-        .iter()
-        .map(|object| check(cluster, request, object, &tracked, &desired));
+    // Built in a loop, not by a closure, so the future stays provably `Send`.
+    let mut checks = Vec::with_capacity(resources.len());
+    for object in &resources {
+        checks.push(check(cluster, request, object, &tracked, &desired));
+    }
     let checked: Vec<Checked> = futures::stream::iter(checks)
         .buffer_unordered(16)
         .collect()

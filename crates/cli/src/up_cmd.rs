@@ -1,0 +1,383 @@
+//! `gitplane up`: the embedded control plane, the controller, and a root
+//! Application for the platform repository, with a live progress view.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use gitplane_apiserver::{Config, Server};
+use gitplane_cluster::{ApplyOptions, Cluster, ConnectOptions};
+use gitplane_controller::{AppSummary, Controller, ControllerOptions, spec::IN_CLUSTER_SERVER};
+use gitplane_health::HealthChecker;
+use gitplane_object::Object;
+use gitplane_source::{SnapshotLimits, Sources};
+
+use crate::sandbox::SandboxedJq;
+use crate::sync_cmd::parse_duration;
+
+/// The repository URL the bundled example's Applications name; `up`
+/// replaces it with the local copy's URL.
+const EXAMPLE_REPO_PLACEHOLDER: &str = "https://git.example.com/platform.git";
+
+/// Arguments of `gitplane up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// The platform repository: a local path or a Git URL. Default: the
+    /// bundled `examples/platform`, copied into a Git repository in the data
+    /// directory (and committed again when the example changes).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// The directory in the repository holding the root app-of-apps.
+    #[arg(long, default_value = "bootstrap")]
+    pub path: String,
+    /// Branch, tag or commit of the repository.
+    #[arg(long, default_value = "HEAD")]
+    pub revision: String,
+    /// Where the embedded control plane keeps its data (and `kubeconfig`).
+    #[arg(long, default_value = ".gitplane", env = "GITPLANE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address of the embedded Kubernetes API (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api: SocketAddr,
+    /// Address of the HTTP server: webhook, /healthz, /metrics, JSON API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub ui: SocketAddr,
+    /// How often every application is compared without another reason
+    /// (plus up to half of it as jitter).
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub reconcile_interval: Duration,
+    /// Manage this cluster instead of starting the embedded one.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in that kubeconfig.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The control namespace (Applications, AppProjects, Secrets).
+    #[arg(long, default_value = "gitplane")]
+    pub namespace: String,
+    /// Applications reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Shared secret webhooks must carry (GitHub/Gitea HMAC, GitLab token,
+    /// `X-Gitplane-Token`). Without it, any local process may trigger refreshes.
+    #[arg(long, env = "GITPLANE_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
+    /// Wait until every application is settled, print a summary and exit:
+    /// 0 if all are Synced and Healthy, 3 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: give up waiting after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// Runs `gitplane up`.
+pub fn run(args: &UpArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(up(args))
+}
+
+async fn up(args: &UpArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| args.data_dir.display().to_string())?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let (server, kubeconfig) = match &args.kubeconfig {
+        Some(path) => (None, path.clone()),
+        None => {
+            let mut config = Config::new(&data_dir);
+            config.listen = args.api;
+            let server = Server::start(config).await.map_err(|e| anyhow!(e))?;
+            let kubeconfig = server.kubeconfig.clone();
+            println!(
+                "embedded API server: https://{} (workloads are simulated: no container runs)",
+                server.address
+            );
+            (Some(server), kubeconfig)
+        }
+    };
+    let control = Arc::new(
+        Cluster::connect(&ConnectOptions {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: args.context.clone(),
+            ..ConnectOptions::default()
+        })
+        .await?,
+    );
+    gitplane_controller::install(&control, &args.namespace).await?;
+    let repo_url = repository(args, &data_dir)?;
+    apply_root(
+        &control,
+        &args.namespace,
+        &repo_url,
+        &args.path,
+        &args.revision,
+    )
+    .await?;
+
+    let sources = Arc::new(Sources::new(
+        &data_dir.join("cache"),
+        SnapshotLimits::default(),
+    )?);
+    let options = ControllerOptions {
+        namespace: args.namespace.clone(),
+        reconcile_interval: args.reconcile_interval,
+        jitter: args.reconcile_interval / 2,
+        workers: args.workers,
+        ..ControllerOptions::default()
+    };
+    let controller = Controller::new(
+        control.clone(),
+        sources,
+        Arc::new(HealthChecker::builtin()),
+        Arc::new(SandboxedJq::new()?),
+        options,
+    );
+    let running = tokio::spawn(controller.clone().run());
+    let (ui, portal) =
+        crate::portal::start(args.ui, controller.clone(), args.webhook_secret.clone()).await?;
+    println!("repository: {repo_url} (path {})", args.path);
+    println!("kubeconfig: {}", kubeconfig.display());
+    println!(
+        "try: kubectl --kubeconfig {} get applications -n {}",
+        kubeconfig.display(),
+        args.namespace
+    );
+    println!("http: http://{ui} (/api/v1/applications, /metrics, POST /api/webhook)");
+
+    let code = if args.once {
+        let settled = watch_progress(&controller, Some(args.timeout)).await;
+        print_summary(&controller.summaries());
+        if !settled {
+            eprintln!("gave up waiting after {:?}", args.timeout);
+        }
+        let all = controller.summaries();
+        if settled && !all.is_empty() && all.iter().all(AppSummary::converged) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        }
+    } else {
+        tokio::select! {
+            _ = watch_progress(&controller, None) => {}
+            _ = crate::apiserver_cmd::wait_for_shutdown() => {}
+        }
+        println!("stopping");
+        ExitCode::SUCCESS
+    };
+    running.abort();
+    portal.abort();
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    Ok(code)
+}
+
+/// The URL of the platform repository, making the example's local Git
+/// repository when none is given.
+fn repository(args: &UpArgs, data_dir: &Path) -> Result<String> {
+    match &args.repo {
+        Some(repo) if Path::new(repo).exists() => {
+            Ok(Path::new(repo).canonicalize()?.display().to_string())
+        }
+        Some(url) => Ok(url.clone()),
+        None => {
+            let example = find_example()?;
+            let repo = data_dir.join("repo");
+            refresh_example_repo(&example, &repo)?;
+            Ok(repo.display().to_string())
+        }
+    }
+}
+
+/// `examples/platform` of this checkout: next to the working directory, or
+/// above the binary (`target/release/gitplane`).
+fn find_example() -> Result<PathBuf> {
+    let mut candidates = vec![PathBuf::from("examples/platform")];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().map(|a| a.join("examples/platform")));
+    }
+    candidates
+        .into_iter()
+        .find(|c| c.join("bootstrap").is_dir())
+        .ok_or_else(|| {
+            anyhow!("examples/platform not found: run from the gitplane checkout, or give --repo")
+        })
+}
+
+/// Copies the example into a Git repository and commits what changed.
+fn refresh_example_repo(example: &Path, repo: &Path) -> Result<()> {
+    std::fs::create_dir_all(repo)?;
+    for entry in std::fs::read_dir(repo)? {
+        let entry = entry?;
+        if entry.file_name() != ".git" {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    let url = format!("file://{}", repo.display());
+    copy_tree(example, repo, &url)?;
+    if !repo.join(".git").exists() {
+        git(repo, &["init", "-q", "-b", "main"])?;
+    }
+    git(repo, &["add", "-A"])?;
+    let status = git(repo, &["status", "--porcelain"])?;
+    if !status.trim().is_empty() {
+        git(
+            repo,
+            &["commit", "-q", "-m", "gitplane up: the example platform"],
+        )?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path, url: &str) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target, url)?;
+        } else {
+            let text = std::fs::read_to_string(entry.path())?;
+            std::fs::write(&target, text.replace(EXAMPLE_REPO_PLACEHOLDER, url))?;
+        }
+    }
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let output = Command::new("git")
+        .args([
+            "-c",
+            "user.name=gitplane",
+            "-c",
+            "user.email=gitplane@localhost",
+        ])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running git (needed to make the example's local repository)")?;
+    if !output.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The root Application: an app-of-apps for `path`, synced automatically.
+async fn apply_root(
+    control: &Cluster,
+    namespace: &str,
+    url: &str,
+    path: &str,
+    revision: &str,
+) -> Result<()> {
+    let root = serde_json::json!({
+        "apiVersion": gitplane_controller::API_VERSION,
+        "kind": "Application",
+        "metadata": {"name": "root", "namespace": namespace},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": url, "targetRevision": revision, "path": path},
+            "destination": {"server": IN_CLUSTER_SERVER, "namespace": namespace},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}
+        }
+    });
+    let serde_json::Value::Object(map) = root else {
+        bail!("the root Application is not an object");
+    };
+    let options = ApplyOptions {
+        field_manager: "gitplane-up".into(),
+        ..ApplyOptions::default()
+    };
+    control.apply(&Object::new(map), &options).await?;
+    Ok(())
+}
+
+/// Prints a line whenever an application's state changes; returns when
+/// everything is settled (with a timeout) or never (without one).
+async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> bool {
+    let started = Instant::now();
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let apps = controller.summaries();
+        let mut changed = false;
+        for app in &apps {
+            let line = app_line(app);
+            if shown.get(&app.name) != Some(&line) {
+                changed = true;
+                println!("  {line}");
+                shown.insert(app.name.clone(), line);
+            }
+        }
+        if changed {
+            let synced = apps.iter().filter(|a| a.sync == "Synced").count();
+            let healthy = apps.iter().filter(|a| a.health == "Healthy").count();
+            println!(
+                "[{:>5.1}s] {} apps: {synced} synced, {healthy} healthy",
+                started.elapsed().as_secs_f64(),
+                apps.len()
+            );
+            quiet_since = Instant::now();
+        }
+        let Some(timeout) = timeout else { continue };
+        let idle = controller.busy() == 0;
+        let converged = !apps.is_empty() && apps.iter().all(AppSummary::converged);
+        let quiet = quiet_since.elapsed();
+        // Settled: everything converged and nothing queued, or nothing has
+        // changed for a while (something is stuck and says why).
+        if idle
+            && ((converged && quiet > Duration::from_secs(1)) || quiet > Duration::from_secs(30))
+        {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+    }
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..7).unwrap_or(revision)
+}
+
+fn app_line(app: &AppSummary) -> String {
+    format!(
+        "{:<24} {:<10} {:<12} {:<8} {}",
+        app.name,
+        app.sync,
+        app.health,
+        short(&app.revision),
+        app.message
+    )
+}
+
+fn print_summary(apps: &[AppSummary]) {
+    println!(
+        "{:<24} {:<10} {:<12} {:<8} MESSAGE",
+        "APP", "SYNC", "HEALTH", "REVISION"
+    );
+    for app in apps {
+        println!("{}", app_line(app));
+    }
+    let converged = apps.iter().filter(|a| a.converged()).count();
+    println!(
+        "{converged} of {} applications Synced and Healthy",
+        apps.len()
+    );
+}

@@ -1,0 +1,146 @@
+//! The work queue: each application at most once in the queue and at most
+//! once being worked on; a request for one being worked on runs it again
+//! afterwards. Delayed requests wait in a schedule.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<String>,
+    queued: HashSet<String>,
+    running: HashSet<String>,
+    again: HashSet<String>,
+    due: BTreeMap<String, Instant>,
+}
+
+/// Application names waiting to be reconciled.
+#[derive(Default)]
+pub struct Queue {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reconcile `name` as soon as a worker is free.
+    pub fn add(&self, name: &str) {
+        let mut state = self.lock();
+        if state.running.contains(name) {
+            state.again.insert(name.to_string());
+        } else if state.queued.insert(name.to_string()) {
+            state.ready.push_back(name.to_string());
+            self.notify.notify_one();
+        }
+    }
+
+    /// Reconcile `name` at `at` (or earlier if already due earlier).
+    pub fn add_at(&self, name: &str, at: Instant) {
+        let mut state = self.lock();
+        let due = state.due.entry(name.to_string()).or_insert(at);
+        if at < *due {
+            *due = at;
+        }
+    }
+
+    /// Moves every due request to the queue.
+    pub fn promote_due(&self, now: Instant) {
+        let due: Vec<String> = {
+            let mut state = self.lock();
+            let names: Vec<String> = state
+                .due
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in &names {
+                state.due.remove(name);
+            }
+            names
+        };
+        for name in due {
+            self.add(&name);
+        }
+    }
+
+    /// Forgets an application that no longer exists.
+    pub fn forget(&self, name: &str) {
+        self.lock().due.remove(name);
+    }
+
+    /// Waits for the next name to work on.
+    pub async fn next(&self) -> String {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut state = self.lock();
+                if let Some(name) = state.ready.pop_front() {
+                    state.queued.remove(&name);
+                    state.running.insert(name.clone());
+                    if !state.ready.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return name;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Marks `name` done; queues it again if it was asked for meanwhile.
+    pub fn done(&self, name: &str) {
+        let again = {
+            let mut state = self.lock();
+            state.running.remove(name);
+            state.again.remove(name)
+        };
+        if again {
+            self.add(name);
+        }
+    }
+
+    /// Names queued or being worked on.
+    pub fn busy(&self) -> usize {
+        let state = self.lock();
+        state.queued.len() + state.running.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_at_a_time_and_again_when_asked_meanwhile() {
+        let queue = Queue::default();
+        queue.add("a");
+        queue.add("a");
+        queue.add("b");
+        assert_eq!(queue.next().await, "a");
+        queue.add("a"); // while running
+        assert_eq!(queue.next().await, "b");
+        assert_eq!(queue.busy(), 2);
+        queue.done("a");
+        assert_eq!(queue.next().await, "a");
+        queue.done("a");
+        queue.done("b");
+        assert_eq!(queue.busy(), 0);
+    }
+
+    #[tokio::test]
+    async fn scheduled_requests_wait_until_due() {
+        let queue = Queue::default();
+        let now = Instant::now();
+        queue.add_at("later", now + std::time::Duration::from_secs(60));
+        queue.add_at("soon", now);
+        queue.promote_due(now);
+        assert_eq!(queue.busy(), 1);
+        assert_eq!(queue.next().await, "soon");
+    }
+}

@@ -1,0 +1,669 @@
+//! One application, once: fetch, render, compare, sync when asked or
+//! automated, and write `status`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gitplane_cluster::{Cluster, LiveCache};
+use gitplane_object::Object;
+use gitplane_render::{RelPath, Root};
+use gitplane_sync::{
+    ConfigMapStore, NamespaceMetadata, OperationPhase, OperationStore, RetryPolicy, SyncOptions,
+    SyncRequest,
+};
+use serde_json::{Value, json};
+
+use crate::project::ProjectSpec;
+use crate::spec::{self, AppSpec, Operation, REFRESH_ANNOTATION, Source};
+use crate::status::{self, ResourceStatus};
+use crate::{AppSummary, Controller, application_gvk, project_gvk};
+
+/// A fetch resolved within this long is reused (fetches of one repository
+/// by many applications coalesce; webhooks and hard refreshes invalidate).
+const FETCH_REUSE: Duration = Duration::from_secs(3);
+/// Files larger than this are refused by the renderer.
+const MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// What went wrong, as the condition Argo CD would show.
+pub(crate) struct Problem {
+    kind: &'static str,
+    message: String,
+}
+
+impl Problem {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The rendered sources of an application at their commits.
+struct Rendered {
+    objects: Vec<Object>,
+    revisions: Vec<String>,
+}
+
+/// Parses a duration as Argo CD writes them (`5s`, `3m`, `1h`).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    Some(match unit {
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return None,
+    })
+}
+
+/// The sync options of an application (and of the operation asking for it).
+fn sync_options(spec: &AppSpec, operation: Option<&Operation>) -> Result<SyncOptions, String> {
+    let mut options = SyncOptions::default();
+    let policy = spec.sync_policy.clone().unwrap_or_default();
+    options
+        .apply_strings(&policy.sync_options)
+        .map_err(|e| e.to_string())?;
+    options.prune = spec.automated().is_some_and(|a| a.prune);
+    if let Some(op) = operation {
+        options
+            .apply_strings(&op.sync.sync_options)
+            .map_err(|e| e.to_string())?;
+        options.prune = op.sync.prune;
+        options.dry_run = op.sync.dry_run;
+    }
+    if let Some(m) = policy.managed_namespace_metadata {
+        options.namespace_metadata = Some(NamespaceMetadata {
+            labels: m.labels,
+            annotations: m.annotations,
+        });
+    }
+    if let Some(retry) = policy.retry {
+        let mut r = RetryPolicy {
+            limit: u32::try_from(retry.limit.max(0)).unwrap_or(u32::MAX),
+            ..RetryPolicy::default()
+        };
+        if let Some(b) = retry.backoff {
+            r.duration = parse_duration(&b.duration).unwrap_or(r.duration);
+            r.max_duration = parse_duration(&b.max_duration).unwrap_or(r.max_duration);
+            r.factor = b.factor.unwrap_or(r.factor);
+        }
+        options.retry = r;
+    }
+    Ok(options)
+}
+
+impl Controller {
+    /// Reconciles `name`; `Err` only for failures worth retrying soon (the
+    /// control cluster); everything else ends up in the app's conditions.
+    pub(crate) async fn reconcile(&self, name: &str) -> Result<(), String> {
+        let ns = self.options.namespace.clone();
+        let Some(app) = self
+            .control
+            .get(&application_gvk(), &ns, name)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            self.forget(name);
+            return Ok(());
+        };
+        if app.get(&["metadata", "deletionTimestamp"]).is_some() {
+            return self.delete_application(&app).await;
+        }
+        let outcome = self.reconcile_app(&app).await;
+        self.schedule_interval(name);
+        outcome
+    }
+
+    async fn reconcile_app(&self, app: &Object) -> Result<(), String> {
+        let name = app.name();
+        let spec = match spec::app_spec(app) {
+            Ok(spec) => spec,
+            Err(e) => {
+                return self
+                    .write_problem(app, None, Problem::new("InvalidSpecError", e))
+                    .await;
+            }
+        };
+        let operation = match spec::operation(app) {
+            Ok(op) => op,
+            Err(e) => {
+                return self
+                    .write_problem(app, Some(&spec), Problem::new("InvalidSpecError", e))
+                    .await;
+            }
+        };
+        let project = match self.project(&spec).await {
+            Ok(project) => project,
+            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
+        };
+        let hard = app.annotation(REFRESH_ANNOTATION) == Some("hard");
+        let rendered = match self.render_sources(&spec, operation.as_ref(), hard).await {
+            Ok(rendered) => rendered,
+            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
+        };
+        if let Err(problem) = self.check_objects(&project, &spec, &rendered.objects) {
+            return self.write_problem(app, Some(&spec), problem).await;
+        }
+        let (cluster, live) = match self.destination(&spec).await {
+            Ok(found) => found,
+            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
+        };
+        let options = match sync_options(&spec, operation.as_ref()) {
+            Ok(options) => options,
+            Err(e) => {
+                let problem = Problem::new("InvalidSpecError", e);
+                return self.write_problem(app, Some(&spec), problem).await;
+            }
+        };
+        let namespace = if spec.destination.namespace.is_empty() {
+            "default".to_string()
+        } else {
+            spec.destination.namespace.clone()
+        };
+        let request = SyncRequest {
+            app: name,
+            namespace: &namespace,
+            desired: rendered.objects.clone(),
+            options,
+            ignore: &spec.ignore_differences,
+            jq: self.jq.as_ref(),
+            health: &self.health,
+        };
+        let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
+        let previous = store.load().await.map_err(|e| e.to_string())?;
+        let compared = gitplane_sync::compare(&cluster, &request, previous.as_ref()).await;
+        let diffs = match compared {
+            Ok(diffs) => diffs,
+            Err(e) => {
+                let problem = Problem::new("ComparisonError", e.to_string());
+                return self.write_problem(app, Some(&spec), problem).await;
+            }
+        };
+        let revision = rendered.revisions.join(",");
+        let mut patch = json!({"status": {}});
+        let mut conditions = Vec::new();
+        let mut diffs = diffs;
+        let out_of_sync = diffs
+            .iter()
+            .any(|d| d.modified && (d.target.is_some() || request.options.prune));
+        let reason = self.why_sync(app, &spec, operation.as_ref(), &revision, out_of_sync);
+        if let Some(op) = reason {
+            let source = spec.all_sources().into_iter().next().unwrap_or_default();
+            let started = gitplane_object::time::now_rfc3339();
+            self.write_patch(
+                app,
+                json!({
+                    "operation": null,
+                    "status": {"operationState": status::running_operation_json(&op, &started)}
+                }),
+            )
+            .await?;
+            patch["operation"] = Value::Null;
+            let result = gitplane_sync::sync(&cluster, &request, &store, &|_| {}).await;
+            match result {
+                Ok(result) => {
+                    let state = &result.operation;
+                    self.metrics.synced(state.phase.as_str());
+                    patch["status"]["operationState"] =
+                        status::operation_state_json(&op, state, &revision, &source);
+                    if state.phase == OperationPhase::Succeeded && !request.options.dry_run {
+                        let limit = spec.revision_history_limit.unwrap_or(10) as usize;
+                        patch["status"]["history"] = status::append_history(
+                            app.get(&["status", "history"]),
+                            &revision,
+                            &source,
+                            state,
+                            op.initiated_by.as_ref(),
+                            limit,
+                        );
+                    }
+                    if state.phase != OperationPhase::Succeeded {
+                        conditions.push(status::condition("SyncError", &state.message));
+                    }
+                    live.watch_new_kinds();
+                    let previous = Some(state.clone());
+                    diffs = gitplane_sync::compare(&cluster, &request, previous.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Err(e) => {
+                    self.metrics.synced("Error");
+                    conditions.push(status::condition("SyncError", &e.to_string()));
+                    patch["status"]["operationState"] = json!({
+                        "operation": op, "phase": "Error", "message": e.to_string(),
+                        "startedAt": started, "finishedAt": gitplane_object::time::now_rfc3339(),
+                    });
+                }
+            }
+        } else if let Some(skipped) = self.auto_sync_skipped(app, &spec, &revision, out_of_sync) {
+            tracing::debug!("{name}: {skipped}");
+        }
+        let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
+        let health = |o: &Object| self.health.check(o);
+        let resources = status::resources(&diffs, &lookup, &health);
+        self.set_owners(name, resources.iter().map(|r| r.key.clone()));
+        let sync = if resources
+            .iter()
+            .any(|r| r.out_of_sync && (!r.requires_pruning || request.options.prune))
+            || resources.iter().any(|r| r.requires_pruning)
+        {
+            "OutOfSync"
+        } else {
+            "Synced"
+        };
+        let health = status::aggregate_health(&resources);
+        let status_patch = &mut patch["status"];
+        status_patch["sync"] = json!({
+            "status": sync,
+            "revision": revision,
+            "comparedTo": {"source": spec.source, "destination": spec.destination},
+        });
+        if spec.sources.len() > 1 {
+            status_patch["sync"]["revisions"] = json!(rendered.revisions);
+        }
+        status_patch["health"] =
+            json!({"status": health.status.as_str(), "message": health.message});
+        status_patch["resources"] = status::resources_json(&resources);
+        status_patch["summary"] = json!({"images": status::images(&rendered.objects)});
+        status_patch["conditions"] = json!(conditions);
+        status_patch["reconciledAt"] = gitplane_object::time::now_rfc3339().into();
+        status_patch["observedAt"] = status_patch["reconciledAt"].clone();
+        status_patch["sourceType"] = "Kustomize".into();
+        self.finish(app, &spec, patch, &resources).await
+    }
+
+    /// Why to sync now, as the operation to record; `None` to not sync.
+    fn why_sync(
+        &self,
+        app: &Object,
+        spec: &AppSpec,
+        operation: Option<&Operation>,
+        revision: &str,
+        out_of_sync: bool,
+    ) -> Option<Operation> {
+        if let Some(op) = operation {
+            return Some(op.clone());
+        }
+        let automated = spec.automated()?;
+        if !out_of_sync
+            || self
+                .auto_sync_skipped(app, spec, revision, out_of_sync)
+                .is_some()
+        {
+            return None;
+        }
+        Some(Operation {
+            sync: spec::OperationSync {
+                revision: revision.to_string(),
+                prune: automated.prune,
+                ..Default::default()
+            },
+            initiated_by: Some(json!({"automated": true})),
+        })
+    }
+
+    /// Argo CD's rule: an automated sync does not repeat a revision it
+    /// already synced (unless self-heal is on) or failed to sync.
+    fn auto_sync_skipped(
+        &self,
+        app: &Object,
+        spec: &AppSpec,
+        revision: &str,
+        out_of_sync: bool,
+    ) -> Option<String> {
+        let automated = spec.automated()?;
+        if !out_of_sync {
+            return None;
+        }
+        let last_revision = app.str_at(&["status", "operationState", "syncResult", "revision"]);
+        let last_phase = app.str_at(&["status", "operationState", "phase"]);
+        if last_revision != Some(revision) {
+            return None;
+        }
+        match last_phase {
+            Some("Failed" | "Error") => Some(format!(
+                "skipping auto-sync: the last sync of {revision} failed"
+            )),
+            Some("Succeeded") if !automated.self_heal => Some(format!(
+                "skipping auto-sync: {revision} is already synced and self-heal is off"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The application's project, and whether it allows the spec.
+    async fn project(&self, spec: &AppSpec) -> Result<ProjectSpec, Problem> {
+        let name = spec.project();
+        let found = self
+            .control
+            .get(&project_gvk(), &self.options.namespace, name)
+            .await
+            .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
+        let Some(project) = found else {
+            return Err(Problem::new(
+                "InvalidSpecError",
+                format!("application references project {name} which does not exist"),
+            ));
+        };
+        let project = ProjectSpec::of(&project).map_err(|e| Problem::new("InvalidSpecError", e))?;
+        project
+            .check_spec(name, spec)
+            .map_err(|e| Problem::new("InvalidSpecError", e))?;
+        Ok(project)
+    }
+
+    /// Every rendered object must be a kind, in a namespace, the project allows.
+    fn check_objects(
+        &self,
+        project: &ProjectSpec,
+        spec: &AppSpec,
+        objects: &[Object],
+    ) -> Result<(), Problem> {
+        for object in objects {
+            let (group, kind) = (object.group(), object.kind());
+            let namespaced = self
+                .control
+                .preferred(group, kind)
+                .map_or(object.namespace().is_some(), |i| i.namespaced);
+            let shown = if group.is_empty() { "" } else { group };
+            if !project.permits_kind(group, kind, namespaced) {
+                return Err(Problem::new(
+                    "SyncError",
+                    format!(
+                        "resource {shown}:{kind} {} is not permitted in project {}",
+                        object.name(),
+                        spec.project()
+                    ),
+                ));
+            }
+            let namespace = object.namespace().unwrap_or(&spec.destination.namespace);
+            if namespaced && !project.permits_destination(&spec.destination, namespace) {
+                return Err(Problem::new(
+                    "SyncError",
+                    format!(
+                        "namespace {namespace} of {kind} {} is not permitted in project {}",
+                        object.name(),
+                        spec.project()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches and renders every source.
+    async fn render_sources(
+        &self,
+        spec: &AppSpec,
+        operation: Option<&Operation>,
+        hard: bool,
+    ) -> Result<Rendered, Problem> {
+        let mut rendered = Rendered {
+            objects: Vec::new(),
+            revisions: Vec::new(),
+        };
+        let sources = spec.all_sources();
+        for source in &sources {
+            let revision = match operation {
+                Some(op) if !op.sync.revision.is_empty() && sources.len() == 1 => {
+                    op.sync.revision.clone()
+                }
+                _ => source.revision().to_string(),
+            };
+            let (commit, dir) = self.fetch(source, &revision, hard).await?;
+            let objects = self.render_cached(source, &commit, dir).await?;
+            rendered.objects.extend(objects.iter().cloned());
+            rendered.revisions.push(commit);
+        }
+        Ok(rendered)
+    }
+
+    /// Resolves and snapshots a source's revision, within the Git timeout.
+    async fn fetch(
+        &self,
+        source: &Source,
+        revision: &str,
+        hard: bool,
+    ) -> Result<(String, std::path::PathBuf), Problem> {
+        let credentials = crate::secrets::repository_credentials(
+            &self.control,
+            &self.options.namespace,
+            &source.repo_url,
+        )
+        .await
+        .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (sources, url, rev, flag) = (
+            self.sources.clone(),
+            source.repo_url.clone(),
+            revision.to_string(),
+            interrupt.clone(),
+        );
+        let max_age = if hard { Duration::ZERO } else { FETCH_REUSE };
+        let started = Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            let commit = sources.resolve(&url, &rev, &credentials, max_age, &flag)?;
+            sources.snapshot(&url, &commit)
+        });
+        let outcome = tokio::time::timeout(self.options.git_timeout, task).await;
+        self.metrics
+            .fetched(started.elapsed(), !matches!(outcome, Ok(Ok(Ok(_)))));
+        match outcome {
+            Ok(Ok(Ok(snapshot))) => Ok((snapshot.commit, snapshot.dir)),
+            Ok(Ok(Err(e))) => Err(Problem::new("ComparisonError", e.to_string())),
+            Ok(Err(e)) => Err(Problem::new("ComparisonError", e.to_string())),
+            Err(_) => {
+                interrupt.store(true, Ordering::Relaxed);
+                Err(Problem::new(
+                    "ComparisonError",
+                    format!(
+                        "fetching {} at {revision} timed out after {:?}",
+                        source.repo_url, self.options.git_timeout
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Renders a source at a commit, once per (commit, path, options).
+    async fn render_cached(
+        &self,
+        source: &Source,
+        commit: &str,
+        dir: std::path::PathBuf,
+    ) -> Result<Arc<Vec<Object>>, Problem> {
+        let options = source
+            .render_options()
+            .map_err(|e| Problem::new("InvalidSpecError", e))?;
+        let key = format!("{commit}\0{}\0{options:?}", source.path);
+        let cached = self
+            .renders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let result = match cached {
+            Some(result) => result,
+            None => {
+                let path = source.path.clone();
+                let started = Instant::now();
+                let result = tokio::task::spawn_blocking(move || {
+                    let root = Root::open(&dir, MAX_FILE_BYTES).map_err(|e| e.to_string())?;
+                    let path = root
+                        .resolve(&RelPath::root(), if path.is_empty() { "." } else { &path })
+                        .map_err(|e| e.to_string())?;
+                    gitplane_render::render(&root, &path, &options).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                self.metrics.rendered(started.elapsed());
+                let result = Arc::new(result.map(Arc::new));
+                let mut renders = self.renders.lock().unwrap_or_else(|p| p.into_inner());
+                if renders.len() > 10_000 {
+                    renders.clear();
+                }
+                renders.insert(key, result.clone());
+                result
+            }
+        };
+        match result.as_ref() {
+            Ok(objects) => Ok(objects.clone()),
+            Err(e) => Err(Problem::new("ComparisonError", e.clone())),
+        }
+    }
+
+    /// The destination cluster and its live cache.
+    pub(crate) async fn destination(
+        &self,
+        spec: &AppSpec,
+    ) -> Result<(Arc<Cluster>, Arc<LiveCache>), Problem> {
+        let d = &spec.destination;
+        if d.is_in_cluster() {
+            return Ok((self.control.clone(), self.live.clone()));
+        }
+        let key = format!("{}\0{}", d.server, d.name);
+        let mut remotes = self.remotes.lock().await;
+        if let Some(found) = remotes.get(&key) {
+            return Ok(found.clone());
+        }
+        let cluster = crate::secrets::connect_destination(
+            &self.control,
+            &self.options.namespace,
+            &d.server,
+            &d.name,
+        )
+        .await
+        .map_err(|e| Problem::new("InvalidSpecError", e))?;
+        let cluster = Arc::new(cluster);
+        let live = LiveCache::start(cluster.clone());
+        remotes.insert(key, (cluster.clone(), live.clone()));
+        Ok((cluster, live))
+    }
+
+    /// Writes a status that reports `problem`, leaving the cluster as it is.
+    async fn write_problem(
+        &self,
+        app: &Object,
+        spec: Option<&AppSpec>,
+        problem: Problem,
+    ) -> Result<(), String> {
+        let sync = app
+            .get(&["status", "sync"])
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let mut sync = sync;
+        sync["status"] = "Unknown".into();
+        let patch = json!({"status": {
+            "sync": sync,
+            "conditions": [status::condition(problem.kind, &problem.message)],
+            "reconciledAt": gitplane_object::time::now_rfc3339(),
+        }});
+        let resources: Vec<ResourceStatus> = Vec::new();
+        match spec {
+            Some(spec) => self.finish(app, spec, patch, &resources).await,
+            None => {
+                self.finish(app, &AppSpec::default(), patch, &resources)
+                    .await
+            }
+        }
+    }
+
+    /// Writes the patch (unless only times would change) and the summary.
+    async fn finish(
+        &self,
+        app: &Object,
+        spec: &AppSpec,
+        mut patch: Value,
+        resources: &[ResourceStatus],
+    ) -> Result<(), String> {
+        keep_transition_times(app, &mut patch);
+        if app.annotation(REFRESH_ANNOTATION).is_some() {
+            patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
+        }
+        let status = &patch["status"];
+        let text = |v: &Value, path: &[&str]| {
+            path.iter()
+                .try_fold(v, |v, k| v.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let condition = status["conditions"]
+            .as_array()
+            .and_then(|c| c.first())
+            .map(|c| text(c, &["message"]));
+        let summary = AppSummary {
+            name: app.name().to_string(),
+            sync: text(status, &["sync", "status"]),
+            health: if status.get("health").is_some() {
+                text(status, &["health", "status"])
+            } else {
+                text(&app.to_value(), &["status", "health", "status"])
+            },
+            revision: text(status, &["sync", "revision"]),
+            operation: text(status, &["operationState", "phase"]),
+            message: condition.unwrap_or_else(|| text(status, &["health", "message"])),
+            repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
+        };
+        let _ = resources;
+        if !changes_anything(app, &patch) {
+            self.set_summary(summary);
+            return Ok(());
+        }
+        self.write_patch(app, patch).await?;
+        self.set_summary(summary);
+        Ok(())
+    }
+
+    pub(crate) async fn write_patch(&self, app: &Object, patch: Value) -> Result<(), String> {
+        self.control
+            .merge_patch(app, patch, "gitplane-controller")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Conditions keep their `lastTransitionTime` while they stay the same.
+fn keep_transition_times(app: &Object, patch: &mut Value) {
+    let Some(old) = app.get(&["status", "conditions"]).and_then(Value::as_array) else {
+        return;
+    };
+    if let Some(new) = patch["status"]["conditions"].as_array_mut() {
+        for condition in new {
+            if let Some(same) = old
+                .iter()
+                .find(|o| o["type"] == condition["type"] && o["message"] == condition["message"])
+            {
+                condition["lastTransitionTime"] = same["lastTransitionTime"].clone();
+            }
+        }
+    }
+}
+
+/// Whether writing `patch` changes more than the reconcile times (those
+/// alone are written at most once per minute, to keep watchers quiet).
+fn changes_anything(app: &Object, patch: &Value) -> bool {
+    if patch.get("operation").is_some() || patch.get("metadata").is_some() {
+        return true;
+    }
+    let Some(new) = patch["status"].as_object() else {
+        return true;
+    };
+    let old = app.get(&["status"]).cloned().unwrap_or_default();
+    let differs = new
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "reconciledAt" | "observedAt"))
+        .any(|(k, v)| old.get(k) != Some(v));
+    let now = gitplane_object::time::parse_rfc3339(&gitplane_object::time::now_rfc3339());
+    let stale = app
+        .str_at(&["status", "reconciledAt"])
+        .and_then(gitplane_object::time::parse_rfc3339)
+        .zip(now)
+        .is_none_or(|(at, now)| now - at > 60);
+    differs || stale
+}

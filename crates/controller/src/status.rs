@@ -1,0 +1,301 @@
+//! `status` of an Application, as Argo CD writes it: sync, health,
+//! resources, conditions, operationState, history, reconciledAt, summary.
+
+use gitplane_diff::ObjectDiff;
+use gitplane_health::{Health, HealthStatus};
+use gitplane_object::{Object, ObjectKey};
+use gitplane_sync::{OperationPhase, OperationState, ResultStatus};
+use serde_json::{Value, json};
+
+use crate::spec::{Operation, Source};
+
+/// One compared object, with its health.
+#[derive(Debug, Clone)]
+pub struct ResourceStatus {
+    /// Which object.
+    pub key: ObjectKey,
+    /// Its `apiVersion`'s version.
+    pub version: String,
+    /// Differs from Git (or is to be pruned).
+    pub out_of_sync: bool,
+    /// Tracked but no longer in Git.
+    pub requires_pruning: bool,
+    /// Its health, for kinds that have one.
+    pub health: Option<Health>,
+}
+
+/// Reads the version out of a diff's target or live object.
+fn version_of(diff: &ObjectDiff) -> String {
+    diff.target
+        .as_ref()
+        .or(diff.live.as_ref())
+        .and_then(|v| v.get("apiVersion"))
+        .and_then(Value::as_str)
+        .map(|v| v.rsplit('/').next().unwrap_or(v).to_string())
+        .unwrap_or_default()
+}
+
+/// The resources of a comparison, with health from `live` objects.
+pub fn resources(
+    diffs: &[ObjectDiff],
+    live: &dyn Fn(&ObjectKey) -> Option<Object>,
+    health: &dyn Fn(&Object) -> Option<Health>,
+) -> Vec<ResourceStatus> {
+    diffs
+        .iter()
+        .map(|d| {
+            let object = live(&d.key);
+            let health = match &object {
+                Some(o) => health(o),
+                None if d.target.is_some() => Some(Health::missing()),
+                None => None,
+            };
+            ResourceStatus {
+                key: d.key.clone(),
+                version: version_of(d),
+                out_of_sync: d.modified || object.is_none(),
+                requires_pruning: d.target.is_none(),
+                health,
+            }
+        })
+        .collect()
+}
+
+/// The application's health: the worst of its resources' (Healthy if none).
+pub fn aggregate_health(resources: &[ResourceStatus]) -> Health {
+    let mut worst = Health::healthy();
+    for r in resources.iter().filter(|r| !r.requires_pruning) {
+        if let Some(h) = &r.health
+            && h.status.is_worse_than(worst.status)
+        {
+            worst = Health::new(
+                h.status,
+                format!("{} {}: {}", r.key.kind, r.key.name, h.message),
+            );
+        }
+    }
+    worst
+}
+
+fn health_json(health: &Health) -> Value {
+    let mut value = json!({"status": health.status.as_str()});
+    if !health.message.is_empty() {
+        value["message"] = health.message.clone().into();
+    }
+    value
+}
+
+/// `status.resources[]`.
+pub fn resources_json(resources: &[ResourceStatus]) -> Value {
+    resources
+        .iter()
+        .map(|r| {
+            let mut value = json!({
+                "group": r.key.group,
+                "version": r.version,
+                "kind": r.key.kind,
+                "namespace": r.key.namespace,
+                "name": r.key.name,
+                "status": if r.out_of_sync { "OutOfSync" } else { "Synced" },
+            });
+            if let Some(h) = &r.health {
+                value["health"] = health_json(h);
+            }
+            if r.requires_pruning {
+                value["requiresPruning"] = true.into();
+            }
+            value
+        })
+        .collect()
+}
+
+/// A condition, as Argo CD writes them.
+pub fn condition(kind: &str, message: &str) -> Value {
+    json!({
+        "type": kind,
+        "message": message,
+        "lastTransitionTime": gitplane_object::time::now_rfc3339(),
+    })
+}
+
+fn result_status_name(status: ResultStatus) -> &'static str {
+    match status {
+        ResultStatus::Synced | ResultStatus::Unchanged | ResultStatus::Hook => "Synced",
+        ResultStatus::SyncFailed => "SyncFailed",
+        ResultStatus::Pruned => "Pruned",
+        ResultStatus::PruneSkipped | ResultStatus::RequiresPruning => "PruneSkipped",
+        ResultStatus::Shared | ResultStatus::Skipped => "Skipped",
+        ResultStatus::DryRun => "Synced",
+    }
+}
+
+/// `status.operationState` for an operation of `revision`.
+pub fn operation_state_json(
+    operation: &Operation,
+    state: &OperationState,
+    revision: &str,
+    source: &Source,
+) -> Value {
+    let resources: Vec<Value> = state
+        .resources
+        .iter()
+        .map(|r| {
+            let mut value = json!({
+                "group": r.key.group,
+                "kind": r.key.kind,
+                "namespace": r.key.namespace,
+                "name": r.key.name,
+                "status": result_status_name(r.status),
+                "message": r.message,
+                "syncPhase": r.phase.as_str(),
+            });
+            if let Some(phase) = r.hook_phase {
+                value["hookPhase"] = format!("{phase:?}").into();
+            }
+            value
+        })
+        .collect();
+    let mut value = json!({
+        "operation": operation,
+        "phase": state.phase.as_str(),
+        "message": state.message,
+        "startedAt": state.started_at,
+        "retryCount": state.retry_count,
+        "syncResult": {"revision": revision, "source": source, "resources": resources},
+    });
+    if let Some(finished) = &state.finished_at {
+        value["finishedAt"] = finished.clone().into();
+    }
+    value
+}
+
+/// `status.operationState` while an operation runs.
+pub fn running_operation_json(operation: &Operation, started_at: &str) -> Value {
+    json!({
+        "operation": operation,
+        "phase": OperationPhase::Running.as_str(),
+        "message": "syncing",
+        "startedAt": started_at,
+    })
+}
+
+/// `status.history` with a finished sync appended, trimmed to `limit`.
+pub fn append_history(
+    history: Option<&Value>,
+    revision: &str,
+    source: &Source,
+    state: &OperationState,
+    initiated_by: Option<&Value>,
+    limit: usize,
+) -> Value {
+    let mut entries: Vec<Value> = history
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let id = entries
+        .iter()
+        .filter_map(|e| e.get("id").and_then(Value::as_i64))
+        .max()
+        .unwrap_or(-1)
+        + 1;
+    let mut entry = json!({
+        "id": id,
+        "revision": revision,
+        "deployStartedAt": state.started_at,
+        "deployedAt": state.finished_at.clone().unwrap_or_default(),
+        "source": source,
+    });
+    if let Some(by) = initiated_by {
+        entry["initiatedBy"] = by.clone();
+    }
+    entries.push(entry);
+    let skip = entries.len().saturating_sub(limit.max(1));
+    Value::Array(entries.into_iter().skip(skip).collect())
+}
+
+/// `status.summary.images`: every container image of the desired objects.
+pub fn images(desired: &[Object]) -> Vec<String> {
+    let mut images = std::collections::BTreeSet::new();
+    for object in desired {
+        collect_images(&object.to_value(), &mut images);
+    }
+    images.into_iter().collect()
+}
+
+fn collect_images(value: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if matches!(key.as_str(), "containers" | "initContainers")
+                    && let Some(items) = child.as_array()
+                {
+                    for item in items {
+                        if let Some(image) = item.get("image").and_then(Value::as_str) {
+                            out.insert(image.to_string());
+                        }
+                    }
+                } else {
+                    collect_images(child, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_images(i, out)),
+        _ => {}
+    }
+}
+
+/// Parses `status.health.status` of an Application.
+pub fn app_health(app: &Object) -> Option<HealthStatus> {
+    app.str_at(&["status", "health", "status"])
+        .and_then(HealthStatus::parse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_numbered_and_trimmed() {
+        let state = OperationState {
+            id: "x".into(),
+            request_hash: String::new(),
+            phase: OperationPhase::Succeeded,
+            message: String::new(),
+            started_at: "t0".into(),
+            finished_at: Some("t1".into()),
+            retry_count: 0,
+            resources: Vec::new(),
+            completed_hooks: Vec::new(),
+        };
+        let mut history = None;
+        for revision in ["a", "b", "c"] {
+            history = Some(append_history(
+                history.as_ref(),
+                revision,
+                &Source::default(),
+                &state,
+                None,
+                2,
+            ));
+        }
+        let history = history.unwrap_or_default();
+        let ids: Vec<i64> = history
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["id"].as_i64())
+            .collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(history[1]["revision"], "c");
+    }
+
+    #[test]
+    fn images_of_every_pod_template() {
+        let mut deployment = Object::with_type("apps/v1", "Deployment", "d");
+        deployment.set(
+            &["spec", "template", "spec"],
+            json!({"containers": [{"image": "nginx:1"}], "initContainers": [{"image": "busybox"}]}),
+        );
+        assert_eq!(images(&[deployment]), ["busybox", "nginx:1"]);
+    }
+}
