@@ -344,6 +344,12 @@ impl Apps {
             .cloned()
             .ok_or_else(|| anyhow!("application {name} has no history entry {id}"))?;
         let revision = text(&entry, &["revision"]).to_string();
+        if let Some(parent) = app.annotation(gitplane_cluster::TRACKING_ANNOTATION) {
+            let parent = parent.split(':').next().unwrap_or(parent);
+            println!(
+                "note: {name} is managed by application {parent}; if {parent} heals drift, it restores {name}'s spec from Git and undoes this rollback"
+            );
+        }
         if app.get(&["spec", "syncPolicy", "automated"]).is_some() {
             println!(
                 "application {name}: automated sync turned off (a rollback would be undone by it), as Argo CD does"

@@ -562,6 +562,16 @@ impl Controller {
             "conditions": [status::condition(problem.kind, &problem.message)],
             "reconciledAt": gitplane_object::time::now_rfc3339(),
         }});
+        let mut patch = patch;
+        // An operation that cannot even start ends as Error, with the reason.
+        if let Some(op) = app.get(&["operation"]).filter(|o| !o.is_null()) {
+            let now = gitplane_object::time::now_rfc3339();
+            patch["operation"] = Value::Null;
+            patch["status"]["operationState"] = json!({
+                "operation": op, "phase": "Error", "message": problem.message,
+                "startedAt": now, "finishedAt": now,
+            });
+        }
         let resources: Vec<ResourceStatus> = Vec::new();
         match spec {
             Some(spec) => self.finish(app, spec, patch, &resources).await,

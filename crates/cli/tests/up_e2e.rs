@@ -1,0 +1,349 @@
+//! `gitplane up` end to end: a temporary Git repository, the real binary on
+//! loopback ports, kubectl and the webhook. One scenario, in order: converge
+//! an app-of-apps (plain and Kustomize apps), heal drift, prune what left Git
+//! while an unrelated object survives, roll out a new commit, report invalid
+//! YAML without touching the cluster and recover, history and rollback,
+//! refuse a project violation.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Up {
+    child: Child,
+    kubeconfig: PathBuf,
+    http: String,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+fn write(repo: &Path, path: &str, text: &str) {
+    let path = repo.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn commit(repo: &Path, message: &str) -> String {
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", message]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+fn child_app(name: &str, path: &str, project: &str, repo: &Path) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: {project}\n  source:\n    repoURL: {}\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
+        repo.display()
+    )
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
+
+fn fixture(repo: &Path) {
+    git(repo, &["init", "-q", "-b", "main"]);
+    write(
+        repo,
+        "bootstrap/web.yaml",
+        &child_app("web", "apps/web", "default", repo),
+    );
+    write(
+        repo,
+        "bootstrap/kapp.yaml",
+        &child_app("kapp", "apps/kapp", "default", repo),
+    );
+    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    write(
+        repo,
+        "apps/web/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-extra\ndata: {a: '1'}\n",
+    );
+    write(
+        repo,
+        "apps/kapp/kustomization.yaml",
+        "namePrefix: k-\nresources: [cm.yaml]\n",
+    );
+    write(
+        repo,
+        "apps/kapp/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {b: '2'}\n",
+    );
+    commit(repo, "first");
+}
+
+fn start_up(repo: &Path, data: &Path) -> Up {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        .args(["--reconcile-interval", "1h", "--data-dir"])
+        .arg(data)
+        .arg("--repo")
+        .arg(repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut kubeconfig, mut http) = (None, None);
+    while kubeconfig.is_none() || http.is_none() {
+        let line = lines.next().expect("up prints where to look").unwrap();
+        if let Some(rest) = line.strip_prefix("kubeconfig: ") {
+            kubeconfig = Some(PathBuf::from(rest.trim()));
+        }
+        if let Some(rest) = line.strip_prefix("http: http://") {
+            http = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Up {
+        child,
+        kubeconfig: kubeconfig.unwrap(),
+        http: http.unwrap(),
+    }
+}
+
+impl Up {
+    fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    }
+
+    fn json(&self, args: &[&str]) -> Option<Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let (ok, text) = self.kubectl(&all);
+        ok.then(|| serde_json::from_str(&text).unwrap())
+    }
+
+    fn app(&self, name: &str) -> Value {
+        self.json(&["get", "applications", "-n", "gitplane", name])
+            .unwrap_or(Value::Null)
+    }
+
+    fn gitplane_app(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+            .arg("app")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(&self.http).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn webhook(&self, repo: &Path) {
+        let body = format!("{{\"repoURL\": \"file://{}\"}}", repo.display());
+        let response = self.post("/api/webhook", &body);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn converged(app: &Value) -> bool {
+    app["status"]["sync"]["status"] == "Synced" && app["status"]["health"]["status"] == "Healthy"
+}
+
+#[test]
+fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    fixture(repo);
+    let up = start_up(repo, data.path());
+
+    // The app of apps converges, plain and Kustomize children included.
+    wait_for("every app synced and healthy", || {
+        ["root", "web", "kapp"]
+            .iter()
+            .all(|a| converged(&up.app(a)))
+    });
+    assert!(
+        up.json(&["get", "configmap", "-n", "kapp", "k-settings"])
+            .is_some()
+    );
+    let first = git(repo, &["rev-parse", "HEAD"]);
+    assert_eq!(up.app("web")["status"]["sync"]["revision"], first.as_str());
+
+    // Drift is healed.
+    let (ok, text) = up.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=5"]);
+    assert!(ok, "{text}");
+    wait_for("replicas back to 1", || {
+        up.json(&["get", "deployment", "web", "-n", "web"])
+            .is_some_and(|d| d["spec"]["replicas"] == 1)
+    });
+
+    // A file removed from Git is pruned; an unrelated object survives; the
+    // new commit is what the status reports.
+    let (ok, text) = up.kubectl(&["create", "configmap", "unrelated", "-n", "web"]);
+    assert!(ok, "{text}");
+    std::fs::remove_file(repo.join("apps/web/config.yaml")).unwrap();
+    let second = commit(repo, "drop the extra config");
+    up.webhook(repo);
+    wait_for("web-extra pruned", || {
+        up.json(&["get", "configmap", "web-extra", "-n", "web"])
+            .is_none()
+    });
+    assert!(
+        up.json(&["get", "configmap", "unrelated", "-n", "web"])
+            .is_some()
+    );
+    wait_for("the new revision reported", || {
+        let app = up.app("web");
+        app["status"]["sync"]["revision"] == second.as_str() && converged(&app)
+    });
+
+    // Invalid YAML: a ComparisonError naming the file; nothing touched.
+    write(
+        repo,
+        "apps/web/broken.yaml",
+        "kind: ConfigMap\nmetadata: {name: [unclosed\n",
+    );
+    commit(repo, "broken");
+    up.webhook(repo);
+    wait_for("a ComparisonError naming the file", || {
+        let app = up.app("web");
+        app["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                c["type"] == "ComparisonError"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("broken.yaml"))
+            })
+        })
+    });
+    assert!(
+        up.json(&["get", "deployment", "web", "-n", "web"])
+            .is_some()
+    );
+    std::fs::remove_file(repo.join("apps/web/broken.yaml")).unwrap();
+    let fixed = commit(repo, "fixed");
+    up.webhook(repo);
+    wait_for("recovered", || {
+        let app = up.app("web");
+        app["status"]["sync"]["revision"] == fixed.as_str()
+            && converged(&app)
+            && app["status"]["conditions"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+    });
+
+    // A project that allows no cluster-scoped kinds refuses a ClusterRole.
+    let project = "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: restricted\n  namespace: gitplane\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: '*', namespace: '*'}]\n";
+    write(repo, "bootstrap/project.yaml", project);
+    write(
+        repo,
+        "bootstrap/greedy.yaml",
+        &child_app("greedy", "apps/greedy", "restricted", repo),
+    );
+    write(
+        repo,
+        "apps/greedy/role.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: greedy\nrules: []\n",
+    );
+    commit(repo, "a greedy app");
+    up.webhook(repo);
+    wait_for("the ClusterRole refused", || {
+        up.app("greedy")["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("ClusterRole") && m.contains("not permitted"))
+                })
+            })
+    });
+    assert!(up.json(&["get", "clusterrole", "greedy"]).is_none());
+
+    // History and rollback: `web` back to the first revision. Its parent
+    // (root) heals drift, so the CLI warns that root will restore web's spec.
+    let (ok, history) = up.gitplane_app(&["history", "web", "-o", "json"]);
+    assert!(ok, "{history}");
+    let history: Value = serde_json::from_str(&history).unwrap();
+    let entry = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["revision"] == first.as_str())
+        .expect("the first sync is in the history")
+        .clone();
+    let id = entry["id"].to_string();
+    let (ok, text) = up.gitplane_app(&["rollback", "web", &id]);
+    assert!(ok, "{text}");
+    assert!(text.contains("automated sync turned off"), "{text}");
+    assert!(text.contains("managed by application root"), "{text}");
+    let web = up.app("web");
+    let last = web["status"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["revision"], first.as_str());
+    assert_eq!(web["status"]["operationState"]["phase"], "Succeeded");
+
+    // Metrics and the JSON API.
+    let mut stream = std::net::TcpStream::connect(&up.http).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    stream.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics.contains("gitplane_apps{sync_status=\"Synced\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gitplane_reconcile_duration_seconds_count"));
+    let refused = up.post("/api/webhook", "{\"not\": \"a push\"}");
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+}
