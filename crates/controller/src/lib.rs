@@ -124,6 +124,11 @@ impl AppSummary {
     }
 }
 
+/// A render of one source at one commit, shared by every app using it.
+type RenderResult = Arc<Result<Arc<Vec<Object>>, String>>;
+/// A destination cluster and its live cache.
+type Destination = (Arc<Cluster>, Arc<LiveCache>);
+
 /// The controller; see the crate docs.
 pub struct Controller {
     control: Arc<Cluster>,
@@ -133,8 +138,8 @@ pub struct Controller {
     health: Arc<HealthChecker>,
     jq: Arc<dyn JqEvaluator>,
     queue: Queue,
-    renders: Mutex<HashMap<String, Arc<Result<Arc<Vec<Object>>, String>>>>,
-    remotes: tokio::sync::Mutex<HashMap<String, (Arc<Cluster>, Arc<LiveCache>)>>,
+    renders: Mutex<HashMap<String, RenderResult>>,
+    remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
     owners: Mutex<HashMap<ObjectKey, String>>,
     summaries: RwLock<BTreeMap<String, AppSummary>>,

@@ -100,7 +100,7 @@ fn hmac_matches(secret: &str, body: &[u8], hex_signature: &str) -> bool {
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, ()> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(());
     }
     (0..text.len())
