@@ -159,7 +159,7 @@ fn read_ignore_rules(path: Option<&PathBuf>) -> Result<Vec<IgnoreRule>> {
 
 /// Everything a sync or diff needs, prepared from the arguments.
 struct Prepared {
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
     desired: Vec<gitplane_object::Object>,
     rules: Vec<IgnoreRule>,
     health: HealthChecker,
@@ -176,7 +176,7 @@ async fn prepare(args: &AppArgs) -> Result<Prepared> {
     };
     let mut options = SyncOptions::default();
     options.apply_strings(&args.sync_options)?;
-    let cluster = args.cluster.connect().await?;
+    let cluster = Arc::new(args.cluster.connect().await?);
     Ok(Prepared {
         cluster,
         desired,
@@ -185,6 +185,26 @@ async fn prepare(args: &AppArgs) -> Result<Prepared> {
         jq: SandboxedJq::new()?,
         options,
     })
+}
+
+impl Prepared {
+    /// The sync request for application `app`.
+    fn request<'a>(&'a self, app: &'a AppArgs) -> SyncRequest<'a> {
+        SyncRequest {
+            app: &app.app,
+            namespace: &app.namespace,
+            desired: self.desired.clone(),
+            options: self.options.clone(),
+            ignore: &self.rules,
+            jq: &self.jq,
+            health: &self.health,
+        }
+    }
+
+    /// Where application `app`'s operation state is kept.
+    fn store(&self, app: &AppArgs) -> ConfigMapStore {
+        ConfigMapStore::new(self.cluster.clone(), "gitplane", &app.app)
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -326,24 +346,18 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
         prepared.options.dry_run = args.dry_run;
         prepared.options.wave_timeout = args.wave_timeout;
         prepared.options.retry.limit = args.retry_limit;
-        let cluster = Arc::new(prepared.cluster);
-        let request = SyncRequest {
-            app: &args.app.app,
-            namespace: &args.app.namespace,
-            desired: prepared.desired,
-            options: prepared.options,
-            ignore: &prepared.rules,
-            jq: &prepared.jq,
-            health: &prepared.health,
-        };
-        let store = ConfigMapStore::new(cluster.clone(), "gitplane", &args.app.app);
+        let (request, store, cluster) = (
+            prepared.request(&args.app),
+            prepared.store(&args.app),
+            &prepared.cluster,
+        );
         if args.diff {
             let previous = store.load().await?;
-            for d in compare(&cluster, &request, previous.as_ref()).await? {
+            for d in compare(cluster, &request, previous.as_ref()).await? {
                 print!("{}", d.text);
             }
         }
-        let result = sync(&cluster, &request, &store, &print_progress).await?;
+        let result = sync(cluster, &request, &store, &print_progress).await?;
         let state = &result.operation;
         match args.output {
             ResultFormat::Table => print!("{}", table(state)),
@@ -373,19 +387,13 @@ pub struct DiffArgs {
 pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let outcome: Result<bool> = runtime()?.block_on(async {
         let prepared = prepare(&args.app).await?;
-        let cluster = Arc::new(prepared.cluster);
-        let request = SyncRequest {
-            app: &args.app.app,
-            namespace: &args.app.namespace,
-            desired: prepared.desired,
-            options: prepared.options,
-            ignore: &prepared.rules,
-            jq: &prepared.jq,
-            health: &prepared.health,
-        };
-        let store = ConfigMapStore::new(cluster.clone(), "gitplane", &args.app.app);
+        let (request, store, cluster) = (
+            prepared.request(&args.app),
+            prepared.store(&args.app),
+            &prepared.cluster,
+        );
         let previous = store.load().await?;
-        let diffs = compare(&cluster, &request, previous.as_ref()).await?;
+        let diffs = compare(cluster, &request, previous.as_ref()).await?;
         let mut differs = false;
         for d in diffs.iter().filter(|d| d.modified) {
             differs = true;

@@ -125,7 +125,7 @@ impl AppSummary {
 }
 
 /// A render of one source at one commit, shared by every app using it.
-type RenderResult = Arc<Result<Arc<Vec<Object>>, String>>;
+type RenderResult = Result<Arc<reconcile::SourceRender>, String>;
 /// A destination cluster and its live cache.
 type Destination = (Arc<Cluster>, Arc<LiveCache>);
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::project::ProjectSpec;
 use crate::spec::{self, AppSpec, Operation, REFRESH_ANNOTATION, Source};
-use crate::status::{self, ResourceStatus};
+use crate::status;
 use crate::{AppSummary, Controller, application_gvk, project_gvk};
 
 /// A fetch resolved within this long is reused (fetches of one repository
@@ -44,6 +44,14 @@ impl Problem {
 struct Rendered {
     objects: Vec<Object>,
     revisions: Vec<String>,
+    /// Argo CD's `sourceType` of the first source.
+    source_type: &'static str,
+}
+
+/// One source rendered at one commit, shared by every app using it.
+pub(crate) struct SourceRender {
+    source_type: &'static str,
+    objects: Vec<Object>,
 }
 
 /// Parses a duration as Argo CD writes them (`5s`, `3m`, `1h`).
@@ -246,11 +254,7 @@ impl Controller {
         let health = |o: &Object| self.health.check(o);
         let resources = status::resources(&diffs, &lookup, &health);
         self.set_owners(name, resources.iter().map(|r| r.key.clone()));
-        let sync = if resources
-            .iter()
-            .any(|r| r.out_of_sync && (!r.requires_pruning || request.options.prune))
-            || resources.iter().any(|r| r.requires_pruning)
-        {
+        let sync = if resources.iter().any(|r| r.out_of_sync) {
             "OutOfSync"
         } else {
             "Synced"
@@ -272,8 +276,8 @@ impl Controller {
         status_patch["conditions"] = json!(conditions);
         status_patch["reconciledAt"] = gitplane_object::time::now_rfc3339().into();
         status_patch["observedAt"] = status_patch["reconciledAt"].clone();
-        status_patch["sourceType"] = "Kustomize".into();
-        self.finish(app, &spec, patch, &resources).await
+        status_patch["sourceType"] = rendered.source_type.into();
+        self.finish(app, &spec, patch).await
     }
 
     /// Why to sync now, as the operation to record; `None` to not sync.
@@ -405,6 +409,7 @@ impl Controller {
         let mut rendered = Rendered {
             objects: Vec::new(),
             revisions: Vec::new(),
+            source_type: "Directory",
         };
         let sources = spec.all_sources();
         for source in &sources {
@@ -415,8 +420,11 @@ impl Controller {
                 _ => source.revision().to_string(),
             };
             let (commit, dir) = self.fetch(source, &revision, hard).await?;
-            let objects = self.render_cached(source, &commit, dir).await?;
-            rendered.objects.extend(objects.iter().cloned());
+            let render = self.render_cached(source, &commit, dir).await?;
+            if rendered.revisions.is_empty() {
+                rendered.source_type = render.source_type;
+            }
+            rendered.objects.extend(render.objects.iter().cloned());
             rendered.revisions.push(commit);
         }
         Ok(rendered)
@@ -475,7 +483,7 @@ impl Controller {
         source: &Source,
         commit: &str,
         dir: std::path::PathBuf,
-    ) -> Result<Arc<Vec<Object>>, Problem> {
+    ) -> Result<Arc<SourceRender>, Problem> {
         let options = source
             .render_options()
             .map_err(|e| Problem::new("InvalidSpecError", e))?;
@@ -496,12 +504,20 @@ impl Controller {
                     let path = root
                         .resolve(&RelPath::root(), if path.is_empty() { "." } else { &path })
                         .map_err(|e| e.to_string())?;
-                    gitplane_render::render(&root, &path, &options).map_err(|e| e.to_string())
+                    let source_type = match gitplane_render::detect_source(&root, &path) {
+                        Ok(gitplane_render::SourceKind::Kustomize) => "Kustomize",
+                        _ => "Directory",
+                    };
+                    let objects = gitplane_render::render(&root, &path, &options)
+                        .map_err(|e| e.to_string())?;
+                    Ok(Arc::new(SourceRender {
+                        source_type,
+                        objects,
+                    }))
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
                 self.metrics.rendered(started.elapsed());
-                let result = Arc::new(result.map(Arc::new));
                 let mut renders = self.renders.lock().unwrap_or_else(|p| p.into_inner());
                 if renders.len() > 10_000 {
                     renders.clear();
@@ -510,10 +526,7 @@ impl Controller {
                 result
             }
         };
-        match result.as_ref() {
-            Ok(objects) => Ok(objects.clone()),
-            Err(e) => Err(Problem::new("ComparisonError", e.clone())),
-        }
+        result.map_err(|e| Problem::new("ComparisonError", e))
     }
 
     /// The destination cluster and its live cache.
@@ -572,24 +585,14 @@ impl Controller {
                 "startedAt": now, "finishedAt": now,
             });
         }
-        let resources: Vec<ResourceStatus> = Vec::new();
         match spec {
-            Some(spec) => self.finish(app, spec, patch, &resources).await,
-            None => {
-                self.finish(app, &AppSpec::default(), patch, &resources)
-                    .await
-            }
+            Some(spec) => self.finish(app, spec, patch).await,
+            None => self.finish(app, &AppSpec::default(), patch).await,
         }
     }
 
     /// Writes the patch (unless only times would change) and the summary.
-    async fn finish(
-        &self,
-        app: &Object,
-        spec: &AppSpec,
-        mut patch: Value,
-        resources: &[ResourceStatus],
-    ) -> Result<(), String> {
+    async fn finish(&self, app: &Object, spec: &AppSpec, mut patch: Value) -> Result<(), String> {
         keep_transition_times(app, &mut patch);
         if app.annotation(REFRESH_ANNOTATION).is_some() {
             patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
@@ -619,7 +622,6 @@ impl Controller {
             message: condition.unwrap_or_else(|| text(status, &["health", "message"])),
             repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
         };
-        let _ = resources;
         if !changes_anything(app, &patch) {
             self.set_summary(summary);
             return Ok(());

@@ -45,15 +45,17 @@ pub fn resources(
         .iter()
         .map(|d| {
             let object = live(&d.key);
+            // Missing when the comparison found no live object; unknown
+            // (not counted) while the cache has not seen one it found.
             let health = match &object {
                 Some(o) => health(o),
-                None if d.target.is_some() => Some(Health::missing()),
+                None if d.live.is_none() => Some(Health::missing()),
                 None => None,
             };
             ResourceStatus {
                 key: d.key.clone(),
                 version: version_of(d),
-                out_of_sync: d.modified || object.is_none(),
+                out_of_sync: d.modified,
                 requires_pruning: d.target.is_none(),
                 health,
             }
