@@ -330,6 +330,36 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
     assert_eq!(last["revision"], first.as_str());
     assert_eq!(web["status"]["operationState"]["phase"], "Succeeded");
 
+    // The root app's sync failed fast on the greedy child (Degraded), not
+    // after the wave timeout; rolling root back to the first revision prunes
+    // the greedy app and its project, and turns root's automated sync off.
+    wait_for("root's sync failed on the greedy app", || {
+        let root = up.app("root");
+        root["status"]["operationState"]["phase"] == "Failed"
+            && root["status"]["operationState"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("greedy: Degraded"))
+    });
+    let (ok, text) = up.gitplane_app(&["history", "root", "-o", "json"]);
+    assert!(ok, "{text}");
+    let history: Value = serde_json::from_str(&text).unwrap();
+    let id = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["revision"] == first.as_str())
+        .expect("root's first sync is in its history")["id"]
+        .to_string();
+    let (ok, text) = up.gitplane_app(&["rollback", "root", &id]);
+    assert!(ok, "{text}");
+    let root = up.app("root");
+    assert!(root["spec"]["syncPolicy"].get("automated").is_none());
+    assert!(up.app("greedy").is_null(), "pruned by the rollback");
+    assert!(
+        up.json(&["get", "appproject", "restricted", "-n", "gitplane"])
+            .is_none()
+    );
+
     // Metrics and the JSON API.
     let mut stream = std::net::TcpStream::connect(&up.http).unwrap();
     write!(

@@ -570,12 +570,17 @@ impl Controller {
             .unwrap_or_else(|| json!({}));
         let mut sync = sync;
         sync["status"] = "Unknown".into();
-        let patch = json!({"status": {
+        let mut patch = json!({"status": {
             "sync": sync,
             "conditions": [status::condition(problem.kind, &problem.message)],
             "reconciledAt": gitplane_object::time::now_rfc3339(),
         }});
-        let mut patch = patch;
+        // What runs is left alone, so is its health; but an app that cannot
+        // be synced as specified, or never was, is Degraded (so a parent's
+        // wave fails with the reason instead of waiting for it).
+        if problem.kind != "ComparisonError" || app.get(&["status", "health"]).is_none() {
+            patch["status"]["health"] = json!({"status": "Degraded", "message": problem.message});
+        }
         // An operation that cannot even start ends as Error, with the reason.
         if let Some(op) = app.get(&["operation"]).filter(|o| !o.is_null()) {
             let now = gitplane_object::time::now_rfc3339();

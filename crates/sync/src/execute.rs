@@ -590,6 +590,18 @@ impl<'a, S: OperationStore> Executor<'a, S> {
                             entry.hook = Some(hook);
                         }
                     },
+                    None if health
+                        .as_ref()
+                        .is_some_and(|h| h.status == HealthStatus::Degraded) =>
+                    {
+                        // As Argo CD: a degraded object fails the wave now
+                        // rather than holding it until the timeout.
+                        return Err(format!(
+                            "{} wave {wave}: {}",
+                            phase.as_str(),
+                            describe(&entry.key, health.as_ref())
+                        ));
+                    }
                     None => {
                         let healthy = health.as_ref().is_none_or(|h| {
                             matches!(h.status, HealthStatus::Healthy | HealthStatus::Suspended)

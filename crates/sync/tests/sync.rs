@@ -99,6 +99,8 @@ fn status_of(result: &SyncResult, name: &str) -> ResultStatus {
         .status
 }
 
+/// Whether the object exists and is not being deleted (a foreground
+/// deletion, pruning's default, finishes after the sync returns).
 async fn exists(env: &Env, kind: &str, namespace: &str, name: &str) -> bool {
     let info = env
         .cluster
@@ -110,7 +112,7 @@ async fn exists(env: &Env, kind: &str, namespace: &str, name: &str) -> bool {
         .get(&info.gvk(), namespace, name)
         .await
         .unwrap()
-        .is_some()
+        .is_some_and(|o| o.get(&["metadata", "deletionTimestamp"]).is_none())
 }
 
 const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n";
@@ -206,33 +208,39 @@ async fn waves_wait_for_health() {
     );
 
     // A wave that never gets healthy fails the sync, and later waves never run.
+    let too_late = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: too-late, annotations: {argocd.argoproj.io/sync-wave: '5'}}\n";
     let stuck = format!(
-        "{NAMESPACE}---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: never-bound}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}, volumeMode: Block, storageClassName: none}}\n---\n\
-         apiVersion: batch/v1\nkind: Job\nmetadata: {{name: broken, annotations: {{argocd.argoproj.io/sync-wave: '0'}}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-exit-code: '1'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n---\n\
-         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: too-late, annotations: {{argocd.argoproj.io/sync-wave: '5'}}}}\n"
+        "{NAMESPACE}---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: slow}}\nspec:\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-duration: '60'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n---\n{too_late}"
     );
     let short = SyncOptions {
         wave_timeout: Duration::from_secs(4),
         ..options()
     };
-    let (result, _) = run(&env, "stuck", &stuck, short, &[]).await;
+    let (result, _) = run(&env, "stuck", &stuck, short.clone(), &[]).await;
     assert_eq!(result.operation.phase, OperationPhase::Failed);
+    let message = &result.operation.message;
     assert!(
-        result
-            .operation
-            .message
-            .contains("Sync wave 0 did not become healthy within"),
-        "{}",
-        result.operation.message
+        message.contains("Sync wave 0 did not become healthy within"),
+        "{message}"
     );
     assert!(
-        result
-            .operation
-            .message
-            .contains("batch/Job:shop/broken: Degraded"),
-        "{}",
-        result.operation.message
+        message.contains("batch/Job:shop/slow: Progressing"),
+        "{message}"
     );
+    assert!(!exists(&env, "ConfigMap", "shop", "too-late").await);
+
+    // A degraded object fails its wave at once, as in Argo CD, naming it.
+    let broken = format!(
+        "{NAMESPACE}---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: broken, annotations: {{argocd.argoproj.io/sync-wave: '0'}}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-exit-code: '1'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n---\n{too_late}"
+    );
+    let (result, _) = run(&env, "broken", &broken, short, &[]).await;
+    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    let message = &result.operation.message;
+    assert!(
+        message.contains("batch/Job:shop/broken: Degraded"),
+        "{message}"
+    );
+    assert!(!message.contains("within"), "not a timeout: {message}");
     assert!(!exists(&env, "ConfigMap", "shop", "too-late").await);
     env.stop().await;
 }
