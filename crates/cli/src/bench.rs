@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod measure;
+mod reconcile;
 mod render;
 mod sync;
 
@@ -32,6 +33,10 @@ enum BenchTarget {
     /// cold and no-op re-sync times, peak memory, and a check that no-op
     /// re-syncs write nothing.
     Sync(sync::SyncBenchArgs),
+    /// `gitplane up` on a repository of N Kustomize apps: time to all Synced
+    /// and Healthy (CPU, peak memory) against kubectl applying each app, a
+    /// restart, and commit-to-applied via webhook and via polling.
+    Reconcile(reconcile::ReconcileBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -40,5 +45,6 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         BenchTarget::Render(a) => render::run(a),
         BenchTarget::Apiserver(a) => apiserver::run(a),
         BenchTarget::Sync(a) => sync::run_bench(a),
+        BenchTarget::Reconcile(a) => reconcile::run(a),
     }
 }

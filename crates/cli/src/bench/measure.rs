@@ -13,11 +13,13 @@ pub struct Run {
     pub wall: Duration,
     /// Peak resident set size of the process, in KiB.
     pub max_rss_kib: u64,
+    /// CPU time, user and system.
+    pub cpu: Duration,
     /// What it printed on stdout.
     pub stdout: Vec<u8>,
 }
 
-/// Runs `program args...` with stdout captured, and measures it.
+/// Runs `program args...` with stdout captured, and measures it (wall, CPU, peak memory).
 pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
     let stdout_file = tempfile::tempfile().context("creating a temporary file for output")?;
     let started = Instant::now();
@@ -29,28 +31,32 @@ pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
         .env("KUBECONFIG", "/dev/null")
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
-    let (status, max_rss_kib) = wait_with_rusage(child.id())?;
+    let (status, max_rss_kib, cpu) = wait_with_rusage(child.id())?;
     let wall = started.elapsed();
     let stderr = child.stderr.map(|mut e| {
         let mut s = String::new();
         let _ = std::io::Read::read_to_string(&mut e, &mut s);
         s
     });
-    if !status {
-        bail!(
-            "{} {} failed: {}",
-            program.display(),
-            args.join(" "),
-            stderr.unwrap_or_default().trim()
-        );
-    }
     let stdout = std::fs::read(format!(
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&stdout_file)
     ))?;
+    if !status {
+        let printed = String::from_utf8_lossy(&stdout);
+        let tail: Vec<&str> = printed.lines().rev().take(20).collect();
+        bail!(
+            "{} {} failed: {}\n{}",
+            program.display(),
+            args.join(" "),
+            stderr.unwrap_or_default().trim(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     Ok(Run {
         wall,
         max_rss_kib,
+        cpu,
         stdout,
     })
 }
@@ -58,7 +64,7 @@ pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
 /// Waits for a child with `wait4`, which also reports its peak memory. This is
 /// the one `unsafe` call in gitplane: std offers no way to read a child's rusage.
 #[allow(unsafe_code)]
-fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
+fn wait_with_rusage(pid: u32) -> Result<(bool, u64, Duration)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -71,7 +77,11 @@ fn wait_with_rusage(pid: u32) -> Result<(bool, u64)> {
         );
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Ok((ok, usage.ru_maxrss.max(0) as u64))
+    let seconds = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    Ok((ok, usage.ru_maxrss.max(0) as u64, cpu))
 }
 
 /// The fastest and the median of several durations.

@@ -29,7 +29,7 @@ pub struct SyncBenchArgs {
 
 /// Five objects of a typical service: ConfigMap, Secret, ServiceAccount,
 /// Service and Deployment, `n` of them cut to `count` objects.
-fn write_app(dir: &Path, count: usize) -> Result<()> {
+pub(super) fn write_app(dir: &Path, count: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut yaml = String::new();
     for i in 0..count {
@@ -56,9 +56,9 @@ fn write_app(dir: &Path, count: usize) -> Result<()> {
 }
 
 /// A `gitplane apiserver` child, stopped when dropped.
-struct Server {
+pub(super) struct Server {
     child: std::process::Child,
-    kubeconfig: PathBuf,
+    pub(super) kubeconfig: PathBuf,
 }
 
 impl Drop for Server {
@@ -68,7 +68,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(data: &Path) -> Result<Server> {
+pub(super) fn start_server(data: &Path) -> Result<Server> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["apiserver", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
