@@ -3,7 +3,7 @@
 //! an app-of-apps (plain and Kustomize apps), heal drift, prune what left Git
 //! while an unrelated object survives, roll out a new commit, report invalid
 //! YAML without touching the cluster and recover, history and rollback,
-//! refuse a project violation.
+//! refuse a project violation; and a restart in the middle of a sync.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
 
 mod common;
@@ -376,4 +376,54 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
     assert!(metrics.contains("gitplane_reconcile_duration_seconds_count"));
     let refused = up.post("/api/webhook", "{\"not\": \"a push\"}");
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+}
+
+#[test]
+fn a_restart_mid_sync_resumes_without_running_the_hook_again() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    write(
+        repo,
+        "bootstrap/web.yaml",
+        &child_app("web", "apps/web", "default", repo),
+    );
+    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    write(
+        repo,
+        "apps/web/migrate.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec:\n  template:\n    metadata:\n      annotations: {gitplane.dev/simulate-duration: '4'}\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
+    );
+    commit(repo, "with a slow PreSync hook");
+    let mut up = start_up(repo, data.path());
+    wait_for("the hook running", || {
+        up.json(&["get", "job", "migrate", "-n", "web"]).is_some()
+    });
+    let uid = up.json(&["get", "job", "migrate", "-n", "web"]).unwrap()["metadata"]["uid"].clone();
+    assert_eq!(
+        up.app("web")["status"]["operationState"]["phase"],
+        "Running"
+    );
+    // SIGKILL: no chance to clean up; the embedded API server dies with it.
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+
+    let up = start_up(repo, data.path());
+    wait_for("web synced and healthy after the restart", || {
+        converged(&up.app("web"))
+    });
+    let job = up.json(&["get", "job", "migrate", "-n", "web"]).unwrap();
+    assert_eq!(
+        job["metadata"]["uid"], uid,
+        "the running hook was adopted, not run again"
+    );
+    assert!(
+        up.json(&["get", "deployment", "web", "-n", "web"])
+            .is_some()
+    );
+    assert_eq!(
+        up.app("web")["status"]["operationState"]["phase"],
+        "Succeeded"
+    );
 }
