@@ -68,7 +68,7 @@ async fn handle(
         (&Method::GET, "/metrics") => reply(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            controller.metrics.encode(&controller.summaries()),
+            controller.metrics_text(),
         ),
         (&Method::GET, "/api/v1/applications") => json_reply(
             StatusCode::OK,

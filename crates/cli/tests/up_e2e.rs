@@ -374,6 +374,7 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
         "{metrics}"
     );
     assert!(metrics.contains("gitplane_reconcile_duration_seconds_count"));
+    assert!(metrics.contains("verb=\"patch\",code=\"2xx\""), "{metrics}");
     let refused = up.post("/api/webhook", "{\"not\": \"a push\"}");
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
 }

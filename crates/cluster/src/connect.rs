@@ -94,7 +94,7 @@ impl Cluster {
         };
         let discovery = self
             .limiter
-            .run(|| async {
+            .run("discovery", || async {
                 match Discovery::new(self.client.clone()).run_aggregated().await {
                     Ok(d) => Ok(d),
                     // Servers before 1.26 have no aggregated discovery.

@@ -38,4 +38,11 @@ impl Cluster {
     pub fn client(&self) -> &kube::Client {
         &self.client
     }
+
+    /// Requests made through this handle so far, as (verb, status code,
+    /// count): `2xx` for successes, `error` when no response came. Each
+    /// retry counts. Watches (through [`Cluster::client`]) are not counted.
+    pub fn request_counts(&self) -> Vec<(&'static str, String, u64)> {
+        self.limiter.counts()
+    }
 }

@@ -1,5 +1,6 @@
 //! Client-side rate limiting, timeouts and retries with backoff.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -35,10 +36,11 @@ impl Default for Limits {
     }
 }
 
-/// A token bucket plus the retry policy.
+/// A token bucket plus the retry policy, counting requests as they end.
 pub(crate) struct Limiter {
     limits: Limits,
     bucket: Mutex<(f64, Instant)>,
+    counts: std::sync::Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 impl Limiter {
@@ -47,7 +49,28 @@ impl Limiter {
         Limiter {
             limits,
             bucket: Mutex::new((tokens, Instant::now())),
+            counts: std::sync::Mutex::default(),
         }
+    }
+
+    fn count(&self, verb: &'static str, code: String) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((verb, code))
+            .or_default() += 1;
+    }
+
+    /// Requests made so far, by verb and status code (`2xx` for successes,
+    /// `error` when no response came); retries count each attempt.
+    pub(crate) fn counts(&self) -> Vec<(&'static str, String, u64)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((verb, code), n)| (*verb, code.clone(), *n))
+            .collect()
     }
 
     /// Waits for a token.
@@ -69,7 +92,7 @@ impl Limiter {
 
     /// Runs `op` under the rate limit and timeout, retrying what is worth
     /// retrying with exponential backoff (or the server's `Retry-After`).
-    pub(crate) async fn run<T, F, Fut>(&self, op: F) -> Result<T, ClusterError>
+    pub(crate) async fn run<T, F, Fut>(&self, verb: &'static str, op: F) -> Result<T, ClusterError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -78,10 +101,17 @@ impl Limiter {
         loop {
             self.acquire().await;
             let error = match tokio::time::timeout(self.limits.timeout, op()).await {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    self.count(verb, "2xx".into());
+                    return Ok(value);
+                }
                 Ok(Err(e)) => ClusterError::from(e),
                 Err(_) => ClusterError::Timeout(self.limits.timeout),
             };
+            let code = error
+                .code()
+                .map_or_else(|| "error".to_string(), |c| c.to_string());
+            self.count(verb, code);
             if !error.is_retryable() || attempt >= self.limits.retries {
                 return Err(error);
             }
@@ -129,7 +159,7 @@ mod tests {
     async fn retries_server_errors_then_succeeds() {
         let calls = AtomicU32::new(0);
         let result = fast(3)
-            .run(|| async {
+            .run("get", || async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
                     0 => Err(api_error(503)),
                     1 => Err(api_error(429)),
@@ -145,7 +175,7 @@ mod tests {
     async fn does_not_retry_client_errors_and_gives_up_after_the_limit() {
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = fast(3)
-            .run(|| async {
+            .run("get", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(api_error(404))
             })
@@ -155,7 +185,7 @@ mod tests {
 
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = fast(2)
-            .run(|| async {
+            .run("get", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(api_error(500))
             })
@@ -174,7 +204,7 @@ mod tests {
         let started = Instant::now();
         for _ in 0..4 {
             limiter
-                .run(|| async { Ok::<_, kube::Error>(()) })
+                .run("get", || async { Ok::<_, kube::Error>(()) })
                 .await
                 .unwrap();
         }

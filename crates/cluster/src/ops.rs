@@ -135,7 +135,7 @@ impl Cluster {
     ) -> Result<Option<Object>, ClusterError> {
         let info = self.resolve(gvk).await?;
         let api = self.api(&info, Some(namespace));
-        let found = self.limiter.run(|| api.get_opt(name)).await?;
+        let found = self.limiter.run("get", || api.get_opt(name)).await?;
         found.map(|d| to_object(d, &info)).transpose()
     }
 
@@ -160,7 +160,7 @@ impl Cluster {
         let patch = Patch::Apply(object.to_value());
         let applied = self
             .limiter
-            .run(|| api.patch(object.name(), &params, &patch))
+            .run("patch", || api.patch(object.name(), &params, &patch))
             .await?;
         to_object(applied, &info)
     }
@@ -181,7 +181,7 @@ impl Cluster {
         let patch = Patch::Merge(patch);
         let patched = self
             .limiter
-            .run(|| api.patch(object.name(), &params, &patch))
+            .run("patch", || api.patch(object.name(), &params, &patch))
             .await?;
         to_object(patched, &info)
     }
@@ -195,7 +195,10 @@ impl Cluster {
         };
         let dynamic: DynamicObject = serde_json::from_value(object.to_value())
             .map_err(|e| ClusterError::Invalid(e.to_string()))?;
-        let created = self.limiter.run(|| api.create(&params, &dynamic)).await?;
+        let created = self
+            .limiter
+            .run("create", || api.create(&params, &dynamic))
+            .await?;
         to_object(created, &info)
     }
 
@@ -220,7 +223,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Invalid(e.to_string()))?;
         let replaced = self
             .limiter
-            .run(|| api.replace(object.name(), &params, &dynamic))
+            .run("update", || api.replace(object.name(), &params, &dynamic))
             .await?;
         to_object(replaced, &info)
     }
@@ -245,7 +248,7 @@ impl Cluster {
         };
         match self
             .limiter
-            .run(|| api.delete(object.name(), &params))
+            .run("delete", || api.delete(object.name(), &params))
             .await
         {
             Ok(_) => Ok(true),
@@ -268,7 +271,7 @@ impl Cluster {
         }
         let mut objects = Vec::new();
         loop {
-            let page = self.limiter.run(|| api.list(&params)).await?;
+            let page = self.limiter.run("list", || api.list(&params)).await?;
             for item in page.items {
                 objects.push(to_object(item, info)?);
             }

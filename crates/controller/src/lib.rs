@@ -144,7 +144,7 @@ pub struct Controller {
     owners: Mutex<HashMap<ObjectKey, String>>,
     summaries: RwLock<BTreeMap<String, AppSummary>>,
     /// Prometheus metrics.
-    pub metrics: Metrics,
+    metrics: Metrics,
 }
 
 /// Installs what the controller needs in the control cluster: the CRDs, the
@@ -394,6 +394,20 @@ impl Controller {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The metrics as OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        let mut requests = vec![(
+            self.control.server().to_string(),
+            self.control.request_counts(),
+        )];
+        if let Ok(remotes) = self.remotes.try_lock() {
+            for (cluster, _) in remotes.values() {
+                requests.push((cluster.server().to_string(), cluster.request_counts()));
+            }
+        }
+        self.metrics.encode(&self.summaries(), &requests)
     }
 
     /// Applications queued or being reconciled.

@@ -23,7 +23,11 @@ pub struct Metrics {
     fetch: Histogram,
     fetch_errors: Counter,
     render: Histogram,
+    requests: Family<Labels, Counter>,
 }
+
+/// Requests one cluster handle made: its server, then (verb, code, count).
+pub type RequestCounts = (String, Vec<(&'static str, String, u64)>);
 
 fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 18))
@@ -39,6 +43,7 @@ impl Default for Metrics {
             fetch: seconds_histogram(),
             fetch_errors: Counter::default(),
             render: seconds_histogram(),
+            requests: Family::default(),
         };
         {
             let mut r = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,6 +77,11 @@ impl Default for Metrics {
                 "Time to render one source at one commit",
                 metrics.render.clone(),
             );
+            r.register(
+                "cluster_requests",
+                "Kubernetes API requests by cluster, verb and status code (2xx: success; error: no response)",
+                metrics.requests.clone(),
+            );
         }
         metrics
     }
@@ -99,8 +109,20 @@ impl Metrics {
         self.render.observe(took.as_secs_f64());
     }
 
-    /// The metrics as OpenMetrics text, with application counts from `apps`.
-    pub fn encode(&self, apps: &[AppSummary]) -> String {
+    /// The metrics as OpenMetrics text, with application counts from `apps`
+    /// and request counts from the cluster handles.
+    pub fn encode(&self, apps: &[AppSummary], requests: &[RequestCounts]) -> String {
+        for (server, counts) in requests {
+            for (verb, code, total) in counts {
+                let labels = vec![
+                    ("server".into(), server.clone()),
+                    ("verb".into(), (*verb).into()),
+                    ("code".into(), code.clone()),
+                ];
+                let counter = self.requests.get_or_create(&labels);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         self.apps.clear();
         for app in apps {
             self.apps
@@ -134,12 +156,16 @@ mod tests {
             health: "Healthy".into(),
             ..AppSummary::default()
         };
-        let text = metrics.encode(&[app.clone(), app]);
+        let requests = vec![("https://x".to_string(), vec![("get", "2xx".to_string(), 3)])];
+        let text = metrics.encode(&[app.clone(), app], &requests);
         assert!(
             text.contains("gitplane_apps{sync_status=\"Synced\",health_status=\"Healthy\"} 2"),
             "{text}"
         );
         assert!(text.contains("gitplane_sync_operations_total{phase=\"Succeeded\"} 1"));
         assert!(text.contains("gitplane_git_fetch_errors_total 1"));
+        assert!(text.contains(
+            "gitplane_cluster_requests_total{server=\"https://x\",verb=\"get\",code=\"2xx\"} 3"
+        ));
     }
 }
