@@ -198,6 +198,7 @@ impl Prepared {
             ignore: &self.rules,
             jq: &self.jq,
             health: &self.health,
+            tracked: None,
         }
     }
 

@@ -172,7 +172,10 @@ impl Controller {
         } else {
             spec.destination.namespace.clone()
         };
-        let request = SyncRequest {
+        // The live cache spares listing the cluster, once it has listed
+        // every kind (after a start or a new CRD, it may not have yet).
+        let listed = live.wait_listed(Duration::from_secs(10)).await.is_ok();
+        let mut request = SyncRequest {
             app: name,
             namespace: &namespace,
             desired: rendered.objects.clone(),
@@ -180,6 +183,7 @@ impl Controller {
             ignore: &spec.ignore_differences,
             jq: self.jq.as_ref(),
             health: &self.health,
+            tracked: listed.then(|| live.objects_of(name)),
         };
         let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
         let previous = store.load().await.map_err(|e| e.to_string())?;
@@ -233,6 +237,9 @@ impl Controller {
                         conditions.push(status::condition("SyncError", &state.message));
                     }
                     live.watch_new_kinds();
+                    // The cache may not have seen this sync's writes yet: read
+                    // the cluster, where the operation says to look.
+                    request.tracked = None;
                     let previous = Some(state.clone());
                     diffs = gitplane_sync::compare(&cluster, &request, previous.as_ref())
                         .await

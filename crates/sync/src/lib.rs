@@ -74,6 +74,10 @@ pub struct SyncRequest<'a> {
     pub jq: &'a dyn JqEvaluator,
     /// Health checks, for waves and hooks.
     pub health: &'a HealthChecker,
+    /// The application's tracked objects as a watch cache holds them (a
+    /// controller's); when given, the cluster is not listed to find them.
+    /// Objects the cache has not seen yet are read one by one.
+    pub tracked: Option<Vec<Object>>,
 }
 
 impl SyncRequest<'_> {

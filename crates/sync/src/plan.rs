@@ -190,10 +190,13 @@ pub(crate) async fn build(
     desired: Vec<Object>,
     scope: Option<&std::collections::BTreeSet<(String, String, String)>>,
 ) -> Result<Plan, SyncError> {
-    let tracked: BTreeMap<ObjectKey, Object> = cluster
-        .tracked_objects(Some(request.app), scope)
-        .await?
+    let tracked = match &request.tracked {
+        Some(cached) => cached.clone(),
+        None => cluster.tracked_objects(Some(request.app), scope).await?,
+    };
+    let tracked: BTreeMap<ObjectKey, Object> = tracked
         .into_iter()
+        .filter(|o| Tracking::of(o).is_some_and(|t| t.app == request.app))
         .map(|o| (o.key(), o))
         .collect();
     let mut tasks = Vec::new();

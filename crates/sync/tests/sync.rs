@@ -78,6 +78,7 @@ async fn run(
         ignore,
         jq: &UnboundedJq,
         health: &health,
+        tracked: None,
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -577,6 +578,7 @@ async fn prune_finds_kinds_only_the_last_operation_had() {
             ignore: &[],
             jq: &UnboundedJq,
             health: &health,
+            tracked: None,
         };
         let result = sync(&env.cluster, &request, &store, &quiet).await.unwrap();
         assert_eq!(
