@@ -199,6 +199,7 @@ impl Controller {
         let mut patch = json!({"status": {}});
         let mut conditions = Vec::new();
         let mut diffs = diffs;
+        let mut after_sync = None;
         let out_of_sync = diffs
             .iter()
             .any(|d| d.modified && (d.target.is_some() || request.options.prune));
@@ -237,13 +238,19 @@ impl Controller {
                         conditions.push(status::condition("SyncError", &state.message));
                     }
                     live.watch_new_kinds();
-                    // The cache may not have seen this sync's writes yet: read
-                    // the cluster, where the operation says to look.
-                    request.tracked = None;
-                    let previous = Some(state.clone());
-                    diffs = gitplane_sync::compare(&cluster, &request, previous.as_ref())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    if state.phase == OperationPhase::Succeeded && !request.options.dry_run {
+                        // Everything it planned is done and healthy: the
+                        // result is the comparison, without asking again.
+                        after_sync = Some(state.clone());
+                    } else {
+                        // The cache may not have seen this sync's writes
+                        // yet: read the cluster where the operation wrote.
+                        request.tracked = None;
+                        let previous = Some(state.clone());
+                        diffs = gitplane_sync::compare(&cluster, &request, previous.as_ref())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
                 }
                 Err(e) => {
                     self.metrics.synced("Error");
@@ -259,7 +266,10 @@ impl Controller {
         }
         let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
         let health = |o: &Object| self.health.check(o);
-        let resources = status::resources(&diffs, &lookup, &health);
+        let resources = match &after_sync {
+            Some(state) => status::resources_after_sync(state, &diffs, &lookup, &health),
+            None => status::resources(&diffs, &lookup, &health),
+        };
         self.set_owners(name, resources.iter().map(|r| r.key.clone()));
         let sync = if resources.iter().any(|r| r.out_of_sync) {
             "OutOfSync"

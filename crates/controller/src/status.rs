@@ -63,6 +63,44 @@ pub fn resources(
         .collect()
 }
 
+/// The resources after a successful sync, from its results: what it applied
+/// or found unchanged is in sync, what it pruned is gone, what it left for
+/// pruning is not; health as the sync saw it last (else the cache's).
+pub fn resources_after_sync(
+    state: &OperationState,
+    diffs: &[ObjectDiff],
+    live: &dyn Fn(&ObjectKey) -> Option<Object>,
+    health: &dyn Fn(&Object) -> Option<Health>,
+) -> Vec<ResourceStatus> {
+    state
+        .resources
+        .iter()
+        .filter(|r| r.hook_phase.is_none() && r.status != ResultStatus::Pruned)
+        .filter(|r| r.status != ResultStatus::Hook && r.status != ResultStatus::Skipped)
+        .map(|r| {
+            let version = diffs
+                .iter()
+                .find(|d| d.key == r.key)
+                .map(version_of)
+                .unwrap_or_default();
+            let left_for_pruning = matches!(
+                r.status,
+                ResultStatus::RequiresPruning | ResultStatus::PruneSkipped
+            );
+            ResourceStatus {
+                key: r.key.clone(),
+                version,
+                out_of_sync: left_for_pruning || r.status == ResultStatus::SyncFailed,
+                requires_pruning: left_for_pruning,
+                health: r
+                    .health
+                    .clone()
+                    .or_else(|| live(&r.key).and_then(|o| health(&o))),
+            }
+        })
+        .collect()
+}
+
 /// The application's health: the worst of its resources' (Healthy if none).
 pub fn aggregate_health(resources: &[ResourceStatus]) -> Health {
     let mut worst = Health::healthy();
