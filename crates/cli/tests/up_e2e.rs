@@ -3,7 +3,8 @@
 //! an app-of-apps (plain and Kustomize apps), heal drift, prune what left Git
 //! while an unrelated object survives, roll out a new commit, report invalid
 //! YAML without touching the cluster and recover, history and rollback,
-//! refuse a project violation; and a restart in the middle of a sync.
+//! refuse a project violation; a restart in the middle of a sync; apps on
+//! other clusters from Secrets (exec plugins refused), an escaping symlink.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
 
 mod common;
@@ -427,4 +428,125 @@ fn a_restart_mid_sync_resumes_without_running_the_hook_again() {
         up.app("web")["status"]["operationState"]["phase"],
         "Succeeded"
     );
+}
+
+#[test]
+fn apps_sync_to_clusters_from_secrets_and_refuse_exec_plugins() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let remote_data = tempfile::tempdir().unwrap();
+    let remote = common::start_apiserver(remote_data.path(), true);
+    let remote_kubeconfig = remote_data.path().join("kubeconfig");
+    let raw = Command::new("kubectl")
+        .args(["config", "view", "--raw", "-o", "json", "--kubeconfig"])
+        .arg(&remote_kubeconfig)
+        .output()
+        .unwrap();
+    let config: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let server = config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap();
+    let token = config["users"][0]["user"]["token"].as_str().unwrap();
+    assert!(server.contains(&remote.address), "{server}");
+
+    let repo = repo_dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    for (name, destination) in [("far", server.as_str()), ("shady", "https://shady.example")] {
+        let app = child_app(name, "apps/web", "default", repo)
+            .replace("https://kubernetes.default.svc", destination);
+        write(repo, &format!("bootstrap/{name}.yaml"), &app);
+    }
+    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    // A symlink that leaves the repository: refused by name, nothing read.
+    std::os::unix::fs::symlink("/etc/passwd", repo.join("apps/escape.yaml")).unwrap();
+    write(
+        repo,
+        "bootstrap/escape.yaml",
+        &child_app("escape", "apps/escape.yaml", "default", repo),
+    );
+    commit(repo, "apps on other clusters");
+    let up = start_up(repo, data.path());
+
+    let secret = |name: &str, server: &str, config: &Value| {
+        let (ok, text) = up.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            "gitplane",
+            &format!("--from-literal=name={name}"),
+            &format!("--from-literal=server={server}"),
+            &format!("--from-literal=config={config}"),
+        ]);
+        assert!(ok, "{text}");
+        let (ok, text) = up.kubectl(&[
+            "label",
+            "secret",
+            name,
+            "-n",
+            "gitplane",
+            "argocd.argoproj.io/secret-type=cluster",
+        ]);
+        assert!(ok, "{text}");
+    };
+    secret(
+        "far",
+        &server,
+        &serde_json::json!({"bearerToken": token, "tlsClientConfig": {"caData": ca}}),
+    );
+    secret(
+        "shady",
+        "https://shady.example",
+        &serde_json::json!({"execProviderConfig": {"command": "sh", "args": ["-c", "touch /tmp/pwned"]}}),
+    );
+    for app in ["far", "shady"] {
+        let (ok, text) = up.gitplane_app(&["refresh", app]);
+        assert!(ok, "{text}");
+    }
+
+    wait_for("far synced to the other cluster", || {
+        converged(&up.app("far"))
+    });
+    let (ok, text) = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&remote_kubeconfig)
+        .args(["get", "deployment", "web", "-n", "far"])
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert!(ok, "{text}");
+    assert!(
+        up.json(&["get", "namespace", "far"]).is_none(),
+        "not on the control cluster"
+    );
+    let condition_of = |app: &str, needle: &str| {
+        up.app(app)["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["message"].as_str().is_some_and(|m| m.contains(needle)))
+            })
+    };
+    wait_for("the exec plugin refused", || {
+        condition_of("shady", "execProviderConfig")
+    });
+    assert!(!Path::new("/tmp/pwned").exists());
+    wait_for("the escaping symlink refused", || {
+        condition_of("escape", "escape.yaml")
+    });
+
+    // `app sync` asks for an operation and reports its result.
+    let (ok, text) = up.gitplane_app(&["sync", "far"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("Succeeded"), "{text}");
 }
