@@ -142,6 +142,8 @@ pub struct Controller {
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
     owners: Mutex<HashMap<ObjectKey, String>>,
+    /// Per managed object, a hash of all but its status (see [`shape_of`]).
+    shapes: Mutex<HashMap<ObjectKey, u64>>,
     summaries: RwLock<BTreeMap<String, AppSummary>>,
     /// Prometheus metrics.
     metrics: Metrics,
@@ -203,6 +205,22 @@ fn fingerprint(app: &Object) -> u64 {
     hasher.finish()
 }
 
+/// A hash of an object without what changes when only its status does
+/// (`status`, `resourceVersion`, `managedFields`).
+fn shape_of(object: &Object) -> u64 {
+    let mut value = object.to_value();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
 /// A per-application fraction of the jitter, stable across restarts.
 fn jitter_for(name: &str, jitter: Duration) -> Duration {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -233,6 +251,7 @@ impl Controller {
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
             owners: Mutex::default(),
+            shapes: Mutex::default(),
             summaries: RwLock::default(),
             metrics: Metrics::default(),
         })
@@ -307,7 +326,9 @@ impl Controller {
     }
 
     /// Self-heal and health: a change to a managed object queues its
-    /// application after the debounce.
+    /// application after the debounce — a full reconcile when more than its
+    /// status changed (drift to heal, or an object gone), else only a health
+    /// refresh, which reads the cache and compares nothing.
     async fn watch_managed_objects(self: Arc<Self>) {
         let mut changes = self.live.subscribe();
         loop {
@@ -316,21 +337,28 @@ impl Controller {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
+            let object = self.live.get(&key);
             let owner = self
                 .owners
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&key)
                 .cloned()
-                .or_else(|| {
-                    self.live
-                        .get(&key)
-                        .and_then(|o| Tracking::of(&o))
-                        .map(|t| t.app)
-                });
-            if let Some(app) = owner {
-                self.queue
-                    .add_at(&app, Instant::now() + self.options.self_heal_debounce);
+                .or_else(|| object.as_ref().and_then(Tracking::of).map(|t| t.app));
+            let Some(app) = owner else { continue };
+            let shape = object.as_ref().map(shape_of);
+            let same_shape = {
+                let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
+                match shape {
+                    Some(shape) => shapes.insert(key, shape) == Some(shape),
+                    None => shapes.remove(&key).is_none(),
+                }
+            };
+            let at = Instant::now() + self.options.self_heal_debounce;
+            if same_shape {
+                self.queue.add_health_at(&app, at);
+            } else {
+                self.queue.add_at(&app, at);
             }
         }
     }
@@ -344,9 +372,14 @@ impl Controller {
 
     async fn work(self: Arc<Self>) {
         loop {
-            let name = self.queue.next().await;
+            let (name, full) = self.queue.next().await;
             let started = Instant::now();
-            if let Err(e) = self.reconcile(&name).await {
+            let outcome = if full {
+                self.reconcile(&name).await
+            } else {
+                self.refresh_health(&name).await
+            };
+            if let Err(e) = outcome {
                 tracing::warn!("application {name}: {e}");
                 self.queue
                     .add_at(&name, Instant::now() + Duration::from_secs(5));

@@ -1,6 +1,8 @@
 //! The work queue: each application at most once in the queue and at most
 //! once being worked on; a request for one being worked on runs it again
-//! afterwards. Delayed requests wait in a schedule.
+//! afterwards. Delayed requests wait in a schedule. A request is for a full
+//! reconcile, or only for a health refresh (when just the status of managed
+//! objects changed); a full one covers a health refresh.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -14,7 +16,10 @@ struct State {
     queued: HashSet<String>,
     running: HashSet<String>,
     again: HashSet<String>,
+    /// Names whose next run must be a full reconcile.
+    full: HashSet<String>,
     due: BTreeMap<String, Instant>,
+    due_health: BTreeMap<String, Instant>,
 }
 
 /// Application names waiting to be reconciled.
@@ -31,6 +36,16 @@ impl Queue {
 
     /// Reconcile `name` as soon as a worker is free.
     pub fn add(&self, name: &str) {
+        self.lock().full.insert(name.to_string());
+        self.enqueue(name);
+    }
+
+    /// Refresh `name`'s health as soon as a worker is free.
+    fn add_health(&self, name: &str) {
+        self.enqueue(name);
+    }
+
+    fn enqueue(&self, name: &str) {
         let mut state = self.lock();
         if state.running.contains(name) {
             state.again.insert(name.to_string());
@@ -42,40 +57,41 @@ impl Queue {
 
     /// Reconcile `name` at `at` (or earlier if already due earlier).
     pub fn add_at(&self, name: &str, at: Instant) {
-        let mut state = self.lock();
-        let due = state.due.entry(name.to_string()).or_insert(at);
-        if at < *due {
-            *due = at;
-        }
+        schedule(&mut self.lock().due, name, at);
+    }
+
+    /// Refresh `name`'s health at `at` (or earlier if already due earlier).
+    pub fn add_health_at(&self, name: &str, at: Instant) {
+        schedule(&mut self.lock().due_health, name, at);
     }
 
     /// Moves every due request to the queue.
     pub fn promote_due(&self, now: Instant) {
-        let due: Vec<String> = {
+        let (full, health) = {
             let mut state = self.lock();
-            let names: Vec<String> = state
-                .due
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(n, _)| n.clone())
-                .collect();
-            for name in &names {
-                state.due.remove(name);
-            }
-            names
+            (
+                take_due(&mut state.due, now),
+                take_due(&mut state.due_health, now),
+            )
         };
-        for name in due {
+        for name in full {
             self.add(&name);
+        }
+        for name in health {
+            self.add_health(&name);
         }
     }
 
     /// Forgets an application that no longer exists.
     pub fn forget(&self, name: &str) {
-        self.lock().due.remove(name);
+        let mut state = self.lock();
+        state.due.remove(name);
+        state.due_health.remove(name);
     }
 
-    /// Waits for the next name to work on.
-    pub async fn next(&self) -> String {
+    /// Waits for the next name to work on, and whether it needs a full
+    /// reconcile (else only a health refresh).
+    pub async fn next(&self) -> (String, bool) {
         loop {
             let notified = self.notify.notified();
             {
@@ -83,10 +99,11 @@ impl Queue {
                 if let Some(name) = state.ready.pop_front() {
                     state.queued.remove(&name);
                     state.running.insert(name.clone());
+                    let full = state.full.remove(&name);
                     if !state.ready.is_empty() {
                         self.notify.notify_one();
                     }
-                    return name;
+                    return (name, full);
                 }
             }
             notified.await;
@@ -112,6 +129,25 @@ impl Queue {
     }
 }
 
+fn schedule(due: &mut BTreeMap<String, Instant>, name: &str, at: Instant) {
+    let entry = due.entry(name.to_string()).or_insert(at);
+    if at < *entry {
+        *entry = at;
+    }
+}
+
+fn take_due(due: &mut BTreeMap<String, Instant>, now: Instant) -> Vec<String> {
+    let names: Vec<String> = due
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in &names {
+        due.remove(name);
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,12 +158,12 @@ mod tests {
         queue.add("a");
         queue.add("a");
         queue.add("b");
-        assert_eq!(queue.next().await, "a");
+        assert_eq!(queue.next().await, ("a".into(), true));
         queue.add("a"); // while running
-        assert_eq!(queue.next().await, "b");
+        assert_eq!(queue.next().await, ("b".into(), true));
         assert_eq!(queue.busy(), 2);
         queue.done("a");
-        assert_eq!(queue.next().await, "a");
+        assert_eq!(queue.next().await, ("a".into(), true));
         queue.done("a");
         queue.done("b");
         assert_eq!(queue.busy(), 0);
@@ -141,6 +177,25 @@ mod tests {
         queue.add_at("soon", now);
         queue.promote_due(now);
         assert_eq!(queue.busy(), 1);
-        assert_eq!(queue.next().await, "soon");
+        assert_eq!(queue.next().await, ("soon".into(), true));
+    }
+
+    #[tokio::test]
+    async fn health_refreshes_are_covered_by_full_reconciles() {
+        let queue = Queue::default();
+        let now = Instant::now();
+        queue.add_health_at("a", now);
+        queue.add_at("a", now + std::time::Duration::from_secs(60));
+        queue.promote_due(now);
+        assert_eq!(
+            queue.next().await,
+            ("a".into(), false),
+            "only health is due"
+        );
+        queue.done("a");
+        queue.add_health_at("b", now);
+        queue.add_at("b", now);
+        queue.promote_due(now);
+        assert_eq!(queue.next().await, ("b".into(), true));
     }
 }

@@ -126,6 +126,51 @@ impl Controller {
         outcome
     }
 
+    /// Refreshes only the health of `name`'s resources from the live cache
+    /// (only their status changed): no fetch, no render, no comparison. An
+    /// app never compared, or with something else pending, gets a full
+    /// reconcile instead.
+    pub(crate) async fn refresh_health(&self, name: &str) -> Result<(), String> {
+        let ns = self.options.namespace.clone();
+        let Some(app) = self
+            .control
+            .get(&application_gvk(), &ns, name)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            self.forget(name);
+            return Ok(());
+        };
+        let pending = app.get(&["metadata", "deletionTimestamp"]).is_some()
+            || app.get(&["operation"]).is_some_and(|o| !o.is_null())
+            || app
+                .get(&["status", "conditions"])
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty());
+        let entries = app.get(&["status", "resources"]).and_then(Value::as_array);
+        let (Ok(spec), Some(entries), false) = (spec::app_spec(&app), entries, pending) else {
+            return self.reconcile(name).await;
+        };
+        let Ok((_, live)) = self.destination(&spec).await else {
+            return self.reconcile(name).await;
+        };
+        let mut resources: Vec<status::ResourceStatus> = entries
+            .iter()
+            .map(status::ResourceStatus::from_json)
+            .collect();
+        for r in &mut resources {
+            if let Some(object) = live.get(&r.key) {
+                r.health = self.health.check(&object);
+            }
+        }
+        let health = status::aggregate_health(&resources);
+        let patch = json!({"status": {
+            "health": {"status": health.status.as_str(), "message": health.message},
+            "resources": status::resources_json(&resources),
+        }});
+        self.finish(&app, &spec, patch).await
+    }
+
     async fn reconcile_app(&self, app: &Object) -> Result<(), String> {
         let name = app.name();
         let spec = match spec::app_spec(app) {
@@ -619,31 +664,9 @@ impl Controller {
         if app.annotation(REFRESH_ANNOTATION).is_some() {
             patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
         }
-        let status = &patch["status"];
-        let text = |v: &Value, path: &[&str]| {
-            path.iter()
-                .try_fold(v, |v, k| v.get(k))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let condition = status["conditions"]
-            .as_array()
-            .and_then(|c| c.first())
-            .map(|c| text(c, &["message"]));
-        let summary = AppSummary {
-            name: app.name().to_string(),
-            sync: text(status, &["sync", "status"]),
-            health: if status.get("health").is_some() {
-                text(status, &["health", "status"])
-            } else {
-                text(&app.to_value(), &["status", "health", "status"])
-            },
-            revision: text(status, &["sync", "revision"]),
-            operation: text(status, &["operationState", "phase"]),
-            message: condition.unwrap_or_else(|| text(status, &["health", "message"])),
-            repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
-        };
+        let mut merged = app.to_value();
+        merge_patch_into(&mut merged, &patch);
+        let summary = summary_of(&merged, spec);
         if !changes_anything(app, &patch) {
             self.set_summary(summary);
             return Ok(());
@@ -659,6 +682,51 @@ impl Controller {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Applies a JSON merge patch (RFC 7386) to a value.
+fn merge_patch_into(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let Value::Object(map) = target {
+        for (key, value) in fields {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge_patch_into(map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// What progress views show of an Application.
+fn summary_of(app: &Value, spec: &AppSpec) -> AppSummary {
+    let text = |path: &[&str]| {
+        path.iter()
+            .try_fold(app, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let condition = app["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.first())
+        .and_then(|c| c["message"].as_str())
+        .map(str::to_string);
+    AppSummary {
+        name: text(&["metadata", "name"]),
+        sync: text(&["status", "sync", "status"]),
+        health: text(&["status", "health", "status"]),
+        revision: text(&["status", "sync", "revision"]),
+        operation: text(&["status", "operationState", "phase"]),
+        message: condition.unwrap_or_else(|| text(&["status", "health", "message"])),
+        repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
     }
 }
 
@@ -693,6 +761,9 @@ fn changes_anything(app: &Object, patch: &Value) -> bool {
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "reconciledAt" | "observedAt"))
         .any(|(k, v)| old.get(k) != Some(v));
+    if !new.contains_key("reconciledAt") {
+        return differs;
+    }
     let now = gitplane_object::time::parse_rfc3339(&gitplane_object::time::now_rfc3339());
     let stale = app
         .str_at(&["status", "reconciledAt"])

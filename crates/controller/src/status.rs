@@ -24,6 +24,24 @@ pub struct ResourceStatus {
     pub health: Option<Health>,
 }
 
+impl ResourceStatus {
+    /// Reads an entry of `status.resources` back.
+    pub fn from_json(entry: &Value) -> ResourceStatus {
+        let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
+        let health = entry["health"]["status"]
+            .as_str()
+            .and_then(HealthStatus::parse)
+            .map(|status| Health::new(status, entry["health"]["message"].as_str().unwrap_or("")));
+        ResourceStatus {
+            key: ObjectKey::new(text("group"), text("kind"), text("namespace"), text("name")),
+            version: text("version"),
+            out_of_sync: entry["status"] == "OutOfSync",
+            requires_pruning: entry["requiresPruning"] == true,
+            health,
+        }
+    }
+}
+
 /// Reads the version out of a diff's target or live object.
 fn version_of(diff: &ObjectDiff) -> String {
     diff.target
@@ -327,6 +345,29 @@ mod tests {
             .collect();
         assert_eq!(ids, [1, 2]);
         assert_eq!(history[1]["revision"], "c");
+    }
+
+    #[test]
+    fn resources_read_back_as_written() {
+        let written = ResourceStatus {
+            key: ObjectKey::new("apps", "Deployment", "shop", "web"),
+            version: "v1".into(),
+            out_of_sync: true,
+            requires_pruning: false,
+            health: Some(Health::new(HealthStatus::Progressing, "1 of 2 ready")),
+        };
+        let json = resources_json(std::slice::from_ref(&written));
+        let read = ResourceStatus::from_json(&json[0]);
+        assert_eq!(read.key, written.key);
+        assert_eq!(
+            (
+                read.version.as_str(),
+                read.out_of_sync,
+                read.requires_pruning
+            ),
+            ("v1", true, false)
+        );
+        assert_eq!(read.health, written.health);
     }
 
     #[test]

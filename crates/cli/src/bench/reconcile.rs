@@ -315,7 +315,7 @@ pub fn run(args: &ReconcileBenchArgs) -> Result<ExitCode> {
     wait_converged(&up, args.apps)?;
     let polled = commit_and_wait(&repo, &up, "polling", false)?;
     println!(
-        "commit to change applied, via polling (interval 10 s + up to 5 s jitter): {:.1} s",
+        "commit to change applied, without a webhook (reconcile interval 10 s + up to 5 s jitter): {:.1} s",
         polled.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
