@@ -17,7 +17,7 @@ pub use connect::ConnectOptions;
 pub use discovery::ResourceInfo;
 pub use error::ClusterError;
 pub use limits::Limits;
-pub use live::{LiveCache, TRACKING_ANNOTATION, Tracking, tracking_id};
+pub use live::{Change, LiveCache, TRACKING_ANNOTATION, Tracking, tracking_id};
 pub use ops::{ApplyOptions, Propagation};
 
 /// A connection to one cluster. Cheap to share behind an `Arc`.

@@ -3,7 +3,7 @@
 //! listed once ([`Cluster::tracked_objects`]) or kept current by watches
 //! ([`LiveCache`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -129,6 +129,44 @@ struct State {
     watched: HashSet<(String, String)>,
     /// Kinds whose initial list has arrived.
     listed: HashSet<(String, String)>,
+    /// Keys of tracked objects by application.
+    by_app: HashMap<String, BTreeSet<ObjectKey>>,
+}
+
+impl State {
+    /// Stores an object; returns the application tracking it.
+    fn insert(&mut self, key: ObjectKey, object: Object) -> Option<String> {
+        self.remove(&key);
+        let app = Tracking::of(&object)?.app;
+        self.by_app
+            .entry(app.clone())
+            .or_default()
+            .insert(key.clone());
+        self.objects.insert(key, object);
+        Some(app)
+    }
+
+    /// Forgets an object; returns the application that tracked it.
+    fn remove(&mut self, key: &ObjectKey) -> Option<String> {
+        let object = self.objects.remove(key)?;
+        let app = Tracking::of(&object)?.app;
+        if let Some(keys) = self.by_app.get_mut(&app) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_app.remove(&app);
+            }
+        }
+        Some(app)
+    }
+}
+
+/// A tracked object changed (or went away): which, and whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The object.
+    pub key: ObjectKey,
+    /// The application tracking it.
+    pub app: String,
 }
 
 /// Tracked objects of every kind, kept current by one watch per kind. Changes
@@ -136,14 +174,15 @@ struct State {
 pub struct LiveCache {
     cluster: Arc<Cluster>,
     state: Arc<RwLock<State>>,
-    changes: broadcast::Sender<ObjectKey>,
+    changes: broadcast::Sender<Change>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl LiveCache {
     /// Starts watching every kind the cluster serves.
     pub fn start(cluster: Arc<Cluster>) -> Arc<LiveCache> {
-        let (changes, _) = broadcast::channel(1024);
+        // Room for bursts: a sync of a thousand apps changes many objects at once.
+        let (changes, _) = broadcast::channel(1 << 16);
         let cache = Arc::new(LiveCache {
             cluster,
             state: Arc::default(),
@@ -201,11 +240,13 @@ impl LiveCache {
 
     /// The objects `app` manages, by key.
     pub fn objects_of(&self, app: &str) -> Vec<Object> {
-        self.read()
-            .objects
-            .values()
-            .filter(|o| Tracking::of(o).is_some_and(|t| t.app == app))
-            .cloned()
+        let state = self.read();
+        state
+            .by_app
+            .get(app)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| state.objects.get(key).cloned())
             .collect()
     }
 
@@ -215,7 +256,7 @@ impl LiveCache {
     }
 
     /// Keys of tracked objects as they change.
-    pub fn subscribe(&self) -> broadcast::Receiver<ObjectKey> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 }
@@ -238,7 +279,7 @@ async fn watch_kind(
     client: kube::Client,
     info: ResourceInfo,
     state: Arc<RwLock<State>>,
-    changes: broadcast::Sender<ObjectKey>,
+    changes: broadcast::Sender<Change>,
 ) {
     let kind = (info.resource.group.clone(), info.resource.kind.clone());
     let api: Api<DynamicObject> = Api::all_with(client, &info.resource);
@@ -271,27 +312,31 @@ async fn watch_kind(
                     .cloned()
                     .collect();
                 for key in stale {
-                    state.objects.remove(&key);
-                    let _ = changes.send(key);
+                    if let Some(app) = state.remove(&key) {
+                        let _ = changes.send(Change { key, app });
+                    }
                 }
                 for (key, object) in fresh {
-                    let _ = changes.send(key.clone());
-                    state.objects.insert(key, object);
+                    if let Some(app) = state.insert(key.clone(), object) {
+                        let _ = changes.send(Change { key, app });
+                    }
                 }
                 state.listed.insert(kind.clone());
             }
             watcher::Event::Apply(d) => {
                 let key = dynamic_key(&d, &info);
-                match tracked(d, &info) {
-                    Some(object) => state.objects.insert(key.clone(), object),
-                    None => state.objects.remove(&key),
+                let app = match tracked(d, &info) {
+                    Some(object) => state.insert(key.clone(), object),
+                    None => state.remove(&key),
                 };
-                let _ = changes.send(key);
+                if let Some(app) = app {
+                    let _ = changes.send(Change { key, app });
+                }
             }
             watcher::Event::Delete(d) => {
                 let key = dynamic_key(&d, &info);
-                if state.objects.remove(&key).is_some() {
-                    let _ = changes.send(key);
+                if let Some(app) = state.remove(&key) {
+                    let _ = changes.send(Change { key, app });
                 }
             }
         }

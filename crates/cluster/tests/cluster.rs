@@ -198,11 +198,12 @@ async fn the_live_cache_follows_changes() {
         .apply(&after, &ApplyOptions::default())
         .await
         .unwrap();
-    let key = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+    let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(key, after.key());
+    assert_eq!(change.key, after.key());
+    assert_eq!(change.app, "shop");
     assert_eq!(cache.objects_of("shop").len(), 2);
 
     cluster

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gitplane_cluster::{ApplyOptions, Cluster, ClusterError, LiveCache, Tracking};
+use gitplane_cluster::{ApplyOptions, Change, Cluster, ClusterError, LiveCache};
 use gitplane_diff::JqEvaluator;
 use gitplane_health::HealthChecker;
 use gitplane_object::{Gvk, LoadOptions, Object, ObjectKey, Syntax, load_objects};
@@ -141,7 +141,6 @@ pub struct Controller {
     renders: Mutex<HashMap<String, RenderResult>>,
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
-    owners: Mutex<HashMap<ObjectKey, String>>,
     /// Per managed object, a hash of all but its status (see [`shape_of`]).
     shapes: Mutex<HashMap<ObjectKey, u64>>,
     summaries: RwLock<BTreeMap<String, AppSummary>>,
@@ -250,7 +249,6 @@ impl Controller {
             renders: Mutex::default(),
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
-            owners: Mutex::default(),
             shapes: Mutex::default(),
             summaries: RwLock::default(),
             metrics: Metrics::default(),
@@ -332,26 +330,27 @@ impl Controller {
     async fn watch_managed_objects(self: Arc<Self>) {
         let mut changes = self.live.subscribe();
         loop {
-            let key = match changes.recv().await {
-                Ok(key) => key,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            let Change { key, app } = match changes.recv().await {
+                Ok(change) => change,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        "{missed} changes of managed objects missed; the reconcile interval catches up"
+                    );
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let object = self.live.get(&key);
-            let owner = self
-                .owners
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned()
-                .or_else(|| object.as_ref().and_then(Tracking::of).map(|t| t.app));
-            let Some(app) = owner else { continue };
             let shape = object.as_ref().map(shape_of);
             let same_shape = {
                 let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
                 match shape {
                     Some(shape) => shapes.insert(key, shape) == Some(shape),
-                    None => shapes.remove(&key).is_none(),
+                    None => {
+                        // Gone: self-heal puts it back.
+                        shapes.remove(&key);
+                        false
+                    }
                 }
             };
             let at = Instant::now() + self.options.self_heal_debounce;
@@ -453,14 +452,6 @@ impl Controller {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(summary.name.clone(), summary);
-    }
-
-    fn set_owners(&self, app: &str, keys: impl Iterator<Item = ObjectKey>) {
-        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        owners.retain(|_, owner| owner != app);
-        for key in keys {
-            owners.insert(key, app.to_string());
-        }
     }
 }
 

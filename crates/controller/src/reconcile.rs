@@ -315,7 +315,6 @@ impl Controller {
             Some(state) => status::resources_after_sync(state, &diffs, &lookup, &health),
             None => status::resources(&diffs, &lookup, &health),
         };
-        self.set_owners(name, resources.iter().map(|r| r.key.clone()));
         let sync = if resources.iter().any(|r| r.out_of_sync) {
             "OutOfSync"
         } else {
