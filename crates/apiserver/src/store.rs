@@ -126,7 +126,12 @@ fn storage_error(e: impl std::fmt::Display) -> String {
 impl Store {
     /// Opens (or creates) the store in `path`, keeping `log_limit` recent events.
     pub fn open(path: &Path, log_limit: usize) -> Result<Store, String> {
-        let db = Database::create(path).map_err(storage_error)?;
+        // Every object is also held in memory (`State`), so redb's page
+        // cache only serves writes: its 1 GiB default would only grow RSS.
+        let db = redb::Builder::new()
+            .set_cache_size(32 << 20)
+            .create(path)
+            .map_err(storage_error)?;
         let (objects, revision, log) = load(&db)?;
         let compacted = log.front().map_or(revision, |e| e.revision - 1);
         let state = Arc::new(Mutex::new(State {
@@ -135,7 +140,9 @@ impl Store {
             log,
             compacted,
         }));
-        let (events, _) = broadcast::channel(65_536);
+        // Watchers further behind than this are told to re-list (410); each
+        // slot pins an event's object until it is overwritten.
+        let (events, _) = broadcast::channel(8_192);
         let (writer, rx) = mpsc::channel::<Write>();
         let publisher = events.clone();
         let limit = log_limit as u64;
