@@ -3,15 +3,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use gitplane_cluster::{Cluster, ConnectOptions, Propagation};
-use gitplane_controller::application_gvk;
 use gitplane_controller::spec::{REFRESH_ANNOTATION, RESOURCES_FINALIZER};
+use gitplane_controller::{Controller, ControllerOptions, application_gvk};
+use gitplane_health::HealthChecker;
 use gitplane_object::Object;
+use gitplane_source::{SnapshotLimits, Sources};
 use serde_json::{Value, json};
 
+use crate::sandbox::SandboxedJq;
 use crate::sync_cmd::parse_duration;
 
 /// `gitplane app` and its connection options.
@@ -40,8 +44,9 @@ enum Action {
     List,
     /// One Application: status, conditions and resources.
     Get { name: String },
-    /// The resources that differ from Git, as the controller last compared them
-    /// (exit 1 if any).
+    /// How the cluster differs from Git now: fetches, renders and compares as
+    /// the controller does (Secrets masked), changing nothing; exit 1 if
+    /// anything differs.
     Diff { name: String },
     /// Ask for a sync (as `argocd app sync`) and wait for it.
     Sync {
@@ -92,7 +97,7 @@ pub fn run(command: &AppCommand) -> Result<ExitCode> {
     runtime.block_on(async {
         let cluster = connect(command).await?;
         let apps = Apps {
-            cluster,
+            cluster: Arc::new(cluster),
             namespace: command.app_namespace.clone(),
             output: command.output.clone(),
         };
@@ -115,7 +120,7 @@ async fn connect(command: &AppCommand) -> Result<Cluster> {
 }
 
 struct Apps {
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
     namespace: String,
     output: String,
 }
@@ -287,29 +292,30 @@ impl Apps {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// Fetches and renders the app's source and compares it with its
+    /// destination, as the controller would, changing nothing.
     async fn diff(&self, name: &str) -> Result<ExitCode> {
-        let app = self.fetch(name).await?.to_value();
-        let differing: Vec<&Value> = app["status"]["resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| text(r, &["status"]) != "Synced")
+        let cache = tempfile::tempdir()?;
+        let sources = Sources::new(cache.path(), SnapshotLimits::default())?;
+        let controller = Controller::new(
+            self.cluster.clone(),
+            Arc::new(sources),
+            Arc::new(HealthChecker::builtin()),
+            Arc::new(SandboxedJq::new()?),
+            ControllerOptions {
+                namespace: self.namespace.clone(),
+                ..ControllerOptions::default()
+            },
+        );
+        let diffs = controller.diff(name).await.map_err(|e| anyhow!(e))?;
+        let differing: Vec<_> = diffs.iter().filter(|d| d.modified).collect();
+        let listed: Vec<Value> = differing
+            .iter()
+            .map(|d| json!({"object": d.key.to_string(), "diff": d.text}))
             .collect();
-        if self.print_structured(&json!(differing))? {
-        } else {
-            for r in &differing {
-                let verb = if r.get("requiresPruning").is_some() {
-                    "prune"
-                } else {
-                    "differs"
-                };
-                println!(
-                    "{verb} {}/{} {}/{}",
-                    text(r, &["group"]),
-                    text(r, &["kind"]),
-                    text(r, &["namespace"]),
-                    text(r, &["name"])
-                );
+        if !self.print_structured(&json!(listed))? {
+            for d in &differing {
+                print!("{}", d.text);
             }
         }
         Ok(ExitCode::from(u8::from(!differing.is_empty())))

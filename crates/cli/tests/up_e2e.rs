@@ -304,6 +304,22 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
     });
     assert!(up.json(&["get", "clusterrole", "greedy"]).is_none());
 
+    // `app diff`: nothing differs now; a commit not yet synced (no webhook,
+    // the interval is an hour) shows up as a diff, exit 1.
+    let (ok, text) = up.gitplane_app(&["diff", "web"]);
+    assert!(ok, "{text}");
+    write(
+        repo,
+        "apps/web/deployment.yaml",
+        &DEPLOYMENT.replace("nginx:1.27", "nginx:1.28"),
+    );
+    commit(repo, "a new image, not announced");
+    let (ok, text) = up.gitplane_app(&["diff", "web"]);
+    assert!(
+        !ok && text.contains("nginx:1.28") && text.contains("nginx:1.27"),
+        "{text}"
+    );
+
     // History and rollback: `web` back to the first revision. Its parent
     // (root) heals drift, so the CLI warns that root will restore web's spec.
     let (ok, history) = up.gitplane_app(&["history", "web", "-o", "json"]);

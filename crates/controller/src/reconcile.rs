@@ -48,6 +48,15 @@ struct Rendered {
     source_type: &'static str,
 }
 
+/// What a comparison needs, prepared from an Application.
+struct Prepared {
+    rendered: Rendered,
+    cluster: Arc<Cluster>,
+    live: Arc<LiveCache>,
+    options: SyncOptions,
+    namespace: String,
+}
+
 /// One source rendered at one commit, shared by every app using it.
 pub(crate) struct SourceRender {
     source_type: &'static str,
@@ -171,6 +180,65 @@ impl Controller {
         self.finish(&app, &spec, patch).await
     }
 
+    /// Everything before the comparison: the project's permission, the
+    /// rendered sources and their check, the destination, the options.
+    async fn prepare(
+        &self,
+        spec: &AppSpec,
+        operation: Option<&Operation>,
+        hard: bool,
+    ) -> Result<Prepared, Problem> {
+        let project = self.project(spec).await?;
+        let rendered = self.render_sources(spec, operation, hard).await?;
+        self.check_objects(&project, spec, &rendered.objects)?;
+        let (cluster, live) = self.destination(spec).await?;
+        let options =
+            sync_options(spec, operation).map_err(|e| Problem::new("InvalidSpecError", e))?;
+        let namespace = if spec.destination.namespace.is_empty() {
+            "default".to_string()
+        } else {
+            spec.destination.namespace.clone()
+        };
+        Ok(Prepared {
+            rendered,
+            cluster,
+            live,
+            options,
+            namespace,
+        })
+    }
+
+    /// How `name`'s destination differs from Git now, computed as a
+    /// reconcile would (fetching again), changing nothing.
+    pub async fn diff(&self, name: &str) -> Result<Vec<gitplane_diff::ObjectDiff>, String> {
+        let app = self
+            .control
+            .get(&application_gvk(), &self.options.namespace, name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("application {name} not found"))?;
+        let spec = spec::app_spec(&app)?;
+        let prepared = self
+            .prepare(&spec, None, true)
+            .await
+            .map_err(|p| format!("{}: {}", p.kind, p.message))?;
+        let request = SyncRequest {
+            app: name,
+            namespace: &prepared.namespace,
+            desired: prepared.rendered.objects,
+            options: prepared.options,
+            ignore: &spec.ignore_differences,
+            jq: self.jq.as_ref(),
+            health: &self.health,
+            tracked: None,
+        };
+        let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
+        let previous = store.load().await.map_err(|e| e.to_string())?;
+        gitplane_sync::compare(&prepared.cluster, &request, previous.as_ref())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn reconcile_app(&self, app: &Object) -> Result<(), String> {
         let name = app.name();
         let spec = match spec::app_spec(app) {
@@ -189,33 +257,16 @@ impl Controller {
                     .await;
             }
         };
-        let project = match self.project(&spec).await {
-            Ok(project) => project,
-            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
-        };
         let hard = app.annotation(REFRESH_ANNOTATION) == Some("hard");
-        let rendered = match self.render_sources(&spec, operation.as_ref(), hard).await {
-            Ok(rendered) => rendered,
+        let Prepared {
+            rendered,
+            cluster,
+            live,
+            options,
+            namespace,
+        } = match self.prepare(&spec, operation.as_ref(), hard).await {
+            Ok(prepared) => prepared,
             Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
-        };
-        if let Err(problem) = self.check_objects(&project, &spec, &rendered.objects) {
-            return self.write_problem(app, Some(&spec), problem).await;
-        }
-        let (cluster, live) = match self.destination(&spec).await {
-            Ok(found) => found,
-            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
-        };
-        let options = match sync_options(&spec, operation.as_ref()) {
-            Ok(options) => options,
-            Err(e) => {
-                let problem = Problem::new("InvalidSpecError", e);
-                return self.write_problem(app, Some(&spec), problem).await;
-            }
-        };
-        let namespace = if spec.destination.namespace.is_empty() {
-            "default".to_string()
-        } else {
-            spec.destination.namespace.clone()
         };
         // The live cache spares listing the cluster, once it has listed
         // every kind (after a start or a new CRD, it may not have yet).
