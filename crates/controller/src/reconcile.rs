@@ -269,8 +269,9 @@ impl Controller {
             Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
         };
         // The live cache spares listing the cluster, once it has listed
-        // every kind (after a start or a new CRD, it may not have yet).
-        let listed = live.wait_listed(Duration::from_secs(10)).await.is_ok();
+        // every kind (after a start or a new CRD, it may not have yet; a
+        // kind that cannot be listed keeps the cluster being listed).
+        let listed = live.wait_listed(Duration::ZERO).await.is_ok();
         let mut request = SyncRequest {
             app: name,
             namespace: &namespace,
@@ -284,7 +285,7 @@ impl Controller {
         let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
         let previous = store.load().await.map_err(|e| e.to_string())?;
         let compared = gitplane_sync::compare(&cluster, &request, previous.as_ref()).await;
-        let diffs = match compared {
+        let mut diffs = match compared {
             Ok(diffs) => diffs,
             Err(e) => {
                 let problem = Problem::new("ComparisonError", e.to_string());
@@ -294,7 +295,6 @@ impl Controller {
         let revision = rendered.revisions.join(",");
         let mut patch = json!({"status": {}});
         let mut conditions = Vec::new();
-        let mut diffs = diffs;
         let mut after_sync = None;
         let out_of_sync = diffs
             .iter()
