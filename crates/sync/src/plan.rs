@@ -1,7 +1,7 @@
 //! From desired objects and the cluster's state to a list of tasks: what to
 //! apply (and whether it differs), which hooks to run, what to prune.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use gitplane_cluster::{
@@ -188,7 +188,7 @@ pub(crate) async fn build(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     desired: Vec<Object>,
-    scope: Option<&std::collections::BTreeSet<(String, String, String)>>,
+    scope: Option<&BTreeSet<(String, String, String)>>,
 ) -> Result<Plan, SyncError> {
     let tracked = match &request.tracked {
         Some(cached) => cached.clone(),
@@ -232,9 +232,10 @@ pub(crate) async fn build(
 
     // Live state and dry runs, a few at a time.
     // Built in a loop, not by a closure, so the future stays provably `Send`.
+    let absent = absent_namespaces(cluster, request, &resources, &desired).await?;
     let mut checks = Vec::with_capacity(resources.len());
     for object in &resources {
-        checks.push(check(cluster, request, object, &tracked, &desired));
+        checks.push(check(cluster, request, object, &tracked, &desired, &absent));
     }
     let checked: Vec<Checked> = futures::stream::iter(checks)
         .buffer_unordered(16)
@@ -271,8 +272,7 @@ pub(crate) async fn build(
     }
 
     // Tracked objects no longer desired.
-    let desired_keys: std::collections::BTreeSet<ObjectKey> =
-        desired.iter().map(Object::key).collect();
+    let desired_keys: BTreeSet<ObjectKey> = desired.iter().map(Object::key).collect();
     for (key, live) in tracked {
         if desired_keys.contains(&key) || role_of(&live) != Role::Resource {
             continue;
@@ -352,6 +352,34 @@ enum Outcome {
     Refused(String),
 }
 
+/// Namespaces this sync creates (`CreateNamespace`, or a Namespace object)
+/// that do not exist yet: nothing can be read or dry-run in them.
+async fn absent_namespaces(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    resources: &[Object],
+    desired: &[Object],
+) -> Result<BTreeSet<String>, SyncError> {
+    let created: BTreeSet<&str> = resources
+        .iter()
+        .filter_map(Object::namespace)
+        .filter(|ns| {
+            (request.options.create_namespace && *ns == request.namespace)
+                || desired
+                    .iter()
+                    .any(|o| o.kind() == "Namespace" && o.group().is_empty() && o.name() == *ns)
+        })
+        .collect();
+    let mut absent = BTreeSet::new();
+    for namespace in created {
+        let key = ObjectKey::new("", "Namespace", "", namespace);
+        if cluster.get_key(&key).await?.is_none() {
+            absent.insert(namespace.to_string());
+        }
+    }
+    Ok(absent)
+}
+
 /// Reads an object's live state and compares it with the desired one.
 async fn check(
     cluster: &Cluster,
@@ -359,10 +387,13 @@ async fn check(
     object: &Object,
     tracked: &BTreeMap<ObjectKey, Object>,
     desired: &[Object],
+    absent: &BTreeSet<String>,
 ) -> Checked {
     let key = object.key();
+    let in_absent_namespace = object.namespace().is_some_and(|ns| absent.contains(ns));
     let live = match tracked.get(&key) {
         Some(live) => Some(live.clone()),
+        None if in_absent_namespace => None,
         None => match cluster.get_key(&key).await {
             Ok(live) => live,
             Err(e) => return refused(object, e.to_string()),
@@ -399,15 +430,24 @@ async fn check(
     };
     // Without the server's answer (the kind or namespace comes with this
     // sync), the desired object is compared by laying it over the live one.
-    let predicted = match cluster.apply(&object, &dry_run).await {
-        Ok(predicted) => Some(predicted),
-        Err(e) if comes_with_this_sync(&e, request, &object, desired) => {
-            if let Err(e) = validate_elsewhere(cluster, &object, &e).await {
-                return refused(&object, e);
-            }
-            None
+    let predicted = if in_absent_namespace {
+        if let Err(e) = validate_elsewhere(cluster, request, &object, desired).await {
+            return refused(&object, e);
         }
-        Err(e) => return refused(&object, e.to_string()),
+        None
+    } else {
+        match cluster.apply(&object, &dry_run).await {
+            Ok(predicted) => Some(predicted),
+            Err(e) if comes_with_this_sync(&e, request, &object, desired) => {
+                if !matches!(e, ClusterError::UnknownKind { .. })
+                    && let Err(e) = validate_elsewhere(cluster, request, &object, desired).await
+                {
+                    return refused(&object, e);
+                }
+                None
+            }
+            Err(e) => return refused(&object, e.to_string()),
+        }
     };
     let options = DiffOptions {
         rules: request.ignore,
@@ -436,12 +476,10 @@ async fn check(
 /// still stops the sync before anything is changed.
 async fn validate_elsewhere(
     cluster: &Cluster,
+    request: &SyncRequest<'_>,
     object: &Object,
-    error: &ClusterError,
+    desired: &[Object],
 ) -> Result<(), String> {
-    if matches!(error, ClusterError::UnknownKind { .. }) {
-        return Ok(());
-    }
     let mut elsewhere = object.clone();
     elsewhere.set_namespace("default");
     let dry_run = ApplyOptions {
@@ -450,6 +488,12 @@ async fn validate_elsewhere(
     };
     match cluster.apply(&elsewhere, &dry_run).await {
         Ok(_) => Ok(()),
+        // A kind whose CRD comes with this sync cannot be validated yet.
+        Err(e @ ClusterError::UnknownKind { .. })
+            if comes_with_this_sync(&e, request, object, desired) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e.to_string()),
     }
 }
