@@ -1,0 +1,175 @@
+//! The environment's functions, and the limits that stop hostile expressions.
+
+use gitplane_cel::{Activation, CelError, Env, Limits};
+use serde_json::json;
+
+fn eval(source: &str) -> Result<serde_json::Value, CelError> {
+    let activation = Activation::new().with_json(
+        "schema",
+        &json!({"spec": {"name": "shop", "replicas": 3, "labels": {"team": "a"}, "ports": [80, 443]}}),
+    );
+    Env::default().compile(source)?.evaluate_json(&activation)
+}
+
+#[test]
+fn standard_and_kubernetes_functions() {
+    let cases = [
+        ("schema.spec.replicas * 2", json!(6)),
+        ("schema.spec.name + '-svc'", json!("shop-svc")),
+        ("'Shop'.lowerAscii()", json!("shop")),
+        ("schema.spec.ports.map(p, p + 1)", json!([81, 444])),
+        ("schema.spec.ports.exists(p, p == 443)", json!(true)),
+        ("has(schema.spec.labels.team)", json!(true)),
+        ("schema.spec.?missing.orValue('none')", json!("none")),
+        ("schema.spec.labels.?team.orValue('none')", json!("a")),
+        (
+            "quantity('1Gi').isGreaterThan(quantity('512Mi'))",
+            json!(true),
+        ),
+        (
+            "isSemver('1.2.3') && semver('1.2.3').major() == 1",
+            json!(true),
+        ),
+        ("ip('10.0.0.1').family()", json!(4)),
+        ("cidr('10.0.0.0/8').containsIP(ip('10.1.2.3'))", json!(true)),
+        ("'abc123'.find('[0-9]+')", json!("123")),
+        ("url('https://example.com:8443/x').getPort()", json!("8443")),
+        (
+            "'%s has %d replicas'.format([schema.spec.name, schema.spec.replicas])",
+            json!("shop has 3 replicas"),
+        ),
+        ("[3, 1, 2].sort()", json!([1, 2, 3])),
+        ("sets.contains([1, 2, 3], [2])", json!(true)),
+        ("'a-b-c'.split('-')", json!(["a", "b", "c"])),
+        ("'hello'.replace('l', 'L')", json!("heLLo")),
+        ("lists.range(3)", json!([0, 1, 2])),
+        ("{'b': 1, 'a': 2}", json!({"a": 2, "b": 1})),
+    ];
+    for (source, expected) in cases {
+        assert_eq!(
+            eval(source).unwrap_or_else(|e| panic!("{source}: {e}")),
+            expected,
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn missing_fields_and_type_errors_are_errors() {
+    assert!(matches!(eval("schema.spec.nope"), Err(CelError::Evaluation(m)) if m.contains("nope")));
+    assert!(matches!(
+        eval("schema.spec.name + 1"),
+        Err(CelError::Evaluation(_))
+    ));
+    assert!(matches!(eval("unknown.x"), Err(CelError::Evaluation(m)) if m.contains("unknown")));
+    assert!(matches!(eval("1 +"), Err(CelError::Syntax(_))));
+}
+
+#[test]
+fn variables_and_field_paths() {
+    let env = Env::default();
+    let program = env
+        .compile("schema.spec.a > 1 && deployment.status.?ready.orValue(0) > 0 && [1].all(x, x > schema.spec.b)")
+        .unwrap();
+    assert_eq!(
+        program.variables(),
+        vec!["deployment".to_string(), "schema".to_string()]
+    );
+    let paths = program.field_paths();
+    assert!(paths.contains(&vec!["schema".into(), "spec".into(), "a".into()]));
+    assert!(paths.contains(&vec!["schema".into(), "spec".into(), "b".into()]));
+    assert!(paths.contains(&vec!["deployment".into(), "status".into(), "ready".into()]));
+    assert!(!paths.iter().any(|p| p[0] == "x"));
+}
+
+#[test]
+fn compiled_once() {
+    let env = Env::default();
+    let a = env.compile("1 + 1").unwrap();
+    let b = env.compile("1 + 1").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(matches!(eval(&deep), Err(CelError::TooLarge(_))));
+    let lists = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    assert!(matches!(eval(&lists), Err(CelError::TooLarge(_))));
+    let nots = format!("{}true", "!".repeat(10_000));
+    assert!(matches!(eval(&nots), Err(CelError::TooLarge(_))));
+    let long = "1 + ".repeat(100_000) + "1";
+    assert!(matches!(eval(&long), Err(CelError::TooLarge(_))));
+    // Within the limits, nesting still works.
+    assert_eq!(
+        eval(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).unwrap(),
+        json!(1)
+    );
+}
+
+#[test]
+fn long_loops_hit_the_cost_limit() {
+    let nested =
+        "lists.range(1000).all(x, lists.range(1000).all(y, lists.range(1000).all(z, true)))";
+    assert!(
+        matches!(eval(nested), Err(CelError::CostLimit { .. })),
+        "{:?}",
+        eval(nested)
+    );
+    // A loop of ordinary size is fine.
+    assert_eq!(
+        eval("lists.range(1000).filter(x, x % 2 == 0).size()").unwrap(),
+        json!(500)
+    );
+}
+
+#[test]
+fn huge_values_hit_the_size_limit() {
+    let doubling = "'aaaaaaaaaa'.replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa').replace('a', 'aaaaaaaaaa')";
+    assert!(
+        matches!(eval(doubling), Err(CelError::SizeLimit(_))),
+        "{:?}",
+        eval(doubling)
+    );
+    assert!(matches!(
+        eval("lists.range(1000000000)"),
+        Err(CelError::SizeLimit(_))
+    ));
+    let concat =
+        "lists.range(100000).map(x, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx').join('')";
+    assert!(
+        matches!(
+            eval(concat),
+            Err(CelError::SizeLimit(_) | CelError::CostLimit { .. })
+        ),
+        "{:?}",
+        eval(concat)
+    );
+}
+
+#[test]
+fn time_limit_stops_what_the_budget_allows() {
+    let env = Env::new(Limits {
+        cost_budget: u64::MAX,
+        deadline: std::time::Duration::from_millis(50),
+        ..Limits::default()
+    });
+    let program = env
+        .compile("lists.range(3000).all(x, lists.range(3000).all(y, x + y >= 0))")
+        .unwrap();
+    assert!(matches!(
+        program.evaluate(&Activation::new()),
+        Err(CelError::TimeLimit { .. })
+    ));
+}
+
+#[test]
+fn message_construction_is_refused() {
+    assert!(matches!(eval("Foo{a: 1}"), Err(CelError::Unsupported(_))));
+    assert!(matches!(eval("[Foo{}]"), Err(CelError::Unsupported(_))));
+}
+
+#[test]
+fn metering_functions_cannot_be_called_from_source() {
+    assert!(eval("@gp_tick()").is_err());
+}
