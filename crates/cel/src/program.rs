@@ -244,8 +244,31 @@ fn collect_free_idents(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<S
             collect_free_idents(&c.result, bound, out);
             bound.truncate(mark);
         }
+        Expr::Call(call) if is_namespaced_call(call) => {
+            call.args
+                .iter()
+                .for_each(|a| collect_free_idents(a, bound, out));
+        }
         _ => for_each_child(expr, |child| collect_free_idents(child, bound, out)),
     }
+}
+
+/// Prefixes of the namespaced functions (`lists.range(3)`, `optional.of(x)`):
+/// the prefix is not a variable.
+const FUNCTION_NAMESPACES: &[&str] = &[
+    "base64",
+    "format",
+    "ip",
+    "jsonpatch",
+    "lists",
+    "math",
+    "optional",
+    "sets",
+    "strings",
+];
+
+fn is_namespaced_call(call: &kube_cel::cel::common::ast::CallExpr) -> bool {
+    matches!(call.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(ns), .. }) if FUNCTION_NAMESPACES.contains(&ns.as_str()))
 }
 
 /// Field paths from free identifiers (see [`Program::field_paths`]).
@@ -270,6 +293,9 @@ fn collect_paths(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<Vec<Str
             collect_paths(&c.loop_step, bound, out);
             collect_paths(&c.result, bound, out);
             bound.truncate(mark);
+        }
+        Expr::Call(call) if is_namespaced_call(call) => {
+            call.args.iter().for_each(|a| collect_paths(a, bound, out));
         }
         _ => for_each_child(expr, |child| collect_paths(child, bound, out)),
     }

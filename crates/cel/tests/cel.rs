@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
 //! The environment's functions, and the limits that stop hostile expressions.
 
 use gitplane_cel::{Activation, CelError, Env, Limits};
@@ -80,6 +81,10 @@ fn variables_and_field_paths() {
     assert!(paths.contains(&vec!["schema".into(), "spec".into(), "b".into()]));
     assert!(paths.contains(&vec!["deployment".into(), "status".into(), "ready".into()]));
     assert!(!paths.iter().any(|p| p[0] == "x"));
+    let namespaced = env
+        .compile("lists.range(2).map(i, optional.of(base64.encode(b'x')))")
+        .unwrap();
+    assert!(namespaced.variables().is_empty());
 }
 
 #[test]

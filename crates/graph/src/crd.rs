@@ -1,0 +1,294 @@
+//! The CustomResourceDefinition a graph's instance API becomes, and the
+//! schema changes that would break existing instances.
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::rgd::{Graph, Scope};
+use crate::template::{Field, Step};
+
+/// The generated CRD's name: `webapps.kro.run`.
+pub fn crd_name(graph: &Graph) -> String {
+    format!("{}.{}", plural(&graph.schema.kind), graph.schema.group)
+}
+
+/// The lowercase plural of a kind, as kro (flect) forms it: `WebApp` →
+/// `webapps`, `Policy` → `policies`, `Ingress` → `ingresses`.
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.ends_with("ss")
+        || lower.ends_with('x')
+        || lower.ends_with('z')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+        || lower.ends_with("us")
+    {
+        return format!("{lower}es");
+    }
+    if let Some(stem) = lower.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        return format!("{stem}ies");
+    }
+    if lower.ends_with('s') {
+        return lower;
+    }
+    format!("{lower}s")
+}
+
+/// The CustomResourceDefinition for a graph's instances, as kro generates it.
+pub fn generate_crd(graph: &Graph) -> Json {
+    let schema = &graph.schema;
+    let mut labels = Map::new();
+    labels.insert("kro.run/owned".into(), json!("true"));
+    labels.insert(
+        "kro.run/resource-graph-definition-name".into(),
+        json!(graph.name),
+    );
+    if let Some(uid) = &graph.uid {
+        labels.insert("kro.run/resource-graph-definition-id".into(), json!(uid));
+    }
+    if let Some(Json::Object(extra)) = schema.crd_metadata.get("labels") {
+        for (k, v) in extra {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    let mut metadata = json!({"name": crd_name(graph), "labels": labels});
+    if let Some(annotations) = schema
+        .crd_metadata
+        .get("annotations")
+        .filter(|a| a.is_object())
+    {
+        metadata["annotations"] = annotations.clone();
+    }
+    let mut names = json!({
+        "kind": schema.kind,
+        "listKind": format!("{}List", schema.kind),
+        "plural": plural(&schema.kind),
+        "singular": schema.kind.to_lowercase(),
+    });
+    if !schema.short_names.is_empty() {
+        names["shortNames"] = json!(schema.short_names);
+    }
+    if !schema.categories.is_empty() {
+        names["categories"] = json!(schema.categories);
+    }
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": metadata,
+        "spec": {
+            "group": schema.group,
+            "names": names,
+            "scope": match schema.scope { Scope::Namespaced => "Namespaced", Scope::Cluster => "Cluster" },
+            "versions": [{
+                "name": schema.version,
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": printer_columns(graph),
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": schema.spec.openapi,
+                        "status": status_schema(graph),
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+fn printer_columns(graph: &Graph) -> Json {
+    let mut columns: Vec<Json> = if graph.schema.printer_columns.is_empty() {
+        vec![
+            json!({"name": "State", "type": "string", "jsonPath": ".status.state"}),
+            json!({"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}),
+        ]
+    } else {
+        graph.schema.printer_columns.clone()
+    };
+    for column in &graph.schema.spec.print_columns {
+        columns
+            .push(json!({"name": column.name, "type": column.kind, "jsonPath": column.json_path}));
+    }
+    if graph.schema.printer_columns.is_empty() {
+        columns.push(
+            json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
+        );
+    }
+    Json::Array(columns)
+}
+
+/// `status`: kro's `state` and `conditions`, and the graph's own fields
+/// (strings where a field is a string template; any value otherwise, since
+/// their types come from objects only the cluster knows).
+fn status_schema(graph: &Graph) -> Json {
+    let mut schema = object_schema_of(
+        &graph.schema.status_template,
+        graph,
+        &mut vec![Step::Key("status".into())],
+    );
+    if let Some(properties) = schema.get_mut("properties").and_then(Json::as_object_mut) {
+        properties.insert("state".into(), json!({"type": "string"}));
+        properties.insert(
+            "conditions".into(),
+            json!({
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "status": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "message": {"type": "string"},
+                        "lastTransitionTime": {"type": "string", "format": "date-time"},
+                        "observedGeneration": {"type": "integer", "format": "int64"}
+                    },
+                    "required": ["type", "status"]
+                }
+            }),
+        );
+    }
+    schema
+}
+
+fn object_schema_of(template: &Json, graph: &Graph, path: &mut Vec<Step>) -> Json {
+    match template {
+        Json::Object(fields) => {
+            let mut properties = Map::new();
+            for (name, value) in fields {
+                path.push(Step::Key(name.clone()));
+                properties.insert(name.clone(), object_schema_of(value, graph, path));
+                path.pop();
+            }
+            json!({"type": "object", "properties": properties})
+        }
+        _ => {
+            let field = graph
+                .schema
+                .status_fields
+                .iter()
+                .find(|(p, _)| p.0 == *path)
+                .map(|(_, f)| f);
+            match field {
+                Some(Field::Template(_)) => json!({"type": "string"}),
+                _ => json!({"x-kubernetes-preserve-unknown-fields": true}),
+            }
+        }
+    }
+}
+
+/// The changes from `old` to `new` (each an instance `spec` schema) that
+/// existing instances could break on: a field removed, a type changed, a
+/// new required field, a changed enum or pattern. Each is named by path.
+pub fn breaking_changes(old: &Json, new: &Json) -> Vec<String> {
+    let mut changes = Vec::new();
+    compare(old, new, "spec", &mut changes);
+    changes
+}
+
+fn compare(old: &Json, new: &Json, path: &str, changes: &mut Vec<String>) {
+    let field = |s: &Json, key: &str| s.get(key).cloned();
+    if field(old, "type") != field(new, "type") {
+        changes.push(format!(
+            "{path}: type changed from {} to {}",
+            field(old, "type").unwrap_or(Json::Null),
+            field(new, "type").unwrap_or(Json::Null)
+        ));
+        return;
+    }
+    for key in ["enum", "pattern"] {
+        if field(old, key) != field(new, key) && field(new, key).is_some() {
+            changes.push(format!("{path}: {key} changed"));
+        }
+    }
+    let old_required: Vec<Json> = old
+        .get("required")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for name in new
+        .get("required")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if !old_required.contains(name) {
+            changes.push(format!(
+                "{path}.{}: newly required",
+                name.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if let (Some(Json::Object(old_props)), new_props) =
+        (old.get("properties"), new.get("properties"))
+    {
+        for (name, old_child) in old_props {
+            match new_props.and_then(|p| p.get(name)) {
+                Some(new_child) => {
+                    compare(old_child, new_child, &format!("{path}.{name}"), changes)
+                }
+                None => changes.push(format!("{path}.{name}: removed")),
+            }
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let (Some(o), Some(n)) = (old.get(key), new.get(key))
+            && o.is_object()
+            && n.is_object()
+        {
+            compare(o, n, &format!("{path}[*]"), changes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals() {
+        for (kind, expected) in [
+            ("WebApp", "webapps"),
+            ("Tenant", "tenants"),
+            ("Policy", "policies"),
+            ("Ingress", "ingresses"),
+            ("Gateway", "gateways"),
+            ("Box", "boxes"),
+            ("Status", "statuses"),
+            ("Mesh", "meshes"),
+        ] {
+            assert_eq!(plural(kind), expected);
+        }
+    }
+
+    #[test]
+    fn breaking_changes_are_named() {
+        let old = json!({"type": "object", "required": ["a"], "properties": {
+            "a": {"type": "string"}, "b": {"type": "integer"}, "c": {"type": "string", "enum": ["x"]},
+            "d": {"type": "object", "properties": {"e": {"type": "string"}}}
+        }});
+        let new = json!({"type": "object", "required": ["a", "f"], "properties": {
+            "a": {"type": "string"}, "b": {"type": "string"}, "c": {"type": "string", "enum": ["x", "y"]},
+            "d": {"type": "object", "properties": {}}, "f": {"type": "string"}
+        }});
+        assert_eq!(
+            breaking_changes(&old, &new),
+            vec![
+                "spec.f: newly required",
+                "spec.b: type changed from \"integer\" to \"string\"",
+                "spec.c: enum changed",
+                "spec.d.e: removed",
+            ]
+        );
+        // Adding an optional field is not breaking.
+        let grown = json!({"type": "object", "required": ["a"], "properties": {
+            "a": {"type": "string"}, "b": {"type": "integer"}, "c": {"type": "string", "enum": ["x"]},
+            "d": {"type": "object", "properties": {"e": {"type": "string"}}}, "g": {"type": "boolean"}
+        }});
+        assert!(breaking_changes(&old, &grown).is_empty());
+    }
+}
