@@ -4,6 +4,7 @@
 mod apiserver_cmd;
 mod app_cmd;
 mod bench;
+mod graph_cmd;
 mod health_cmd;
 mod output;
 mod portal;
@@ -51,6 +52,9 @@ enum Command {
     /// Run the embedded Kubernetes-API-compatible control plane (HTTPS, token
     /// auth, durable store, simulated workloads) for kubectl and kube-rs.
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// Resource graphs (KRO ResourceGraphDefinitions): check a graph, print
+    /// its order or the CRD it generates.
+    Graph(graph_cmd::GraphCommand),
     /// Health checks: run Argo CD-style `health_test.yaml` files against
     /// their `health.lua` scripts.
     Health(health_cmd::HealthArgs),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Apiserver(args) => apiserver_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply(&args),
         Command::Diff(args) => sync_cmd::diff(&args),
+        Command::Graph(command) => graph_cmd::run(&command),
         Command::Health(args) => health_cmd::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

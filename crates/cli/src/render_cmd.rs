@@ -17,6 +17,16 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml, env = "GITPLANE_OUTPUT")]
     pub output: Format,
+    /// Expand every instance of a ResourceGraphDefinition found in the
+    /// output (or in --graphs) into the objects it stands for, as kro would.
+    /// Fields only a cluster writes (a status) are reported as unresolved on
+    /// stderr, and the resources waiting on them are left out.
+    #[arg(long, env = "GITPLANE_EXPAND_GRAPHS")]
+    pub expand_graphs: bool,
+    /// A file or directory of ResourceGraphDefinitions to expand with (in
+    /// addition to those in the output); implies --expand-graphs.
+    #[arg(long, env = "GITPLANE_GRAPHS")]
+    pub graphs: Option<PathBuf>,
 }
 
 /// What to render: a path and how to read it (shared by every command that
@@ -104,8 +114,45 @@ fn default_root(path: &Path) -> PathBuf {
 
 /// Runs `gitplane render`.
 pub fn run(args: &RenderArgs) -> Result<ExitCode> {
-    let objects = args.source.render()?;
+    let mut objects = args.source.render()?;
+    if args.expand_graphs || args.graphs.is_some() {
+        objects = expand_graphs(objects, args.graphs.as_deref())?;
+    }
     let text = format_objects(&objects, args.output)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Expands the graph instances among `objects` (see `--expand-graphs`),
+/// reporting what stays unresolved on stderr.
+fn expand_graphs(
+    objects: Vec<gitplane_object::Object>,
+    graphs: Option<&Path>,
+) -> Result<Vec<gitplane_object::Object>> {
+    let extra = match graphs {
+        Some(path) => {
+            let (root, rel) = root_and_path(path, None)?;
+            let options = RenderOptions {
+                directory: DirectoryOptions {
+                    recurse: true,
+                    ..DirectoryOptions::default()
+                },
+                ..RenderOptions::default()
+            };
+            render(&root, &rel, &options)?
+        }
+        None => Vec::new(),
+    };
+    let expansion = gitplane_graph::expand_offline(objects, &extra, &gitplane_cel::Env::default())?;
+    let mut stderr = std::io::stderr().lock();
+    for (instance, id, unresolved) in &expansion.unresolved {
+        writeln!(
+            stderr,
+            "unresolved: {instance}, resource {id:?}: {unresolved} (left out)"
+        )?;
+    }
+    for (instance, id, reason) in &expansion.excluded {
+        writeln!(stderr, "excluded: {instance}, resource {id:?}: {reason}")?;
+    }
+    Ok(expansion.objects)
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use gitplane_apiserver::{Config, Server};
 use gitplane_cluster::{ApplyOptions, Cluster, ConnectOptions};
+use gitplane_controller::graphs::{GraphController, GraphOptions};
 use gitplane_controller::{AppSummary, Controller, ControllerOptions, spec::IN_CLUSTER_SERVER};
 use gitplane_health::HealthChecker;
 use gitplane_object::Object;
@@ -109,6 +110,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         .await?,
     );
     gitplane_controller::install(&control, &args.namespace).await?;
+    gitplane_controller::graphs::install_graph_crd(&control).await?;
     let repo_url = repository(args, &data_dir)?;
     apply_root(
         &control,
@@ -138,6 +140,8 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         options,
     );
     let running = tokio::spawn(controller.clone().run());
+    let graphs = GraphController::new(control.clone(), GraphOptions::default());
+    let graphs_running = tokio::spawn(graphs.run());
     let (ui, portal) =
         crate::portal::start(args.ui, controller.clone(), args.webhook_secret.clone()).await?;
     println!("repository: {repo_url} (path {})", args.path);
@@ -170,6 +174,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     };
     running.abort();
+    graphs_running.abort();
     portal.abort();
     if let Some(server) = server {
         server.stop().await;

@@ -186,6 +186,27 @@ impl Cluster {
         to_object(patched, &info)
     }
 
+    /// JSON merge patch of an object's `status` subresource (for kinds that
+    /// have one: writes to the object itself leave its status alone).
+    pub async fn merge_patch_status(
+        &self,
+        object: &Object,
+        patch: serde_json::Value,
+        field_manager: &str,
+    ) -> Result<Object, ClusterError> {
+        let (api, info) = self.api_for(object).await?;
+        let params = PatchParams {
+            field_manager: Some(field_manager.to_string()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(patch);
+        let patched = self
+            .limiter
+            .run("patch", || api.patch_status(object.name(), &params, &patch))
+            .await?;
+        to_object(patched, &info)
+    }
+
     /// Creates an object (for `generateName` hooks and `Replace=true`).
     pub async fn create(&self, object: &Object, dry_run: bool) -> Result<Object, ClusterError> {
         let (api, info) = self.api_for(object).await?;

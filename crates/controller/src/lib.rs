@@ -13,6 +13,7 @@
 //! Workers are bounded; each application is worked on by one at a time.
 
 mod deletion;
+pub mod graphs;
 pub mod metrics;
 pub mod project;
 mod queue;

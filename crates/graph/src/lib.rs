@@ -25,6 +25,7 @@ mod openapi;
 mod ready;
 mod rgd;
 mod simpleschema;
+mod status;
 pub mod template;
 
 pub use crd::{breaking_changes, crd_name, generate_crd, plural};
@@ -40,3 +41,4 @@ pub use rgd::{
     Resource, Scope,
 };
 pub use simpleschema::{PrintColumn, SpecSchema};
+pub use status::{Readiness, graph_status};

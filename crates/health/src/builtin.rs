@@ -27,6 +27,8 @@ pub(crate) fn check(object: &Object) -> Option<Health> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(object),
         ("", "Namespace") => namespace(object),
         ("argoproj.io", "Application") => application(object),
+        ("kro.run", "ResourceGraphDefinition") => resource_graph(object),
+        ("kro.run", _) => return Some(graph_instance(object)),
         _ => return conditions(object),
     };
     Some(health)
@@ -426,6 +428,31 @@ fn conditions(object: &Object) -> Option<Health> {
         }
         _ => Health::new(Progressing, join(reason, message)),
     })
+}
+
+/// A kro ResourceGraphDefinition: Healthy once its graph is accepted and its
+/// kind served (`Ready`), Degraded when the graph is refused.
+fn resource_graph(object: &Object) -> Health {
+    if let Some(("False", reason, message)) = condition(object, "GraphAccepted") {
+        return Health::new(Degraded, join(reason, message));
+    }
+    match condition(object, "Ready") {
+        Some(("True", _, message)) => Health::new(Healthy, message),
+        Some((_, reason, message))
+            if condition(object, "KindReady").is_some_and(|c| c.0 == "False") =>
+        {
+            Health::new(Degraded, join(reason, message))
+        }
+        Some((_, reason, message)) => Health::new(Progressing, join(reason, message)),
+        None => Health::new(Progressing, "Waiting for the graph controller"),
+    }
+}
+
+/// An instance of a kro graph (kind in `kro.run`): Progressing until the
+/// graph controller has written its status, then by its conditions.
+fn graph_instance(object: &Object) -> Health {
+    conditions(object)
+        .unwrap_or_else(|| Health::new(Progressing, "Waiting for the graph controller"))
 }
 
 fn join(reason: &str, message: &str) -> String {

@@ -249,6 +249,34 @@ fn custom_resources_by_their_conditions() {
     );
 }
 
+#[test]
+fn resource_graphs_and_their_instances() {
+    let rgd =
+        "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {name: webapp}\n";
+    assert_eq!(status(rgd).0, Progressing, "no status yet");
+    let ready = format!(
+        "{rgd}status: {{conditions: [{{type: GraphAccepted, status: 'True'}}, {{type: Ready, status: 'True'}}]}}"
+    );
+    assert_eq!(status(&ready).0, Healthy);
+    let refused = format!(
+        "{rgd}status: {{conditions: [{{type: GraphAccepted, status: 'False', reason: InvalidResourceGraph, message: cycle}}, {{type: Ready, status: 'False'}}]}}"
+    );
+    assert_eq!(
+        status(&refused),
+        (Degraded, "InvalidResourceGraph: cycle".to_string())
+    );
+    let instance = "apiVersion: kro.run/v1alpha1\nkind: WebApp\nmetadata: {name: shop}\n";
+    assert_eq!(status(instance).0, Progressing, "not reconciled yet");
+    let active = format!(
+        "{instance}status: {{state: ACTIVE, conditions: [{{type: Ready, status: 'True'}}]}}"
+    );
+    assert_eq!(status(&active).0, Healthy);
+    let failed = format!(
+        "{instance}status: {{state: ERROR, conditions: [{{type: Ready, status: 'False', reason: ReconcileError, message: boom}}]}}"
+    );
+    assert_eq!(status(&failed).0, Degraded);
+}
+
 fn customizations() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/customizations"))
 }

@@ -1,0 +1,393 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+//! The resource-graph controller end to end: `gitplane graph run` against
+//! `gitplane apiserver`, driven with kubectl. A graph is accepted and its
+//! kind served; an instance gets its children and a projected status; a
+//! changed field rolls out; drift on a child is reverted; an includeWhen
+//! turning false prunes; deleting the instance deletes its children in
+//! reverse dependency order. Also `graph check` and `render --expand-graphs`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{gitplane, repo_root, start_apiserver};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn kubectl_stdin(kubeconfig: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn jsonpath(kubeconfig: &Path, args: &[&str], path: &str) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    let expression = format!("jsonpath={path}");
+    all.extend(["-o", &expression]);
+    kubectl(kubeconfig, &all).1.trim().to_string()
+}
+
+/// Records when `kubectl get KIND --watch-only` sees each DELETED event.
+fn watch_deletions(
+    kubeconfig: &Path,
+    kind: &str,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+) -> Killed {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "get",
+            kind,
+            "-l",
+            "kro.run/owned=true",
+            "--watch-only",
+            "--output-watch-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let kind = kind.to_string();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut columns = line.split_whitespace();
+            if columns.next() == Some("DELETED") {
+                let name = columns.next().unwrap_or_default();
+                seen.lock()
+                    .unwrap()
+                    .push((Instant::now(), format!("{kind} {name}")));
+            }
+        }
+    });
+    Killed(child)
+}
+
+#[test]
+fn instances_converge_heal_prune_and_delete_in_reverse_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = start_apiserver(&data, true);
+    let kc = data.join("kubeconfig");
+    let _controller = Killed(
+        Command::new(env!("CARGO_BIN_EXE_gitplane"))
+            .args(["graph", "run", "--kubeconfig"])
+            .arg(&kc)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rgd = repo_root().join("crates/cli/tests/fixtures/graph/app-rgd.yaml");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", rgd.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    wait_for("the graph to be accepted and its kind served", || {
+        jsonpath(&kc, &["get", "rgd", "app"], "{.status.state}") == "Active"
+            && kubectl(&kc, &["get", "crd", "apps.kro.run"]).0
+    });
+    assert_eq!(
+        jsonpath(&kc, &["get", "rgd", "app"], "{.status.topologicalOrder}"),
+        r#"["config","deployment","service"]"#
+    );
+
+    // Create: children in order, status projected once the deployment is ready.
+    kubectl_stdin(
+        &kc,
+        &["apply", "-f", "-"],
+        "apiVersion: kro.run/v1alpha1\nkind: App\nmetadata: {name: demo, namespace: default}\nspec: {replicas: 2}\n",
+    );
+    wait_for("the instance to be ACTIVE", || {
+        jsonpath(&kc, &["get", "app", "demo"], "{.status.state}") == "ACTIVE"
+    });
+    assert_eq!(
+        jsonpath(&kc, &["get", "app", "demo"], "{.status.available}"),
+        "2"
+    );
+    assert_eq!(
+        jsonpath(&kc, &["get", "app", "demo"], "{.metadata.finalizers}"),
+        r#"["kro.run/finalizer"]"#
+    );
+    let uid = jsonpath(&kc, &["get", "app", "demo"], "{.metadata.uid}");
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "deploy", "demo"],
+            "{.metadata.labels.kro\\.run/instance-id}"
+        ),
+        uid
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "deploy", "demo"],
+            "{.metadata.labels.kro\\.run/node-id}"
+        ),
+        "deployment"
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "deploy", "demo"],
+            "{.metadata.annotations.config}"
+        ),
+        "demo-config"
+    );
+    assert!(kubectl(&kc, &["get", "svc", "demo"]).0);
+    let managers = jsonpath(
+        &kc,
+        &["get", "cm", "demo-config", "--show-managed-fields"],
+        "{.metadata.managedFields[*].manager}",
+    );
+    assert!(managers.contains("kro.run/applyset"), "{managers}");
+
+    // Update a field: the child follows.
+    kubectl(
+        &kc,
+        &[
+            "patch",
+            "app",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":3,"message":"bye"}}"#,
+        ],
+    );
+    wait_for("the new replica count", || {
+        jsonpath(&kc, &["get", "deploy", "demo"], "{.spec.replicas}") == "3"
+    });
+    wait_for("the new message", || {
+        jsonpath(&kc, &["get", "cm", "demo-config"], "{.data.message}") == "bye"
+    });
+
+    // Drift on a child is reverted.
+    kubectl(
+        &kc,
+        &[
+            "patch",
+            "cm",
+            "demo-config",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"message":"drifted"}}"#,
+        ],
+    );
+    wait_for("the drift reverted", || {
+        jsonpath(&kc, &["get", "cm", "demo-config"], "{.data.message}") == "bye"
+    });
+
+    // includeWhen turning false prunes the resource.
+    kubectl(
+        &kc,
+        &[
+            "patch",
+            "app",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"service":{"enabled":false}}}"#,
+        ],
+    );
+    wait_for("the service pruned", || {
+        !kubectl(&kc, &["get", "svc", "demo"]).0
+    });
+    kubectl(
+        &kc,
+        &[
+            "patch",
+            "app",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"service":{"enabled":true}}}"#,
+        ],
+    );
+    wait_for("the service back", || {
+        kubectl(&kc, &["get", "svc", "demo"]).0
+    });
+
+    // An instance the schema refuses is refused by the API server itself.
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "patch",
+            "app",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":"many"}}"#,
+        ],
+    );
+    assert!(!ok, "{out}");
+
+    // Delete: service, then deployment, then config map; then the instance.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let _watches: Vec<Killed> = ["services", "deployments", "configmaps"]
+        .iter()
+        .map(|kind| watch_deletions(&kc, kind, seen.clone()))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    kubectl(&kc, &["delete", "app", "demo", "--wait=false"]);
+    wait_for("the instance gone", || {
+        !kubectl(&kc, &["get", "app", "demo"]).0
+    });
+    wait_for("three deletions seen", || seen.lock().unwrap().len() >= 3);
+    let mut events = seen.lock().unwrap().clone();
+    events.sort();
+    let order: Vec<&str> = events.iter().map(|(_, line)| line.as_str()).collect();
+    assert_eq!(
+        order,
+        vec![
+            "services demo",
+            "deployments demo",
+            "configmaps demo-config"
+        ],
+    );
+}
+
+#[test]
+fn an_invalid_graph_is_reported_in_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let _controller = Killed(
+        Command::new(env!("CARGO_BIN_EXE_gitplane"))
+            .args(["graph", "run", "--kubeconfig"])
+            .arg(&kc)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let cycle = repo_root().join("crates/graph/tests/fixtures/cycle/input.yaml");
+    wait_for("the RGD kind", || kubectl(&kc, &["get", "rgd"]).0);
+    let (ok, out) = kubectl(&kc, &["apply", "-f", cycle.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    wait_for("GraphAccepted=False", || {
+        jsonpath(
+            &kc,
+            &["get", "rgd", "loop"],
+            "{.status.conditions[?(@.type==\"GraphAccepted\")].status}",
+        ) == "False"
+    });
+    let message = jsonpath(
+        &kc,
+        &["get", "rgd", "loop"],
+        "{.status.conditions[?(@.type==\"GraphAccepted\")].message}",
+    );
+    assert!(
+        message.contains("first -> second -> third -> first"),
+        "{message}"
+    );
+    assert_eq!(
+        jsonpath(&kc, &["get", "rgd", "loop"], "{.status.state}"),
+        "Inactive"
+    );
+}
+
+#[test]
+fn graph_check_and_offline_expansion() {
+    let fixtures = repo_root().join("crates/graph/tests/fixtures");
+    let out = gitplane(&[
+        "graph",
+        "check",
+        fixtures.join("basic-webapp/input.yaml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("order: deployment -> service"), "{text}");
+    let out = gitplane(&[
+        "graph",
+        "check",
+        fixtures.join("cycle/input.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cycle: first -> second -> third -> first")
+    );
+    let out = gitplane(&[
+        "graph",
+        "check",
+        "--crd",
+        fixtures.join("basic-webapp/input.yaml").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listKind: WebAppList"));
+    let out = gitplane(&[
+        "render",
+        fixtures
+            .join("unresolved-status/input.yaml")
+            .to_str()
+            .unwrap(),
+        "--expand-graphs",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waits for service.spec.clusterIP"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("kind: Deployment") && !stdout.contains("orders-endpoint"),
+        "{stdout}"
+    );
+}
