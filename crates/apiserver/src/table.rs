@@ -192,14 +192,15 @@ fn row(t: &ResourceType, o: &Value, custom: &[crate::registry::PrinterColumn]) -
         (_, _, true) => {
             let mut cells = vec![json!(name)];
             for c in custom {
-                cells.push(json_path(o, &c.json_path).unwrap_or(Value::Null));
+                let value = json_path(o, &c.json_path).unwrap_or(Value::Null);
+                cells.push(if c.type_ == "date" {
+                    since(&value)
+                } else {
+                    value
+                });
             }
             if !has_date_column(t) {
-                cells.push(
-                    o.pointer("/metadata/creationTimestamp")
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                );
+                cells.push(json!(age));
             }
             cells
         }
@@ -529,6 +530,21 @@ fn age(o: &Value) -> String {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(created);
     human_duration((now - created).max(0))
+}
+
+/// A `date` column's timestamp as the time since (kubectl prints the cell
+/// as it comes); other values as they are.
+fn since(value: &Value) -> Value {
+    match value.as_str().and_then(parse_rfc3339) {
+        Some(at) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(at);
+            json!(human_duration((now - at).max(0)))
+        }
+        None => value.clone(),
+    }
 }
 
 /// kubectl's `duration.HumanDuration`.

@@ -141,7 +141,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
     );
     let running = tokio::spawn(controller.clone().run());
     let graphs = GraphController::new(control.clone(), GraphOptions::default());
-    let graphs_running = tokio::spawn(graphs.run());
+    let graphs_running = tokio::spawn(graphs.clone().run());
     let (ui, portal) =
         crate::portal::start(args.ui, controller.clone(), args.webhook_secret.clone()).await?;
     println!("repository: {repo_url} (path {})", args.path);
@@ -175,6 +175,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
     };
     running.abort();
     graphs_running.abort();
+    graphs.stop();
     portal.abort();
     if let Some(server) = server {
         server.stop().await;

@@ -41,7 +41,7 @@ fn applies_and_diffs_the_example_overlay() {
     let _server = start_apiserver(&data, true);
     let kubeconfig = data.join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
-    let overlay = repo_root().join("examples/platform/apps/shop/overlays/prod");
+    let overlay = repo_root().join("crates/cli/tests/fixtures/shop/overlays/prod");
     let overlay = overlay.to_str().unwrap();
 
     let out = gitplane(&apply_args(overlay, kubeconfig, "shop"));
@@ -84,13 +84,13 @@ fn applies_and_diffs_the_example_overlay() {
 
     // A changed copy differs, and says how.
     let copy = dir.path().join("platform");
-    copy_dir(&repo_root().join("examples/platform"), &copy);
-    let patch = copy.join("apps/shop/overlays/prod/kustomization.yaml");
+    copy_dir(&repo_root().join("crates/cli/tests/fixtures/shop"), &copy);
+    let patch = copy.join("overlays/prod/kustomization.yaml");
     let changed = std::fs::read_to_string(&patch)
         .unwrap()
         .replace("1.4.2", "1.4.3");
     std::fs::write(&patch, changed).unwrap();
-    let changed_overlay = copy.join("apps/shop/overlays/prod");
+    let changed_overlay = copy.join("overlays/prod");
     let mut diff = diff.to_vec();
     diff[1] = changed_overlay.to_str().unwrap();
     // Outside a Git repository, the root that reads stay in is given.
@@ -243,7 +243,7 @@ fn throttling_and_server_errors_are_retried() {
         .replace(&server.address, &proxy.to_string());
     let proxied = dir.path().join("proxied-kubeconfig");
     std::fs::write(&proxied, kubeconfig).unwrap();
-    let overlay = repo_root().join("examples/platform/apps/shop/overlays/prod");
+    let overlay = repo_root().join("crates/cli/tests/fixtures/shop/overlays/prod");
     let out = gitplane(&apply_args(
         overlay.to_str().unwrap(),
         proxied.to_str().unwrap(),

@@ -391,3 +391,136 @@ fn graph_check_and_offline_expansion() {
         "{stdout}"
     );
 }
+
+/// The golden paths of the example platform, expanded offline, are what
+/// `tests/fixtures/golden/` records (objects on stdout, exclusions on
+/// stderr). `GITPLANE_BLESS=1` rewrites the files for review.
+#[test]
+fn golden_paths_expand_offline_as_recorded() {
+    let root = repo_root();
+    let golden = root.join("crates/cli/tests/fixtures/golden");
+    let graphs = root.join("examples/platform/platform/graphs");
+    let cases = [
+        ("apps/shop/overlays/prod", "shop-prod"),
+        ("apps/shop/overlays/dev", "shop-dev"),
+        ("apps/catalog/overlays/prod", "catalog-prod"),
+        ("platform/tenants", "tenants"),
+        ("platform/tools", "tools"),
+    ];
+    for (path, name) in cases {
+        let source = root.join("examples/platform").join(path);
+        let out = gitplane(&[
+            "render",
+            source.to_str().unwrap(),
+            "--expand-graphs",
+            "--graphs",
+            graphs.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (yaml, notes) = (
+            golden.join(format!("{name}.yaml")),
+            golden.join(format!("{name}.stderr")),
+        );
+        if std::env::var_os("GITPLANE_BLESS").is_some() {
+            std::fs::write(&yaml, &out.stdout).unwrap();
+            std::fs::write(&notes, &out.stderr).unwrap();
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&yaml).unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&notes).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+/// `gitplane up --once` on the bundled example platform: every application,
+/// the graphs, tenants, tools and WebApps among them, Synced and Healthy;
+/// then the data served again shows what the WebApps became.
+#[test]
+fn up_once_converges_the_example_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .current_dir(repo_root())
+        .args([
+            "up",
+            "--once",
+            "--api",
+            "127.0.0.1:0",
+            "--ui",
+            "127.0.0.1:0",
+            "--timeout",
+            "3m",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("11 of 11 applications Synced and Healthy"),
+        "{stdout}"
+    );
+    let _server = start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "webapp", "shop", "-n", "shop-prod"],
+            "{.status.state}"
+        ),
+        "ACTIVE"
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "webapp", "shop", "-n", "shop-prod"],
+            "{.status.url}"
+        ),
+        "https://shop.example.test"
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "hpa", "shop", "-n", "shop-prod"],
+            "{.spec.maxReplicas}"
+        ),
+        "10"
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "ns", "shop-prod"],
+            "{.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"
+        ),
+        "restricted"
+    );
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "deploy", "ci-runners", "-n", "ci-runners"],
+            "{.spec.replicas}"
+        ),
+        "2"
+    );
+    assert!(
+        !kubectl(&kc, &["get", "ingress", "shop", "-n", "shop-dev"]).0,
+        "no ingress in dev"
+    );
+}

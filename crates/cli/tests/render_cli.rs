@@ -21,10 +21,10 @@ fn repo_root() -> PathBuf {
 }
 
 #[test]
-fn renders_the_example_overlay_like_kubectl_kustomize() {
+fn renders_a_kustomize_overlay_like_kubectl_kustomize() {
     let root = repo_root();
     let out = gitplane(
-        &["render", "examples/platform/apps/shop/overlays/prod"],
+        &["render", "crates/cli/tests/fixtures/shop/overlays/prod"],
         &root,
     );
     assert!(
@@ -46,7 +46,7 @@ fn json_output_is_a_list() {
             "render",
             "-o",
             "json",
-            "examples/platform/apps/shop/overlays/dev",
+            "crates/cli/tests/fixtures/shop/overlays/dev",
         ],
         &root,
     );

@@ -201,6 +201,15 @@ impl GraphController {
         Ok(())
     }
 
+    /// Stops the watches this controller started (their tasks hold it, so
+    /// aborting [`GraphController::run`] alone leaves them running).
+    pub fn stop(&self) {
+        self.lock_graphs().clear();
+        for (_, task) in self.lock_child_watches().drain() {
+            task.abort();
+        }
+    }
+
     /// Instances queued or being worked on.
     pub fn busy(&self) -> usize {
         self.queue.busy()
@@ -267,7 +276,10 @@ impl GraphController {
                 tracing::warn!("ResourceGraphDefinition {}: {reason}", graph.name);
                 self.lock_graphs().remove(&name);
                 // Not remembered: the next event for it tries again.
-                self.graph_prints.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+                self.graph_prints
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
             }
             definition::Served::Invalid(error) => {
                 tracing::warn!("{error}");
