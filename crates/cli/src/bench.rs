@@ -2,6 +2,7 @@
 //! reported as ratios. Nothing here asserts a time; the numbers are for people.
 
 mod apiserver;
+mod graph;
 mod measure;
 mod reconcile;
 mod render;
@@ -37,6 +38,11 @@ enum BenchTarget {
     /// and Healthy (CPU, peak memory) against kubectl applying each app, a
     /// restart, and commit-to-applied via webhook and via polling.
     Reconcile(reconcile::ReconcileBenchArgs),
+    /// The WebApp golden path: N instances expanded offline (against
+    /// `kubectl kustomize` building the same objects), and M instances
+    /// reconciled by the graph controller to ACTIVE (against `kubectl apply
+    /// --server-side` of their children).
+    Graph(graph::GraphBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -46,5 +52,6 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         BenchTarget::Apiserver(a) => apiserver::run(a),
         BenchTarget::Sync(a) => sync::run_bench(a),
         BenchTarget::Reconcile(a) => reconcile::run(a),
+        BenchTarget::Graph(a) => graph::run(a),
     }
 }

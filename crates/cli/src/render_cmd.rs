@@ -151,8 +151,17 @@ fn expand_graphs(
             "unresolved: {instance}, resource {id:?}: {unresolved} (left out)"
         )?;
     }
+    // One line per instance for what its includeWhen left out.
+    let mut excluded: Vec<(&str, Vec<String>)> = Vec::new();
     for (instance, id, reason) in &expansion.excluded {
-        writeln!(stderr, "excluded: {instance}, resource {id:?}: {reason}")?;
+        let entry = format!("{id} ({reason})");
+        match excluded.last_mut() {
+            Some((last, entries)) if *last == instance.as_str() => entries.push(entry),
+            _ => excluded.push((instance.as_str(), vec![entry])),
+        }
+    }
+    for (instance, entries) in excluded {
+        writeln!(stderr, "excluded: {instance}: {}", entries.join(", "))?;
     }
     Ok(expansion.objects)
 }

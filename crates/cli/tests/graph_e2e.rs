@@ -26,6 +26,26 @@ impl Drop for Killed {
     }
 }
 
+/// `gitplane graph run` against the server of a kubeconfig.
+fn start_graph_controller(kubeconfig: &Path) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_gitplane"))
+            .args(["graph", "run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Merge-patches the App `demo`.
+fn patch_app(kubeconfig: &Path, patch: &str) -> (bool, String) {
+    kubectl(
+        kubeconfig,
+        &["patch", "app", "demo", "--type", "merge", "-p", patch],
+    )
+}
+
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
@@ -125,14 +145,7 @@ fn instances_converge_heal_prune_and_delete_in_reverse_order() {
     let data = dir.path().join("data");
     let _server = start_apiserver(&data, true);
     let kc = data.join("kubeconfig");
-    let _controller = Killed(
-        Command::new(env!("CARGO_BIN_EXE_gitplane"))
-            .args(["graph", "run", "--kubeconfig"])
-            .arg(&kc)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_graph_controller(&kc);
     let rgd = repo_root().join("crates/cli/tests/fixtures/graph/app-rgd.yaml");
     let (ok, out) = kubectl(&kc, &["apply", "-f", rgd.to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -196,18 +209,7 @@ fn instances_converge_heal_prune_and_delete_in_reverse_order() {
     assert!(managers.contains("kro.run/applyset"), "{managers}");
 
     // Update a field: the child follows.
-    kubectl(
-        &kc,
-        &[
-            "patch",
-            "app",
-            "demo",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"replicas":3,"message":"bye"}}"#,
-        ],
-    );
+    patch_app(&kc, r#"{"spec":{"replicas":3,"message":"bye"}}"#);
     wait_for("the new replica count", || {
         jsonpath(&kc, &["get", "deploy", "demo"], "{.spec.replicas}") == "3"
     });
@@ -216,67 +218,27 @@ fn instances_converge_heal_prune_and_delete_in_reverse_order() {
     });
 
     // Drift on a child is reverted.
+    let patch = ["patch", "cm", "demo-config", "--type", "merge", "-p"];
     kubectl(
         &kc,
-        &[
-            "patch",
-            "cm",
-            "demo-config",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"data":{"message":"drifted"}}"#,
-        ],
+        &[&patch[..], &[r#"{"data":{"message":"drifted"}}"#]].concat(),
     );
     wait_for("the drift reverted", || {
         jsonpath(&kc, &["get", "cm", "demo-config"], "{.data.message}") == "bye"
     });
 
     // includeWhen turning false prunes the resource.
-    kubectl(
-        &kc,
-        &[
-            "patch",
-            "app",
-            "demo",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"service":{"enabled":false}}}"#,
-        ],
-    );
+    patch_app(&kc, r#"{"spec":{"service":{"enabled":false}}}"#);
     wait_for("the service pruned", || {
         !kubectl(&kc, &["get", "svc", "demo"]).0
     });
-    kubectl(
-        &kc,
-        &[
-            "patch",
-            "app",
-            "demo",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"service":{"enabled":true}}}"#,
-        ],
-    );
+    patch_app(&kc, r#"{"spec":{"service":{"enabled":true}}}"#);
     wait_for("the service back", || {
         kubectl(&kc, &["get", "svc", "demo"]).0
     });
 
     // An instance the schema refuses is refused by the API server itself.
-    let (ok, out) = kubectl(
-        &kc,
-        &[
-            "patch",
-            "app",
-            "demo",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"replicas":"many"}}"#,
-        ],
-    );
+    let (ok, out) = patch_app(&kc, r#"{"spec":{"replicas":"many"}}"#);
     assert!(!ok, "{out}");
 
     // Delete: service, then deployment, then config map; then the instance.
@@ -310,14 +272,7 @@ fn an_invalid_graph_is_reported_in_its_status() {
     let data = dir.path().join("data");
     let _server = start_apiserver(&data, false);
     let kc = data.join("kubeconfig");
-    let _controller = Killed(
-        Command::new(env!("CARGO_BIN_EXE_gitplane"))
-            .args(["graph", "run", "--kubeconfig"])
-            .arg(&kc)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _controller = start_graph_controller(&kc);
     let cycle = repo_root().join("crates/graph/tests/fixtures/cycle/input.yaml");
     wait_for("the RGD kind", || kubectl(&kc, &["get", "rgd"]).0);
     let (ok, out) = kubectl(&kc, &["apply", "-f", cycle.to_str().unwrap()]);

@@ -173,17 +173,8 @@ impl Cluster {
         patch: serde_json::Value,
         field_manager: &str,
     ) -> Result<Object, ClusterError> {
-        let (api, info) = self.api_for(object).await?;
-        let params = PatchParams {
-            field_manager: Some(field_manager.to_string()),
-            ..PatchParams::default()
-        };
-        let patch = Patch::Merge(patch);
-        let patched = self
-            .limiter
-            .run("patch", || api.patch(object.name(), &params, &patch))
-            .await?;
-        to_object(patched, &info)
+        self.merge_patch_at(object, patch, field_manager, false)
+            .await
     }
 
     /// JSON merge patch of an object's `status` subresource (for kinds that
@@ -194,15 +185,33 @@ impl Cluster {
         patch: serde_json::Value,
         field_manager: &str,
     ) -> Result<Object, ClusterError> {
+        self.merge_patch_at(object, patch, field_manager, true)
+            .await
+    }
+
+    async fn merge_patch_at(
+        &self,
+        object: &Object,
+        patch: serde_json::Value,
+        field_manager: &str,
+        status: bool,
+    ) -> Result<Object, ClusterError> {
         let (api, info) = self.api_for(object).await?;
         let params = PatchParams {
             field_manager: Some(field_manager.to_string()),
             ..PatchParams::default()
         };
         let patch = Patch::Merge(patch);
+        let name = object.name();
         let patched = self
             .limiter
-            .run("patch", || api.patch_status(object.name(), &params, &patch))
+            .run("patch", || async {
+                if status {
+                    api.patch_status(name, &params, &patch).await
+                } else {
+                    api.patch(name, &params, &patch).await
+                }
+            })
             .await?;
         to_object(patched, &info)
     }

@@ -152,31 +152,13 @@ pub struct Controller {
 /// Installs what the controller needs in the control cluster: the CRDs, the
 /// control namespace and the `default` AppProject (if missing).
 pub async fn install(control: &Cluster, namespace: &str) -> Result<(), ControllerError> {
-    let crds = load_objects(
-        CRDS.as_bytes(),
-        "applications.yaml",
-        Syntax::Yaml,
-        &LoadOptions::default(),
-    )
-    .map_err(|e| ControllerError::Internal(e.to_string()))?;
-    let options = ApplyOptions {
-        field_manager: "gitplane-controller".into(),
-        ..ApplyOptions::default()
-    };
-    for crd in &crds {
-        control.apply(crd, &options).await?;
-    }
+    let options = install_options();
+    apply_manifests(control, CRDS, "applications.yaml").await?;
     let mut ns = Object::with_type("v1", "Namespace", namespace);
     ns.set_label("app.kubernetes.io/part-of", "gitplane");
     control.apply(&ns, &options).await?;
     // The CRDs' kinds are served once discovery sees them.
-    for _ in 0..50 {
-        control.refresh_discovery().await?;
-        if control.preferred("argoproj.io", "AppProject").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    graphs::wait_for_kind(control, "argoproj.io", "AppProject").await?;
     if control
         .get(&project_gvk(), namespace, "default")
         .await?
@@ -185,6 +167,29 @@ pub async fn install(control: &Cluster, namespace: &str) -> Result<(), Controlle
         control
             .apply(&project::default_project(namespace), &options)
             .await?;
+    }
+    Ok(())
+}
+
+/// How the controller applies what it installs.
+fn install_options() -> ApplyOptions {
+    ApplyOptions {
+        field_manager: "gitplane-controller".into(),
+        ..ApplyOptions::default()
+    }
+}
+
+/// Applies the objects of a manifest gitplane ships (its CRDs).
+pub(crate) async fn apply_manifests(
+    control: &Cluster,
+    text: &str,
+    name: &str,
+) -> Result<(), ControllerError> {
+    let objects = load_objects(text.as_bytes(), name, Syntax::Yaml, &LoadOptions::default())
+        .map_err(|e| ControllerError::Internal(e.to_string()))?;
+    let options = install_options();
+    for object in &objects {
+        control.apply(object, &options).await?;
     }
     Ok(())
 }

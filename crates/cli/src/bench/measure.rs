@@ -22,26 +22,28 @@ pub struct Run {
 /// Runs `program args...` with stdout captured, and measures it (wall, CPU, peak memory).
 pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
     let stdout_file = tempfile::tempfile().context("creating a temporary file for output")?;
+    // A file, not a pipe: a child printing more than a pipe holds on stderr
+    // would block before exiting, since it is read only afterwards.
+    let stderr_file = tempfile::tempfile().context("creating a temporary file for output")?;
     let started = Instant::now();
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(stdout_file.try_clone()?)
-        .stderr(Stdio::piped())
+        .stderr(stderr_file.try_clone()?)
         .env("KUBECONFIG", "/dev/null")
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     let (status, max_rss_kib, cpu) = wait_with_rusage(child.id())?;
     let wall = started.elapsed();
-    let stderr = child.stderr.map(|mut e| {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut e, &mut s);
-        s
-    });
-    let stdout = std::fs::read(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&stdout_file)
-    ))?;
+    let read_back = |file: &std::fs::File| {
+        std::fs::read(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(file)
+        ))
+    };
+    let stdout = read_back(&stdout_file)?;
+    let stderr = String::from_utf8_lossy(&read_back(&stderr_file)?).into_owned();
     if !status {
         let printed = String::from_utf8_lossy(&stdout);
         let tail: Vec<&str> = printed.lines().rev().take(20).collect();
@@ -49,7 +51,7 @@ pub fn run_measured(program: &Path, args: &[&str]) -> Result<Run> {
             "{} {} failed: {}\n{}",
             program.display(),
             args.join(" "),
-            stderr.unwrap_or_default().trim(),
+            stderr.trim(),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }

@@ -366,22 +366,22 @@ async fn ensure_finalizer(cluster: &Cluster, instance: &Object) -> Result<(), St
         return Ok(());
     }
     finalizers.push(FINALIZER.to_string());
-    cluster
-        .merge_patch(
-            instance,
-            json!({"metadata": {"finalizers": finalizers}}),
-            FIELD_MANAGER,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    set_finalizers(cluster, instance, finalizers).await
 }
 
 async fn remove_finalizer(cluster: &Cluster, instance: &Object) -> Result<(), String> {
-    let finalizers: Vec<String> = finalizers(instance)
+    let finalizers = finalizers(instance)
         .into_iter()
         .filter(|f| f != FINALIZER)
         .collect();
+    set_finalizers(cluster, instance, finalizers).await
+}
+
+async fn set_finalizers(
+    cluster: &Cluster,
+    instance: &Object,
+    finalizers: Vec<String>,
+) -> Result<(), String> {
     cluster
         .merge_patch(
             instance,
@@ -463,23 +463,13 @@ fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Valu
     };
     status.insert(
         "conditions".into(),
-        json!([
-            condition(
-                "InstanceManaged",
-                true,
-                "Managed",
-                "finalizer and labels set",
-                generation
-            ),
-            condition(
-                "GraphResolved",
+        instance_conditions(
+            (
                 resolved,
                 if resolved { "Resolved" } else { "Waiting" },
                 &resolved_message,
-                generation
             ),
-            condition(
-                "ResourcesReady",
+            (
                 ready,
                 if ready {
                     "AllResourcesReady"
@@ -487,22 +477,48 @@ fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Valu
                     "NotReady"
                 },
                 &ready_message,
-                generation
             ),
-            condition(
-                "Ready",
+            (
                 ready && resolved,
                 if ready && resolved {
                     "Ready"
                 } else {
                     "NotReady"
                 },
-                &ready_message,
-                generation
             ),
-        ]),
+            generation,
+        ),
     );
     status
+}
+
+/// kro's instance conditions: `InstanceManaged` (always, once reconciled),
+/// `GraphResolved` and `ResourcesReady` as given, and `Ready` (with the
+/// readiness message).
+fn instance_conditions(
+    resolved: (bool, &str, &str),
+    ready: (bool, &str, &str),
+    overall: (bool, &str),
+    generation: Option<i64>,
+) -> Value {
+    json!([
+        condition(
+            "InstanceManaged",
+            true,
+            "Managed",
+            "finalizer and labels set",
+            generation
+        ),
+        condition(
+            "GraphResolved",
+            resolved.0,
+            resolved.1,
+            resolved.2,
+            generation
+        ),
+        condition("ResourcesReady", ready.0, ready.1, ready.2, generation),
+        condition("Ready", overall.0, overall.1, ready.2, generation),
+    ])
 }
 
 fn error_status(message: &str, instance: &Object) -> Map<String, Value> {
@@ -513,30 +529,12 @@ fn error_status(message: &str, instance: &Object) -> Map<String, Value> {
     status.insert("state".into(), json!("ERROR"));
     status.insert(
         "conditions".into(),
-        json!([
-            condition(
-                "InstanceManaged",
-                true,
-                "Managed",
-                "finalizer and labels set",
-                generation
-            ),
-            condition(
-                "GraphResolved",
-                false,
-                "ReconcileError",
-                message,
-                generation
-            ),
-            condition(
-                "ResourcesReady",
-                false,
-                "ReconcileError",
-                message,
-                generation
-            ),
-            condition("Ready", false, "ReconcileError", message, generation),
-        ]),
+        instance_conditions(
+            (false, "ReconcileError", message),
+            (false, "ReconcileError", message),
+            (false, "ReconcileError"),
+            generation,
+        ),
     );
     status
 }

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gitplane_cel::Env;
-use gitplane_cluster::{ApplyOptions, Cluster};
+use gitplane_cluster::Cluster;
 use gitplane_graph::{Body, Graph};
-use gitplane_object::{Gvk, LoadOptions, Object, Syntax, load_objects};
+use gitplane_object::{Gvk, Object};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 use tokio::task::JoinHandle;
@@ -132,25 +132,16 @@ impl InstanceKey {
 
 /// Installs the ResourceGraphDefinition CRD and waits until it is served.
 pub async fn install_graph_crd(cluster: &Cluster) -> Result<(), ControllerError> {
-    let crds = load_objects(
-        RGD_CRD.as_bytes(),
-        "resourcegraphdefinitions.yaml",
-        Syntax::Yaml,
-        &LoadOptions::default(),
-    )
-    .map_err(|e| ControllerError::Internal(e.to_string()))?;
-    let options = ApplyOptions {
-        field_manager: "gitplane-controller".into(),
-        ..ApplyOptions::default()
-    };
-    for crd in &crds {
-        cluster.apply(crd, &options).await?;
-    }
+    crate::apply_manifests(cluster, RGD_CRD, "resourcegraphdefinitions.yaml").await?;
     wait_for_kind(cluster, gitplane_graph::KRO_GROUP, gitplane_graph::RGD_KIND).await
 }
 
 /// Waits (up to 5 s) until discovery serves a kind.
-async fn wait_for_kind(cluster: &Cluster, group: &str, kind: &str) -> Result<(), ControllerError> {
+pub(crate) async fn wait_for_kind(
+    cluster: &Cluster,
+    group: &str,
+    kind: &str,
+) -> Result<(), ControllerError> {
     for _ in 0..50 {
         if cluster.preferred(group, kind).is_some() {
             return Ok(());
