@@ -370,11 +370,13 @@ impl Apps {
     }
 
     /// Writes an operation and waits for its result.
+    ///
+    /// The controller clears `operation` in the same write that records the
+    /// operation as Running, so once `operation` is gone the state is this
+    /// operation's. (Comparing `startedAt` cannot tell two operations started
+    /// in the same second apart: a rollback right after a sync waited forever.)
     async fn operate(&self, name: &str, patch: Value, timeout: Duration) -> Result<ExitCode> {
         let app = self.fetch(name).await?;
-        let before = app
-            .str_at(&["status", "operationState", "startedAt"])
-            .map(str::to_string);
         self.cluster
             .merge_patch(&app, patch, "gitplane-cli")
             .await?;
@@ -383,13 +385,9 @@ impl Apps {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let app = self.fetch(name).await?.to_value();
             let state = &app["status"]["operationState"];
-            let started = state
-                .get("startedAt")
-                .and_then(Value::as_str)
-                .map(str::to_string);
             let phase = text(state, &["phase"]);
-            let new = app.get("operation").is_none_or(Value::is_null) && started != before;
-            if new && !phase.is_empty() && phase != "Running" {
+            let taken = app.get("operation").is_none_or(Value::is_null);
+            if taken && !phase.is_empty() && phase != "Running" {
                 println!("application {name}: {phase} {}", text(state, &["message"]));
                 return Ok(if phase == "Succeeded" {
                     ExitCode::SUCCESS
