@@ -102,7 +102,8 @@ fn jsonpath(kubeconfig: &Path, args: &[&str], path: &str) -> String {
     kubectl(kubeconfig, &all).1.trim().to_string()
 }
 
-/// Records when `kubectl get KIND --watch-only` sees each DELETED event.
+/// Records when `kubectl get KIND --watch` sees each event (the listing it
+/// starts with comes as ADDED events).
 fn watch_deletions(
     kubeconfig: &Path,
     kind: &str,

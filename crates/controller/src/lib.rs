@@ -266,6 +266,8 @@ impl Controller {
         let info = self.control.resolve(&application_gvk()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().watch_applications(info));
+        let projects = self.control.resolve(&project_gvk()).await?;
+        tasks.spawn(self.clone().watch_projects(projects));
         tasks.spawn(self.clone().watch_managed_objects());
         tasks.spawn(self.clone().promote_due());
         for _ in 0..self.options.workers.max(1) {
@@ -297,6 +299,43 @@ impl Controller {
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
                 Err(e) => {
                     tracing::warn!("watching Applications: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// A project created, changed or deleted may permit or forbid what an
+    /// application could not or could do: every application is looked at
+    /// again (projects change rarely; Argo CD refreshes their apps too).
+    /// Without this, an app created in the same sync as its project kept
+    /// "project does not exist" until its next interval.
+    async fn watch_projects(self: Arc<Self>, info: gitplane_cluster::ResourceInfo) {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.control.client().clone(),
+            &self.options.namespace,
+            &info.resource,
+        );
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        let mut listed = false;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => listed = true,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
+                    let names: Vec<String> = self
+                        .fingerprints
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .keys()
+                        .cloned()
+                        .collect();
+                    for name in names {
+                        self.queue.add(&name);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("watching AppProjects: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
