@@ -7,6 +7,7 @@ mod bench;
 mod graph_cmd;
 mod health_cmd;
 mod output;
+mod policy_cmd;
 mod portal;
 mod render_cmd;
 mod sandbox;
@@ -55,6 +56,9 @@ enum Command {
     /// Resource graphs (KRO ResourceGraphDefinitions): check a graph, print
     /// its order or the CRD it generates.
     Graph(graph_cmd::GraphCommand),
+    /// Policy: check what paths render to against the Pod Security
+    /// Standards before anything reaches a cluster.
+    Policy(policy_cmd::PolicyCommand),
     /// Health checks: run Argo CD-style `health_test.yaml` files against
     /// their `health.lua` scripts.
     Health(health_cmd::HealthArgs),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => sync_cmd::apply(&args),
         Command::Diff(args) => sync_cmd::diff(&args),
         Command::Graph(command) => graph_cmd::run(&command),
+        Command::Policy(command) => policy_cmd::run(&command),
         Command::Health(args) => health_cmd::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

@@ -125,7 +125,7 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
 
 /// Expands the graph instances among `objects` (see `--expand-graphs`),
 /// reporting what stays unresolved on stderr.
-fn expand_graphs(
+pub(crate) fn expand_graphs(
     objects: Vec<gitplane_object::Object>,
     graphs: Option<&Path>,
 ) -> Result<Vec<gitplane_object::Object>> {
