@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
@@ -14,17 +14,37 @@ use crate::error::{ApiError, ApiResult};
 use crate::protobuf;
 use crate::request::BodyType;
 
-/// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read(body: Incoming, limit: usize) -> ApiResult<Bytes> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(limit))
+/// How much of an oversized body is read (and dropped) before the 413 is
+/// sent, as a multiple of the limit.
+const DRAIN_FACTOR: usize = 8;
+
+/// Reads a whole body, refusing more than `limit` bytes. The rest of an
+/// oversized body is read and dropped (up to a bound) before answering, so a
+/// client still sending gets the 413 rather than a reset connection.
+pub async fn read(mut body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::bad_request("could not read the request body"))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        if buffer.len() + data.len() > limit {
+            drain(&mut body, limit.saturating_mul(DRAIN_FACTOR)).await;
+            return Err(ApiError::too_large(limit));
         }
-        Err(_) => Err(ApiError::bad_request("could not read the request body")),
+        buffer.extend_from_slice(data);
+    }
+    Ok(buffer.freeze())
+}
+
+/// Reads and drops up to `max` more bytes of a body.
+async fn drain(body: &mut Incoming, max: usize) {
+    let mut seen = 0usize;
+    while seen < max {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 
