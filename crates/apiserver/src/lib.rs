@@ -12,6 +12,7 @@
 //! material and a token on first use, serves HTTPS and writes a kubeconfig.
 //! Requests go [`http`] → [`api`] (the verbs) → [`store`].
 
+mod admission;
 pub mod api;
 mod builtin;
 pub mod controllers;

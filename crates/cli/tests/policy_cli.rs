@@ -114,3 +114,85 @@ fn namespace_labels_are_honoured_and_json_lists_findings() {
             .any(|f| f["mode"] == "Warn" || f["mode"] == "Audit")
     );
 }
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The embedded API server admits pods as a cluster does: a privileged pod
+/// in a namespace labelled `enforce: restricted` is refused with PSA's
+/// message; a Deployment whose template fails is created with a warning.
+#[test]
+fn the_embedded_server_enforces_namespace_pod_security_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = common::start_apiserver(&data, true);
+    let kc = data.join("kubeconfig");
+    assert!(kubectl(&kc, &["create", "namespace", "team"], None).0);
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "label",
+            "namespace",
+            "team",
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let pod = std::fs::read_to_string(
+        repo_root().join("crates/cli/tests/fixtures/policy/privileged-pod.yaml"),
+    )
+    .unwrap()
+    .replace("shop-dev", "team");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&pod));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("pods \"debug\" is forbidden: violates PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), privileged (container \"shell\" must not set securityContext.privileged=true)"),
+        "{out}"
+    );
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "-n",
+            "team",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Warning: would violate PodSecurity \"restricted:latest\""),
+        "{out}"
+    );
+    // A namespace without labels admits the same pod.
+    let elsewhere = pod.replace("namespace: team", "namespace: default");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&elsewhere));
+    assert!(ok, "{out}");
+}

@@ -109,6 +109,15 @@ impl Api {
         }
     }
 
+    /// Pod Security admission for a write (see [`admission`]).
+    fn admit(&self, t: &ResourceType, object: &Value, creating: bool) -> ApiResult<Vec<String>> {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .and_then(|ns| self.store.get(&format!("/namespaces//{ns}")));
+        crate::admission::pod_security(namespace.as_deref(), t, object, creating)
+    }
+
     /// Schema checks and defaults; returns warnings.
     fn check_schema(
         &self,
@@ -176,7 +185,8 @@ impl Api {
         };
         semantics::validate_metadata(&t, &body)?;
         self.check_namespace(&target, &name)?;
-        let warnings = self.check_schema(&t, &mut body, options.validation)?;
+        let mut warnings = self.check_schema(&t, &mut body, options.validation)?;
+        warnings.extend(self.admit(&t, &body, true)?);
         semantics::prepare_create(&t, &mut body)?;
         hooks::validate(&t, &body)?;
         hooks::on_write(&t, None, &mut body);
@@ -427,6 +437,9 @@ impl Api {
                     })?;
                 semantics::validate_metadata(&t, &merged)?;
                 schema_warnings = api.check_schema(&t, &mut merged, validation)?;
+                if request_part != Part::Status {
+                    schema_warnings.extend(api.admit(&t, &merged, current.is_none())?);
+                }
                 match current {
                     None => {
                         created = true;
