@@ -109,13 +109,10 @@ impl Api {
         }
     }
 
-    /// Pod Security admission for a write (see [`admission`]).
-    fn admit(&self, t: &ResourceType, object: &Value, creating: bool) -> ApiResult<Vec<String>> {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .and_then(|ns| self.store.get(&format!("/namespaces//{ns}")));
-        crate::admission::pod_security(namespace.as_deref(), t, object, creating)
+    /// The Namespace object a write goes to, for admission. Read before a
+    /// store update, never inside one (the update holds the store).
+    fn namespace_object(&self, namespace: Option<&str>) -> Option<std::sync::Arc<Value>> {
+        namespace.and_then(|ns| self.store.get(&format!("/namespaces//{ns}")))
     }
 
     /// Schema checks and defaults; returns warnings.
@@ -186,7 +183,13 @@ impl Api {
         semantics::validate_metadata(&t, &body)?;
         self.check_namespace(&target, &name)?;
         let mut warnings = self.check_schema(&t, &mut body, options.validation)?;
-        warnings.extend(self.admit(&t, &body, true)?);
+        let namespace = self.namespace_object(target.namespace.as_deref());
+        warnings.extend(crate::admission::pod_security(
+            namespace.as_deref(),
+            &t,
+            &body,
+            true,
+        )?);
         semantics::prepare_create(&t, &mut body)?;
         hooks::validate(&t, &body)?;
         hooks::on_write(&t, None, &mut body);
@@ -412,6 +415,7 @@ impl Api {
         let api = self.clone();
         let mut created = false;
         let mut schema_warnings = Vec::new();
+        let namespace = self.namespace_object(target.namespace.as_deref());
         if self.store.get(&key).is_none() {
             if subresource.is_some() {
                 return Err(ApiError::not_found(target.subject(name)));
@@ -438,7 +442,13 @@ impl Api {
                 semantics::validate_metadata(&t, &merged)?;
                 schema_warnings = api.check_schema(&t, &mut merged, validation)?;
                 if request_part != Part::Status {
-                    schema_warnings.extend(api.admit(&t, &merged, current.is_none())?);
+                    let admitted = crate::admission::pod_security(
+                        namespace.as_deref(),
+                        &t,
+                        &merged,
+                        current.is_none(),
+                    )?;
+                    schema_warnings.extend(admitted);
                 }
                 match current {
                     None => {
