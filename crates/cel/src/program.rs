@@ -63,10 +63,12 @@ impl Env {
 pub struct Program {
     source: String,
     limits: Limits,
-    /// The expression as parsed, for reading what it refers to.
-    parsed: IdedExpr,
     /// The expression as evaluated: metered by [`limits::instrument`].
     metered: IdedExpr,
+    /// The top-level variables it reads, sorted.
+    variables: Vec<String>,
+    /// The field paths it reads from them, sorted.
+    paths: Vec<Vec<String>>,
 }
 
 impl Program {
@@ -80,12 +82,20 @@ impl Program {
             .parse(source)
             .map_err(|e| CelError::Syntax(one_line(&e.to_string())))?;
         limits::check_supported(&parsed)?;
-        let metered = limits::instrument(parsed.clone());
+        let mut paths = Vec::new();
+        collect_paths(&parsed, &mut Vec::new(), &mut paths);
+        paths.sort();
+        paths.dedup();
+        // Every free identifier starts a path of its own.
+        let mut variables: Vec<String> = paths.iter().filter_map(|p| p.first().cloned()).collect();
+        variables.dedup();
+        let metered = limits::instrument(parsed);
         Ok(Program {
             source: source.to_string(),
             limits,
-            parsed,
             metered,
+            variables,
+            paths,
         })
     }
 
@@ -95,34 +105,23 @@ impl Program {
     }
 
     /// The top-level variables the expression reads (not those a macro binds).
-    pub fn variables(&self) -> Vec<String> {
-        let mut bound = Vec::new();
-        let mut names = Vec::new();
-        collect_free_idents(&self.parsed, &mut bound, &mut names);
-        names.sort();
-        names.dedup();
-        names
+    pub fn variables(&self) -> &[String] {
+        &self.variables
     }
 
     /// Every field path the expression reads from a top-level variable: for
     /// `a.b.c > 1 && has(a.d)` that is `[a, b, c]` and `[a, d]`. Optional
     /// selects (`a.?b`) and constant indexes (`a["b"]`, `a[0]`) count as steps.
-    pub fn field_paths(&self) -> Vec<Vec<String>> {
-        let mut paths = Vec::new();
-        let mut bound = Vec::new();
-        collect_paths(&self.parsed, &mut bound, &mut paths);
-        paths.sort();
-        paths.dedup();
-        paths
+    pub fn field_paths(&self) -> &[Vec<String>] {
+        &self.paths
     }
 
     /// Evaluates the expression with these variables.
     pub fn evaluate(&self, activation: &Activation) -> Result<Value, CelError> {
-        let wanted = self.variables();
         ROOT.with(|root| {
             let mut context = root.new_inner_scope();
             for (name, value) in &activation.variables {
-                if wanted.iter().any(|w| w == name) {
+                if self.variables.iter().any(|w| w == name) {
                     context.add_variable_from_value(name.clone(), value.clone());
                 }
             }
@@ -219,37 +218,6 @@ fn describe_execution_error(error: &kube_cel::cel::ExecutionError) -> String {
         E::UndeclaredReference(name) => format!("undeclared reference to '{name}'"),
         E::NoSuchOverload => "no matching overload (wrong argument types)".to_string(),
         other => one_line(&other.to_string()),
-    }
-}
-
-/// Identifiers not bound by an enclosing comprehension.
-fn collect_free_idents(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
-    match &expr.expr {
-        Expr::Ident(name) => {
-            if !bound.contains(name) {
-                out.push(name.clone());
-            }
-        }
-        Expr::Comprehension(c) => {
-            collect_free_idents(&c.iter_range, bound, out);
-            collect_free_idents(&c.accu_init, bound, out);
-            let mark = bound.len();
-            bound.push(c.iter_var.clone());
-            if let Some(second) = &c.iter_var2 {
-                bound.push(second.clone());
-            }
-            bound.push(c.accu_var.clone());
-            collect_free_idents(&c.loop_cond, bound, out);
-            collect_free_idents(&c.loop_step, bound, out);
-            collect_free_idents(&c.result, bound, out);
-            bound.truncate(mark);
-        }
-        Expr::Call(call) if is_namespaced_call(call) => {
-            call.args
-                .iter()
-                .for_each(|a| collect_free_idents(a, bound, out));
-        }
-        _ => for_each_child(expr, |child| collect_free_idents(child, bound, out)),
     }
 }
 

@@ -728,7 +728,7 @@ impl Expander<'_> {
                 unresolved.push(Unresolved {
                     field: path.to_string(),
                     expression: field.source(),
-                    waits_for: id,
+                    waits_for: id.clone(),
                 });
                 missing_paths.push(FieldPath(inner.to_vec()));
                 continue;

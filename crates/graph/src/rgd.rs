@@ -693,7 +693,7 @@ fn check_references(
                 let ok = if collection {
                     variable == "each"
                 } else {
-                    &variable == own
+                    variable == own
                 };
                 if !ok {
                     let expected = if collection {
@@ -713,7 +713,7 @@ fn check_references(
                 if matches!(allowed, Allowed::Template) && scope.iterators.contains(&variable) {
                     continue;
                 }
-                match scope.ids.iter().position(|id| *id == variable) {
+                match scope.ids.iter().position(|id| id == variable) {
                     Some(i) if i == scope.own => {
                         return Err(format!("resource {own:?} refers to itself"));
                     }
