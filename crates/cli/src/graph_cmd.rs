@@ -10,6 +10,8 @@ use gitplane_cel::Env;
 use gitplane_graph::{Graph, Readiness, generate_crd, graph_status};
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects, yaml};
 
+use crate::output::ReportFormat;
+
 /// `gitplane graph`.
 #[derive(Debug, clap::Args)]
 pub struct GraphCommand {
@@ -54,19 +56,8 @@ pub struct CheckArgs {
     #[arg(long, env = "GITPLANE_CRD")]
     pub crd: bool,
     /// Output format: text (the default), yaml or json.
-    #[arg(short = 'o', long, value_enum, default_value_t = CheckFormat::Text, env = "GITPLANE_OUTPUT")]
-    pub output: CheckFormat,
-}
-
-/// How `graph check` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
-    /// A summary for people.
-    Text,
-    /// YAML documents.
-    Yaml,
-    /// JSON: one object, or a `List`.
-    Json,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
+    pub output: ReportFormat,
 }
 
 /// Runs `gitplane graph`.
@@ -121,9 +112,9 @@ fn check(args: &CheckArgs) -> Result<ExitCode> {
         text.push_str(&summary(&graph));
     }
     let out = match (args.output, args.crd) {
-        (CheckFormat::Text, false) => text,
-        (CheckFormat::Json, _) => json_documents(&documents)?,
-        (CheckFormat::Yaml, _) | (CheckFormat::Text, true) => yaml::to_yaml_stream(&documents),
+        (ReportFormat::Text, false) => text,
+        (ReportFormat::Json, _) => json_documents(&documents)?,
+        (ReportFormat::Yaml, _) | (ReportFormat::Text, true) => yaml::to_yaml_stream(&documents),
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)

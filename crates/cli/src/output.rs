@@ -12,6 +12,18 @@ pub enum Format {
     Json,
 }
 
+/// Output formats of check commands (`graph check`, `policy check`): a
+/// summary for people, or the findings as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A summary for people.
+    Text,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
 /// Formats objects as a YAML stream or as JSON.
 pub fn format_objects(objects: &[Object], format: Format) -> Result<String, serde_json::Error> {
     match format {

@@ -11,7 +11,7 @@ use gitplane_policy::{Finding, Mode, check_pod_security};
 use gitplane_render::{RenderOptions, render};
 use serde_json::{Value, json};
 
-use crate::graph_cmd::CheckFormat;
+use crate::output::ReportFormat;
 use crate::render_cmd::{expand_graphs, root_and_path};
 
 /// `gitplane policy`.
@@ -52,8 +52,8 @@ pub struct CheckArgs {
     #[arg(long, env = "GITPLANE_GRAPHS")]
     pub graphs: Option<PathBuf>,
     /// Output format: text (the default), yaml or json.
-    #[arg(short = 'o', long, value_enum, default_value_t = CheckFormat::Text, env = "GITPLANE_OUTPUT")]
-    pub output: CheckFormat,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
+    pub output: ReportFormat,
 }
 
 fn parse_standard(text: &str) -> Result<Standard, String> {
@@ -78,15 +78,15 @@ fn check(args: &CheckArgs) -> Result<ExitCode> {
     }
     let findings = check_pod_security(&objects, args.pss).map_err(|e| anyhow!(e))?;
     let out = match args.output {
-        CheckFormat::Text => text_report(&findings, objects.len()),
-        CheckFormat::Json => {
+        ReportFormat::Text => text_report(&findings, objects.len()),
+        ReportFormat::Json => {
             let mut text = serde_json::to_string_pretty(&json!(
                 findings.iter().map(finding_json).collect::<Vec<_>>()
             ))?;
             text.push('\n');
             text
         }
-        CheckFormat::Yaml => gitplane_object::yaml::to_yaml(&json!(
+        ReportFormat::Yaml => gitplane_object::yaml::to_yaml(&json!(
             findings.iter().map(finding_json).collect::<Vec<_>>()
         )),
     };

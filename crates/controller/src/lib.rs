@@ -197,15 +197,23 @@ pub(crate) async fn apply_manifests(
 /// A hash of what, when it changes, means an application must be looked at
 /// again (not its status, which the controller writes itself).
 fn fingerprint(app: &Object) -> u64 {
+    hash_paths(
+        app,
+        &[
+            &["spec"],
+            &["operation"],
+            &["metadata", "deletionTimestamp"],
+            &["metadata", "finalizers"],
+            &["metadata", "annotations", spec::REFRESH_ANNOTATION],
+        ],
+    )
+}
+
+/// A hash of the values at some paths of an object.
+pub(crate) fn hash_paths(object: &Object, paths: &[&[&str]]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for path in [
-        &["spec"][..],
-        &["operation"],
-        &["metadata", "deletionTimestamp"],
-        &["metadata", "finalizers"],
-        &["metadata", "annotations", spec::REFRESH_ANNOTATION],
-    ] {
-        app.get(path).map(|v| v.to_string()).hash(&mut hasher);
+    for path in paths {
+        object.get(path).map(|v| v.to_string()).hash(&mut hasher);
     }
     hasher.finish()
 }

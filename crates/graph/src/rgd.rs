@@ -710,7 +710,7 @@ fn check_references(
                 if variable == "schema" {
                     continue;
                 }
-                if matches!(allowed, Allowed::Template) && scope.iterators.contains(&variable) {
+                if matches!(allowed, Allowed::Template) && scope.iterators.contains(variable) {
                     continue;
                 }
                 match scope.ids.iter().position(|id| id == variable) {
@@ -794,31 +794,24 @@ fn check_status_references(
 ) -> Result<(), GraphError> {
     for (path, field) in &schema.status_fields {
         for program in field.programs() {
-            for variable in program.variables() {
-                if variable != "schema" && !ids.contains(&variable) {
-                    return Err(GraphError::invalid(
-                        Location {
-                            graph: graph.to_string(),
-                            field: Some(format!("spec.schema.{path}")),
-                            expression: Some(program.source().to_string()),
-                            ..Location::default()
-                        },
-                        format!(
-                            "unknown identifier {variable:?} (status may use schema and resource ids)"
-                        ),
-                    ));
-                }
-            }
-            check_schema_paths(program, schema).map_err(|m| {
-                GraphError::invalid(
-                    Location {
-                        graph: graph.to_string(),
-                        field: Some(format!("spec.schema.{path}")),
-                        expression: Some(program.source().to_string()),
-                        ..Location::default()
-                    },
-                    m,
-                )
+            let checked = match program
+                .variables()
+                .iter()
+                .find(|v| *v != "schema" && !ids.contains(v))
+            {
+                Some(variable) => Err(format!(
+                    "unknown identifier {variable:?} (status may use schema and resource ids)"
+                )),
+                None => check_schema_paths(program, schema),
+            };
+            checked.map_err(|message| {
+                let location = Location {
+                    graph: graph.to_string(),
+                    field: Some(format!("spec.schema.{path}")),
+                    expression: Some(program.source().to_string()),
+                    ..Location::default()
+                };
+                GraphError::invalid(location, message)
             })?;
         }
     }

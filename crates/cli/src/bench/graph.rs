@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use gitplane_object::{LoadOptions, Syntax, load_objects};
 
-use super::measure::{Run, best_and_median, find_in_path, run_measured};
+use super::measure::{Measured, find_in_path, run_measured};
 use super::sync::start_server;
 
 /// The WebApp graph of the example platform.
@@ -98,30 +98,29 @@ fn offline(args: &GraphBenchArgs, dir: &Path, gitplane: &Path, kubectl: &Path) -
     let expanded = expand_instances(&text)?;
     let in_process = started.elapsed();
 
-    let gitplane_runs = measure_runs(
+    let gitplane_runs = Measured::measure(
+        "gitplane render --expand-graphs",
         gitplane,
         &["render", source_arg, "--expand-graphs"],
         args.runs,
-        "gitplane render --expand-graphs",
     )?;
     // The peer builds the same objects from a plain kustomization.
     let peer = dir.join("expanded");
     std::fs::create_dir_all(&peer)?;
-    std::fs::write(peer.join("objects.yaml"), &gitplane_runs[0].stdout)?;
+    std::fs::write(peer.join("objects.yaml"), &gitplane_runs.runs[0].stdout)?;
     std::fs::write(
         peer.join("kustomization.yaml"),
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- objects.yaml\n",
     )?;
     let peer_arg = peer.to_str().context("path is not UTF-8")?;
-    let kubectl_runs = measure_runs(
+    let kubectl_runs = Measured::measure(
+        "kubectl kustomize",
         kubectl,
         &["kustomize", peer_arg],
         args.runs,
-        "kubectl kustomize",
     )?;
     let children = expanded.objects.len() - 1;
-    let (ours, _) = best_and_median(gitplane_runs.iter().map(|r| r.wall).collect());
-    let (theirs, _) = best_and_median(kubectl_runs.iter().map(|r| r.wall).collect());
+    let (ours, theirs) = (gitplane_runs.best(), kubectl_runs.best());
     println!(
         "graph expansion: {} WebApp instances -> {children} objects, {} runs each",
         expanded.instances, args.runs
@@ -158,25 +157,12 @@ fn expand_instances(text: &str) -> Result<gitplane_graph::OfflineExpansion> {
     )?)
 }
 
-fn measure_runs(program: &Path, args: &[&str], runs: usize, tool: &str) -> Result<Vec<Run>> {
-    eprintln!("  {tool}: warm-up run (not counted)");
-    run_measured(program, args)?;
-    (0..runs)
-        .map(|i| {
-            eprintln!("  {tool}: run {}/{runs}", i + 1);
-            run_measured(program, args)
-        })
-        .collect()
-}
-
-fn print_runs(tool: &str, runs: &[Run]) {
-    let (best, median) = best_and_median(runs.iter().map(|r| r.wall).collect());
-    let peak = runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+fn print_runs(label: &str, measured: &Measured) {
     println!(
-        "  {tool:<34} best {:>7.0} ms  median {:>7.0} ms  peak {:>6.1} MiB",
-        best.as_secs_f64() * 1000.0,
-        median.as_secs_f64() * 1000.0,
-        peak
+        "  {label:<34} best {:>7.0} ms  median {:>7.0} ms  peak {:>6.1} MiB",
+        measured.best().as_secs_f64() * 1000.0,
+        measured.median().as_secs_f64() * 1000.0,
+        measured.peak_mib()
     );
 }
 

@@ -86,6 +86,52 @@ fn wait_with_rusage(pid: u32) -> Result<(bool, u64, Duration)> {
     Ok((ok, usage.ru_maxrss.max(0) as u64, cpu))
 }
 
+/// Several runs of one tool.
+pub struct Measured {
+    /// What ran, for the report.
+    pub tool: &'static str,
+    /// The counted runs.
+    pub runs: Vec<Run>,
+}
+
+impl Measured {
+    /// A warm-up run (not counted), then `runs` measured runs, with progress
+    /// on stderr.
+    pub fn measure(
+        tool: &'static str,
+        program: &Path,
+        args: &[&str],
+        runs: usize,
+    ) -> Result<Measured> {
+        eprintln!("  {tool}: warm-up run (not counted)");
+        run_measured(program, args)?;
+        let mut measured = Vec::with_capacity(runs);
+        for i in 0..runs {
+            eprintln!("  {tool}: run {}/{runs}", i + 1);
+            measured.push(run_measured(program, args)?);
+        }
+        Ok(Measured {
+            tool,
+            runs: measured,
+        })
+    }
+
+    /// The fastest run's wall time.
+    pub fn best(&self) -> Duration {
+        best_and_median(self.runs.iter().map(|r| r.wall).collect()).0
+    }
+
+    /// The median run's wall time.
+    pub fn median(&self) -> Duration {
+        best_and_median(self.runs.iter().map(|r| r.wall).collect()).1
+    }
+
+    /// The highest peak memory of the runs, in MiB.
+    pub fn peak_mib(&self) -> f64 {
+        self.runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
 /// The fastest and the median of several durations.
 pub fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();

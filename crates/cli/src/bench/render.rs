@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use gitplane_render::synthetic::write_synthetic_platform;
 
-use super::measure::{Run, best_and_median, find_in_path, run_measured};
+use super::measure::{Measured, find_in_path};
 
 /// Arguments of `gitplane bench render`.
 #[derive(Debug, clap::Args)]
@@ -20,23 +20,6 @@ pub struct RenderBenchArgs {
     /// Write the platform here and keep it (default: a temporary directory).
     #[arg(long)]
     keep: Option<PathBuf>,
-}
-
-struct Measured {
-    tool: &'static str,
-    runs: Vec<Run>,
-}
-
-impl Measured {
-    fn best(&self) -> std::time::Duration {
-        best_and_median(self.runs.iter().map(|r| r.wall).collect()).0
-    }
-    fn median(&self) -> std::time::Duration {
-        best_and_median(self.runs.iter().map(|r| r.wall).collect()).1
-    }
-    fn peak_mib(&self) -> f64 {
-        self.runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0
-    }
 }
 
 /// Runs the benchmark.
@@ -78,14 +61,7 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
             vec!["kustomize", dir_arg],
         ),
     ] {
-        eprintln!("  {tool}: warm-up run (not counted)");
-        run_measured(program, &tool_args)?;
-        let mut runs = Vec::new();
-        for i in 0..args.runs {
-            eprintln!("  {tool}: run {}/{}", i + 1, args.runs);
-            runs.push(run_measured(program, &tool_args)?);
-        }
-        results.push(Measured { tool, runs });
+        results.push(Measured::measure(tool, program, &tool_args, args.runs)?);
     }
     let (ours, theirs) = (&results[0], &results[1]);
     let identical = ours.runs[0].stdout == theirs.runs[0].stdout;

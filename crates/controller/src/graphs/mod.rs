@@ -20,7 +20,6 @@ mod instance;
 mod observed;
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -237,7 +236,7 @@ impl GraphController {
     /// A graph was created or changed: serve it, and reconcile its instances.
     async fn graph_changed(self: Arc<Self>, rgd: Object) {
         let name = rgd.name().to_string();
-        let print = fingerprint(&rgd, &[&["spec"], &["metadata", "annotations"]]);
+        let print = crate::hash_paths(&rgd, &[&["spec"], &["metadata", "annotations"]]);
         let previous = self
             .graph_prints
             .lock()
@@ -328,7 +327,7 @@ impl GraphController {
 
     fn instance_changed(&self, graph: &str, instance: &Object) {
         let key = instance_key(graph, instance);
-        let print = fingerprint(
+        let print = crate::hash_paths(
             instance,
             &[
                 &["spec"],
@@ -483,13 +482,4 @@ fn owner_of(child: &Object) -> Option<InstanceKey> {
             .to_string(),
         name: child.label("kro.run/instance-name")?.to_string(),
     })
-}
-
-/// A hash of the parts of an object that, when they change, mean work.
-fn fingerprint(object: &Object, paths: &[&[&str]]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for path in paths {
-        object.get(path).map(|v| v.to_string()).hash(&mut hasher);
-    }
-    hasher.finish()
 }

@@ -106,6 +106,14 @@ fn failure(check: &'static str, reason: &str, detail: String) -> Option<Failure>
     })
 }
 
+/// The failure for the details found, if any (each detail one problem).
+fn failure_if(check: &'static str, reason: &str, details: Vec<String>) -> Option<Failure> {
+    if details.is_empty() {
+        return None;
+    }
+    failure(check, reason, details.join("; "))
+}
+
 fn host_namespaces(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     let set: Vec<String> = ["hostNetwork", "hostPID", "hostIPC"]
         .iter()
@@ -173,14 +181,7 @@ fn added_outside(pod: &Pod<'_>, allowed: &[&str]) -> Vec<String> {
 
 fn capabilities_baseline(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     let details = added_outside(pod, BASELINE_CAPABILITIES);
-    if details.is_empty() {
-        return None;
-    }
-    failure(
-        "capabilities_baseline",
-        "non-default capabilities",
-        details.join("; "),
-    )
+    failure_if("capabilities_baseline", "non-default capabilities", details)
 }
 
 fn volumes<'a>(pod: &Pod<'a>) -> impl Iterator<Item = (&'a str, &'a Value)> {
@@ -236,10 +237,7 @@ fn host_ports(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure("hostPorts", "hostPort", details.join("; "))
+    failure_if("hostPorts", "hostPort", details)
 }
 
 fn app_armor(pod: &Pod<'_>, _: u32) -> Option<Failure> {
@@ -329,10 +327,7 @@ fn se_linux_options(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure("seLinuxOptions", "seLinuxOptions", details.join("; "))
+    failure_if("seLinuxOptions", "seLinuxOptions", details)
 }
 
 fn proc_mount(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
@@ -350,10 +345,7 @@ fn proc_mount(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure("procMount", "procMount", details.join("; "))
+    failure_if("procMount", "procMount", details)
 }
 
 fn seccomp_type(value: Option<&Value>) -> Option<&str> {
@@ -375,14 +367,7 @@ fn seccomp_baseline(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             containers_phrase(&bad)
         ));
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure(
-        "seccompProfile_baseline",
-        "seccompProfile",
-        details.join("; "),
-    )
+    failure_if("seccompProfile_baseline", "seccompProfile", details)
 }
 
 /// The sysctls baseline allows at a version.
@@ -480,13 +465,10 @@ fn host_probes_and_lifecycle(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure(
+    failure_if(
         "hostProbesAndHostLifecycle",
         "probe or lifecycle host",
-        details.join("; "),
+        details,
     )
 }
 
@@ -516,14 +498,7 @@ fn restricted_volumes(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             }
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure(
-        "restrictedVolumes",
-        "restricted volume types",
-        details.join("; "),
-    )
+    failure_if("restrictedVolumes", "restricted volume types", details)
 }
 
 fn allow_privilege_escalation(pod: &Pod<'_>, _: u32) -> Option<Failure> {
@@ -571,10 +546,7 @@ fn run_as_non_root(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure("runAsNonRoot", "runAsNonRoot != true", details.join("; "))
+    failure_if("runAsNonRoot", "runAsNonRoot != true", details)
 }
 
 fn run_as_user(pod: &Pod<'_>, _: u32) -> Option<Failure> {
@@ -590,10 +562,7 @@ fn run_as_user(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             containers_phrase(&bad)
         ));
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure("runAsUser", "runAsUser=0", details.join("; "))
+    failure_if("runAsUser", "runAsUser=0", details)
 }
 
 fn seccomp_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
@@ -626,14 +595,7 @@ fn seccomp_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             ));
         }
     }
-    if details.is_empty() {
-        return None;
-    }
-    failure(
-        "seccompProfile_restricted",
-        "seccompProfile",
-        details.join("; "),
-    )
+    failure_if("seccompProfile_restricted", "seccompProfile", details)
 }
 
 fn capabilities_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
@@ -650,12 +612,9 @@ fn capabilities_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
         ));
     }
     details.extend(added_outside(pod, &["NET_BIND_SERVICE"]));
-    if details.is_empty() {
-        return None;
-    }
-    failure(
+    failure_if(
         "capabilities_restricted",
         "unrestricted capabilities",
-        details.join("; "),
+        details,
     )
 }
