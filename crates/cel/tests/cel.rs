@@ -4,12 +4,20 @@
 use gitplane_cel::{Activation, CelError, Env, Limits};
 use serde_json::json;
 
+/// Evaluates with the default limits but a deadline no machine reaches, so
+/// the cost and size tests test cost and size however slow the build is (a
+/// debug build on a loaded 2-core CI machine took over 1 s to reach the
+/// size limit); `time_limit_stops_what_the_budget_allows` tests the deadline.
 fn eval(source: &str) -> Result<serde_json::Value, CelError> {
+    let env = Env::new(Limits {
+        deadline: std::time::Duration::from_secs(600),
+        ..Limits::default()
+    });
     let activation = Activation::new().with_json(
         "schema",
         &json!({"spec": {"name": "shop", "replicas": 3, "labels": {"team": "a"}, "ports": [80, 443]}}),
     );
-    Env::default().compile(source)?.evaluate_json(&activation)
+    env.compile(source)?.evaluate_json(&activation)
 }
 
 #[test]
