@@ -108,11 +108,12 @@ pub(crate) fn start(limits: Limits) {
     });
 }
 
-/// Ends metering; returns what stopped the evaluation, if a limit did.
-pub(crate) fn finish() -> Option<Stop> {
+/// Ends metering; returns the units spent and what stopped the
+/// evaluation, if a limit did.
+pub(crate) fn finish() -> (u64, Option<Stop>) {
     METER
         .with(|m| m.borrow_mut().take())
-        .and_then(|meter| meter.stopped)
+        .map_or((0, None), |meter| (meter.spent, meter.stopped))
 }
 
 /// The error a stop becomes.

@@ -118,6 +118,12 @@ impl Program {
 
     /// Evaluates the expression with these variables.
     pub fn evaluate(&self, activation: &Activation) -> Result<Value, CelError> {
+        self.evaluate_costed(activation).0
+    }
+
+    /// Evaluates the expression and says how many units of work (see
+    /// [`Limits::cost_budget`]) it took, also when it failed.
+    pub fn evaluate_costed(&self, activation: &Activation) -> (Result<Value, CelError>, u64) {
         ROOT.with(|root| {
             let mut context = root.new_inner_scope();
             for (name, value) in &activation.variables {
@@ -127,8 +133,8 @@ impl Program {
             }
             limits::start(self.limits);
             let result = Value::resolve(&self.metered, &context);
-            let stopped = limits::finish();
-            match (result, stopped) {
+            let (cost, stopped) = limits::finish();
+            let result = match (result, stopped) {
                 (_, Some(stop)) => Err(limits::stop_error(
                     stop,
                     &self.limits,
@@ -136,7 +142,8 @@ impl Program {
                 )),
                 (Ok(value), None) => Ok(value),
                 (Err(e), None) => Err(CelError::Evaluation(describe_execution_error(&e))),
-            }
+            };
+            (result, cost)
         })
     }
 

@@ -8,6 +8,7 @@ mod graph_cmd;
 mod health_cmd;
 mod output;
 mod policy_cmd;
+mod policy_test;
 mod portal;
 mod render_cmd;
 mod sandbox;

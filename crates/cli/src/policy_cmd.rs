@@ -1,17 +1,21 @@
-//! `gitplane policy check`: Pod Security Standards on what paths render to,
-//! before anything reaches a cluster.
+//! `gitplane policy`: `check` evaluates Pod Security Standards,
+//! ValidatingAdmissionPolicies and Kyverno policies on what paths render
+//! to, before anything reaches a cluster; `test` runs Kyverno CLI test
+//! files.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use gitplane_object::Object;
 use gitplane_policy::pss::Standard;
-use gitplane_policy::{Finding, Mode, check_pod_security};
+use gitplane_policy::{Finding, PolicySet, Report};
 use gitplane_render::{RenderOptions, render};
 use serde_json::{Value, json};
 
 use crate::output::ReportFormat;
+use crate::policy_test;
 use crate::render_cmd::{expand_graphs, root_and_path};
 
 /// `gitplane policy`.
@@ -24,13 +28,23 @@ pub struct PolicyCommand {
 #[derive(Debug, clap::Subcommand)]
 enum PolicySubcommand {
     /// Render each PATH (a file, a plain directory or a kustomization) and
-    /// check its pods — Pods and the templates of Deployments, StatefulSets,
-    /// DaemonSets, ReplicaSets, Jobs, CronJobs and ReplicationControllers —
-    /// against the Pod Security Standards: at --pss for every object, and at
-    /// what rendered Namespaces' pod-security.kubernetes.io labels ask for.
-    /// Prints the failures grouped by object. Exit 3 if any is enforced
-    /// (--pss or an `enforce` label), 0 otherwise, 1 on error.
+    /// check every object against the policies in --policies
+    /// (ValidatingAdmissionPolicies with their bindings, Kyverno
+    /// ClusterPolicies and Policies) and, for pods — Pods and the templates
+    /// of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs
+    /// and ReplicationControllers — against the Pod Security Standards: at
+    /// --pss for every pod, and at what rendered Namespaces'
+    /// pod-security.kubernetes.io labels ask for. Prints the violations
+    /// grouped by object. Exit 3 if any is enforced (--pss, an `enforce`
+    /// label, a Kyverno Enforce rule, a VAP binding with Deny), 0 otherwise,
+    /// 1 on error.
     Check(CheckArgs),
+    /// Run the Kyverno CLI test files (kyverno-test.yaml) found under DIR:
+    /// apply each test's policies to its resources (with its variables)
+    /// and compare every expected result (pass, fail, warn, error, skip)
+    /// and patched resource. Prints a table per test and the totals; exit
+    /// 1 if any result differs.
+    Test(TestArgs),
 }
 
 /// Arguments of `gitplane policy check`.
@@ -39,6 +53,11 @@ pub struct CheckArgs {
     /// Files or directories to render and check.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Policies to evaluate: a file or directory (rendered like PATH) of
+    /// ValidatingAdmissionPolicies, their bindings and parameter objects,
+    /// and Kyverno ClusterPolicies/Policies. May be given more than once.
+    #[arg(long, env = "GITPLANE_POLICIES")]
+    pub policies: Vec<PathBuf>,
     /// Enforce this Pod Security Standard on every pod: `baseline` or
     /// `restricted`, optionally with a version (`restricted:v1.30`; default
     /// `latest`).
@@ -56,6 +75,17 @@ pub struct CheckArgs {
     pub output: ReportFormat,
 }
 
+/// Arguments of `gitplane policy test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// A directory searched for kyverno-test.yaml files (or one such file).
+    /// Files a test refers to must be inside it.
+    pub dir: PathBuf,
+    /// Output format: text (the default), yaml or json.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
+    pub output: ReportFormat,
+}
+
 fn parse_standard(text: &str) -> Result<Standard, String> {
     Standard::parse(text)
 }
@@ -64,44 +94,71 @@ fn parse_standard(text: &str) -> Result<Standard, String> {
 pub fn run(command: &PolicyCommand) -> Result<ExitCode> {
     match &command.command {
         PolicySubcommand::Check(args) => check(args),
+        PolicySubcommand::Test(args) => policy_test::run(&args.dir, args.output),
     }
 }
 
-fn check(args: &CheckArgs) -> Result<ExitCode> {
+/// Renders each path (file or directory) into one list of objects.
+pub fn render_paths(paths: &[PathBuf]) -> Result<Vec<Object>> {
     let mut objects = Vec::new();
-    for path in &args.paths {
+    for path in paths {
         let (root, rel) = root_and_path(path, None)?;
         objects.extend(render(&root, &rel, &RenderOptions::default())?);
     }
+    Ok(objects)
+}
+
+/// Reads and compiles the policies under `paths`; every policy that does
+/// not compile is reported with its file, line and object.
+pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet> {
+    let set = PolicySet::load(render_paths(paths)?).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!("invalid policies:\n  {}", lines.join("\n  "))
+    })?;
+    for skipped in set.skipped() {
+        eprintln!("warning: not evaluated: {skipped}");
+    }
+    Ok(set)
+}
+
+fn check(args: &CheckArgs) -> Result<ExitCode> {
+    let policies = if args.policies.is_empty() {
+        PolicySet::default()
+    } else {
+        load_policies(&args.policies)?
+    };
+    if args.pss.is_none() && args.policies.is_empty() {
+        eprintln!(
+            "note: no --policies and no --pss: only rendered Namespaces' pod-security labels are checked"
+        );
+    }
+    let mut objects = render_paths(&args.paths)?;
     if args.expand_graphs || args.graphs.is_some() {
         objects = expand_graphs(objects, args.graphs.as_deref())?;
     }
-    let findings = check_pod_security(&objects, args.pss).map_err(|e| anyhow!(e))?;
+    let report = gitplane_policy::check(&objects, args.pss, &policies).map_err(|e| anyhow!(e))?;
+    let findings: Vec<Value> = report.findings.iter().map(finding_json).collect();
     let out = match args.output {
-        ReportFormat::Text => text_report(&findings, objects.len()),
+        ReportFormat::Text => text_report(&report, policies.len()),
         ReportFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&json!(
-                findings.iter().map(finding_json).collect::<Vec<_>>()
-            ))?;
+            let mut text = serde_json::to_string_pretty(&findings)?;
             text.push('\n');
             text
         }
-        ReportFormat::Yaml => gitplane_object::yaml::to_yaml(&json!(
-            findings.iter().map(finding_json).collect::<Vec<_>>()
-        )),
+        ReportFormat::Yaml => gitplane_object::yaml::to_yaml(&json!(findings)),
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
-    Ok(if findings.iter().any(|f| f.mode == Mode::Enforce) {
+    Ok(if report.blocks() {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-fn text_report(findings: &[Finding], checked: usize) -> String {
+fn text_report(report: &Report, policies: usize) -> String {
     let mut out = String::new();
     let mut current: Option<&str> = None;
-    for finding in findings {
+    for finding in &report.findings {
         if current != Some(finding.object.as_str()) {
             let origin = finding
                 .origin
@@ -111,30 +168,52 @@ fn text_report(findings: &[Finding], checked: usize) -> String {
             out.push_str(&format!("{}{origin}\n", finding.object));
             current = Some(finding.object.as_str());
         }
+        let result = &finding.result;
         out.push_str(&format!(
-            "  {:<8} {} [{}]\n",
-            finding.mode.as_str(),
-            gitplane_policy::pss::summary(finding.standard, &finding.failures),
+            "  {:<7} {:<5} {}/{}: {} [{}]\n",
+            result.mode.as_str(),
+            result.verdict.as_str(),
+            result.policy,
+            result.rule,
+            result.message,
             finding.source
         ));
     }
-    let enforced = findings.iter().filter(|f| f.mode == Mode::Enforce).count();
+    let enforced = report.findings.iter().filter(|f| f.result.blocks()).count();
     out.push_str(&format!(
-        "{checked} objects checked: {} failing a Pod Security Standard, {enforced} enforced\n",
-        findings.len()
+        "{} objects checked against {policies} policies: {} violations ({enforced} enforced), {} passed, {} skipped\n",
+        report.objects,
+        report.findings.len(),
+        report.passed,
+        report.skipped,
     ));
     out
 }
 
 fn finding_json(finding: &Finding) -> Value {
-    json!({
+    let result = &finding.result;
+    let mut out = json!({
         "object": finding.object,
         "origin": finding.origin,
-        "mode": finding.mode.as_str(),
-        "standard": finding.standard.to_string(),
+        "policy": result.policy,
+        "rule": result.rule,
+        "result": result.verdict.as_str(),
+        "mode": result.mode.as_str(),
         "source": finding.source,
-        "podSpecPath": finding.path,
-        "message": gitplane_policy::pss::summary(finding.standard, &finding.failures),
-        "failures": finding.failures.iter().map(|f| json!({"check": f.check, "reason": f.reason, "detail": f.detail})).collect::<Vec<_>>(),
-    })
+        "message": result.message,
+    });
+    if !result.properties.is_empty() {
+        out["properties"] = json!(result.properties);
+    }
+    if let Some(pss) = &finding.pod_security {
+        out["standard"] = json!(pss.standard.to_string());
+        out["podSpecPath"] = json!(pss.path);
+        out["failures"] = json!(
+            pss.failures
+                .iter()
+                .map(|f| json!({"check": f.check, "reason": f.reason, "detail": f.detail}))
+                .collect::<Vec<_>>()
+        );
+    }
+    out
 }

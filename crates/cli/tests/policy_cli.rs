@@ -1,8 +1,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
 
-//! `gitplane policy check`: the golden paths pass Pod Security "restricted";
-//! a workload that does not fails with PSA's messages and exit 3; the
-//! tenants' namespace labels are honoured; JSON output.
+//! `gitplane policy check` and `policy test`: the golden paths pass Pod
+//! Security "restricted" and the example platform's policies; a workload
+//! that does not fails with PSA's messages and exit 3; the tenants'
+//! namespace labels are honoured; JSON output; Kyverno CLI test files;
+//! invalid and hostile policies.
 
 mod common;
 
@@ -15,11 +17,14 @@ fn path(relative: &str) -> String {
 #[test]
 fn the_golden_paths_pass_restricted() {
     let graphs = path("examples/platform/platform/graphs");
+    let policies = path("examples/platform/platform/policies");
     let mut args = vec![
         "policy",
         "check",
         "--pss",
         "restricted",
+        "--policies",
+        &policies,
         "--graphs",
         &graphs,
     ];
@@ -30,6 +35,7 @@ fn the_golden_paths_pass_restricted() {
         "examples/platform/apps/catalog/overlays/prod",
         "examples/platform/platform/tenants",
         "examples/platform/platform/tools",
+        "examples/platform/infrastructure",
     ]
     .iter()
     .map(|p| path(p))
@@ -44,7 +50,7 @@ fn the_golden_paths_pass_restricted() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("0 failing a Pod Security Standard"),
+        stdout.contains("against 5 policies: 0 violations (0 enforced)"),
         "{stdout}"
     );
 }
@@ -113,6 +119,178 @@ fn namespace_labels_are_honoured_and_json_lists_findings() {
             .iter()
             .any(|f| f["mode"] == "Warn" || f["mode"] == "Audit")
     );
+}
+
+#[test]
+fn the_example_policies_refuse_what_they_say() {
+    let policies = path("examples/platform/platform/policies");
+    let bad = path("crates/cli/tests/fixtures/policy/violations.yaml");
+    let out = gitplane(&[
+        "policy",
+        "check",
+        "--policies",
+        &policies,
+        &bad,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["policy"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (policy, rule) in [
+        ("require-team-labels", "require-team-labels"),
+        ("disallow-latest-tag", "autogen-require-image-tag"),
+        ("disallow-latest-tag", "autogen-validate-image-tag"),
+        ("pod-security-restricted", "autogen-restricted"),
+        ("require-requests-limits", "autogen-validate-resources"),
+        ("disallow-nodeport", "disallow-nodeport"),
+    ] {
+        assert!(
+            found.contains(&(policy.to_string(), rule.to_string())),
+            "{policy}/{rule} in {found:?}"
+        );
+    }
+    let labels = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["policy"] == "require-team-labels")
+        .unwrap();
+    assert_eq!(labels["object"], "Deployment shop-dev/legacy");
+    assert_eq!(
+        labels["message"],
+        "Deployment legacy is missing the label(s) team, app.kubernetes.io/name"
+    );
+    assert_eq!(
+        labels["origin"],
+        "crates/cli/tests/fixtures/policy/violations.yaml:2"
+    );
+}
+
+#[test]
+fn kyverno_cli_tests_run_and_pass() {
+    let dir = path("crates/policy/tests/kyverno");
+    let out = gitplane(&["policy", "test", &dir]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Test summary: 83 passed, 0 failed (13 test files)"),
+        "{stdout}"
+    );
+    let out = gitplane(&["policy", "test", &dir, "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 83);
+    assert!(rows.iter().all(|r| r["ok"] == true));
+    // Every verdict is exercised, not only passes.
+    for verdict in ["pass", "fail", "warn", "skip"] {
+        assert!(rows.iter().any(|r| r["actual"] == verdict), "{verdict}");
+    }
+}
+
+#[test]
+fn kyverno_cli_test_mismatches_and_escapes_fail() {
+    let out = gitplane(&[
+        "policy",
+        "test",
+        &path("crates/cli/tests/fixtures/policy/mismatch"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Test summary: 0 passed, 2 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("MISMATCH: no such resource"), "{stdout}");
+    let out = gitplane(&[
+        "policy",
+        "test",
+        &path("crates/cli/tests/fixtures/policy/escape"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("leaves the repository root"), "{stderr}");
+}
+
+#[test]
+fn invalid_policies_are_errors_with_file_line_and_object() {
+    let policies = path("crates/cli/tests/fixtures/policy/invalid/policies.yaml");
+    let pod = path("crates/cli/tests/fixtures/policy/privileged-pod.yaml");
+    let out = gitplane(&["policy", "check", "--policies", &policies, &pod]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "invalid/policies.yaml:11: ValidatingAdmissionPolicy broken-cel: validations[0]: syntax error"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "invalid/policies.yaml:22: ClusterPolicy broken-action: rule \"r\": failure action \"Block\""
+        ),
+        "{stderr}"
+    );
+}
+
+/// A CEL cost bomb and a string bomb stop at the limits and fail closed;
+/// a catastrophic regex and a backtracking wildcard pattern over a 50 KB
+/// value finish (both matchers are linear).
+#[test]
+fn hostile_policies_are_stopped_by_limits() {
+    let policies = path("crates/cli/tests/fixtures/policy/hostile/policies.yaml");
+    let victim = path("crates/cli/tests/fixtures/policy/hostile/resources.yaml");
+    let out = gitplane(&[
+        "policy",
+        "check",
+        "--policies",
+        &policies,
+        &victim,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = |policy: &str, rule: &str| -> String {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["policy"] == policy && f["rule"] == rule)
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let bomb = message("cost-bomb", "cost-bomb");
+    assert!(bomb.contains("cost limit exceeded"), "{bomb}");
+    assert!(bomb.contains("size limit exceeded"), "{bomb}");
+    // The regex does not match (the text ends in '!'): no finding, no hang.
+    assert_eq!(message("regex-bomb", "catastrophic-backtracking"), "");
+    assert!(message("regex-bomb", "wildcard-backtracking").contains("does not match"));
 }
 
 fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {

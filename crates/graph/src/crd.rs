@@ -1,6 +1,7 @@
 //! The CustomResourceDefinition a graph's instance API becomes, and the
 //! schema changes that would break existing instances.
 
+use gitplane_object::plural;
 use serde_json::{Map, Value as Json, json};
 
 use crate::rgd::{Graph, Scope};
@@ -9,30 +10,6 @@ use crate::template::{Field, Step};
 /// The generated CRD's name: `webapps.kro.run`.
 pub fn crd_name(graph: &Graph) -> String {
     format!("{}.{}", plural(&graph.schema.kind), graph.schema.group)
-}
-
-/// The lowercase plural of a kind, as kro (flect) forms it: `WebApp` →
-/// `webapps`, `Policy` → `policies`, `Ingress` → `ingresses`.
-pub fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.ends_with("ss")
-        || lower.ends_with('x')
-        || lower.ends_with('z')
-        || lower.ends_with("ch")
-        || lower.ends_with("sh")
-        || lower.ends_with("us")
-    {
-        return format!("{lower}es");
-    }
-    if let Some(stem) = lower.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-    {
-        return format!("{stem}ies");
-    }
-    if lower.ends_with('s') {
-        return lower;
-    }
-    format!("{lower}s")
 }
 
 /// The CustomResourceDefinition for a graph's instances, as kro generates it.
@@ -248,22 +225,6 @@ fn compare(old: &Json, new: &Json, path: &str, changes: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plurals() {
-        for (kind, expected) in [
-            ("WebApp", "webapps"),
-            ("Tenant", "tenants"),
-            ("Policy", "policies"),
-            ("Ingress", "ingresses"),
-            ("Gateway", "gateways"),
-            ("Box", "boxes"),
-            ("Status", "statuses"),
-            ("Mesh", "meshes"),
-        ] {
-            assert_eq!(plural(kind), expected);
-        }
-    }
 
     #[test]
     fn breaking_changes_are_named() {

@@ -28,7 +28,7 @@ mod simpleschema;
 mod status;
 pub mod template;
 
-pub use crd::{breaking_changes, crd_name, generate_crd, plural};
+pub use crd::{breaking_changes, crd_name, generate_crd};
 pub use error::{GraphError, Location};
 pub use expand::{
     Expansion, MAX_COLLECTION_SIZE, Node, Observed, Offline, Outcome, Unresolved, expand,

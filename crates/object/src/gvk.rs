@@ -143,9 +143,50 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// The lowercase plural of a kind, as kro (flect) forms it and as Kubernetes names
+/// most resources: `WebApp` →
+/// `webapps`, `Policy` → `policies`, `Ingress` → `ingresses`.
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.ends_with("ss")
+        || lower.ends_with('x')
+        || lower.ends_with('z')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+        || lower.ends_with("us")
+    {
+        return format!("{lower}es");
+    }
+    if let Some(stem) = lower.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        return format!("{stem}ies");
+    }
+    if lower.ends_with('s') {
+        return lower;
+    }
+    format!("{lower}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plurals() {
+        for (kind, expected) in [
+            ("WebApp", "webapps"),
+            ("Tenant", "tenants"),
+            ("Policy", "policies"),
+            ("Ingress", "ingresses"),
+            ("Gateway", "gateways"),
+            ("Box", "boxes"),
+            ("Status", "statuses"),
+            ("Mesh", "meshes"),
+        ] {
+            assert_eq!(plural(kind), expected);
+        }
+    }
 
     #[test]
     fn api_versions() {

@@ -17,7 +17,7 @@ mod selector;
 pub mod time;
 pub mod yaml;
 
-pub use gvk::{Gvk, ObjectKey, split_api_version};
+pub use gvk::{Gvk, ObjectKey, plural, split_api_version};
 pub use manifest::{LoadError, LoadOptions, Syntax, load_objects, parse_values};
 pub use object::{Object, Origin};
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};

@@ -1,56 +1,80 @@
 //! `gitplane-policy`: policy on rendered objects, before anything reaches a
 //! cluster.
 //!
-//! Today: the Pod Security Standards ([`pss`]), on Pods and the pod
-//! templates of workloads, at a level given by the caller and at the levels
-//! the rendered Namespaces' `pod-security.kubernetes.io/*` labels ask for.
-//! Start with [`check_pod_security`].
+//! Three kinds of policy, one result model ([`RuleResult`]):
+//! - the Pod Security Standards ([`pss`]), at a level the caller gives and
+//!   at the levels rendered Namespaces' `pod-security.kubernetes.io/*`
+//!   labels ask for;
+//! - ValidatingAdmissionPolicies with their bindings ([`vap`]);
+//! - Kyverno ClusterPolicies and Policies ([`kyverno`]).
+//!
+//! Read policies with [`PolicySet::load`], evaluate one write with
+//! [`PolicySet::validate`], or check a whole render with [`check`].
+//! [`report`] turns results into `wgpolicyk8s.io` PolicyReports.
 
+pub mod kyverno;
 pub mod pss;
+pub mod report;
+mod request;
+mod result;
+mod source;
+pub mod vap;
 
-use gitplane_object::Object;
+use gitplane_object::{Object, Value};
+
+pub use kyverno::Supplied;
+pub use request::{Lookup, Operation, Request, UserInfo};
+pub use result::{Engine, Mode, RuleResult, Verdict};
+pub use source::{Evaluation, LoadError, PolicySet, describe, is_policy, origin, strings};
 
 use pss::{Failure, Standard, check_pod, pod_template};
 
-/// What a failed check does, as the namespace label that asked for it says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Mode {
-    /// Refuse the object (`enforce`, or the level the caller gave).
-    Enforce,
-    /// Let it through with a warning (`warn`).
-    Warn,
-    /// Record it (`audit`).
-    Audit,
-}
-
-impl Mode {
-    /// `Enforce`, `Warn` or `Audit`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Mode::Enforce => "Enforce",
-            Mode::Warn => "Warn",
-            Mode::Audit => "Audit",
-        }
-    }
-}
-
-/// One object failing one standard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One result on one rendered object.
+#[derive(Debug, Clone)]
 pub struct Finding {
     /// The object (`Deployment shop-prod/shop`).
     pub object: String,
     /// Where it was read from (`apps/shop/deploy.yaml:3`), when known.
     pub origin: Option<String>,
-    /// The standard it fails.
+    /// The result.
+    pub result: RuleResult,
+    /// Why the policy applies (`--pss`, `namespace shop-prod`, `policies`).
+    pub source: String,
+    /// For a Pod Security Standard: which, and the checks failed.
+    pub pod_security: Option<PodSecurityFinding>,
+}
+
+/// The details of a Pod Security Standard failure.
+#[derive(Debug, Clone)]
+pub struct PodSecurityFinding {
+    /// The standard failed.
     pub standard: Standard,
-    /// What the failure does.
-    pub mode: Mode,
     /// The path of the pod spec in the object.
     pub path: &'static str,
-    /// The checks it fails.
+    /// The checks failed.
     pub failures: Vec<Failure>,
-    /// Why this standard applies (`--pss`, or `namespace shop-prod`).
-    pub source: String,
+}
+
+/// Everything [`check`] found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Results that are not passes, by object in render order.
+    pub findings: Vec<Finding>,
+    /// Objects checked.
+    pub objects: usize,
+    /// Results that passed.
+    pub passed: usize,
+    /// Results skipped (preconditions, conditional anchors, unsupported).
+    pub skipped: usize,
+    /// CEL cost units spent.
+    pub cost: u64,
+}
+
+impl Report {
+    /// Whether any finding refuses its object.
+    pub fn blocks(&self) -> bool {
+        self.findings.iter().any(|f| f.result.blocks())
+    }
 }
 
 /// The standards a namespace's labels ask for, with their modes.
@@ -78,61 +102,115 @@ fn namespace_standards(namespace: &Object) -> Result<Vec<(Mode, Standard)>, Stri
     Ok(out)
 }
 
-/// Checks every pod-bearing object: against `enforce` (the caller's level,
-/// if any) and against what the rendered Namespace of its namespace labels
-/// ask for. Errors are malformed namespace labels.
-pub fn check_pod_security(
+/// A rendered Namespace: its name, its JSON, and the standards its labels
+/// ask for.
+type RenderedNamespace<'a> = (&'a str, Value, Vec<(Mode, Standard)>);
+
+/// Checks rendered objects: Pod Security at `enforce` (if given) and at
+/// what the rendered Namespaces' labels ask for, and every policy of
+/// `policies` (each object treated as a creation, its rendered Namespace
+/// as `namespaceObject`, parameters looked up among the policies' objects
+/// and the render). Policy objects in `objects` are not themselves checked.
+/// Errors are malformed namespace labels.
+pub fn check(
     objects: &[Object],
     enforce: Option<Standard>,
-) -> Result<Vec<Finding>, String> {
-    let mut by_namespace: Vec<(&str, Vec<(Mode, Standard)>)> = Vec::new();
-    for namespace in objects
+    policies: &PolicySet,
+) -> Result<Report, String> {
+    let namespaces: Vec<RenderedNamespace> = objects
         .iter()
         .filter(|o| o.kind() == "Namespace" && o.api_version() == "v1")
-    {
-        by_namespace.push((namespace.name(), namespace_standards(namespace)?));
-    }
-    let mut findings = Vec::new();
-    for object in objects {
-        let Some(pod) = pod_template(object) else {
-            continue;
-        };
-        let mut standards: Vec<(Mode, Standard, String)> = Vec::new();
-        if let Some(standard) = enforce {
-            standards.push((Mode::Enforce, standard, "--pss".to_string()));
-        }
-        if let Some((name, labelled)) = object
+        .map(|ns| Ok((ns.name(), ns.to_value(), namespace_standards(ns)?)))
+        .collect::<Result<_, String>>()?;
+    let mut report = Report::default();
+    let supplied = Supplied::default();
+    for object in objects.iter().filter(|o| !is_policy(o)) {
+        report.objects += 1;
+        let namespace = object
             .namespace()
-            .and_then(|ns| by_namespace.iter().find(|(name, _)| *name == ns))
-        {
-            for (mode, standard) in labelled {
-                if !standards.iter().any(|(m, s, _)| m == mode && s == standard) {
-                    standards.push((*mode, *standard, format!("namespace {name}")));
-                }
-            }
+            .and_then(|ns| namespaces.iter().find(|(name, _, _)| *name == ns));
+        check_object_pod_security(
+            object,
+            enforce,
+            namespace.map(|(n, _, s)| (*n, s.as_slice())),
+            &mut report,
+        );
+        if policies.is_empty() {
+            continue;
         }
-        for (mode, standard, source) in standards {
-            let failures = check_pod(pod.metadata, pod.spec, standard);
-            if failures.is_empty() {
-                continue;
+        let body = object.to_value();
+        let request = Request {
+            namespace_object: namespace.map(|(_, v, _)| v),
+            ..Request::create(&body)
+        };
+        let evaluation = policies.validate(&request, &objects, &supplied);
+        report.cost += evaluation.cost;
+        for result in evaluation.results {
+            match result.verdict {
+                Verdict::Pass => report.passed += 1,
+                Verdict::Skip => report.skipped += 1,
+                _ => report.findings.push(Finding {
+                    object: describe(object),
+                    origin: origin(object),
+                    result,
+                    source: "policies".into(),
+                    pod_security: None,
+                }),
             }
-            findings.push(Finding {
-                object: describe(object),
-                origin: object.origin().map(|o| format!("{}:{}", o.file, o.line)),
-                standard,
-                mode,
-                path: pod.path,
-                failures,
-                source,
-            });
         }
     }
-    Ok(findings)
+    Ok(report)
 }
 
-fn describe(object: &Object) -> String {
-    match object.namespace() {
-        Some(ns) => format!("{} {ns}/{}", object.kind(), object.name()),
-        None => format!("{} {}", object.kind(), object.name()),
+fn check_object_pod_security(
+    object: &Object,
+    enforce: Option<Standard>,
+    namespace: Option<(&str, &[(Mode, Standard)])>,
+    report: &mut Report,
+) {
+    let Some(pod) = pod_template(object) else {
+        return;
+    };
+    let mut standards: Vec<(Mode, Standard, String)> = Vec::new();
+    if let Some(standard) = enforce {
+        standards.push((Mode::Enforce, standard, "--pss".to_string()));
+    }
+    if let Some((name, labelled)) = namespace {
+        for (mode, standard) in labelled {
+            if !standards.iter().any(|(m, s, _)| m == mode && s == standard) {
+                standards.push((*mode, *standard, format!("namespace {name}")));
+            }
+        }
+    }
+    for (mode, standard, source) in standards {
+        let failures = check_pod(pod.metadata, pod.spec, standard);
+        if failures.is_empty() {
+            report.passed += 1;
+            continue;
+        }
+        let verdict = if mode == Mode::Warn {
+            Verdict::Warn
+        } else {
+            Verdict::Fail
+        };
+        let result = RuleResult::new(
+            Engine::PodSecurity,
+            "pod-security",
+            &standard.to_string(),
+            verdict,
+            mode,
+            pss::summary(standard, &failures),
+        );
+        report.findings.push(Finding {
+            object: describe(object),
+            origin: origin(object),
+            result,
+            source,
+            pod_security: Some(PodSecurityFinding {
+                standard,
+                path: pod.path,
+                failures,
+            }),
+        });
     }
 }

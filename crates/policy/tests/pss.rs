@@ -6,8 +6,16 @@
 
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 use gitplane_policy::pss::{Standard, check_pod, summary};
-use gitplane_policy::{Mode, check_pod_security};
+use gitplane_policy::{Finding, Mode, PolicySet, check};
 use serde_json::{Value, json};
+
+/// Pod Security findings alone (no policies).
+fn check_pod_security(
+    objects: &[Object],
+    enforce: Option<Standard>,
+) -> Result<Vec<Finding>, String> {
+    check(objects, enforce, &PolicySet::default()).map(|report| report.findings)
+}
 
 /// A pod that passes restricted at every version.
 fn hardened() -> Value {
@@ -406,7 +414,7 @@ metadata: {name: not-a-pod, namespace: team}
     let findings = check_pod_security(&set, None).unwrap();
     let summary: Vec<(String, Mode, String)> = findings
         .iter()
-        .map(|f| (f.object.clone(), f.mode, f.standard.to_string()))
+        .map(|f| (f.object.clone(), f.result.mode, f.result.rule.clone()))
         .collect();
     assert_eq!(
         summary,
@@ -428,14 +436,17 @@ metadata: {name: not-a-pod, namespace: team}
             ),
         ]
     );
-    assert_eq!(findings[1].path, "spec.jobTemplate.spec.template.spec");
+    assert_eq!(
+        findings[1].pod_security.as_ref().unwrap().path,
+        "spec.jobTemplate.spec.template.spec"
+    );
     assert_eq!(findings[1].origin.as_deref(), Some("test.yaml:19"));
     // A level given by the caller applies everywhere, as Enforce.
     let given = check_pod_security(&set, Some(Standard::parse("restricted").unwrap())).unwrap();
     assert!(
         given
             .iter()
-            .any(|f| f.object == "Deployment team/web" && f.mode == Mode::Enforce)
+            .any(|f| f.object == "Deployment team/web" && f.result.mode == Mode::Enforce)
     );
     // A malformed label is an error naming the namespace.
     let bad = objects(

@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use pod::{PodTemplate, pod_template};
+pub use pod::{PodTemplate, pod_of, pod_spec_of, pod_template, pod_template_of_value};
 
 /// A Pod Security Standards level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,4 +160,29 @@ pub fn check_pod(metadata: &Value, spec: &Value, standard: Standard) -> Vec<Fail
 pub fn summary(standard: Standard, failures: &[Failure]) -> String {
     let parts: Vec<String> = failures.iter().map(ToString::to_string).collect();
     format!("violates PodSecurity \"{standard}\": {}", parts.join(", "))
+}
+
+/// The checks behind one of the Pod Security Standards' control names (as
+/// Kyverno's `podSecurity.exclude[].controlName` spells them).
+pub fn checks_of_control(control: &str) -> Option<Vec<&'static str>> {
+    let checks: &[&'static str] = match control {
+        "HostProcess" => &["windowsHostProcess"],
+        "Host Namespaces" => &["hostNamespaces"],
+        "Privileged Containers" => &["privileged"],
+        "Capabilities" => &["capabilities_baseline", "capabilities_restricted"],
+        "HostPath Volumes" => &["hostPathVolumes"],
+        "Host Ports" => &["hostPorts"],
+        "AppArmor" => &["appArmorProfile"],
+        "SELinux" => &["seLinuxOptions"],
+        "/proc Mount Type" => &["procMount"],
+        "Seccomp" => &["seccompProfile_baseline", "seccompProfile_restricted"],
+        "Sysctls" => &["sysctls"],
+        "Volume Types" => &["restrictedVolumes"],
+        "Privilege Escalation" => &["allowPrivilegeEscalation"],
+        "Running as Non-root" => &["runAsNonRoot"],
+        "Running as Non-root user" => &["runAsUser"],
+        "Host Probes / Lifecycle Hooks" => &["hostProbesAndHostLifecycle"],
+        _ => return None,
+    };
+    Some(checks.to_vec())
 }

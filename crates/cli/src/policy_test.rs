@@ -1,0 +1,458 @@
+//! `gitplane policy test DIR`: Kyverno CLI test files (`kyverno-test.yaml`,
+//! `cli.kyverno.io/v1alpha1` `Test`) run against gitplane's policy engine.
+//!
+//! Every file a test names is read through the render crate's [`Root`], so
+//! nothing outside DIR (by `..` or a symlink) is read.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use gitplane_object::{LoadOptions, Map, Object, Syntax, Value, json, load_objects, parse_values};
+use gitplane_policy::{
+    Operation, PolicySet, Request, RuleResult, Supplied, UserInfo, Verdict, strings,
+};
+use gitplane_render::fs::EntryKind;
+use gitplane_render::{RelPath, RenderOptions, Root};
+
+use crate::output::ReportFormat;
+
+const TEST_FILES: [&str; 2] = ["kyverno-test.yaml", "kyverno-test.yml"];
+
+/// One expected result compared with what gitplane found.
+#[derive(Debug)]
+struct Row {
+    test: String,
+    policy: String,
+    rule: String,
+    resource: String,
+    kind: String,
+    expected: Verdict,
+    actual: Option<Verdict>,
+    ok: bool,
+    detail: String,
+}
+
+/// Runs every test under `dir`; exit 1 if any result differs.
+pub fn run(dir: &Path, format: ReportFormat) -> Result<ExitCode> {
+    let dir = std::fs::canonicalize(dir)
+        .with_context(|| format!("{}: no such file or directory", dir.display()))?;
+    let (root_dir, only) = if dir.is_file() {
+        let parent = dir.parent().context("a test file has a parent directory")?;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        (parent.to_path_buf(), Some(name))
+    } else {
+        (dir.clone(), None)
+    };
+    let root = Root::open(
+        &root_dir,
+        RenderOptions::default().load.limits.max_bytes as u64,
+    )?;
+    let tests = match only {
+        Some(name) => vec![RelPath::root().join(&name)],
+        None => find_tests(&root, &RelPath::root())?,
+    };
+    if tests.is_empty() {
+        bail!("{}: no kyverno-test.yaml found", dir.display());
+    }
+    let mut rows = Vec::new();
+    for test in &tests {
+        rows.extend(run_test(&root, test).with_context(|| test.display().to_string())?);
+    }
+    let out = match format {
+        ReportFormat::Text => text_table(&rows, tests.len()),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows_json(&rows))?),
+        ReportFormat::Yaml => gitplane_object::yaml::to_yaml(&rows_json(&rows)),
+    };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(if rows.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn find_tests(root: &Root, dir: &RelPath) -> Result<Vec<RelPath>> {
+    let mut found = Vec::new();
+    for (name, kind) in root.list(dir)? {
+        let path = dir.join(&name);
+        match kind {
+            EntryKind::Dir => found.extend(find_tests(root, &path)?),
+            EntryKind::File if TEST_FILES.contains(&name.as_str()) => found.push(path),
+            EntryKind::File => {}
+        }
+    }
+    found.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(found)
+}
+
+fn read_values(root: &Root, path: &RelPath) -> Result<Vec<Value>> {
+    let bytes = root.read(path)?;
+    let values = parse_values(
+        &bytes,
+        path.display(),
+        Syntax::from_file_name(path.as_str()),
+        &LoadOptions::default(),
+    )?;
+    Ok(values
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+fn read_objects(root: &Root, base: &RelPath, files: &[String]) -> Result<Vec<Object>> {
+    let mut out = Vec::new();
+    for file in files {
+        let path = root.resolve(base, file)?;
+        let bytes = root.read(&path)?;
+        out.extend(load_objects(
+            &bytes,
+            path.display(),
+            Syntax::from_file_name(file),
+            &LoadOptions::default(),
+        )?);
+    }
+    Ok(out)
+}
+
+/// The test's `variables` file.
+struct Values {
+    supplied: Supplied,
+    namespaces: Vec<Value>,
+}
+
+fn read_variables(root: &Root, base: &RelPath, file: Option<&str>) -> Result<Values> {
+    let mut values = Values {
+        supplied: Supplied::default(),
+        namespaces: Vec::new(),
+    };
+    let Some(file) = file else {
+        return Ok(values);
+    };
+    let path = root.resolve(base, file)?;
+    let doc = read_values(root, &path)?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    let map = |v: &Value| v.as_object().cloned().unwrap_or_default();
+    values.supplied.global = map(&doc["globalValues"]);
+    for policy in doc["policies"].as_array().into_iter().flatten() {
+        let name = policy["name"].as_str().unwrap_or_default().to_string();
+        for rule in policy["rules"].as_array().into_iter().flatten() {
+            let rule_name = rule["name"].as_str().unwrap_or_default().to_string();
+            values
+                .supplied
+                .rules
+                .push((name.clone(), rule_name, map(&rule["values"])));
+        }
+        for resource in policy["resources"].as_array().into_iter().flatten() {
+            let resource_name = resource["name"].as_str().unwrap_or_default().to_string();
+            values
+                .supplied
+                .resources
+                .push((name.clone(), resource_name, map(&resource["values"])));
+        }
+    }
+    for ns in doc["namespaceSelector"].as_array().into_iter().flatten() {
+        values
+            .namespaces
+            .push(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns["name"], "labels": ns["labels"]}}));
+    }
+    Ok(values)
+}
+
+fn read_user(root: &Root, base: &RelPath, file: Option<&str>) -> Result<UserInfo> {
+    let Some(file) = file else {
+        return Ok(UserInfo::default());
+    };
+    let doc = read_values(root, &root.resolve(base, file)?)?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    let info = &doc["userInfo"];
+    Ok(UserInfo {
+        username: info["username"].as_str().unwrap_or_default().to_string(),
+        groups: strings(&info["groups"]),
+    })
+}
+
+/// What one resource got: its results and, after mutation, its object.
+struct Applied {
+    object: Object,
+    mutated: Value,
+    results: Vec<RuleResult>,
+}
+
+fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
+    let doc = read_values(root, test)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("empty test file"))?;
+    let base = test.parent();
+    let policy_objects = read_objects(root, &base, &strings(&doc["policies"]))?;
+    let mut set = PolicySet::load(policy_objects).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!("invalid policies:\n  {}", lines.join("\n  "))
+    })?;
+    set.bind_unbound_policies();
+    let resources = read_objects(root, &base, &strings(&doc["resources"]))?;
+    let values = read_variables(root, &base, doc["variables"].as_str())?;
+    let user = read_user(root, &base, doc["userinfo"].as_str())?;
+    let operation = values
+        .supplied
+        .global
+        .get("request.operation")
+        .and_then(Value::as_str)
+        .and_then(Operation::parse)
+        .unwrap_or(Operation::Create);
+    let mut applied = Vec::new();
+    for object in &resources {
+        let body = object.to_value();
+        let namespace = object.namespace().and_then(|ns| {
+            values
+                .namespaces
+                .iter()
+                .find(|n| n["metadata"]["name"] == ns)
+                .cloned()
+                .or_else(|| {
+                    resources
+                        .iter()
+                        .find(|r| r.kind() == "Namespace" && r.name() == ns)
+                        .map(Object::to_value)
+                })
+        });
+        let request = Request {
+            object: &body,
+            old_object: (operation != Operation::Create).then_some(&body),
+            operation,
+            namespace_object: namespace.as_ref(),
+            user: &user,
+        };
+        let (mutated, mut results) = set.mutate(&request, &values.supplied);
+        let after = Request {
+            object: &mutated,
+            ..request
+        };
+        let lookup: &[Object] = &resources;
+        results.extend(set.validate(&after, &lookup, &values.supplied).results);
+        applied.push(Applied {
+            object: object.clone(),
+            mutated,
+            results,
+        });
+    }
+    let mut rows = Vec::new();
+    for expected in doc["results"].as_array().into_iter().flatten() {
+        rows.extend(compare(root, &base, test, expected, &applied)?);
+    }
+    Ok(rows)
+}
+
+fn compare(
+    root: &Root,
+    base: &RelPath,
+    test: &RelPath,
+    expected: &Value,
+    applied: &[Applied],
+) -> Result<Vec<Row>> {
+    let policy = expected["policy"].as_str().unwrap_or_default();
+    let policy_name = policy.rsplit('/').next().unwrap_or(policy);
+    let rule = expected["rule"].as_str().unwrap_or_default();
+    let kind = expected["kind"].as_str().unwrap_or_default();
+    let wanted_text = expected["result"]
+        .as_str()
+        .or_else(|| expected["status"].as_str())
+        .unwrap_or_default();
+    let wanted = Verdict::parse(wanted_text).ok_or_else(|| {
+        anyhow!(
+            "result {wanted_text:?} of policy {policy:?} is not pass, fail, warn, error or skip"
+        )
+    })?;
+    let mut names = strings(&expected["resources"]);
+    if let Some(one) = expected["resource"].as_str() {
+        names.push(one.to_string());
+    }
+    let patched_files: Vec<String> = expected["patchedResources"]
+        .as_str()
+        .or_else(|| expected["patchedResource"].as_str())
+        .map(|f| vec![f.to_string()])
+        .unwrap_or_default();
+    let patched = read_objects(root, base, &patched_files)?;
+    let mut rows = Vec::new();
+    for name in names {
+        let (namespace, short) = match name.split_once('/') {
+            Some((ns, n)) => (Some(ns), n),
+            None => (None, name.as_str()),
+        };
+        let targets: Vec<&Applied> = applied
+            .iter()
+            .filter(|a| {
+                a.object.name() == short
+                    && (namespace.is_none()
+                        || a.object.namespace().unwrap_or("default")
+                            == namespace.unwrap_or_default())
+                    && (kind.is_empty() || a.object.kind() == kind)
+            })
+            .collect();
+        let results: Vec<&RuleResult> = targets
+            .iter()
+            .flat_map(|a| a.results.iter())
+            .filter(|r| r.policy == policy_name && (rule.is_empty() || r.rule == rule))
+            .collect();
+        let actual = results
+            .iter()
+            .find(|r| r.verdict != wanted)
+            .or(results.first())
+            .map(|r| r.verdict);
+        let (mut ok, mut detail) = match (targets.is_empty(), actual) {
+            (true, _) => (
+                false,
+                "no such resource in the test's resources".to_string(),
+            ),
+            (false, None) if wanted == Verdict::Skip => (true, "no rule matched".to_string()),
+            (false, None) => (
+                false,
+                "no result: the rule does not match the resource".to_string(),
+            ),
+            (false, Some(v)) => (
+                v == wanted,
+                results
+                    .iter()
+                    .find(|r| r.verdict == v)
+                    .map(|r| r.message.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        if ok
+            && !patched.is_empty()
+            && let Some(target) = targets.first()
+        {
+            let expected_object = patched
+                .iter()
+                .find(|p| p.kind() == target.object.kind() && p.name() == target.object.name());
+            match expected_object {
+                None => {
+                    ok = false;
+                    detail = "the patched resources file does not hold this resource".into();
+                }
+                Some(p) if p.to_value() != target.mutated => {
+                    ok = false;
+                    detail = format!(
+                        "patched resource differs: {}",
+                        first_difference(&p.to_value(), &target.mutated, "")
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        rows.push(Row {
+            test: test.display().to_string(),
+            policy: policy.to_string(),
+            rule: rule.to_string(),
+            resource: name.clone(),
+            kind: if kind.is_empty() {
+                targets
+                    .first()
+                    .map(|a| a.object.kind().to_string())
+                    .unwrap_or_default()
+            } else {
+                kind.to_string()
+            },
+            expected: wanted,
+            actual,
+            ok,
+            detail,
+        });
+    }
+    Ok(rows)
+}
+
+/// The first path where two values differ, with both sides.
+fn first_difference(expected: &Value, actual: &Value, path: &str) -> String {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for key in e.keys().chain(a.keys()) {
+                let (x, y) = (
+                    e.get(key).unwrap_or(&Value::Null),
+                    a.get(key).unwrap_or(&Value::Null),
+                );
+                if x != y {
+                    return first_difference(x, y, &format!("{path}/{key}"));
+                }
+            }
+            format!("{path}: (same)")
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (x, y)) in e.iter().zip(a).enumerate() {
+                if x != y {
+                    return first_difference(x, y, &format!("{path}/{i}"));
+                }
+            }
+            format!("{path}: (same)")
+        }
+        _ => format!("{path}: expected {expected}, got {actual}"),
+    }
+}
+
+fn text_table(rows: &[Row], files: usize) -> String {
+    let mut out = String::new();
+    let mut current = "";
+    for (i, row) in rows.iter().enumerate() {
+        if row.test != current {
+            out.push_str(&format!("{}\n", row.test));
+            out.push_str(&format!(
+                "  {:>3}  {:<28} {:<28} {:<32} {:<8} {:<8} RESULT\n",
+                "#", "POLICY", "RULE", "RESOURCE", "EXPECTED", "ACTUAL"
+            ));
+            current = &row.test;
+        }
+        let actual = row.actual.map_or("-", |v| v.as_str());
+        let result = if row.ok {
+            "ok".to_string()
+        } else {
+            format!("MISMATCH: {}", row.detail)
+        };
+        out.push_str(&format!(
+            "  {:>3}  {:<28} {:<28} {:<32} {:<8} {:<8} {result}\n",
+            i + 1,
+            row.policy,
+            row.rule,
+            format!("{}/{}", row.kind, row.resource),
+            row.expected.as_str(),
+            actual,
+        ));
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    out.push_str(&format!(
+        "Test summary: {} passed, {failed} failed ({files} test files)\n",
+        rows.len() - failed
+    ));
+    out
+}
+
+fn rows_json(rows: &[Row]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                let mut m = Map::new();
+                m.insert("test".into(), json!(r.test));
+                m.insert("policy".into(), json!(r.policy));
+                m.insert("rule".into(), json!(r.rule));
+                m.insert("kind".into(), json!(r.kind));
+                m.insert("resource".into(), json!(r.resource));
+                m.insert("expected".into(), json!(r.expected.as_str()));
+                m.insert("actual".into(), json!(r.actual.map(|v| v.as_str())));
+                m.insert("ok".into(), json!(r.ok));
+                m.insert("detail".into(), json!(r.detail));
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}

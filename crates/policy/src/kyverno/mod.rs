@@ -1,0 +1,816 @@
+//! Kyverno `ClusterPolicy` and `Policy` (`kyverno.io/v1`, `v2beta1`):
+//! validate (`pattern`, `anyPattern`, `deny`, `foreach`, `cel`,
+//! `podSecurity`) and mutate (`patchStrategicMerge`, `patchesJson6902`,
+//! `foreach`) rules with match/exclude, preconditions, variables and
+//! context, per-rule failure actions, and autogen for pod controllers.
+//!
+//! What needs a cluster or a registry (generate, verifyImages, mutating
+//! existing resources, `apiCall`/`configMap` context without supplied
+//! values) is reported as `skip` with the reason, never as `pass`.
+
+pub mod autogen;
+mod conditions;
+mod images;
+mod matching;
+mod mutate;
+pub mod pattern;
+mod values;
+pub mod vars;
+
+use gitplane_cel::Env;
+use gitplane_object::{Map, Object, Value};
+
+use crate::pss::{self, Standard};
+use crate::request::{Lookup, Request};
+use crate::result::{Engine, Mode, RuleResult, Verdict};
+use crate::vap::{CelOutcome, CelValidator};
+use matching::Match;
+use pattern::Mismatch;
+use vars::Vars;
+
+pub use values::wildcard_match;
+
+/// Values supplied from outside (a Kyverno CLI `Values` file): for
+/// variables and for context entries that would need a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Supplied {
+    /// `globalValues`.
+    pub global: Map<String, Value>,
+    /// Per policy and rule: (policy, rule, values).
+    pub rules: Vec<(String, String, Map<String, Value>)>,
+    /// Per policy and resource name: (policy, resource, values).
+    pub resources: Vec<(String, String, Map<String, Value>)>,
+}
+
+impl Supplied {
+    fn for_rule(&self, policy: &str, rule: &str, resource: &str) -> Map<String, Value> {
+        let mut out = self.global.clone();
+        for (p, r, values) in &self.rules {
+            if p == policy
+                && (r == rule
+                    || rule
+                        .strip_prefix("autogen-")
+                        .is_some_and(|x| x == r || x.strip_prefix("cronjob-") == Some(r)))
+            {
+                out.extend(values.clone());
+            }
+        }
+        for (p, name, values) in &self.resources {
+            if p == policy && name == resource {
+                out.extend(values.clone());
+            }
+        }
+        out
+    }
+}
+
+/// A compiled Kyverno policy.
+#[derive(Debug)]
+pub struct Policy {
+    /// `metadata.name`.
+    pub name: String,
+    /// The namespace of a `Policy` (a `ClusterPolicy` has none).
+    pub namespace: Option<String>,
+    /// `spec.background` (default true): whether reports cover existing
+    /// resources.
+    pub background: bool,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    matching: Match,
+    exclude: Option<Match>,
+    preconditions: Option<Value>,
+    context: Vec<Value>,
+    mode: Mode,
+    overrides: Vec<(Mode, Vec<String>)>,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Validate {
+        message: Option<String>,
+        check: Check,
+    },
+    Mutate {
+        smp: Option<Value>,
+        json6902: Option<Value>,
+        foreach: Vec<Value>,
+    },
+    Unsupported(String),
+}
+
+#[derive(Debug)]
+enum Check {
+    Pattern(Value),
+    AnyPattern(Vec<Value>),
+    Deny(Value),
+    Foreach(Vec<Value>),
+    Cel(Box<CelValidator>, Option<Value>),
+    PodSecurity(Standard, Vec<Exclusion>),
+}
+
+#[derive(Debug)]
+struct Exclusion {
+    checks: Vec<&'static str>,
+    images: Vec<String>,
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    match text {
+        "Enforce" | "enforce" => Ok(Mode::Enforce),
+        "Audit" | "audit" => Ok(Mode::Audit),
+        other => Err(format!(
+            "failure action {other:?}: must be Enforce or Audit"
+        )),
+    }
+}
+
+impl Policy {
+    /// Compiles a ClusterPolicy or Policy, with its autogen rules.
+    pub fn parse(env: &Env, object: &Object) -> Result<Policy, String> {
+        let spec = object.get(&["spec"]).cloned().unwrap_or(Value::Null);
+        let default_mode = match spec["validationFailureAction"].as_str() {
+            Some(action) => parse_mode(action)?,
+            None => Mode::Audit,
+        };
+        let controllers = object.annotation(autogen::CONTROLLERS_ANNOTATION);
+        let mut raw_rules = Vec::new();
+        for rule in spec["rules"].as_array().into_iter().flatten() {
+            raw_rules.push(rule.clone());
+            raw_rules.extend(autogen::generate(rule, controllers));
+        }
+        if raw_rules.is_empty() {
+            return Err("spec.rules: at least one rule is required".into());
+        }
+        let mut rules = Vec::new();
+        for raw in &raw_rules {
+            let name = raw["name"].as_str().unwrap_or_default();
+            rules.push(
+                Rule::parse(env, raw, default_mode).map_err(|e| format!("rule {name:?}: {e}"))?,
+            );
+        }
+        Ok(Policy {
+            name: object.name().to_string(),
+            namespace: (object.kind() == "Policy")
+                .then(|| object.namespace().unwrap_or("default").to_string()),
+            background: spec["background"].as_bool().unwrap_or(true),
+            rules,
+        })
+    }
+
+    /// The names of its rules, autogen ones included.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    fn applies_to(&self, request: &Request) -> bool {
+        match &self.namespace {
+            Some(ns) => request.namespace() == Some(ns.as_str()),
+            None => true,
+        }
+    }
+
+    /// Evaluates the validate rules (and reports unsupported rules as
+    /// skipped) on a request. Returns the CEL cost spent.
+    pub fn validate(
+        &self,
+        request: &Request,
+        supplied: &Supplied,
+        lookup: &dyn Lookup,
+        out: &mut Vec<RuleResult>,
+    ) -> u64 {
+        if !self.applies_to(request) {
+            return 0;
+        }
+        let mut cost = 0;
+        for rule in &self.rules {
+            if matches!(rule.body, Body::Mutate { .. }) || !rule.selects(request) {
+                continue;
+            }
+            let mut result = |verdict: Verdict, message: String| {
+                out.push(RuleResult::new(
+                    Engine::Kyverno,
+                    &self.name,
+                    &rule.name,
+                    verdict,
+                    rule.mode_for(request),
+                    message,
+                ));
+            };
+            let vars = match rule.vars(&self.name, request, supplied) {
+                Ok(vars) => vars,
+                Err((verdict, message)) => {
+                    result(verdict, message);
+                    continue;
+                }
+            };
+            let (verdict, message, spent) = rule.validate(request, &vars, lookup);
+            cost += spent;
+            result(verdict, message);
+        }
+        cost
+    }
+
+    /// Applies the mutate rules in order; returns the mutated object and a
+    /// result per rule that matched.
+    pub fn mutate(
+        &self,
+        request: &Request,
+        supplied: &Supplied,
+        out: &mut Vec<RuleResult>,
+    ) -> Value {
+        let mut current = request.object.clone();
+        if !self.applies_to(request) {
+            return current;
+        }
+        for rule in &self.rules {
+            let Body::Mutate {
+                smp,
+                json6902,
+                foreach,
+            } = &rule.body
+            else {
+                continue;
+            };
+            let step = Request {
+                object: &current,
+                ..*request
+            };
+            if !rule.selects(&step) {
+                continue;
+            }
+            let outcome = rule
+                .vars(&self.name, &step, supplied)
+                .map_err(|(_, message)| message)
+                .and_then(|vars| {
+                    mutate_once(&current, smp.as_ref(), json6902.as_ref(), foreach, &vars)
+                });
+            let (verdict, message) = match outcome {
+                Ok(Some(patched)) => {
+                    current = patched;
+                    (Verdict::Pass, String::new())
+                }
+                Ok(None) => (
+                    Verdict::Skip,
+                    "the patch's conditions do not hold".to_string(),
+                ),
+                Err(message) => (Verdict::Error, message),
+            };
+            out.push(RuleResult::new(
+                Engine::Kyverno,
+                &self.name,
+                &rule.name,
+                verdict,
+                Mode::Audit,
+                message,
+            ));
+        }
+        current
+    }
+
+    /// Whether any rule mutates.
+    pub fn has_mutations(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.body, Body::Mutate { .. }))
+    }
+}
+
+fn mutate_once(
+    resource: &Value,
+    smp: Option<&Value>,
+    json6902: Option<&Value>,
+    foreach: &[Value],
+    vars: &Vars,
+) -> Result<Option<Value>, String> {
+    let mut current = resource.clone();
+    let mut applied = false;
+    if let Some(patch) = smp {
+        let patch = vars.substitute(patch)?;
+        if let mutate::Prepared::Patch(prepared) = mutate::prepare(&patch, &current)? {
+            current = mutate::apply_strategic_merge(&current, &prepared)?;
+            applied = true;
+        }
+    }
+    if let Some(ops) = json6902 {
+        current = mutate::apply_json6902(&current, &vars.substitute(ops)?)?;
+        applied = true;
+    }
+    for entry in foreach {
+        let list = entry["list"].as_str().ok_or("foreach: list is required")?;
+        let elements = match vars.search(list)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        for (i, element) in elements.iter().enumerate() {
+            let mut scoped = vars.clone();
+            scoped.set("element", element);
+            scoped.set("elementIndex", &Value::from(i));
+            if let Some(pre) = entry.get("preconditions")
+                && !conditions::holds(pre, &scoped)?.0
+            {
+                continue;
+            }
+            if let Some(applied_now) = mutate_once(
+                &current,
+                entry.get("patchStrategicMerge"),
+                entry.get("patchesJson6902"),
+                &[],
+                &scoped,
+            )? {
+                current = applied_now;
+                applied = true;
+            }
+        }
+    }
+    Ok(applied.then_some(current))
+}
+
+impl Rule {
+    fn parse(env: &Env, raw: &Value, default_mode: Mode) -> Result<Rule, String> {
+        let name = raw["name"].as_str().ok_or("name is required")?.to_string();
+        let matching = Match::parse(&raw["match"]).map_err(|e| format!("match: {e}"))?;
+        if matching.is_empty() {
+            return Err("match: at least one resource filter is required".into());
+        }
+        let exclude = match raw.get("exclude") {
+            None | Some(Value::Null) => None,
+            Some(e) => Some(Match::parse(e).map_err(|e| format!("exclude: {e}"))?),
+        };
+        let validate = &raw["validate"];
+        let mode = match validate["failureAction"].as_str() {
+            Some(action) => parse_mode(action)?,
+            None => default_mode,
+        };
+        let mut overrides = Vec::new();
+        for o in validate["failureActionOverrides"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let action = parse_mode(o["action"].as_str().unwrap_or_default())?;
+            overrides.push((action, crate::source::strings(&o["namespaces"])));
+        }
+        Ok(Rule {
+            name,
+            matching,
+            exclude,
+            preconditions: raw.get("preconditions").cloned(),
+            context: raw["context"].as_array().cloned().unwrap_or_default(),
+            mode,
+            overrides,
+            body: Body::parse(env, raw)?,
+        })
+    }
+
+    fn selects(&self, request: &Request) -> bool {
+        self.matching.matches(request) && !self.exclude.as_ref().is_some_and(|e| e.matches(request))
+    }
+
+    fn mode_for(&self, request: &Request) -> Mode {
+        let namespace = request.namespace().unwrap_or_default();
+        self.overrides
+            .iter()
+            .find(|(_, namespaces)| namespaces.iter().any(|n| wildcard_match(n, namespace)))
+            .map_or(self.mode, |(mode, _)| *mode)
+    }
+
+    /// The rule's variables: the request, images, supplied values, context
+    /// entries; then the preconditions. `Err` is the result to report
+    /// instead of evaluating (skip or error).
+    fn vars(
+        &self,
+        policy: &str,
+        request: &Request,
+        supplied: &Supplied,
+    ) -> Result<Vars, (Verdict, String)> {
+        let mut root = Map::new();
+        root.insert("request".into(), request.admission_request());
+        if let Some(spec) = crate::pss::pod_spec_of(request.object) {
+            root.insert("images".into(), images::images(spec));
+        }
+        if let Some(sa) = request.user.username.strip_prefix("system:serviceaccount:")
+            && let Some((ns, name)) = sa.split_once(':')
+        {
+            root.insert("serviceAccountName".into(), Value::from(name));
+            root.insert("serviceAccountNamespace".into(), Value::from(ns));
+        }
+        let mut vars = Vars::new(&root);
+        let given = supplied.for_rule(policy, &self.name, request.name());
+        for (key, value) in &given {
+            vars.set(key, value);
+        }
+        for entry in &self.context {
+            let name = entry["name"].as_str().unwrap_or_default();
+            if given.contains_key(name) {
+                continue;
+            }
+            let value = context_entry(entry, &vars)
+                .map_err(|e| (Verdict::Skip, format!("context {name:?}: {e}")))?;
+            vars.set(name, &value);
+        }
+        if let Some(pre) = &self.preconditions {
+            match conditions::holds(pre, &vars) {
+                Ok((true, _)) => {}
+                Ok((false, _)) => return Err((Verdict::Skip, "preconditions not met".into())),
+                Err(e) => return Err((Verdict::Error, format!("preconditions: {e}"))),
+            }
+        }
+        Ok(vars)
+    }
+
+    fn validate(
+        &self,
+        request: &Request,
+        vars: &Vars,
+        lookup: &dyn Lookup,
+    ) -> (Verdict, String, u64) {
+        let Body::Validate { message, check } = &self.body else {
+            if let Body::Unsupported(reason) = &self.body {
+                return (Verdict::Skip, reason.clone(), 0);
+            }
+            return (Verdict::Skip, String::new(), 0);
+        };
+        let message = match message.as_deref().map(|m| vars.substitute_text(m)) {
+            None => String::new(),
+            Some(Ok(Value::String(m))) => m,
+            Some(Ok(other)) => other.to_string(),
+            Some(Err(e)) => return (Verdict::Error, format!("message: {e}"), 0),
+        };
+        let outcome = match check {
+            Check::Pattern(p) => {
+                check_patterns(request.object, std::slice::from_ref(p), vars, false)
+            }
+            Check::AnyPattern(ps) => check_patterns(request.object, ps, vars, true),
+            Check::Deny(conditions) => check_deny(conditions, vars),
+            Check::Foreach(entries) => check_foreach(entries, vars),
+            Check::PodSecurity(standard, exclusions) => {
+                check_pod_security(request.object, *standard, exclusions)
+            }
+            Check::Cel(validator, param_ref) => {
+                return self.check_cel(validator, param_ref.as_ref(), request, lookup, &message);
+            }
+        };
+        match outcome {
+            Ok(Outcome::Pass) => (Verdict::Pass, String::new(), 0),
+            Ok(Outcome::Skip(why)) => (Verdict::Skip, why, 0),
+            Ok(Outcome::Fail(detail)) => {
+                (Verdict::Fail, self.failure_message(&message, &detail), 0)
+            }
+            Err(e) => (Verdict::Error, e, 0),
+        }
+    }
+
+    fn failure_message(&self, message: &str, detail: &str) -> String {
+        match (message.is_empty(), detail.is_empty()) {
+            (_, true) => message.to_string(),
+            (true, false) => format!("rule {} failed: {detail}", self.name),
+            (false, false) => format!("validation error: {message}. rule {} {detail}", self.name),
+        }
+    }
+
+    fn check_cel(
+        &self,
+        validator: &CelValidator,
+        param_ref: Option<&Value>,
+        request: &Request,
+        lookup: &dyn Lookup,
+        message: &str,
+    ) -> (Verdict, String, u64) {
+        let params = match param_ref {
+            None => None,
+            Some(r) => {
+                let (api_version, kind) = (
+                    r["apiVersion"].as_str().unwrap_or_default(),
+                    r["kind"].as_str().unwrap_or_default(),
+                );
+                let name = r["name"].as_str().unwrap_or_default();
+                let namespace = r["namespace"].as_str().or(request.namespace());
+                match lookup.get_object(api_version, kind, namespace, name) {
+                    Some(p) => Some(p),
+                    None => return (Verdict::Error, format!("params {kind} {name} not found"), 0),
+                }
+            }
+        };
+        match validator.run(request, params.as_ref()) {
+            Ok(CelOutcome::NotMatched) => (Verdict::Skip, "match conditions not met".into(), 0),
+            Ok(CelOutcome::Passed { cost, .. }) => (Verdict::Pass, String::new(), cost),
+            Ok(CelOutcome::Failed { messages, cost, .. }) => {
+                let detail = messages.join("; ");
+                let text = if message.is_empty() {
+                    detail
+                } else {
+                    format!("{message}: {detail}")
+                };
+                (Verdict::Fail, text, cost)
+            }
+            Err(e) => (Verdict::Error, e, 0),
+        }
+    }
+}
+
+impl Body {
+    fn parse(env: &Env, raw: &Value) -> Result<Body, String> {
+        if raw.get("generate").is_some() {
+            return Ok(Body::Unsupported(
+                "generate rules create other resources in a cluster; gitplane does not run them"
+                    .into(),
+            ));
+        }
+        if raw.get("verifyImages").is_some() {
+            return Ok(Body::Unsupported(
+                "verifyImages needs the image registry; gitplane does not verify signatures".into(),
+            ));
+        }
+        if let Some(mutate) = raw.get("mutate") {
+            if mutate.get("targets").is_some() {
+                return Ok(Body::Unsupported(
+                    "mutate with targets changes existing resources in a cluster; gitplane does not run it".into(),
+                ));
+            }
+            if mutate
+                .get("mutateExistingOnPolicyUpdate")
+                .is_some_and(|v| v == true)
+            {
+                return Ok(Body::Unsupported(
+                    "mutateExistingOnPolicyUpdate needs a cluster".into(),
+                ));
+            }
+            return Ok(Body::Mutate {
+                smp: mutate.get("patchStrategicMerge").cloned(),
+                json6902: mutate.get("patchesJson6902").cloned(),
+                foreach: mutate["foreach"].as_array().cloned().unwrap_or_default(),
+            });
+        }
+        let Some(validate) = raw.get("validate") else {
+            return Err("one of validate, mutate, generate or verifyImages is required".into());
+        };
+        let message = validate["message"].as_str().map(str::to_string);
+        let check = if let Some(p) = validate.get("pattern") {
+            Check::Pattern(p.clone())
+        } else if let Some(ps) = validate.get("anyPattern") {
+            Check::AnyPattern(ps.as_array().cloned().ok_or("anyPattern must be a list")?)
+        } else if let Some(deny) = validate.get("deny") {
+            Check::Deny(deny.get("conditions").cloned().unwrap_or(Value::Null))
+        } else if let Some(entries) = validate.get("foreach") {
+            Check::Foreach(
+                entries
+                    .as_array()
+                    .cloned()
+                    .ok_or("foreach must be a list")?,
+            )
+        } else if let Some(cel) = validate.get("cel") {
+            let validator =
+                CelValidator::parse(env, cel, "expressions").map_err(|e| format!("cel: {e}"))?;
+            let param_ref = cel.get("paramRef").map(|r| {
+                let mut r = r.clone();
+                if let Some(kind) = cel.get("paramKind") {
+                    r["apiVersion"] = kind["apiVersion"].clone();
+                    r["kind"] = kind["kind"].clone();
+                }
+                r
+            });
+            Check::Cel(Box::new(validator), param_ref)
+        } else if let Some(ps) = validate.get("podSecurity") {
+            parse_pod_security(ps)?
+        } else if validate.get("manifests").is_some() {
+            return Ok(Body::Unsupported(
+                "validate.manifests (signed manifests) is not supported".into(),
+            ));
+        } else {
+            return Err(
+                "validate needs pattern, anyPattern, deny, foreach, cel or podSecurity".into(),
+            );
+        };
+        Ok(Body::Validate { message, check })
+    }
+}
+
+fn parse_pod_security(ps: &Value) -> Result<Check, String> {
+    let level = ps["level"]
+        .as_str()
+        .ok_or("podSecurity.level is required")?;
+    let version = ps["version"].as_str().unwrap_or("latest");
+    let standard =
+        Standard::parse(&format!("{level}:{version}")).map_err(|e| format!("podSecurity: {e}"))?;
+    let mut exclusions = Vec::new();
+    for e in ps["exclude"].as_array().into_iter().flatten() {
+        if e.get("restrictedField").is_some() || e.get("values").is_some() {
+            return Err("podSecurity.exclude with restrictedField/values is not supported".into());
+        }
+        let control = e["controlName"]
+            .as_str()
+            .ok_or("podSecurity.exclude: controlName is required")?;
+        let checks = pss::checks_of_control(control)
+            .ok_or_else(|| format!("podSecurity.exclude: unknown controlName {control:?}"))?;
+        exclusions.push(Exclusion {
+            checks,
+            images: crate::source::strings(&e["images"]),
+        });
+    }
+    Ok(Check::PodSecurity(standard, exclusions))
+}
+
+/// A context entry's value: `variable` entries are evaluated; entries that
+/// read the cluster or a registry need supplied values.
+fn context_entry(entry: &Value, vars: &Vars) -> Result<Value, String> {
+    let Some(variable) = entry.get("variable") else {
+        let kind = ["apiCall", "configMap", "imageRegistry", "globalReference"]
+            .into_iter()
+            .find(|k| entry.get(k).is_some())
+            .unwrap_or("this kind of");
+        return Err(format!(
+            "a {kind} context entry needs a cluster: supply its value (a Values file's rule values)"
+        ));
+    };
+    let mut value = match variable.get("value") {
+        Some(v) => vars.substitute(v)?,
+        None => Value::Null,
+    };
+    if let Some(path) = variable["jmesPath"].as_str() {
+        let path = match vars.substitute_text(path)? {
+            Value::String(p) => p,
+            other => other.to_string(),
+        };
+        value = if variable.get("value").is_some() {
+            let mut scoped = Map::new();
+            scoped.insert("value".into(), value);
+            Vars::new(&scoped)
+                .search(&format!("value.{path}"))
+                .or_else(|_| vars.search(&path))?
+        } else {
+            vars.search(&path)?
+        };
+    }
+    if value.is_null()
+        && let Some(default) = variable.get("default")
+    {
+        value = vars.substitute(default)?;
+    }
+    Ok(value)
+}
+
+/// A check's result before messages are added.
+enum Outcome {
+    Pass,
+    Skip(String),
+    Fail(String),
+}
+
+fn check_patterns(
+    resource: &Value,
+    patterns: &[Value],
+    vars: &Vars,
+    any: bool,
+) -> Result<Outcome, String> {
+    let mut failures = Vec::new();
+    let mut skipped = 0;
+    for (i, pattern) in patterns.iter().enumerate() {
+        let pattern = vars.substitute(pattern)?;
+        match pattern::validate(resource, &pattern) {
+            Ok(()) => {
+                if any {
+                    return Ok(Outcome::Pass);
+                }
+            }
+            Err(Mismatch::GlobalSkip { path }) => {
+                return Ok(Outcome::Skip(format!(
+                    "global anchor at {path} does not match"
+                )));
+            }
+            Err(Mismatch::Skip { path }) => {
+                skipped += 1;
+                if !any {
+                    return Ok(Outcome::Skip(format!(
+                        "conditional anchor at {path} does not match"
+                    )));
+                }
+            }
+            Err(Mismatch::Fail { path, message }) => {
+                let which = if any { format!("[{i}]") } else { String::new() };
+                failures.push(format!("{which}failed at path {path}: {message}"));
+            }
+        }
+    }
+    if failures.is_empty() {
+        return Ok(if any && skipped == patterns.len() {
+            Outcome::Skip("no pattern applies".into())
+        } else {
+            Outcome::Pass
+        });
+    }
+    Ok(Outcome::Fail(failures.join("; ")))
+}
+
+fn check_deny(conditions: &Value, vars: &Vars) -> Result<Outcome, String> {
+    let (denied, messages) = conditions::holds(conditions, vars)?;
+    Ok(if denied {
+        Outcome::Fail(messages.join("; "))
+    } else {
+        Outcome::Pass
+    })
+}
+
+fn check_foreach(entries: &[Value], vars: &Vars) -> Result<Outcome, String> {
+    let mut applied = false;
+    for entry in entries {
+        let list = entry["list"].as_str().ok_or("foreach: list is required")?;
+        let elements = match vars.search(list)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        for (i, element) in elements.iter().enumerate() {
+            let mut scoped = vars.clone();
+            scoped.set("element", element);
+            scoped.set("elementIndex", &Value::from(i));
+            for c in entry["context"].as_array().into_iter().flatten() {
+                let value = context_entry(c, &scoped)?;
+                scoped.set(c["name"].as_str().unwrap_or_default(), &value);
+            }
+            if let Some(pre) = entry.get("preconditions")
+                && !conditions::holds(pre, &scoped)?.0
+            {
+                continue;
+            }
+            let outcome = if let Some(p) = entry.get("pattern") {
+                check_patterns(element, std::slice::from_ref(p), &scoped, false)?
+            } else if let Some(ps) = entry.get("anyPattern").and_then(Value::as_array) {
+                check_patterns(element, ps, &scoped, true)?
+            } else if let Some(deny) = entry.get("deny") {
+                check_deny(deny.get("conditions").unwrap_or(&Value::Null), &scoped)?
+            } else if let Some(nested) = entry.get("foreach").and_then(Value::as_array) {
+                check_foreach(nested, &scoped)?
+            } else {
+                return Err("foreach needs pattern, anyPattern, deny or foreach".into());
+            };
+            match outcome {
+                Outcome::Fail(detail) => {
+                    let detail = if detail.is_empty() {
+                        detail
+                    } else {
+                        format!(": {detail}")
+                    };
+                    return Ok(Outcome::Fail(format!(
+                        "failed at element {i} of {list}{detail}"
+                    )));
+                }
+                Outcome::Pass => applied = true,
+                Outcome::Skip(_) => {}
+            }
+        }
+    }
+    Ok(if applied {
+        Outcome::Pass
+    } else {
+        Outcome::Skip("no element to check".into())
+    })
+}
+
+fn check_pod_security(
+    object: &Value,
+    standard: Standard,
+    exclusions: &[Exclusion],
+) -> Result<Outcome, String> {
+    let Some((metadata, spec)) = pss::pod_of(object) else {
+        return Ok(Outcome::Skip("not a pod or pod controller".into()));
+    };
+    let mut failures = pss::check_pod(metadata, spec, standard);
+    for exclusion in exclusions {
+        if exclusion.images.is_empty() {
+            failures.retain(|f| !exclusion.checks.contains(&f.check));
+            continue;
+        }
+        // Recheck the excluded controls without the excluded images' containers.
+        let pruned = without_images(spec, &exclusion.images);
+        let kept: Vec<pss::Failure> = pss::check_pod(metadata, &pruned, standard)
+            .into_iter()
+            .filter(|f| exclusion.checks.contains(&f.check))
+            .collect();
+        failures.retain(|f| !exclusion.checks.contains(&f.check));
+        failures.extend(kept);
+    }
+    Ok(if failures.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(pss::summary(standard, &failures))
+    })
+}
+
+fn without_images(spec: &Value, images: &[String]) -> Value {
+    let mut pruned = spec.clone();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        if let Some(Value::Array(items)) = pruned.get_mut(list) {
+            items.retain(|c| {
+                let image = c["image"].as_str().unwrap_or_default();
+                !images.iter().any(|p| wildcard_match(p, image))
+            });
+        }
+    }
+    pruned
+}

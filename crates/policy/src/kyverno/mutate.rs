@@ -1,0 +1,207 @@
+//! Kyverno `mutate`: `patchStrategicMerge` (with conditional `(k)` and add
+//! `+(k)` anchors) and `patchesJson6902`.
+
+use gitplane_object::smp::{Flavor, root_for, strategic_merge};
+use gitplane_object::{Map, Value, split_api_version};
+
+use super::pattern::{self, Anchor, Mismatch};
+
+/// What preparing a patch against a resource gives.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The patch to merge, anchors resolved.
+    Patch(Value),
+    /// A condition did not hold: nothing to do.
+    NotApplicable,
+}
+
+/// Resolves a strategic-merge patch's anchors against `resource`: a map
+/// whose conditions fail is dropped, `+(k)` keys are kept only where the
+/// resource has no `k`, and list elements with conditions become one
+/// element per matching resource element (keyed by its `name`).
+pub fn prepare(patch: &Value, resource: &Value) -> Result<Prepared, String> {
+    match prepare_value(patch, resource) {
+        Ok(Some(p)) => Ok(Prepared::Patch(p)),
+        Ok(None) => Ok(Prepared::NotApplicable),
+        Err(Mismatch::GlobalSkip { .. } | Mismatch::Skip { .. }) => Ok(Prepared::NotApplicable),
+        Err(Mismatch::Fail { path, message }) => Err(format!("{path}: {message}")),
+    }
+}
+
+fn prepare_value(patch: &Value, resource: &Value) -> Result<Option<Value>, Mismatch> {
+    match patch {
+        Value::Object(map) => prepare_map(map, resource),
+        Value::Array(items) => prepare_list(items, resource),
+        other => Ok(Some(other.clone())),
+    }
+}
+
+fn prepare_map(patch: &Map<String, Value>, resource: &Value) -> Result<Option<Value>, Mismatch> {
+    let empty = Map::new();
+    let fields = resource.as_object().unwrap_or(&empty);
+    for (key, wanted) in patch {
+        match Anchor::parse(key) {
+            Anchor::Conditional(k) | Anchor::Global(k) => {
+                let global = matches!(Anchor::parse(key), Anchor::Global(_));
+                let holds = fields
+                    .get(k)
+                    .is_some_and(|v| pattern::validate(v, wanted).is_ok());
+                if !holds {
+                    return if global {
+                        Err(Mismatch::GlobalSkip {
+                            path: k.to_string(),
+                        })
+                    } else {
+                        Ok(None)
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Map::new();
+    let mut had_fields = false;
+    for (key, value) in patch {
+        match Anchor::parse(key) {
+            Anchor::Conditional(_) | Anchor::Global(_) => {}
+            Anchor::Add(k) => {
+                if !fields.contains_key(k) {
+                    out.insert(k.to_string(), value.clone());
+                }
+                had_fields = true;
+            }
+            anchor => {
+                had_fields = true;
+                let k = anchor.key();
+                if let Some(prepared) = prepare_value(value, fields.get(k).unwrap_or(&Value::Null))?
+                {
+                    out.insert(k.to_string(), prepared);
+                }
+            }
+        }
+    }
+    if had_fields && out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+fn has_anchors(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| !matches!(Anchor::parse(k), Anchor::None(_)) || has_anchors(v)),
+        Value::Array(items) => items.iter().any(has_anchors),
+        _ => false,
+    }
+}
+
+/// `None` when every element had conditions and no resource element met them.
+fn prepare_list(patch: &[Value], resource: &Value) -> Result<Option<Value>, Mismatch> {
+    let existing = resource.as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for element in patch {
+        if !has_anchors(element) {
+            out.push(element.clone());
+            continue;
+        }
+        for item in &existing {
+            if let Some(Value::Object(mut prepared)) = prepare_value(element, item)? {
+                if let Some(name) = item.get("name") {
+                    prepared.insert("name".into(), name.clone());
+                }
+                out.push(Value::Object(prepared));
+            }
+        }
+    }
+    if out.is_empty() && !patch.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Value::Array(out)))
+}
+
+/// Merges a prepared strategic-merge patch into the resource, with the
+/// built-in types' list merge keys.
+pub fn apply_strategic_merge(resource: &Value, patch: &Value) -> Result<Value, String> {
+    let api_version = resource["apiVersion"].as_str().unwrap_or_default();
+    let kind = resource["kind"].as_str().unwrap_or_default();
+    let (group, _) = split_api_version(api_version);
+    strategic_merge(resource, patch, root_for(group, kind), Flavor::Kubernetes)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the patch deletes the whole resource".to_string())
+}
+
+/// Applies `patchesJson6902` (a YAML or JSON list of operations).
+pub fn apply_json6902(resource: &Value, operations: &Value) -> Result<Value, String> {
+    let operations = match operations {
+        Value::String(text) => {
+            let options = gitplane_object::LoadOptions::default();
+            let mut documents = gitplane_object::parse_values(
+                text.as_bytes(),
+                "patchesJson6902",
+                gitplane_object::Syntax::Yaml,
+                &options,
+            )
+            .map_err(|e| format!("patchesJson6902: {e}"))?;
+            match documents.len() {
+                1 => documents.remove(0).0,
+                n => {
+                    return Err(format!(
+                        "patchesJson6902: expected one YAML document, found {n}"
+                    ));
+                }
+            }
+        }
+        other => other.clone(),
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(operations).map_err(|e| format!("patchesJson6902: {e}"))?;
+    let mut out = resource.clone();
+    json_patch::patch(&mut out, &patch).map_err(|e| format!("patchesJson6902: {e}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitplane_object::json;
+
+    #[test]
+    fn add_and_conditional_anchors() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"team": "a"}},
+            "spec": {"containers": [{"name": "a", "image": "nginx:latest"}, {"name": "b", "image": "redis:7"}]}});
+        let patch = json!({"metadata": {"labels": {"+(team)": "default", "+(tier)": "web"}},
+            "spec": {"containers": [{"(image)": "*:latest", "imagePullPolicy": "Always"}]}});
+        let Prepared::Patch(prepared) = prepare(&patch, &pod).unwrap() else {
+            panic!("not applicable")
+        };
+        let out = apply_strategic_merge(&pod, &prepared).unwrap();
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"team": "a", "tier": "web"})
+        );
+        assert_eq!(out["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert!(
+            out["spec"]["containers"][1]
+                .get("imagePullPolicy")
+                .is_none()
+        );
+        let unmet = json!({"metadata": {"(name)": "other", "labels": {"x": "y"}}});
+        assert!(matches!(
+            prepare(&unmet, &pod).unwrap(),
+            Prepared::NotApplicable
+        ));
+    }
+
+    #[test]
+    fn json6902() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
+        let out = apply_json6902(
+            &pod,
+            &json!("- op: add\n  path: /metadata/labels\n  value: {a: b}\n"),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["labels"]["a"], "b");
+        assert!(apply_json6902(&pod, &json!("- op: remove\n  path: /nope\n")).is_err());
+    }
+}

@@ -1,0 +1,375 @@
+//! Kyverno variables: `{{ … }}` in any string of a rule is a JMESPath
+//! expression over the rule's context (`request`, `element`, `images`,
+//! `serviceAccountName`, context entries, test values), with a few of
+//! Kyverno's own functions added to JMESPath's.
+//!
+//! A string that is exactly one `{{ … }}` becomes the value itself (a
+//! number stays a number); otherwise values are written into the string.
+//! `\{{` is a literal `{{`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use gitplane_object::{Map, Value};
+use jmespath::functions::{ArgumentType, CustomFunction, Signature};
+use jmespath::{Context as JpContext, ErrorReason, JmespathError, Rcvar, Runtime, Variable};
+
+/// Longest `{{ … }}` expression accepted, in bytes.
+const MAX_EXPRESSION: usize = 4096;
+/// Most substitutions one value may need.
+const MAX_SUBSTITUTIONS: usize = 10_000;
+/// Largest regex a `regex_match` may compile, in bytes of compiled program.
+const MAX_REGEX: usize = 1 << 20;
+
+/// The values `{{ … }}` can read.
+#[derive(Debug, Clone)]
+pub struct Vars {
+    root: BTreeMap<String, Rcvar>,
+}
+
+impl Vars {
+    /// A context with these top-level names.
+    pub fn new(values: &Map<String, Value>) -> Vars {
+        let mut vars = Vars {
+            root: BTreeMap::new(),
+        };
+        for (name, value) in values {
+            vars.set(name, value);
+        }
+        vars
+    }
+
+    /// Sets a top-level name (or a dotted path: `request.operation`).
+    pub fn set(&mut self, name: &str, value: &Value) {
+        let var = to_variable(value);
+        match name.split_once('.') {
+            None => {
+                self.root.insert(name.to_string(), var);
+            }
+            Some((head, rest)) => {
+                let mut object = self
+                    .root
+                    .get(head)
+                    .and_then(|v| v.as_object().cloned())
+                    .unwrap_or_default();
+                insert_path(&mut object, rest, var);
+                self.root
+                    .insert(head.to_string(), Rcvar::new(Variable::Object(object)));
+            }
+        }
+    }
+
+    /// Evaluates a JMESPath expression.
+    pub fn search(&self, expression: &str) -> Result<Value, String> {
+        let expression = expression.trim();
+        if expression.len() > MAX_EXPRESSION {
+            return Err(format!(
+                "variable expression longer than {MAX_EXPRESSION} bytes"
+            ));
+        }
+        let compiled = runtime()
+            .compile(expression)
+            .map_err(|e| format!("invalid variable {{{{{expression}}}}}: {}", e.reason))?;
+        let data = Rcvar::new(Variable::Object(self.root.clone()));
+        let found = compiled
+            .search(data)
+            .map_err(|e| format!("variable {{{{{expression}}}}}: {}", e.reason))?;
+        serde_json::to_value(&*found).map_err(|e| format!("variable {{{{{expression}}}}}: {e}"))
+    }
+
+    /// Replaces every `{{ … }}` in the strings of `value`.
+    pub fn substitute(&self, value: &Value) -> Result<Value, String> {
+        let mut budget = MAX_SUBSTITUTIONS;
+        self.substitute_within(value, &mut budget)
+    }
+
+    fn substitute_within(&self, value: &Value, budget: &mut usize) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(text) => self.substitute_str(text, budget)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.substitute_within(v, budget))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (key, v) in map {
+                    let key = match self.substitute_str(key, budget)? {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out.insert(key, self.substitute_within(v, budget)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// Substitutes one string.
+    pub fn substitute_text(&self, text: &str) -> Result<Value, String> {
+        let mut budget = MAX_SUBSTITUTIONS;
+        self.substitute_str(text, &mut budget)
+    }
+
+    fn substitute_str(&self, text: &str, budget: &mut usize) -> Result<Value, String> {
+        if !text.contains("{{") {
+            return Ok(Value::String(text.to_string()));
+        }
+        let trimmed = text.trim();
+        if let Some(inner) = trimmed
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+            && !inner.contains("{{")
+            && !inner.contains("}}")
+        {
+            *budget = budget
+                .checked_sub(1)
+                .ok_or("too many variable substitutions")?;
+            return self.search(inner);
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            if rest[..start].ends_with('\\') {
+                out.push_str(&rest[..start - 1]);
+                out.push_str("{{");
+                rest = &rest[start + 2..];
+                continue;
+            }
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find("}}") else {
+                return Err(format!("unclosed {{{{ in {text:?}"));
+            };
+            *budget = budget
+                .checked_sub(1)
+                .ok_or("too many variable substitutions")?;
+            match self.search(&rest[start + 2..start + end])? {
+                Value::String(s) => out.push_str(&s),
+                Value::Null => {}
+                other => out.push_str(&other.to_string()),
+            }
+            rest = &rest[start + end + 2..];
+        }
+        out.push_str(rest);
+        Ok(Value::String(out))
+    }
+}
+
+fn insert_path(object: &mut BTreeMap<String, Rcvar>, path: &str, value: Rcvar) {
+    match path.split_once('.') {
+        None => {
+            object.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let mut inner = object
+                .get(head)
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            insert_path(&mut inner, rest, value);
+            object.insert(head.to_string(), Rcvar::new(Variable::Object(inner)));
+        }
+    }
+}
+
+/// JSON to a JMESPath value (numbers, strings and maps convert one to one).
+pub fn to_variable(value: &Value) -> Rcvar {
+    Rcvar::new(Variable::try_from(value).unwrap_or(Variable::Null))
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let mut runtime = Runtime::new();
+        runtime.register_builtin_functions();
+        register_kyverno_functions(&mut runtime);
+        runtime
+    })
+}
+
+fn error(ctx: &JpContext<'_>, message: String) -> JmespathError {
+    JmespathError::new(ctx.expression, ctx.offset, ErrorReason::Parse(message))
+}
+
+fn string_arg(args: &[Rcvar], i: usize) -> String {
+    args.get(i)
+        .and_then(|a| a.as_string().cloned())
+        .unwrap_or_default()
+}
+
+fn string_result(s: String) -> Result<Rcvar, JmespathError> {
+    Ok(Rcvar::new(Variable::String(s)))
+}
+
+/// Kyverno's string functions most policies use.
+fn register_kyverno_functions(runtime: &mut Runtime) {
+    let strings = |n: usize| Signature::new(vec![ArgumentType::String; n], None);
+    runtime.register_function(
+        "to_upper",
+        Box::new(CustomFunction::new(
+            strings(1),
+            Box::new(|args, _| string_result(string_arg(args, 0).to_uppercase())),
+        )),
+    );
+    runtime.register_function(
+        "to_lower",
+        Box::new(CustomFunction::new(
+            strings(1),
+            Box::new(|args, _| string_result(string_arg(args, 0).to_lowercase())),
+        )),
+    );
+    runtime.register_function(
+        "equal_fold",
+        Box::new(CustomFunction::new(
+            strings(2),
+            Box::new(|args, _| {
+                let equal =
+                    string_arg(args, 0).to_lowercase() == string_arg(args, 1).to_lowercase();
+                Ok(Rcvar::new(Variable::Bool(equal)))
+            }),
+        )),
+    );
+    runtime.register_function(
+        "replace_all",
+        Box::new(CustomFunction::new(
+            strings(3),
+            Box::new(|args, _| {
+                string_result(
+                    string_arg(args, 0).replace(&string_arg(args, 1), &string_arg(args, 2)),
+                )
+            }),
+        )),
+    );
+    runtime.register_function(
+        "split",
+        Box::new(CustomFunction::new(
+            strings(2),
+            Box::new(|args, _| {
+                let parts = string_arg(args, 0)
+                    .split(string_arg(args, 1).as_str())
+                    .map(|p| Rcvar::new(Variable::String(p.to_string())))
+                    .collect();
+                Ok(Rcvar::new(Variable::Array(parts)))
+            }),
+        )),
+    );
+    runtime.register_function(
+        "trim",
+        Box::new(CustomFunction::new(
+            strings(2),
+            Box::new(|args, _| {
+                let cutset: Vec<char> = string_arg(args, 1).chars().collect();
+                string_result(
+                    string_arg(args, 0)
+                        .trim_matches(cutset.as_slice())
+                        .to_string(),
+                )
+            }),
+        )),
+    );
+    runtime.register_function(
+        "truncate",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String, ArgumentType::Number], None),
+            Box::new(|args, _| {
+                let n = args
+                    .get(1)
+                    .and_then(|a| a.as_number())
+                    .unwrap_or(0.0)
+                    .max(0.0) as usize;
+                string_result(string_arg(args, 0).chars().take(n).collect())
+            }),
+        )),
+    );
+    runtime.register_function(
+        "regex_match",
+        Box::new(CustomFunction::new(
+            Signature::new(
+                vec![
+                    ArgumentType::String,
+                    ArgumentType::Union(vec![ArgumentType::String, ArgumentType::Number]),
+                ],
+                None,
+            ),
+            Box::new(|args, ctx| {
+                let subject = match args.get(1).map(|a| &**a) {
+                    Some(Variable::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let regex = regex::RegexBuilder::new(&string_arg(args, 0))
+                    .size_limit(MAX_REGEX)
+                    .build()
+                    .map_err(|e| error(ctx, format!("regex_match: {e}")))?;
+                Ok(Rcvar::new(Variable::Bool(regex.is_match(&subject))))
+            }),
+        )),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitplane_object::json;
+
+    fn vars() -> Vars {
+        Vars::new(
+            json!({"request": {"object": {"metadata": {"name": "web", "labels": {"app.kubernetes.io/name": "shop"}},
+                "spec": {"replicas": 3, "containers": [{"name": "a", "image": "nginx:1"}, {"name": "b", "image": "redis"}]}}}})
+                .as_object()
+                .unwrap_or(&Map::new()),
+        )
+    }
+
+    #[test]
+    fn whole_strings_keep_their_type_and_parts_are_interpolated() {
+        let v = vars();
+        assert_eq!(
+            v.substitute_text("{{ request.object.spec.replicas }}")
+                .unwrap(),
+            json!(3)
+        );
+        assert_eq!(
+            v.substitute_text(
+                "name {{request.object.metadata.name}} has {{request.object.spec.replicas}}"
+            )
+            .unwrap(),
+            json!("name web has 3")
+        );
+        assert_eq!(
+            v.substitute_text("{{ request.object.spec.containers[].image }}")
+                .unwrap(),
+            json!(["nginx:1", "redis"])
+        );
+        assert_eq!(
+            v.substitute_text("{{ request.object.metadata.labels.\"app.kubernetes.io/name\" }}")
+                .unwrap(),
+            json!("shop")
+        );
+        assert_eq!(
+            v.substitute_text("\\{{ literal }}").unwrap(),
+            json!("{{ literal }}")
+        );
+    }
+
+    #[test]
+    fn kyverno_functions() {
+        let v = vars();
+        assert_eq!(
+            v.search("to_upper(request.object.metadata.name)").unwrap(),
+            json!("WEB")
+        );
+        assert_eq!(v.search("split('a:b', ':')").unwrap(), json!(["a", "b"]));
+        assert_eq!(
+            v.search("regex_match('^web$', request.object.metadata.name)")
+                .unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            v.search("length(request.object.spec.containers)").unwrap(),
+            json!(3 - 1)
+        );
+        assert!(v.search("regex_match('(', 'x')").is_err());
+    }
+}
