@@ -1,17 +1,197 @@
 //! Admission the server applies on writes, as a cluster's built-in plugins
 //! do: Pod Security admission from the namespace's
-//! `pod-security.kubernetes.io/*` labels.
+//! `pod-security.kubernetes.io/*` labels, and ValidatingAdmissionPolicies
+//! with their bindings ([`validating_policies`]).
 //!
 //! As the upstream plugin: the `enforce` level refuses a Pod being created
 //! (403, PSA's message); `warn` (and `audit`, which has no log here) adds a
 //! `Warning` to writes of Pods and of workloads whose pod template fails.
 
+use std::sync::{Arc, Mutex};
+
 use gitplane_object::Object;
 use gitplane_policy::pss::{Standard, check_pod, pod_template, summary};
+use gitplane_policy::{Mode, Operation, PolicySet, Request, UserInfo, Verdict};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::registry::ResourceType;
+use crate::registry::{Registry, ResourceType};
+use crate::store::Store;
+
+const GROUP: &str = "admissionregistration.k8s.io";
+const POLICY_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicies/";
+const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings/";
+
+/// The stored ValidatingAdmissionPolicies and bindings, compiled; rebuilt
+/// when one of them changes (their keys and resourceVersions differ).
+#[derive(Default)]
+pub struct PolicyCache {
+    current: Mutex<Option<(Vec<String>, Arc<PolicySet>)>>,
+}
+
+impl PolicyCache {
+    /// The policies as stored now.
+    pub fn get(&self, store: &Store) -> Arc<PolicySet> {
+        let (mut objects, _) = store.list(POLICY_PREFIX);
+        objects.extend(store.list(BINDING_PREFIX).0);
+        let fingerprint: Vec<String> = objects
+            .iter()
+            .map(|(key, object)| {
+                let version = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                format!("{key}@{version}")
+            })
+            .collect();
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((seen, set)) = current.as_ref()
+            && *seen == fingerprint
+        {
+            return set.clone();
+        }
+        let parsed = objects
+            .into_iter()
+            .filter_map(|(_, o)| o.as_object().cloned().map(Object::new))
+            .collect();
+        // Invalid policies were refused when written ([`check_policy`]).
+        let (set, _) = PolicySet::load_valid(parsed);
+        let set = Arc::new(set);
+        *current = Some((fingerprint, set.clone()));
+        set
+    }
+}
+
+/// Refuses a ValidatingAdmissionPolicy or binding that does not compile,
+/// as the API server's validation does (CEL syntax, actions, params).
+pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
+    if t.group != GROUP
+        || !matches!(
+            t.kind.as_str(),
+            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
+        )
+    {
+        return Ok(());
+    }
+    let Some(body) = object.as_object() else {
+        return Ok(());
+    };
+    let parsed = Object::new(body.clone());
+    let name = parsed.name().to_string();
+    PolicySet::load(vec![parsed]).map(|_| ()).map_err(|errors| {
+        let causes = errors
+            .into_iter()
+            .map(|e| ("spec".to_string(), e.message))
+            .collect();
+        ApiError::invalid(&t.kind, &t.group, &name, causes)
+    })
+}
+
+/// The objects VAP parameters may name, read before a write's store update
+/// (reading the store inside one would deadlock).
+pub fn param_objects(set: &PolicySet, store: &Store, registry: &Registry) -> Vec<Object> {
+    let mut out = Vec::new();
+    for (api_version, kind) in set.param_kinds() {
+        let (group, _) = gitplane_object::split_api_version(&api_version);
+        let Some(t) = registry.by_kind(group, &kind) else {
+            continue;
+        };
+        for (_, object) in store.list(&t.key_prefix()).0 {
+            if let Some(body) = object.as_object() {
+                out.push(Object::new(body.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// One write, as ValidatingAdmissionPolicies see it.
+pub struct Write<'a> {
+    /// Its type.
+    pub t: &'a ResourceType,
+    /// The object as it would be stored.
+    pub object: &'a Value,
+    /// The stored object, for an update.
+    pub old: Option<&'a Value>,
+    /// The object's Namespace.
+    pub namespace: Option<&'a Value>,
+}
+
+/// Evaluates the policies on a write: an error when a binding with `Deny`
+/// refuses it (422 `Invalid`, or the validation's `reason`), else the
+/// warnings of `Warn` bindings. `Audit` results have no audit log to go to.
+pub fn validating_policies(
+    set: &PolicySet,
+    params: &[Object],
+    write: &Write,
+) -> ApiResult<Vec<String>> {
+    if set.is_empty() {
+        return Ok(Vec::new());
+    }
+    let user = UserInfo::default();
+    let request = Request {
+        object: write.object,
+        old_object: write.old,
+        operation: if write.old.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        namespace_object: write.namespace,
+        user: &user,
+        resource: Some(&write.t.plural),
+    };
+    let evaluation = set.validate(&request, &params, &gitplane_policy::Supplied::default());
+    let mut warnings = Vec::new();
+    for result in evaluation.results {
+        let subject = format!(
+            "ValidatingAdmissionPolicy '{}' with binding '{}'",
+            result.policy, result.rule
+        );
+        match (result.verdict, result.mode) {
+            (Verdict::Fail | Verdict::Error, Mode::Enforce) => {
+                return Err(denied(
+                    write,
+                    &subject,
+                    &result.message,
+                    result.reason.as_deref(),
+                ));
+            }
+            (Verdict::Fail | Verdict::Warn | Verdict::Error, Mode::Warn) => {
+                warnings.push(format!(
+                    "Validation failed for {subject}: {}",
+                    result.message
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(warnings)
+}
+
+fn denied(write: &Write, subject: &str, message: &str, reason: Option<&str>) -> ApiError {
+    let t = write.t;
+    let resource = if t.group.is_empty() {
+        t.plural.clone()
+    } else {
+        format!("{}.{}", t.plural, t.group)
+    };
+    let name = write
+        .object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let text = format!("{subject} denied request: {message}");
+    match reason {
+        Some("Forbidden") => {
+            ApiError::forbidden(format!("{resource} \"{name}\" is forbidden: {text}"))
+        }
+        _ => ApiError::invalid(&t.kind, &t.group, name, vec![(String::new(), text)]),
+    }
+}
 
 /// The standard a namespace label asks for (`enforce`, `warn`, `audit`).
 fn labelled(namespace: &Value, mode: &str) -> Option<Standard> {

@@ -102,6 +102,7 @@ impl Server {
         let api = api::Api {
             store,
             registry: Registry::with_builtins(),
+            policies: Default::default(),
         };
         serve_stored_crds(&api);
         seed(&api).await?;

@@ -234,6 +234,7 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
             operation,
             namespace_object: namespace.as_ref(),
             user: &user,
+            resource: None,
         };
         let (mutated, mut results) = set.mutate(&request, &values.supplied);
         let after = Request {

@@ -374,3 +374,122 @@ fn the_embedded_server_enforces_namespace_pod_security_labels() {
     let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&elsewhere));
     assert!(ok, "{out}");
 }
+
+/// ValidatingAdmissionPolicies as a cluster applies them, through kubectl:
+/// a policy that does not compile is refused; a Deny binding with a
+/// ConfigMap parameter refuses creations and updates (client-side and
+/// server-side apply, scale by patch) with the policy's message; a Warn
+/// binding warns; an object the binding's selector leaves out is admitted.
+#[test]
+fn the_embedded_server_enforces_validating_admission_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = common::start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let policies = std::fs::read_to_string(
+        repo_root().join("crates/policy/tests/kyverno/vap-params/policy.yaml"),
+    )
+    .unwrap();
+    let broken = policies.replace(
+        "object.spec.replicas <= variables.limit",
+        "object.spec.replicas <= (",
+    );
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
+    assert!(!ok, "{out}");
+    assert!(out.contains("validations[0]: syntax error"), "{out}");
+    for namespace in ["platform", "shop", "lab"] {
+        assert!(kubectl(&kc, &["create", "namespace", namespace], None).0);
+    }
+    let (ok, out) = kubectl(
+        &kc,
+        &["label", "namespace", "shop", "example.com/tenant=true"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&policies));
+    assert!(ok, "{out}");
+    let deployment = |name: &str, namespace: &str, replicas: u32, labels: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{{labels}}}}}\n\
+             spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: a, image: 'nginx:1.27'}}]\n"
+        )
+    };
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&deployment("big", "shop", 8, "team: shop")),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-teams' denied request: replicas must be at most 5, not 8"),
+        "{out}"
+    );
+    assert!(
+        out.contains("forbidden"),
+        "the validation's reason is Forbidden: {out}"
+    );
+    // Within the limit: admitted; without a team label: a warning.
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&deployment("small", "shop", 3, "")),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Warning: Validation failed for ValidatingAdmissionPolicy 'team-label' with binding 'team-label-warn': every workload has a team label"),
+        "{out}"
+    );
+    // Updates are checked too: server-side apply and a scale by patch.
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&deployment("small", "shop", 9, "team: shop")),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("replicas must be at most 5, not 9"), "{out}");
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "patch",
+            "deployment",
+            "small",
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"replicas\":7}}",
+        ],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("replicas must be at most 5, not 7"), "{out}");
+    // The binding selects tenant namespaces only.
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&deployment("big", "lab", 8, "team: lab")),
+    );
+    assert!(ok, "{out}");
+    // The parameter is read live: raising the limit admits the change.
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "patch",
+            "configmap",
+            "replica-limits",
+            "-n",
+            "platform",
+            "--type=merge",
+            "-p",
+            "{\"data\":{\"maxReplicas\":\"10\"}}",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&deployment("big", "shop", 8, "team: shop")),
+    );
+    assert!(ok, "{out}");
+}

@@ -58,6 +58,9 @@ pub struct Request<'a> {
     pub namespace_object: Option<&'a Value>,
     /// Who writes it.
     pub user: &'a UserInfo,
+    /// The resource (lowercase plural) the object is stored as, when the
+    /// caller knows it (an API server); else formed from the kind.
+    pub resource: Option<&'a str>,
 }
 
 static ANONYMOUS: UserInfo = UserInfo {
@@ -74,6 +77,7 @@ impl<'a> Request<'a> {
             operation: Operation::Create,
             namespace_object: None,
             user: &ANONYMOUS,
+            resource: None,
         }
     }
 
@@ -94,7 +98,8 @@ impl<'a> Request<'a> {
 
     /// The resource (lowercase plural) the object is stored as.
     pub fn resource(&self) -> String {
-        plural(self.kind())
+        self.resource
+            .map_or_else(|| plural(self.kind()), str::to_string)
     }
 
     /// `metadata.name` (or `generateName`).

@@ -132,6 +132,17 @@ impl PolicySet {
     /// parameters VAP bindings can refer to. Every policy that fails to
     /// compile is an error.
     pub fn load(objects: Vec<Object>) -> Result<PolicySet, Vec<LoadError>> {
+        let (set, errors) = PolicySet::load_valid(objects);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// [`PolicySet::load`], keeping the policies that compile: the set and
+    /// the errors of those that do not.
+    pub fn load_valid(objects: Vec<Object>) -> (PolicySet, Vec<LoadError>) {
         let mut set = PolicySet::default();
         let mut errors = Vec::new();
         for object in objects {
@@ -171,11 +182,19 @@ impl PolicySet {
                 });
             }
         }
-        if errors.is_empty() {
-            Ok(set)
-        } else {
-            Err(errors)
-        }
+        (set, errors)
+    }
+
+    /// The (apiVersion, kind) of every VAP's `paramKind`.
+    pub fn param_kinds(&self) -> Vec<(String, String)> {
+        let mut kinds: Vec<(String, String)> = self
+            .vaps
+            .iter()
+            .filter_map(|p| p.param_kind().cloned())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
     }
 
     /// Binds every ValidatingAdmissionPolicy that has no binding, as the

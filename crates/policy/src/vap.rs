@@ -418,6 +418,13 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// `spec.paramKind` as (apiVersion, kind).
+    pub fn param_kind(&self) -> Option<&(String, String)> {
+        self.param_kind.as_ref()
+    }
+}
+
 /// `paramRef.parameterNotFoundAction`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NotFound {

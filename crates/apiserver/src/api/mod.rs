@@ -52,6 +52,8 @@ pub struct Api {
     pub store: Store,
     /// Types.
     pub registry: Registry,
+    /// The stored ValidatingAdmissionPolicies, compiled.
+    pub policies: std::sync::Arc<crate::admission::PolicyCache>,
 }
 
 /// The object an operation is about.

@@ -12,6 +12,7 @@ use gitplane_object::smp::{Flavor, root_for, strategic_merge};
 use serde_json::{Value, json};
 
 use super::{Api, FieldValidation, Target};
+use crate::admission;
 use crate::defaults::apply_defaults;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::Shape;
@@ -115,6 +116,14 @@ impl Api {
         namespace.and_then(|ns| self.store.get(&format!("/namespaces//{ns}")))
     }
 
+    /// The ValidatingAdmissionPolicies and their parameters, read before a
+    /// store update.
+    fn admission(&self) -> Admission {
+        let set = self.policies.get(&self.store);
+        let params = admission::param_objects(&set, &self.store, &self.registry);
+        Admission { set, params }
+    }
+
     /// Schema checks and defaults; returns warnings.
     fn check_schema(
         &self,
@@ -184,12 +193,16 @@ impl Api {
         self.check_namespace(&target, &name)?;
         let mut warnings = self.check_schema(&t, &mut body, options.validation)?;
         let namespace = self.namespace_object(target.namespace.as_deref());
-        warnings.extend(crate::admission::pod_security(
+        warnings.extend(admission::pod_security(
             namespace.as_deref(),
             &t,
             &body,
             true,
         )?);
+        warnings.extend(
+            self.admission()
+                .check(&t, &body, None, namespace.as_deref())?,
+        );
         semantics::prepare_create(&t, &mut body)?;
         hooks::validate(&t, &body)?;
         hooks::on_write(&t, None, &mut body);
@@ -416,6 +429,7 @@ impl Api {
         let mut created = false;
         let mut schema_warnings = Vec::new();
         let namespace = self.namespace_object(target.namespace.as_deref());
+        let policies = self.admission();
         if self.store.get(&key).is_none() {
             if subresource.is_some() {
                 return Err(ApiError::not_found(target.subject(name)));
@@ -442,13 +456,20 @@ impl Api {
                 semantics::validate_metadata(&t, &merged)?;
                 schema_warnings = api.check_schema(&t, &mut merged, validation)?;
                 if request_part != Part::Status {
-                    let admitted = crate::admission::pod_security(
+                    let admitted = admission::pod_security(
                         namespace.as_deref(),
                         &t,
                         &merged,
                         current.is_none(),
                     )?;
                     schema_warnings.extend(admitted);
+                    let old = current.map(|c| c.as_ref());
+                    schema_warnings.extend(policies.check(
+                        &t,
+                        &merged,
+                        old,
+                        namespace.as_deref(),
+                    )?);
                 }
                 match current {
                     None => {
@@ -523,12 +544,23 @@ impl Api {
         let request_part = part(&t, subresource);
         let api_version = t.api_version(&target.version);
         let manager = options.manager().to_string();
+        let namespace = self.namespace_object(target.namespace.as_deref());
+        let policies = self.admission();
+        let mut warnings = warnings;
         let outcome = self
             .store
             .update(&target.key(name), options.dry_run, |current| {
                 let current = current.ok_or_else(|| ApiError::not_found(target.subject(name)))?;
                 let mut new = compute(current)
                     .map_err(|e| e.unwrap_or_else(|| ApiError::conflict(target.subject(name))))?;
+                if request_part != Part::Status {
+                    warnings.extend(policies.check(
+                        &t,
+                        &new,
+                        Some(current),
+                        namespace.as_deref(),
+                    )?);
+                }
                 semantics::prepare_update(&t, current, &mut new, request_part == Part::Status)?;
                 ssa::record_update(
                     Some(current),
@@ -677,4 +709,32 @@ fn finish_update(
         return Ok(Decision::Keep);
     }
     Ok(Decision::Put(new))
+}
+
+/// The policies a write is admitted by, with the objects their parameters
+/// may name.
+struct Admission {
+    set: Arc<gitplane_policy::PolicySet>,
+    params: Vec<gitplane_object::Object>,
+}
+
+impl Admission {
+    /// A policy object must compile; then every ValidatingAdmissionPolicy
+    /// binding that matches must allow the write. Returns warnings.
+    fn check(
+        &self,
+        t: &ResourceType,
+        object: &Value,
+        old: Option<&Value>,
+        namespace: Option<&Value>,
+    ) -> ApiResult<Vec<String>> {
+        admission::check_policy(t, object)?;
+        let write = admission::Write {
+            t,
+            object,
+            old,
+            namespace,
+        };
+        admission::validating_policies(&self.set, &self.params, &write)
+    }
 }
