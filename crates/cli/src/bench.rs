@@ -4,6 +4,7 @@
 mod apiserver;
 mod graph;
 mod measure;
+mod policy;
 mod reconcile;
 mod render;
 mod sync;
@@ -43,6 +44,12 @@ enum BenchTarget {
     /// reconciled by the graph controller to ACTIVE (against `kubectl apply
     /// --server-side` of their children).
     Graph(graph::GraphBenchArgs),
+    /// Ten policies (Pod Security, Kyverno patterns, deny, foreach,
+    /// anyPattern, ValidatingAdmissionPolicies with params) over N objects:
+    /// `gitplane policy check` end to end and the evaluation alone
+    /// (objects/s, CEL cost per object), against `kubectl kustomize`
+    /// reading and printing the same objects.
+    Policy(policy::PolicyBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -53,5 +60,6 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         BenchTarget::Sync(a) => sync::run_bench(a),
         BenchTarget::Reconcile(a) => reconcile::run(a),
         BenchTarget::Graph(a) => graph::run(a),
+        BenchTarget::Policy(a) => policy::run(a),
     }
 }

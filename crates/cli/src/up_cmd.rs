@@ -63,6 +63,18 @@ pub struct UpArgs {
     /// Applications reconciled at once.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// The directory, in each application's repository, of the policies
+    /// (ValidatingAdmissionPolicies with bindings, Kyverno ClusterPolicies)
+    /// every sync must pass: read at the commit being synced; enforced
+    /// violations block the sync with a condition, every result is written
+    /// as a PolicyReport. A repository without it has no policies. `""`
+    /// turns policy off.
+    #[arg(
+        long,
+        default_value = "platform/policies",
+        env = "GITPLANE_POLICY_PATH"
+    )]
+    pub policy_path: String,
     /// Shared secret webhooks must carry (GitHub/Gitea HMAC, GitLab token,
     /// `X-Gitplane-Token`). Without it, any local process may trigger refreshes.
     #[arg(long, env = "GITPLANE_WEBHOOK_SECRET")]
@@ -130,6 +142,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         reconcile_interval: args.reconcile_interval,
         jitter: args.reconcile_interval / 2,
         workers: args.workers,
+        policy_path: Some(args.policy_path.clone()).filter(|p| !p.is_empty()),
         ..ControllerOptions::default()
     };
     let controller = Controller::new(

@@ -27,15 +27,22 @@ impl Drop for Killed {
 }
 
 /// `gitplane graph run` against the server of a kubeconfig.
+/// Starts `gitplane graph run` and waits until the API server serves the
+/// ResourceGraphDefinition kind it installs (applying an RGD before that
+/// fails kubectl's validation: a race the test lost on a loaded machine).
 fn start_graph_controller(kubeconfig: &Path) -> Killed {
-    Killed(
+    let controller = Killed(
         Command::new(env!("CARGO_BIN_EXE_gitplane"))
             .args(["graph", "run", "--kubeconfig"])
             .arg(kubeconfig)
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
-    )
+    );
+    wait_for("the ResourceGraphDefinition kind served", || {
+        kubectl(kubeconfig, &["get", "resourcegraphdefinitions"]).0
+    });
+    controller
 }
 
 /// Merge-patches the App `demo`.

@@ -566,3 +566,146 @@ fn apps_sync_to_clusters_from_secrets_and_refuse_exec_plugins() {
     assert!(ok, "{text}");
     assert!(text.contains("Succeeded"), "{text}");
 }
+
+const POLICIES: &str = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: disallow-latest-tag
+spec:
+  rules:
+  - name: validate-image-tag
+    match:
+      any:
+      - resources: {kinds: [Pod]}
+    validate:
+      failureAction: Enforce
+      message: "the latest tag is not allowed"
+      pattern:
+        spec:
+          containers:
+          - image: "!*:latest"
+  - name: team-label
+    match:
+      any:
+      - resources: {kinds: [Deployment]}
+    validate:
+      failureAction: Audit
+      message: "a team label is expected"
+      pattern:
+        metadata:
+          labels:
+            team: "?*"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: disallow-nodeport
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [services]}
+  validations:
+  - expression: "object.spec.type != 'NodePort'"
+    message: "NodePort services are not allowed"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: disallow-nodeport
+spec:
+  policyName: disallow-nodeport
+  validationActions: [Deny]
+"#;
+
+/// Policies in the repository (`platform/policies`) gate every sync: an
+/// audit result becomes a PolicyReport beside its object; a commit with
+/// enforced violations is not applied at all (the app says why and stays
+/// OutOfSync); the commit that fixes them syncs.
+#[test]
+fn policies_in_the_repository_block_a_violating_sync() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    fixture(repo);
+    write(repo, "platform/policies/policies.yaml", POLICIES);
+    commit(repo, "policies");
+    let up = start_up(repo, data.path());
+    wait_for("web converged", || converged(&up.app("web")));
+    wait_for("the audit result reported", || {
+        up.json(&["get", "policyreports", "-n", "web"])
+            .is_some_and(|list| {
+                list["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|r| {
+                        r["scope"]["kind"] == "Deployment"
+                            && r["summary"]["fail"] == 1
+                            && r["results"].as_array().is_some_and(|results| {
+                                results.iter().any(|x| {
+                                    x["rule"] == "team-label"
+                                        && x["result"] == "fail"
+                                        && x["message"]
+                                            .as_str()
+                                            .is_some_and(|m| m.contains("a team label is expected"))
+                                })
+                            })
+                    })
+                })
+            })
+    });
+
+    // A commit that violates two enforced policies: nothing of it is applied.
+    write(
+        repo,
+        "apps/web/deployment.yaml",
+        &DEPLOYMENT.replace("nginx:1.27", "nginx:latest"),
+    );
+    write(
+        repo,
+        "apps/web/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+    );
+    write(
+        repo,
+        "apps/web/new.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-new\ndata: {c: '3'}\n",
+    );
+    let bad = commit(repo, "violations");
+    up.webhook(repo);
+    wait_for("the sync blocked", || {
+        let app = up.app("web");
+        app["status"]["sync"]["revision"] == bad.as_str()
+            && app["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "SyncError"
+                        && c["message"].as_str().is_some_and(|m| {
+                            m.contains("sync blocked by policy (platform/policies): 2 enforced violation(s), nothing applied")
+                                && m.contains("Deployment web/web: disallow-latest-tag/autogen-validate-image-tag")
+                                && m.contains("Service web/web: disallow-nodeport/disallow-nodeport: NodePort services are not allowed")
+                        })
+                })
+            })
+    });
+    let app = up.app("web");
+    assert_eq!(app["status"]["sync"]["status"], "OutOfSync", "{app}");
+    assert_eq!(app["status"]["operationState"]["phase"], "Failed", "{app}");
+    let live = up.json(&["get", "deployment", "web", "-n", "web"]).unwrap();
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert!(
+        up.json(&["get", "configmap", "web-new", "-n", "web"])
+            .is_none()
+    );
+    assert!(up.json(&["get", "service", "web", "-n", "web"]).is_none());
+
+    // Fixed: the same objects without the violations sync.
+    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    std::fs::remove_file(repo.join("apps/web/service.yaml")).unwrap();
+    commit(repo, "fixed");
+    up.webhook(repo);
+    wait_for("web converged again", || converged(&up.app("web")));
+    assert!(
+        up.json(&["get", "configmap", "web-new", "-n", "web"])
+            .is_some()
+    );
+}

@@ -15,6 +15,7 @@
 mod deletion;
 pub mod graphs;
 pub mod metrics;
+mod policy;
 pub mod project;
 mod queue;
 mod reconcile;
@@ -82,6 +83,11 @@ pub struct ControllerOptions {
     pub git_timeout: Duration,
     /// How long after a managed object changes its application is compared.
     pub self_heal_debounce: Duration,
+    /// A directory of each application's repository whose policies (VAPs,
+    /// Kyverno policies) apply to the application's rendered objects, read
+    /// at the commit being synced; `None` for no policies. A repository
+    /// without the directory has none.
+    pub policy_path: Option<String>,
 }
 
 impl Default for ControllerOptions {
@@ -94,6 +100,7 @@ impl Default for ControllerOptions {
             workers: 8,
             git_timeout: Duration::from_secs(90),
             self_heal_debounce: Duration::from_secs(1),
+            policy_path: None,
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct Controller {
     summaries: RwLock<BTreeMap<String, AppSummary>>,
     /// Prometheus metrics.
     metrics: Metrics,
+    /// Policies per commit, and the reports written.
+    policy: policy::PolicyGate,
 }
 
 /// Installs what the controller needs in the control cluster: the CRDs, the
@@ -266,6 +275,7 @@ impl Controller {
             shapes: Mutex::default(),
             summaries: RwLock::default(),
             metrics: Metrics::default(),
+            policy: policy::PolicyGate::default(),
         })
     }
 

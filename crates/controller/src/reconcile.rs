@@ -46,6 +46,8 @@ struct Rendered {
     revisions: Vec<String>,
     /// Argo CD's `sourceType` of the first source.
     source_type: &'static str,
+    /// The first source's commit and checkout: where policies are read.
+    checkout: Option<(String, std::path::PathBuf)>,
 }
 
 /// What a comparison needs, prepared from an Application.
@@ -55,6 +57,9 @@ struct Prepared {
     live: Arc<LiveCache>,
     options: SyncOptions,
     namespace: String,
+    /// The policies' results, if there are policies, and the objects they
+    /// were checked on (the rendered ones, graph instances expanded).
+    policy: Option<(gitplane_policy::Report, Vec<Object>)>,
 }
 
 /// One source rendered at one commit, shared by every app using it.
@@ -199,13 +204,47 @@ impl Controller {
         } else {
             spec.destination.namespace.clone()
         };
+        let policy = self.check_policies(&rendered, &cluster, &namespace).await?;
         Ok(Prepared {
             rendered,
             cluster,
             live,
             options,
             namespace,
+            policy,
         })
+    }
+
+    /// Evaluates the policies of the application's repository (at the
+    /// synced commit) on its rendered objects, with the resource-graph
+    /// instances among them expanded by the destination's graphs (so a
+    /// WebApp's Deployment is checked before the WebApp is applied).
+    /// Policies that do not compile stop the comparison: nothing is synced
+    /// past a broken policy.
+    async fn check_policies(
+        &self,
+        rendered: &Rendered,
+        cluster: &Cluster,
+        namespace: &str,
+    ) -> Result<Option<(gitplane_policy::Report, Vec<Object>)>, Problem> {
+        let (Some(path), Some((commit, dir))) = (&self.options.policy_path, &rendered.checkout)
+        else {
+            return Ok(None);
+        };
+        let set = self
+            .policy
+            .policies(commit, dir.clone(), path)
+            .await
+            .map_err(|e| Problem::new("ComparisonError", e))?;
+        tracing::debug!("{} policies at {path} of {commit}", set.len());
+        if set.is_empty() {
+            return Ok(None);
+        }
+        let placed = crate::policy::in_namespace(cluster, &rendered.objects, namespace);
+        let checked = crate::policy::expand_instances(cluster, &placed).await;
+        gitplane_policy::check(&checked, None, &set)
+            .map(|report| Some((report, checked)))
+            .map_err(|e| Problem::new("ComparisonError", e))
     }
 
     /// How `name`'s destination differs from Git now, computed as a
@@ -264,6 +303,7 @@ impl Controller {
             live,
             options,
             namespace,
+            policy,
         } = match self.prepare(&spec, operation.as_ref(), hard).await {
             Ok(prepared) => prepared,
             Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
@@ -300,7 +340,26 @@ impl Controller {
             .iter()
             .any(|d| d.modified && (d.target.is_some() || request.options.prune));
         let reason = self.why_sync(app, &spec, operation.as_ref(), &revision, out_of_sync);
-        if let Some(op) = reason {
+        let policy_path = self.options.policy_path.as_deref().unwrap_or_default();
+        let blocked = policy
+            .as_ref()
+            .and_then(|(report, _)| crate::policy::blocking_message(report, policy_path));
+        if let Some(message) = &blocked {
+            conditions.push(status::condition("SyncError", message));
+        }
+        if let (Some(op), Some(message)) = (&reason, &blocked) {
+            // Nothing is applied; the failed operation keeps auto-sync from
+            // retrying this revision, as after any failed sync.
+            let now = gitplane_object::time::now_rfc3339();
+            let source = spec.all_sources().into_iter().next().unwrap_or_default();
+            self.metrics.synced("Failed");
+            patch["operation"] = Value::Null;
+            patch["status"]["operationState"] = json!({
+                "operation": op, "phase": "Failed", "message": message,
+                "startedAt": now, "finishedAt": now,
+                "syncResult": {"revision": revision, "source": source, "resources": []},
+            });
+        } else if let Some(op) = reason {
             let source = spec.all_sources().into_iter().next().unwrap_or_default();
             let started = gitplane_object::time::now_rfc3339();
             self.write_patch(
@@ -359,6 +418,15 @@ impl Controller {
             }
         } else if let Some(skipped) = self.auto_sync_skipped(app, &spec, &revision, out_of_sync) {
             tracing::debug!("{name}: {skipped}");
+        }
+        // After the sync: the namespaces the reports go to may be its work.
+        if let Some((report, checked)) = &policy
+            && let Err(e) = self
+                .policy
+                .write_reports(&cluster, name, checked, report)
+                .await
+        {
+            tracing::warn!("{name}: writing policy reports: {e}");
         }
         let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
         let health = |o: &Object| self.health.check(o);
@@ -522,6 +590,7 @@ impl Controller {
             objects: Vec::new(),
             revisions: Vec::new(),
             source_type: "Directory",
+            checkout: None,
         };
         let sources = spec.all_sources();
         for source in &sources {
@@ -532,6 +601,9 @@ impl Controller {
                 _ => source.revision().to_string(),
             };
             let (commit, dir) = self.fetch(source, &revision, hard).await?;
+            if rendered.checkout.is_none() {
+                rendered.checkout = Some((commit.clone(), dir.clone()));
+            }
             let render = self.render_cached(source, &commit, dir).await?;
             if rendered.revisions.is_empty() {
                 rendered.source_type = render.source_type;

@@ -68,6 +68,9 @@ pub struct Report {
     pub skipped: usize,
     /// CEL cost units spent.
     pub cost: u64,
+    /// Every policy result (not Pod Security labels), by the index of the
+    /// object in the checked list: what PolicyReports record.
+    pub results: Vec<(usize, Vec<RuleResult>)>,
 }
 
 impl Report {
@@ -124,7 +127,7 @@ pub fn check(
         .collect::<Result<_, String>>()?;
     let mut report = Report::default();
     let supplied = Supplied::default();
-    for object in objects.iter().filter(|o| !is_policy(o)) {
+    for (index, object) in objects.iter().enumerate().filter(|(_, o)| !is_policy(o)) {
         report.objects += 1;
         let namespace = object
             .namespace()
@@ -145,6 +148,9 @@ pub fn check(
         };
         let evaluation = policies.validate(&request, &objects, &supplied);
         report.cost += evaluation.cost;
+        if !evaluation.results.is_empty() {
+            report.results.push((index, evaluation.results.clone()));
+        }
         for result in evaluation.results {
             match result.verdict {
                 Verdict::Pass => report.passed += 1,

@@ -125,8 +125,8 @@ fn offline(args: &GraphBenchArgs, dir: &Path, gitplane: &Path, kubectl: &Path) -
         "graph expansion: {} WebApp instances -> {children} objects, {} runs each",
         expanded.instances, args.runs
     );
-    print_runs("gitplane render --expand-graphs", &gitplane_runs);
-    print_runs("kubectl kustomize (same objects)", &kubectl_runs);
+    gitplane_runs.print("gitplane render --expand-graphs");
+    kubectl_runs.print("kubectl kustomize (same objects)");
     println!(
         "expansion alone (in process): {:.0} ms, {:.0} instances/s, {:.0} objects/s",
         in_process.as_secs_f64() * 1000.0,
@@ -155,15 +155,6 @@ fn expand_instances(text: &str) -> Result<gitplane_graph::OfflineExpansion> {
         &[],
         &gitplane_cel::Env::default(),
     )?)
-}
-
-fn print_runs(label: &str, measured: &Measured) {
-    println!(
-        "  {label:<34} best {:>7.0} ms  median {:>7.0} ms  peak {:>6.1} MiB",
-        measured.best().as_secs_f64() * 1000.0,
-        measured.median().as_secs_f64() * 1000.0,
-        measured.peak_mib()
-    );
 }
 
 /// A child process killed when dropped.

@@ -126,6 +126,16 @@ impl Measured {
         best_and_median(self.runs.iter().map(|r| r.wall).collect()).1
     }
 
+    /// Prints one line: best, median, peak memory.
+    pub fn print(&self, label: &str) {
+        println!(
+            "  {label:<34} best {:>7.0} ms  median {:>7.0} ms  peak {:>6.1} MiB",
+            self.best().as_secs_f64() * 1000.0,
+            self.median().as_secs_f64() * 1000.0,
+            self.peak_mib()
+        );
+    }
+
     /// The highest peak memory of the runs, in MiB.
     pub fn peak_mib(&self) -> f64 {
         self.runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0

@@ -1,0 +1,213 @@
+//! `gitplane bench policy`: ten policies (the example platform's five and
+//! five more: deny, foreach, anyPattern and two VAPs) over N objects
+//! (Deployments, Services, ConfigMaps and Pods of many teams).
+//!
+//! - `gitplane policy check --policies DIR OBJECTS` end to end (read,
+//!   compile, evaluate, print), best and median of several runs;
+//! - the evaluation alone, in process: objects/s and CEL cost per object;
+//! - the peer: `kubectl kustomize` of the same objects, which only reads
+//!   and prints them (no policy engine runs on this machine: the ratio says
+//!   what evaluating ten policies costs next to reading the YAML once).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use gitplane_object::{LoadOptions, Syntax, load_objects};
+use gitplane_policy::PolicySet;
+
+use super::measure::{Measured, find_in_path};
+
+/// The example platform's policies and the bench's five.
+const POLICY_FILES: [(&str, &str); 7] = [
+    (
+        "exemptions.yaml",
+        include_str!("../../../../examples/platform/platform/policies/exemptions.yaml"),
+    ),
+    (
+        "pod-security-restricted.yaml",
+        include_str!(
+            "../../../../examples/platform/platform/policies/pod-security-restricted.yaml"
+        ),
+    ),
+    (
+        "disallow-latest-tag.yaml",
+        include_str!("../../../../examples/platform/platform/policies/disallow-latest-tag.yaml"),
+    ),
+    (
+        "require-requests-limits.yaml",
+        include_str!(
+            "../../../../examples/platform/platform/policies/require-requests-limits.yaml"
+        ),
+    ),
+    (
+        "require-labels.yaml",
+        include_str!("../../../../examples/platform/platform/policies/require-labels.yaml"),
+    ),
+    (
+        "disallow-nodeport.yaml",
+        include_str!("../../../../examples/platform/platform/policies/disallow-nodeport.yaml"),
+    ),
+    ("bench.yaml", include_str!("policies.yaml")),
+];
+
+/// Arguments of `gitplane bench policy`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyBenchArgs {
+    /// Objects checked.
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Runs per tool; the best and the median are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// Runs the benchmark.
+pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
+    if args.runs == 0 || args.objects < 4 {
+        bail!("--runs must be at least 1 and --objects at least 4");
+    }
+    let gitplane = std::env::current_exe()?;
+    let kubectl = find_in_path("kubectl").context("kubectl is needed as the peer")?;
+    let dir = tempfile::tempdir()?;
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies)?;
+    for (name, text) in POLICY_FILES {
+        std::fs::write(policies.join(name), text)?;
+    }
+    let objects_dir = dir.path().join("objects");
+    std::fs::create_dir_all(&objects_dir)?;
+    let text = objects(args.objects);
+    std::fs::write(objects_dir.join("objects.yaml"), &text)?;
+    std::fs::write(
+        objects_dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- objects.yaml\n",
+    )?;
+    eprintln!(
+        "policy: {} objects in {}",
+        args.objects,
+        objects_dir.display()
+    );
+
+    let (set, loaded) = in_process(&policies, &text)?;
+    let path = |p: &Path| p.to_str().map(str::to_string).context("path is not UTF-8");
+    let (policies_arg, objects_arg) = (path(&policies)?, path(&objects_dir.join("objects.yaml"))?);
+    let ours = Measured::measure(
+        "gitplane policy check",
+        &gitplane,
+        &[
+            "policy",
+            "check",
+            "--policies",
+            &policies_arg,
+            &objects_arg,
+            "-o",
+            "json",
+        ],
+        args.runs,
+    )?;
+    let peer = Measured::measure(
+        "kubectl kustomize",
+        &kubectl,
+        &["kustomize", &path(&objects_dir)?],
+        args.runs,
+    )?;
+    let report = loaded.report;
+    println!(
+        "policy: {} policies over {} objects, {} runs each",
+        set, report.objects, args.runs
+    );
+    ours.print("gitplane policy check (end to end)");
+    peer.print("kubectl kustomize (read + print)");
+    println!(
+        "evaluation alone (in process): {:.0} ms, {:.0} objects/s; {} results ({} violations, {} skipped); CEL cost {:.1} units/object",
+        loaded.seconds * 1000.0,
+        report.objects as f64 / loaded.seconds,
+        report.passed + report.skipped + report.findings.len(),
+        report.findings.len(),
+        report.skipped,
+        report.cost as f64 / report.objects as f64,
+    );
+    println!(
+        "end to end: {:.0} objects/s; ratio (gitplane policy check / kubectl kustomize, best): {:.2}x",
+        report.objects as f64 / ours.best().as_secs_f64(),
+        ours.best().as_secs_f64() / peer.best().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Loaded {
+    report: gitplane_policy::Report,
+    seconds: f64,
+}
+
+/// Loads the policies and evaluates them on the objects in this process;
+/// returns the number of policies and the timed evaluation.
+fn in_process(policies: &Path, text: &str) -> Result<(usize, Loaded)> {
+    let options = LoadOptions::default();
+    let mut policy_objects = Vec::new();
+    for (name, body) in POLICY_FILES {
+        policy_objects.extend(load_objects(body.as_bytes(), name, Syntax::Yaml, &options)?);
+    }
+    let set = PolicySet::load(policy_objects).map_err(|e| anyhow!("bench policies: {e:?}"))?;
+    if set.len() != 10 {
+        bail!(
+            "expected 10 policies in {}, found {}",
+            policies.display(),
+            set.len()
+        );
+    }
+    let objects = load_objects(text.as_bytes(), "objects.yaml", Syntax::Yaml, &options)?;
+    let started = Instant::now();
+    let report = gitplane_policy::check(&objects, None, &set).map_err(|e| anyhow!(e))?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((set.len(), Loaded { report, seconds }))
+}
+
+/// N objects, a quarter each of Deployments, Services, ConfigMaps and
+/// Pods, spread over teams and environments; some violate a policy.
+fn objects(count: usize) -> String {
+    let mut out = String::new();
+    for i in 0..count {
+        let team = format!("team-{}", i % 20);
+        let namespace = format!("{team}-{}", ["dev", "staging", "prod"][i % 3]);
+        let image = if i % 50 == 0 {
+            format!("docker.io/app-{i}:latest")
+        } else {
+            format!("registry.example.com/app-{i}:1.{}.0", i % 9)
+        };
+        let labels = if i % 40 == 0 {
+            String::new()
+        } else {
+            format!("team: {team}, app.kubernetes.io/name: app-{i}")
+        };
+        let container = format!(
+            "{{name: app, image: '{image}', readinessProbe: {{httpGet: {{path: /, port: 8080}}}}, resources: {{requests: {{cpu: 100m, memory: 128Mi}}, limits: {{memory: 256Mi}}}}, securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}}}"
+        );
+        let pod_security = "{runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}";
+        let doc = match i % 4 {
+            0 => format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{i}, namespace: {namespace}, labels: {{{labels}}}}}\nspec:\n  replicas: {}\n  selector: {{matchLabels: {{app: app-{i}}}}}\n  template:\n    metadata: {{labels: {{app: app-{i}}}}}\n    spec:\n      securityContext: {pod_security}\n      containers: [{container}]\n",
+                1 + i % 7
+            ),
+            1 => format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: app-{i}, namespace: {namespace}, labels: {{{labels}}}}}\nspec:\n  type: {}\n  selector: {{app: app-{i}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n",
+                if i % 101 == 0 {
+                    "NodePort"
+                } else {
+                    "ClusterIP"
+                }
+            ),
+            2 => format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: app-{i}, namespace: {namespace}}}\ndata: {{APP: app-{i}, LOG_LEVEL: info}}\n"
+            ),
+            _ => format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: app-{i}, namespace: {namespace}, labels: {{{labels}}}}}\nspec:\n  securityContext: {pod_security}\n  containers: [{container}]\n"
+            ),
+        };
+        out.push_str("---\n");
+        out.push_str(&doc);
+    }
+    out
+}
