@@ -14,6 +14,28 @@ fn path(relative: &str) -> String {
     repo_root().join(relative).to_str().unwrap().to_string()
 }
 
+/// `gitplane policy check --policies POLICIES OBJECTS -o json`, which must
+/// exit 3 (an enforced violation); its findings.
+fn enforced_findings(policies: &str, objects: &str) -> Vec<serde_json::Value> {
+    let out = gitplane(&[
+        "policy",
+        "check",
+        "--policies",
+        policies,
+        objects,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    findings.as_array().unwrap().clone()
+}
+
 #[test]
 fn the_golden_paths_pass_restricted() {
     let graphs = path("examples/platform/platform/graphs");
@@ -125,25 +147,8 @@ fn namespace_labels_are_honoured_and_json_lists_findings() {
 fn the_example_policies_refuse_what_they_say() {
     let policies = path("examples/platform/platform/policies");
     let bad = path("crates/cli/tests/fixtures/policy/violations.yaml");
-    let out = gitplane(&[
-        "policy",
-        "check",
-        "--policies",
-        &policies,
-        &bad,
-        "-o",
-        "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = enforced_findings(&policies, &bad);
     let found: Vec<(String, String)> = findings
-        .as_array()
-        .unwrap()
         .iter()
         .map(|f| {
             (
@@ -166,8 +171,6 @@ fn the_example_policies_refuse_what_they_say() {
         );
     }
     let labels = findings
-        .as_array()
-        .unwrap()
         .iter()
         .find(|f| f["policy"] == "require-team-labels")
         .unwrap();
@@ -194,13 +197,13 @@ fn kyverno_cli_tests_run_and_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("Test summary: 83 passed, 0 failed (13 test files)"),
+        stdout.contains("Test summary: 90 passed, 0 failed (14 test files)"),
         "{stdout}"
     );
     let out = gitplane(&["policy", "test", &dir, "-o", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 83);
+    assert_eq!(rows.len(), 90);
     assert!(rows.iter().all(|r| r["ok"] == true));
     // Every verdict is exercised, not only passes.
     for verdict in ["pass", "fail", "warn", "skip"] {
@@ -260,26 +263,9 @@ fn invalid_policies_are_errors_with_file_line_and_object() {
 fn hostile_policies_are_stopped_by_limits() {
     let policies = path("crates/cli/tests/fixtures/policy/hostile/policies.yaml");
     let victim = path("crates/cli/tests/fixtures/policy/hostile/resources.yaml");
-    let out = gitplane(&[
-        "policy",
-        "check",
-        "--policies",
-        &policies,
-        &victim,
-        "-o",
-        "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = enforced_findings(&policies, &victim);
     let message = |policy: &str, rule: &str| -> String {
         findings
-            .as_array()
-            .unwrap()
             .iter()
             .find(|f| f["policy"] == policy && f["rule"] == rule)
             .map(|f| f["message"].as_str().unwrap().to_string())

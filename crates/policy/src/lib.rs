@@ -17,6 +17,7 @@ pub mod pss;
 pub mod report;
 mod request;
 mod result;
+mod shared;
 mod source;
 pub mod vap;
 

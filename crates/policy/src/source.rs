@@ -10,6 +10,7 @@ use gitplane_object::{LabelSelector, Object, Value};
 use crate::kyverno::{self, Supplied};
 use crate::request::{Lookup, Request};
 use crate::result::RuleResult;
+use crate::shared::Shared;
 use crate::vap;
 
 /// A policy that could not be read, named by file, line and object.
@@ -236,15 +237,16 @@ impl PolicySet {
         supplied: &Supplied,
     ) -> Evaluation {
         let lookup = Chain(&self.params, lookup);
+        let shared = Shared::new(*request);
         let mut evaluation = Evaluation::default();
         for binding in &self.bindings {
             for policy in self.vaps.iter().filter(|p| p.name == binding.policy_name) {
                 evaluation.cost +=
-                    vap::evaluate(policy, binding, request, &lookup, &mut evaluation.results);
+                    vap::evaluate(policy, binding, &shared, &lookup, &mut evaluation.results);
             }
         }
         for policy in &self.kyverno {
-            evaluation.cost += policy.validate(request, supplied, &lookup, &mut evaluation.results);
+            evaluation.cost += policy.validate(&shared, supplied, &lookup, &mut evaluation.results);
         }
         evaluation
     }

@@ -14,6 +14,7 @@ use gitplane_object::{LabelSelector, Map, Object, Value};
 
 use crate::request::{Lookup, Request};
 use crate::result::{Engine, Mode, RuleResult, Verdict};
+use crate::shared::Shared;
 use crate::source::strings;
 
 /// `failurePolicy`: what an expression that fails to evaluate does.
@@ -232,22 +233,9 @@ impl CelValidator {
 
     /// Evaluates on a request with these parameters. `Err` is an
     /// expression that failed under `failurePolicy: Fail`.
-    pub fn run(&self, request: &Request, params: Option<&Value>) -> Result<CelOutcome, String> {
-        let mut activation = Activation::new();
-        activation.set_json("object", request.object);
-        activation.set_json("oldObject", request.old_object.unwrap_or(&Value::Null));
-        let admission = request.admission_request();
-        let mut short_request = admission.clone();
-        if let Some(map) = short_request.as_object_mut() {
-            map.remove("object");
-            map.remove("oldObject");
-        }
-        activation.set_json("request", &short_request);
+    pub fn run(&self, shared: &Shared, params: Option<&Value>) -> Result<CelOutcome, String> {
+        let mut activation = shared.activation().clone();
         activation.set_json("params", params.unwrap_or(&Value::Null));
-        activation.set_json(
-            "namespaceObject",
-            request.namespace_object.unwrap_or(&Value::Null),
-        );
         let cost = Cell::new(0);
         let eval = |program: &Program, activation: &Activation| {
             let (result, spent) = program.evaluate_costed(activation);
@@ -540,10 +528,11 @@ impl Binding {
 pub fn evaluate(
     policy: &Policy,
     binding: &Binding,
-    request: &Request,
+    shared: &Shared,
     lookup: &dyn Lookup,
     out: &mut Vec<RuleResult>,
 ) -> u64 {
+    let request = &shared.request;
     if !policy.match_constraints.matches(request)
         || binding.match_resources.as_ref().is_some_and(|m| {
             // A binding's matchResources without rules narrows by selectors only.
@@ -589,7 +578,7 @@ pub fn evaluate(
     };
     let mut cost = 0;
     for param in &params {
-        match policy.cel.run(request, param.as_ref()) {
+        match policy.cel.run(shared, param.as_ref()) {
             Ok(CelOutcome::NotMatched) => {}
             Ok(CelOutcome::Passed {
                 annotations,
@@ -650,7 +639,18 @@ fn resolve_params(
                 .get_object(api_version, kind, namespace, name)
                 .into_iter()
                 .collect(),
-            (None, Some(selector)) => lookup.list_objects(api_version, kind, namespace, selector),
+            (None, Some(selector)) => {
+                let mut listed = lookup.list_objects(api_version, kind, namespace, selector);
+                if namespace.is_none() {
+                    // Cluster scope: not the namespaced objects of every namespace.
+                    listed.retain(|o| {
+                        o["metadata"]["namespace"]
+                            .as_str()
+                            .is_none_or(str::is_empty)
+                    });
+                }
+                listed
+            }
             (None, None) => Vec::new(),
         };
         if !found.is_empty() {

@@ -10,7 +10,7 @@
 
 pub mod autogen;
 mod conditions;
-mod images;
+pub(crate) mod images;
 mod matching;
 mod mutate;
 pub mod pattern;
@@ -23,6 +23,7 @@ use gitplane_object::{Map, Object, Value};
 use crate::pss::{self, Standard};
 use crate::request::{Lookup, Request};
 use crate::result::{Engine, Mode, RuleResult, Verdict};
+use crate::shared::Shared;
 use crate::vap::{CelOutcome, CelValidator};
 use matching::Match;
 use pattern::Mismatch;
@@ -178,11 +179,12 @@ impl Policy {
     /// skipped) on a request. Returns the CEL cost spent.
     pub fn validate(
         &self,
-        request: &Request,
+        shared: &Shared,
         supplied: &Supplied,
         lookup: &dyn Lookup,
         out: &mut Vec<RuleResult>,
     ) -> u64 {
+        let request = &shared.request;
         if !self.applies_to(request) {
             return 0;
         }
@@ -201,14 +203,14 @@ impl Policy {
                     message,
                 ));
             };
-            let vars = match rule.vars(&self.name, request, supplied) {
+            let vars = match rule.vars(&self.name, shared, supplied) {
                 Ok(vars) => vars,
                 Err((verdict, message)) => {
                     result(verdict, message);
                     continue;
                 }
             };
-            let (verdict, message, spent) = rule.validate(request, &vars, lookup);
+            let (verdict, message, spent) = rule.validate(shared, &vars, lookup);
             cost += spent;
             result(verdict, message);
         }
@@ -244,7 +246,7 @@ impl Policy {
                 continue;
             }
             let outcome = rule
-                .vars(&self.name, &step, supplied)
+                .vars(&self.name, &Shared::new(step), supplied)
                 .map_err(|(_, message)| message)
                 .and_then(|vars| {
                     mutate_once(&current, smp.as_ref(), json6902.as_ref(), foreach, &vars)
@@ -301,21 +303,7 @@ fn mutate_once(
         applied = true;
     }
     for entry in foreach {
-        let list = entry["list"].as_str().ok_or("foreach: list is required")?;
-        let elements = match vars.search(list)? {
-            Value::Array(items) => items,
-            Value::Null => Vec::new(),
-            other => vec![other],
-        };
-        for (i, element) in elements.iter().enumerate() {
-            let mut scoped = vars.clone();
-            scoped.set("element", element);
-            scoped.set("elementIndex", &Value::from(i));
-            if let Some(pre) = entry.get("preconditions")
-                && !conditions::holds(pre, &scoped)?.0
-            {
-                continue;
-            }
+        for (_, _, scoped) in foreach_scopes(entry, vars)? {
             if let Some(applied_now) = mutate_once(
                 &current,
                 entry.get("patchStrategicMerge"),
@@ -386,21 +374,11 @@ impl Rule {
     fn vars(
         &self,
         policy: &str,
-        request: &Request,
+        shared: &Shared,
         supplied: &Supplied,
     ) -> Result<Vars, (Verdict, String)> {
-        let mut root = Map::new();
-        root.insert("request".into(), request.admission_request());
-        if let Some(spec) = crate::pss::pod_spec_of(request.object) {
-            root.insert("images".into(), images::images(spec));
-        }
-        if let Some(sa) = request.user.username.strip_prefix("system:serviceaccount:")
-            && let Some((ns, name)) = sa.split_once(':')
-        {
-            root.insert("serviceAccountName".into(), Value::from(name));
-            root.insert("serviceAccountNamespace".into(), Value::from(ns));
-        }
-        let mut vars = Vars::new(&root);
+        let request = &shared.request;
+        let mut vars = shared.vars().clone();
         let given = supplied.for_rule(policy, &self.name, request.name());
         for (key, value) in &given {
             vars.set(key, value);
@@ -426,10 +404,11 @@ impl Rule {
 
     fn validate(
         &self,
-        request: &Request,
+        shared: &Shared,
         vars: &Vars,
         lookup: &dyn Lookup,
     ) -> (Verdict, String, u64) {
+        let request = &shared.request;
         let Body::Validate { message, check } = &self.body else {
             if let Body::Unsupported(reason) = &self.body {
                 return (Verdict::Skip, reason.clone(), 0);
@@ -453,7 +432,7 @@ impl Rule {
                 check_pod_security(request.object, *standard, exclusions)
             }
             Check::Cel(validator, param_ref) => {
-                return self.check_cel(validator, param_ref.as_ref(), request, lookup, &message);
+                return self.check_cel(validator, param_ref.as_ref(), shared, lookup, &message);
             }
         };
         match outcome {
@@ -478,10 +457,11 @@ impl Rule {
         &self,
         validator: &CelValidator,
         param_ref: Option<&Value>,
-        request: &Request,
+        shared: &Shared,
         lookup: &dyn Lookup,
         message: &str,
     ) -> (Verdict, String, u64) {
+        let request = &shared.request;
         let params = match param_ref {
             None => None,
             Some(r) => {
@@ -497,7 +477,7 @@ impl Rule {
                 }
             }
         };
-        match validator.run(request, params.as_ref()) {
+        match validator.run(shared, params.as_ref()) {
             Ok(CelOutcome::NotMatched) => (Verdict::Skip, "match conditions not met".into(), 0),
             Ok(CelOutcome::Passed { cost, .. }) => (Verdict::Pass, String::new(), cost),
             Ok(CelOutcome::Failed { messages, cost, .. }) => {
@@ -716,32 +696,44 @@ fn check_deny(conditions: &Value, vars: &Vars) -> Result<Outcome, String> {
     })
 }
 
+/// The elements of a `foreach` entry's `list`, each with the variables it
+/// is checked with (`element`, `elementIndex`, the entry's context), those
+/// its preconditions leave out dropped.
+fn foreach_scopes(entry: &Value, vars: &Vars) -> Result<Vec<(usize, Value, Vars)>, String> {
+    let list = entry["list"].as_str().ok_or("foreach: list is required")?;
+    let elements = match vars.search(list)? {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let mut scopes = Vec::new();
+    for (i, element) in elements.into_iter().enumerate() {
+        let mut scoped = vars.clone();
+        scoped.set("element", &element);
+        scoped.set("elementIndex", &Value::from(i));
+        for c in entry["context"].as_array().into_iter().flatten() {
+            let value = context_entry(c, &scoped)?;
+            scoped.set(c["name"].as_str().unwrap_or_default(), &value);
+        }
+        if let Some(pre) = entry.get("preconditions")
+            && !conditions::holds(pre, &scoped)?.0
+        {
+            continue;
+        }
+        scopes.push((i, element, scoped));
+    }
+    Ok(scopes)
+}
+
 fn check_foreach(entries: &[Value], vars: &Vars) -> Result<Outcome, String> {
     let mut applied = false;
     for entry in entries {
-        let list = entry["list"].as_str().ok_or("foreach: list is required")?;
-        let elements = match vars.search(list)? {
-            Value::Array(items) => items,
-            Value::Null => Vec::new(),
-            other => vec![other],
-        };
-        for (i, element) in elements.iter().enumerate() {
-            let mut scoped = vars.clone();
-            scoped.set("element", element);
-            scoped.set("elementIndex", &Value::from(i));
-            for c in entry["context"].as_array().into_iter().flatten() {
-                let value = context_entry(c, &scoped)?;
-                scoped.set(c["name"].as_str().unwrap_or_default(), &value);
-            }
-            if let Some(pre) = entry.get("preconditions")
-                && !conditions::holds(pre, &scoped)?.0
-            {
-                continue;
-            }
+        let list = entry["list"].as_str().unwrap_or_default();
+        for (i, element, scoped) in foreach_scopes(entry, vars)? {
             let outcome = if let Some(p) = entry.get("pattern") {
-                check_patterns(element, std::slice::from_ref(p), &scoped, false)?
+                check_patterns(&element, std::slice::from_ref(p), &scoped, false)?
             } else if let Some(ps) = entry.get("anyPattern").and_then(Value::as_array) {
-                check_patterns(element, ps, &scoped, true)?
+                check_patterns(&element, ps, &scoped, true)?
             } else if let Some(deny) = entry.get("deny") {
                 check_deny(deny.get("conditions").unwrap_or(&Value::Null), &scoped)?
             } else if let Some(nested) = entry.get("foreach").and_then(Value::as_array) {
