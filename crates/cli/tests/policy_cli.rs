@@ -14,6 +14,19 @@ fn path(relative: &str) -> String {
     repo_root().join(relative).to_str().unwrap().to_string()
 }
 
+/// Runs gitplane, which must exit 0; its stdout.
+fn succeeds(args: &[&str]) -> String {
+    let out = gitplane(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// `gitplane policy check --policies POLICIES OBJECTS -o json`, which must
 /// exit 3 (an enforced violation); its findings.
 fn enforced_findings(policies: &str, objects: &str) -> Vec<serde_json::Value> {
@@ -63,14 +76,7 @@ fn the_golden_paths_pass_restricted() {
     .map(|p| path(p))
     .collect();
     args.extend(paths.iter().map(String::as_str));
-    let out = gitplane(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeds(&args);
     assert!(
         stdout.contains("against 5 policies: 0 violations (0 enforced)"),
         "{stdout}"
@@ -188,14 +194,7 @@ fn the_example_policies_refuse_what_they_say() {
 #[test]
 fn kyverno_cli_tests_run_and_pass() {
     let dir = path("crates/policy/tests/kyverno");
-    let out = gitplane(&["policy", "test", &dir]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeds(&["policy", "test", &dir]);
     assert!(
         stdout.contains("Test summary: 90 passed, 0 failed (14 test files)"),
         "{stdout}"
