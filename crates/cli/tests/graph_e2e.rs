@@ -54,18 +54,7 @@ fn patch_app(kubeconfig: &Path, patch: &str) -> (bool, String) {
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    common::kubectl(kubeconfig, args, None)
 }
 
 fn kubectl_stdin(kubeconfig: &Path, args: &[&str], input: &str) -> String {

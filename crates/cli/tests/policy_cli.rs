@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{gitplane, repo_root};
+use common::{gitplane, kubectl, repo_root};
 
 fn path(relative: &str) -> String {
     repo_root().join(relative).to_str().unwrap().to_string()
@@ -289,32 +289,6 @@ fn hostile_policies_are_stopped_by_limits() {
     // The regex does not match (the text ends in '!'): no finding, no hang.
     assert_eq!(message("regex-bomb", "catastrophic-backtracking"), "");
     assert!(message("regex-bomb", "wildcard-backtracking").contains("does not match"));
-}
-
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// The embedded API server admits pods as a cluster does: a privileged pod

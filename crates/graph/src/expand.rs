@@ -106,8 +106,7 @@ impl Observed for Offline<'_> {
         self.objects
             .iter()
             .find(|o| {
-                o.api_version() == api_version
-                    && o.kind() == kind
+                o.is_of(api_version, kind)
                     && o.name() == name
                     && (namespace.is_none() || o.namespace() == namespace)
             })
@@ -122,18 +121,9 @@ impl Observed for Offline<'_> {
         selector: &Json,
     ) -> Option<Vec<Json>> {
         let selector = gitplane_object::LabelSelector::from_json(selector).ok()?;
-        Some(
-            self.objects
-                .iter()
-                .filter(|o| {
-                    o.api_version() == api_version
-                        && o.kind() == kind
-                        && (namespace.is_none() || o.namespace() == namespace)
-                        && selector.matches(o.labels())
-                })
-                .map(Object::to_value)
-                .collect(),
-        )
+        let selected =
+            gitplane_object::select(self.objects, api_version, kind, namespace, &selector);
+        Some(selected.into_iter().map(Object::to_value).collect())
     }
 }
 

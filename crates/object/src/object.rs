@@ -140,6 +140,11 @@ impl Object {
             .filter(|ns| !ns.is_empty())
     }
 
+    /// Whether it has this `apiVersion` and `kind`.
+    pub fn is_of(&self, api_version: &str, kind: &str) -> bool {
+        self.api_version() == api_version && self.kind() == kind
+    }
+
     /// Group, version and kind.
     pub fn gvk(&self) -> Gvk {
         Gvk::from_api_version(self.api_version(), self.kind())
@@ -281,6 +286,25 @@ impl fmt::Display for Object {
             None => write!(f, "{} {}", self.kind(), self.name()),
         }
     }
+}
+
+/// The objects of one type in `namespace` (every namespace when `None`)
+/// whose labels match `selector`: a label-selected list over objects at hand.
+pub fn select<'a>(
+    objects: &'a [Object],
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    selector: &crate::LabelSelector,
+) -> Vec<&'a Object> {
+    objects
+        .iter()
+        .filter(|o| {
+            o.is_of(api_version, kind)
+                && (namespace.is_none() || o.namespace() == namespace)
+                && selector.matches(o.labels())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -149,21 +149,21 @@ pub fn check(
         };
         let evaluation = policies.validate(&request, &objects, &supplied);
         report.cost += evaluation.cost;
-        if !evaluation.results.is_empty() {
-            report.results.push((index, evaluation.results.clone()));
-        }
-        for result in evaluation.results {
+        for result in &evaluation.results {
             match result.verdict {
                 Verdict::Pass => report.passed += 1,
                 Verdict::Skip => report.skipped += 1,
                 _ => report.findings.push(Finding {
                     object: describe(object),
                     origin: origin(object),
-                    result,
+                    result: result.clone(),
                     source: "policies".into(),
                     pod_security: None,
                 }),
             }
+        }
+        if !evaluation.results.is_empty() {
+            report.results.push((index, evaluation.results));
         }
     }
     Ok(report)

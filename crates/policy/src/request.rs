@@ -189,12 +189,7 @@ impl Lookup for &[Object] {
         name: &str,
     ) -> Option<Value> {
         self.iter()
-            .find(|o| {
-                o.api_version() == api_version
-                    && o.kind() == kind
-                    && o.name() == name
-                    && o.namespace() == namespace
-            })
+            .find(|o| o.is_of(api_version, kind) && o.name() == name && o.namespace() == namespace)
             .map(Object::to_value)
     }
 
@@ -205,13 +200,8 @@ impl Lookup for &[Object] {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> Vec<Value> {
-        self.iter()
-            .filter(|o| {
-                o.api_version() == api_version
-                    && o.kind() == kind
-                    && (namespace.is_none() || o.namespace() == namespace)
-                    && selector.matches(o.labels())
-            })
+        gitplane_object::select(self, api_version, kind, namespace, selector)
+            .into_iter()
             .map(Object::to_value)
             .collect()
     }

@@ -7,12 +7,15 @@
 //! number stays a number); otherwise values are written into the string.
 //! `\{{` is a literal `{{`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use gitplane_object::{Map, Value};
 use jmespath::functions::{ArgumentType, CustomFunction, Signature};
-use jmespath::{Context as JpContext, ErrorReason, JmespathError, Rcvar, Runtime, Variable};
+use jmespath::{
+    Context as JpContext, ErrorReason, Expression, JmespathError, Rcvar, Runtime, Variable,
+};
 
 /// Longest `{{ … }}` expression accepted, in bytes.
 const MAX_EXPRESSION: usize = 4096;
@@ -67,9 +70,7 @@ impl Vars {
                 "variable expression longer than {MAX_EXPRESSION} bytes"
             ));
         }
-        let compiled = runtime()
-            .compile(expression)
-            .map_err(|e| format!("invalid variable {{{{{expression}}}}}: {}", e.reason))?;
+        let compiled = compile(expression)?;
         let data = Rcvar::new(Variable::Object(self.root.clone()));
         let found = compiled
             .search(data)
@@ -176,6 +177,35 @@ fn insert_path(object: &mut BTreeMap<String, Rcvar>, path: &str, value: Rcvar) {
 /// JSON to a JMESPath value (numbers, strings and maps convert one to one).
 pub fn to_variable(value: &Value) -> Rcvar {
     Rcvar::new(Variable::try_from(value).unwrap_or(Variable::Null))
+}
+
+/// Compiled expressions kept per thread: the same `{{ … }}` is evaluated
+/// for every object and every `foreach` element.
+const MAX_CACHED: usize = 1024;
+
+thread_local! {
+    static COMPILED: std::cell::RefCell<HashMap<String, Rc<Expression<'static>>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// A JMESPath expression compiled once per thread.
+fn compile(expression: &str) -> Result<Rc<Expression<'static>>, String> {
+    if let Some(hit) = COMPILED.with(|c| c.borrow().get(expression).cloned()) {
+        return Ok(hit);
+    }
+    let compiled = Rc::new(
+        runtime()
+            .compile(expression)
+            .map_err(|e| format!("invalid variable {{{{{expression}}}}}: {}", e.reason))?,
+    );
+    COMPILED.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(expression.to_string(), compiled.clone());
+    });
+    Ok(compiled)
 }
 
 fn runtime() -> &'static Runtime {
