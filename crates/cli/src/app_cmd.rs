@@ -81,6 +81,14 @@ enum Action {
         #[arg(long)]
         hard: bool,
     },
+    /// Stop the operation in progress (as `argocd app terminate-op`): hooks
+    /// still running are deleted and the operation ends as Failed.
+    TerminateOp {
+        name: String,
+        /// How long to wait for the controller to stop it.
+        #[arg(long, value_parser = parse_duration, default_value = "1m")]
+        timeout: Duration,
+    },
     /// Delete the Application; with --cascade (the default) its resources too.
     Delete {
         name: String,
@@ -169,7 +177,41 @@ impl Apps {
                 println!("application {name}: {mode} refresh requested");
                 Ok(ExitCode::SUCCESS)
             }
+            Action::TerminateOp { name, timeout } => self.terminate(name, *timeout).await,
             Action::Delete { name, cascade } => self.delete(name, *cascade).await,
+        }
+    }
+
+    /// Asks the controller to stop the running operation and waits until it
+    /// has.
+    async fn terminate(&self, name: &str, timeout: Duration) -> Result<ExitCode> {
+        let app = self.fetch(name).await?;
+        let phase = app
+            .str_at(&["status", "operationState", "phase"])
+            .unwrap_or_default();
+        if !matches!(phase, "Running" | "Terminating") {
+            bail!("application {name} has no operation in progress");
+        }
+        let patch = json!({"status": {"operationState": {"phase": "Terminating"}}});
+        self.cluster
+            .merge_patch(&app, patch, "gitplane-cli")
+            .await?;
+        println!("application {name}: termination requested");
+        let deadline = Instant::now() + timeout;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let app = self.fetch(name).await?.to_value();
+            let state = &app["status"]["operationState"];
+            let phase = text(state, &["phase"]);
+            if !matches!(phase, "Running" | "Terminating") {
+                println!("application {name}: {phase} {}", text(state, &["message"]));
+                return Ok(ExitCode::SUCCESS);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "application {name}: still {phase} after {timeout:?} (is the controller running?)"
+                );
+            }
         }
     }
 

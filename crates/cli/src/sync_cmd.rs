@@ -12,7 +12,7 @@ use gitplane_health::{HealthChecker, LuaLimits};
 use gitplane_object::{LoadOptions, Syntax, parse_values};
 use gitplane_sync::{
     ConfigMapStore, OperationPhase, OperationState, OperationStore, Progress, ResultStatus,
-    SyncOptions, SyncRequest, compare, sync,
+    SyncOptions, SyncRequest, compare,
 };
 
 use crate::render_cmd::SourceArgs;
@@ -157,10 +157,22 @@ fn read_ignore_rules(path: Option<&PathBuf>) -> Result<Vec<IgnoreRule>> {
         .with_context(|| format!("{name}: not a list of ignoreDifferences entries"))
 }
 
+/// A digest of the objects, as the revision of a sync of local files.
+fn digest(objects: &[gitplane_object::Object]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for object in objects {
+        hasher.update(object.to_value().to_string().as_bytes());
+    }
+    format!("{:x}", hasher.finalize())
+}
+
 /// Everything a sync or diff needs, prepared from the arguments.
 struct Prepared {
     cluster: Arc<Cluster>,
     desired: Vec<gitplane_object::Object>,
+    /// Names hooks with `generateName`: a digest of what is synced.
+    revision: String,
     rules: Vec<IgnoreRule>,
     health: HealthChecker,
     jq: SandboxedJq,
@@ -177,9 +189,11 @@ async fn prepare(args: &AppArgs) -> Result<Prepared> {
     let mut options = SyncOptions::default();
     options.apply_strings(&args.sync_options)?;
     let cluster = Arc::new(args.cluster.connect().await?);
+    let revision = digest(&desired);
     Ok(Prepared {
         cluster,
         desired,
+        revision,
         rules,
         health,
         jq: SandboxedJq::new()?,
@@ -193,12 +207,13 @@ impl Prepared {
         SyncRequest {
             app: &app.app,
             namespace: &app.namespace,
+            revision: &self.revision,
             desired: self.desired.clone(),
             options: self.options.clone(),
             ignore: &self.rules,
             jq: &self.jq,
             health: &self.health,
-            tracked: None,
+            live: None,
         }
     }
 
@@ -234,44 +249,13 @@ fn print_progress(progress: &Progress) {
             "{} wave {wave}: {applied} applied, {hooks} hooks started",
             phase.as_str()
         ),
-        Progress::Waiting {
-            phase,
-            wave,
-            pending,
-        } => eprintln!(
-            "{} wave {wave}: waiting for {}",
-            phase.as_str(),
-            pending.join(", ")
-        ),
-        Progress::WaveDone {
-            phase,
-            wave,
-            seconds,
-        } => eprintln!(
-            "{} wave {wave}: healthy after {seconds:.1}s",
-            phase.as_str()
-        ),
+        Progress::Waiting { message, .. } => eprintln!("{message}"),
         Progress::Pruned { count } => eprintln!("pruned {count} objects"),
         Progress::Retrying {
             attempt,
             after_seconds,
             reason,
         } => eprintln!("sync failed ({reason}); retry {attempt} in {after_seconds:.0}s"),
-    }
-}
-
-fn status_name(status: ResultStatus) -> &'static str {
-    match status {
-        ResultStatus::Synced => "Synced",
-        ResultStatus::Unchanged => "Unchanged",
-        ResultStatus::SyncFailed => "SyncFailed",
-        ResultStatus::Pruned => "Pruned",
-        ResultStatus::PruneSkipped => "PruneSkipped",
-        ResultStatus::RequiresPruning => "RequiresPruning",
-        ResultStatus::Shared => "Shared",
-        ResultStatus::Skipped => "Skipped",
-        ResultStatus::Hook => "Hook",
-        ResultStatus::DryRun => "DryRun",
     }
 }
 
@@ -290,9 +274,10 @@ fn table(state: &OperationState) -> String {
     let mut resources = state.resources.clone();
     resources.sort_by_key(|r| (r.phase, r.wave, r.key.clone()));
     for r in &resources {
-        let status = match r.hook_phase {
-            Some(p) => format!("Hook{p:?}"),
-            None => status_name(r.status).to_string(),
+        let status = if r.hook {
+            format!("Hook{}", r.progress.as_str())
+        } else {
+            r.status.as_str().to_string()
         };
         rows.push([
             r.key.kind.clone(),
@@ -334,7 +319,7 @@ fn converged(state: &OperationState) -> bool {
             !matches!(
                 r.status,
                 ResultStatus::SyncFailed | ResultStatus::RequiresPruning | ResultStatus::Shared
-            )
+            ) && r.progress != OperationPhase::Failed
         })
 }
 
@@ -354,12 +339,11 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
         );
         if args.diff {
             let previous = store.load().await?;
-            for d in compare(cluster, &request, previous.as_ref()).await? {
+            for d in compare(cluster, &request, previous.as_ref()).await?.diffs() {
                 print!("{}", d.text);
             }
         }
-        let result = sync(cluster, &request, &store, &print_progress).await?;
-        let state = &result.operation;
+        let state = &gitplane_sync::run(cluster, &request, &store, true, &print_progress).await?;
         match args.output {
             ResultFormat::Table => print!("{}", table(state)),
             ResultFormat::Json => println!("{}", serde_json::to_string_pretty(state)?),
@@ -394,7 +378,11 @@ pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
             &prepared.cluster,
         );
         let previous = store.load().await?;
-        let diffs = compare(cluster, &request, previous.as_ref()).await?;
+        let comparison = compare(cluster, &request, previous.as_ref()).await?;
+        if let Some((key, message)) = comparison.failures().first() {
+            anyhow::bail!("{key}: {message}");
+        }
+        let diffs = comparison.diffs();
         let mut differs = false;
         for d in diffs.iter().filter(|d| d.modified) {
             differs = true;

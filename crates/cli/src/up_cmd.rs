@@ -60,9 +60,19 @@ pub struct UpArgs {
     /// The control namespace (Applications, AppProjects, Secrets).
     #[arg(long, default_value = "gitplane")]
     pub namespace: String,
-    /// Applications reconciled at once.
-    #[arg(long, default_value_t = 8)]
-    pub workers: usize,
+    /// Applications compared with Git (status refreshes) at once, as Argo
+    /// CD's `--status-processors`.
+    #[arg(long, default_value_t = 20, env = "GITPLANE_STATUS_PROCESSORS")]
+    pub status_processors: usize,
+    /// Sync operation steps run at once, as Argo CD's
+    /// `--operation-processors`. A step never waits for health, so a few
+    /// serve many syncs; operations a person starts go first.
+    #[arg(long, default_value_t = 10, env = "GITPLANE_OPERATION_PROCESSORS")]
+    pub operation_processors: usize,
+    /// How long a wave of a sync may take to become healthy before the
+    /// operation fails; a hook may run twice as long.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub wave_timeout: Duration,
     /// The directory, in each application's repository, of the policies
     /// (ValidatingAdmissionPolicies with bindings, Kyverno ClusterPolicies)
     /// every sync must pass: read at the commit being synced; enforced
@@ -141,7 +151,9 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         namespace: args.namespace.clone(),
         reconcile_interval: args.reconcile_interval,
         jitter: args.reconcile_interval / 2,
-        workers: args.workers,
+        status_processors: args.status_processors,
+        operation_processors: args.operation_processors,
+        wave_timeout: args.wave_timeout,
         policy_path: Some(args.policy_path.clone()).filter(|p| !p.is_empty()),
         ..ControllerOptions::default()
     };
@@ -326,40 +338,31 @@ async fn apply_root(
     Ok(())
 }
 
-/// Prints a line whenever an application's state changes; returns when
-/// everything is settled (with a timeout) or never (without one).
+/// Up to this many applications, every change of one prints a line; with
+/// more, the view prints counts and the slowest operations instead.
+const LINE_PER_APP_UP_TO: usize = 30;
+/// How many of the slowest running operations the summary view names.
+const SLOWEST_SHOWN: usize = 5;
+
+/// Shows progress until everything is settled (with a timeout) or forever
+/// (without one); returns whether it settled.
 async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> bool {
     let started = Instant::now();
-    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    let mut view = ProgressView::default();
     let mut quiet_since = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let apps = controller.summaries();
-        let mut changed = false;
-        for app in &apps {
-            let line = app_line(app);
-            if shown.get(&app.name) != Some(&line) {
-                changed = true;
-                println!("  {line}");
-                shown.insert(app.name.clone(), line);
-            }
-        }
-        if changed {
-            let synced = apps.iter().filter(|a| a.sync == "Synced").count();
-            let healthy = apps.iter().filter(|a| a.health == "Healthy").count();
-            println!(
-                "[{:>5.1}s] {} apps: {synced} synced, {healthy} healthy",
-                started.elapsed().as_secs_f64(),
-                apps.len()
-            );
+        if view.show(&apps, started.elapsed()) {
             quiet_since = Instant::now();
         }
         let Some(timeout) = timeout else { continue };
         let idle = controller.busy() == 0;
         let converged = !apps.is_empty() && apps.iter().all(AppSummary::converged);
         let quiet = quiet_since.elapsed();
-        // Settled: everything converged and nothing queued, or nothing has
-        // changed for a while (something is stuck and says why).
+        // Settled: nothing queued, no operation under way, and everything
+        // converged, or nothing has changed for a while (something is stuck
+        // and says why).
         if idle
             && ((converged && quiet > Duration::from_secs(1)) || quiet > Duration::from_secs(30))
         {
@@ -369,6 +372,105 @@ async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> b
             return false;
         }
     }
+}
+
+/// What the progress view printed last.
+#[derive(Default)]
+struct ProgressView {
+    lines: BTreeMap<String, String>,
+    counts: String,
+    last_summary: Option<Instant>,
+}
+
+impl ProgressView {
+    /// Prints what changed; returns whether anything did.
+    fn show(&mut self, apps: &[AppSummary], elapsed: Duration) -> bool {
+        if apps.len() <= LINE_PER_APP_UP_TO {
+            return self.show_lines(apps, elapsed);
+        }
+        let counts = counts_line(apps);
+        let changed = counts != self.counts;
+        let due = self
+            .last_summary
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
+        if changed && due {
+            println!("[{:>6.1}s] {counts}", elapsed.as_secs_f64());
+            for line in slowest_operations(apps, SLOWEST_SHOWN) {
+                println!("  {line}");
+            }
+            self.counts = counts;
+            self.last_summary = Some(Instant::now());
+        }
+        changed
+    }
+
+    fn show_lines(&mut self, apps: &[AppSummary], elapsed: Duration) -> bool {
+        let mut changed = false;
+        for app in apps {
+            let line = app_line(app);
+            if self.lines.get(&app.name) != Some(&line) {
+                changed = true;
+                println!("  {line}");
+                self.lines.insert(app.name.clone(), line);
+            }
+        }
+        if changed {
+            let synced = apps.iter().filter(|a| a.sync == "Synced").count();
+            let healthy = apps.iter().filter(|a| a.health == "Healthy").count();
+            println!(
+                "[{:>5.1}s] {} apps: {synced} synced, {healthy} healthy",
+                elapsed.as_secs_f64(),
+                apps.len()
+            );
+        }
+        changed
+    }
+}
+
+/// `5000 apps: 4200 Synced, 800 OutOfSync; 4100 Healthy, 880 Progressing, 20
+/// Degraded; 150 operations running`.
+fn counts_line(apps: &[AppSummary]) -> String {
+    let count = |values: Vec<&str>| {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for value in values {
+            *counts
+                .entry(if value.is_empty() { "Unknown" } else { value })
+                .or_default() += 1;
+        }
+        let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let running = apps.iter().filter(|a| a.operation == "Running").count();
+    format!(
+        "{} apps: {}; {}; {running} operations running",
+        apps.len(),
+        count(apps.iter().map(|a| a.sync.as_str()).collect()),
+        count(apps.iter().map(|a| a.health.as_str()).collect()),
+    )
+}
+
+/// The running operations that started longest ago, with what each waits for.
+fn slowest_operations(apps: &[AppSummary], n: usize) -> Vec<String> {
+    let now = gitplane_object::time::parse_rfc3339(&gitplane_object::time::now_rfc3339());
+    let mut running: Vec<(i64, &AppSummary)> = apps
+        .iter()
+        .filter(|a| a.operation == "Running")
+        .filter_map(|a| {
+            let started = gitplane_object::time::parse_rfc3339(&a.operation_started)?;
+            Some((now? - started, a))
+        })
+        .collect();
+    running.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
+    running
+        .into_iter()
+        .take(n)
+        .map(|(seconds, a)| format!("{seconds:>4}s {}: {}", a.name, a.operation_message))
+        .collect()
 }
 
 fn short(revision: &str) -> &str {

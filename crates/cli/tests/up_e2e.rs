@@ -347,15 +347,17 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
     assert_eq!(last["revision"], first.as_str());
     assert_eq!(web["status"]["operationState"]["phase"], "Succeeded");
 
-    // The root app's sync failed fast on the greedy child (Degraded), not
-    // after the wave timeout; rolling root back to the first revision prunes
-    // the greedy app and its project, and turns root's automated sync off.
-    wait_for("root's sync failed on the greedy app", || {
+    // As in Argo CD, root's sync (one wave of plain resources) succeeded once
+    // applied; root's health is its children's, so the greedy app makes it
+    // Degraded. Rolling root back to the first revision prunes the greedy app
+    // and its project, and turns root's automated sync off.
+    wait_for("root degraded by the greedy app", || {
         let root = up.app("root");
-        root["status"]["operationState"]["phase"] == "Failed"
-            && root["status"]["operationState"]["message"]
+        root["status"]["operationState"]["phase"] == "Succeeded"
+            && root["status"]["health"]["status"] == "Degraded"
+            && root["status"]["health"]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("greedy: Degraded"))
+                .is_some_and(|m| m.contains("greedy"))
     });
     let (ok, text) = up.gitplane_app(&["history", "root", "-o", "json"]);
     assert!(ok, "{text}");

@@ -221,15 +221,19 @@ impl LiveCache {
         }
     }
 
+    /// Whether every watched kind has been listed once (so the cache knows
+    /// every tracked object).
+    pub fn listed(&self) -> bool {
+        let state = self.read();
+        state.watched.iter().all(|k| state.listed.contains(k))
+    }
+
     /// Waits until every watched kind has been listed once.
     pub async fn wait_listed(&self, timeout: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            {
-                let state = self.read();
-                if state.watched.iter().all(|k| state.listed.contains(k)) {
-                    return Ok(());
-                }
+            if self.listed() {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ClusterError::Timeout(timeout));

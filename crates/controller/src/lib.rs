@@ -3,18 +3,31 @@
 //! Data flows one way: an Application (watched in the control namespace) →
 //! its project's permission → [`gitplane_source`] (the commit and its
 //! snapshot) → [`gitplane_render`] (cached by commit, path and options) →
-//! [`gitplane_sync`] (compare, and sync when asked or automated) → the
+//! [`gitplane_sync`] (compare; sync when asked or automated) → the
 //! Application's `status`, written back as Argo CD writes it.
 //!
-//! What makes an application reconcile: a change to its spec, `operation` or
-//! refresh annotation; a change to an object it manages (self-heal and
-//! health, after a short debounce); its reconcile interval (with jitter);
-//! and a webhook naming its repository ([`Controller::refresh_repo`]).
-//! Workers are bounded; each application is worked on by one at a time.
+//! Two kinds of work, each with its own bounded set of workers, as Argo
+//! CD's `--status-processors` and `--operation-processors`:
+//! - **Status** ([`reconcile`]): fetch, render, compare, health, `status`;
+//!   automated sync starts an operation here. Made to happen by a change to
+//!   an application's spec or refresh annotation, a change to an object it
+//!   manages (self-heal and health, after a short debounce), its reconcile
+//!   interval (with jitter), and a webhook naming its repository
+//!   ([`Controller::refresh_repo`]).
+//! - **Operations** ([`operation`]): one step of a sync at a time; a step
+//!   that must wait (for a wave's health, a hook) records so and returns,
+//!   and the app's next step comes when one of its objects changes or a
+//!   timer falls due. Operations a person asked for go before automated
+//!   ones.
+//!
+//! Each application is worked on by one worker of each kind at a time; no
+//! worker waits while holding its slot, so one slow or broken app delays
+//! only itself.
 
 mod deletion;
 pub mod graphs;
 pub mod metrics;
+mod operation;
 mod policy;
 pub mod project;
 mod queue;
@@ -24,7 +37,7 @@ pub mod spec;
 pub mod status;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -35,6 +48,7 @@ use gitplane_diff::JqEvaluator;
 use gitplane_health::HealthChecker;
 use gitplane_object::{Gvk, LoadOptions, Object, ObjectKey, Syntax, load_objects};
 use gitplane_source::Sources;
+use gitplane_sync::Comparison;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 
@@ -77,8 +91,13 @@ pub struct ControllerOptions {
     pub reconcile_interval: Duration,
     /// Up to this much is added to the interval, per application.
     pub jitter: Duration,
-    /// Applications reconciled at once.
-    pub workers: usize,
+    /// Applications compared (status refreshes) at once.
+    pub status_processors: usize,
+    /// Operation steps run at once.
+    pub operation_processors: usize,
+    /// How long a wave of a sync may take to become healthy before the
+    /// operation fails (and how long a hook may run is twice that).
+    pub wave_timeout: Duration,
     /// A Git fetch taking longer fails with a condition.
     pub git_timeout: Duration,
     /// How long after a managed object changes its application is compared.
@@ -91,13 +110,16 @@ pub struct ControllerOptions {
 }
 
 impl Default for ControllerOptions {
-    /// Argo CD's defaults: 120 s plus up to 60 s of jitter.
+    /// Argo CD's defaults: 120 s plus up to 60 s of jitter; 20 status and
+    /// 10 operation processors.
     fn default() -> Self {
         ControllerOptions {
             namespace: "gitplane".into(),
             reconcile_interval: Duration::from_secs(120),
             jitter: Duration::from_secs(60),
-            workers: 8,
+            status_processors: 20,
+            operation_processors: 10,
+            wave_timeout: Duration::from_secs(300),
             git_timeout: Duration::from_secs(90),
             self_heal_debounce: Duration::from_secs(1),
             policy_path: None,
@@ -119,6 +141,10 @@ pub struct AppSummary {
     pub revision: String,
     /// The phase of its last operation, if any.
     pub operation: String,
+    /// What that operation says (what it waits for, while it runs).
+    pub operation_message: String,
+    /// When that operation started (RFC 3339).
+    pub operation_started: String,
     /// The first condition's message, or the health message.
     pub message: String,
     /// Repository URLs of its sources.
@@ -145,7 +171,19 @@ pub struct Controller {
     sources: Arc<Sources>,
     health: Arc<HealthChecker>,
     jq: Arc<dyn JqEvaluator>,
+    /// Status refreshes.
     queue: Queue,
+    /// Operation steps.
+    operations: Queue,
+    /// Comparisons from the status workers for the first step of the
+    /// operations they started.
+    handed: Mutex<HashMap<String, Comparison>>,
+    /// Applications whose operation waits for its objects: a change to one
+    /// of them brings the next step.
+    waiting: Mutex<HashSet<String>>,
+    /// Per application, whether an operation is asked for and the phase of
+    /// the one recorded, as last seen: a change starts an operation step.
+    operation_marks: Mutex<HashMap<String, (bool, String)>>,
     renders: Mutex<HashMap<String, RenderResult>>,
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
@@ -269,6 +307,10 @@ impl Controller {
             health,
             jq,
             queue: Queue::default(),
+            operations: Queue::default(),
+            handed: Mutex::default(),
+            waiting: Mutex::default(),
+            operation_marks: Mutex::default(),
             renders: Mutex::default(),
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
@@ -288,8 +330,11 @@ impl Controller {
         tasks.spawn(self.clone().watch_projects(projects));
         tasks.spawn(self.clone().watch_managed_objects());
         tasks.spawn(self.clone().promote_due());
-        for _ in 0..self.options.workers.max(1) {
-            tasks.spawn(self.clone().work());
+        for _ in 0..self.options.status_processors.max(1) {
+            tasks.spawn(self.clone().work_status());
+        }
+        for _ in 0..self.options.operation_processors.max(1) {
+            tasks.spawn(self.clone().work_operations());
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
@@ -372,10 +417,43 @@ impl Controller {
         if changed {
             self.queue.add(&name);
         }
+        self.operation_changed(app);
+    }
+
+    /// An operation asked for, or one whose recorded phase changed to one
+    /// that needs a step (Running after a restart, Terminating when someone
+    /// terminates it), gets a step.
+    fn operation_changed(&self, app: &Object) {
+        let requested = app.get(&["operation"]).is_some_and(|o| !o.is_null());
+        let phase = app
+            .str_at(&["status", "operationState", "phase"])
+            .unwrap_or_default()
+            .to_string();
+        let mark = (requested, phase.clone());
+        let changed = self
+            .operation_marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.name().to_string(), mark.clone())
+            != Some(mark);
+        if !changed {
+            return;
+        }
+        let name = app.name();
+        if phase == "Terminating" || (requested && operation::asked_by_person(app)) {
+            self.operations.add_urgent(name);
+        } else if requested || phase == "Running" {
+            self.operations.add(name);
+        }
     }
 
     fn forget(&self, name: &str) {
         self.queue.forget(name);
+        self.operations.forget(name);
+        self.operation_marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         self.fingerprints
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -416,6 +494,10 @@ impl Controller {
                     }
                 }
             };
+            // An operation waiting on this app's objects looks again now.
+            if self.is_waiting(&app) {
+                self.operations.add(&app);
+            }
             let at = Instant::now() + self.options.self_heal_debounce;
             if same_shape {
                 self.queue.add_health_at(&app, at);
@@ -427,12 +509,18 @@ impl Controller {
 
     async fn promote_due(self: Arc<Self>) {
         loop {
-            self.queue.promote_due(Instant::now());
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = Instant::now();
+            self.queue.promote_due(now);
+            self.operations.promote_due(now);
+            self.metrics.queue_depth("status", self.queue.busy());
+            self.metrics
+                .queue_depth("operation", self.operations.busy());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    async fn work(self: Arc<Self>) {
+    /// A status worker: compares applications, one at a time.
+    async fn work_status(self: Arc<Self>) {
         loop {
             let (name, full) = self.queue.next().await;
             let started = Instant::now();
@@ -448,6 +536,18 @@ impl Controller {
             }
             self.metrics.reconciled(started.elapsed());
             self.queue.done(&name);
+        }
+    }
+
+    /// An operation worker: takes one step of an application's operation
+    /// at a time.
+    async fn work_operations(self: Arc<Self>) {
+        loop {
+            let (name, _) = self.operations.next().await;
+            if let Err(e) = self.operate(&name).await {
+                tracing::warn!("operation of application {name}: {e}");
+            }
+            self.operations.done(&name);
         }
     }
 
@@ -505,9 +605,32 @@ impl Controller {
         self.metrics.encode(&self.summaries(), &requests)
     }
 
-    /// Applications queued or being reconciled.
+    /// Applications queued or being worked on, or whose operation is under
+    /// way.
     pub fn busy(&self) -> usize {
-        self.queue.busy()
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).len();
+        self.queue.busy() + self.operations.busy() + waiting
+    }
+
+    /// Updates the operation fields of an application's summary.
+    fn update_operation_summary(&self, app: &serde_json::Value) {
+        let name = app["metadata"]["name"].as_str().unwrap_or_default();
+        let text = |key: &str| {
+            app["status"]["operationState"][key]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut summaries = self.summaries.write().unwrap_or_else(|p| p.into_inner());
+        let summary = summaries
+            .entry(name.to_string())
+            .or_insert_with(|| AppSummary {
+                name: name.to_string(),
+                ..AppSummary::default()
+            });
+        summary.operation = text("phase");
+        summary.operation_message = text("message");
+        summary.operation_started = text("startedAt");
     }
 
     fn set_summary(&self, summary: AppSummary) {

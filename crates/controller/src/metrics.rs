@@ -20,6 +20,8 @@ pub struct Metrics {
     apps: Family<Labels, Gauge>,
     operations: Family<Labels, Counter>,
     reconcile: Histogram,
+    step: Histogram,
+    queues: Family<Labels, Gauge>,
     fetch: Histogram,
     fetch_errors: Counter,
     render: Histogram,
@@ -40,6 +42,8 @@ impl Default for Metrics {
             apps: Family::default(),
             operations: Family::default(),
             reconcile: seconds_histogram(),
+            step: seconds_histogram(),
+            queues: Family::default(),
             fetch: seconds_histogram(),
             fetch_errors: Counter::default(),
             render: seconds_histogram(),
@@ -61,6 +65,16 @@ impl Default for Metrics {
                 "reconcile_duration_seconds",
                 "Time to reconcile one application",
                 metrics.reconcile.clone(),
+            );
+            r.register(
+                "operation_step_duration_seconds",
+                "Time of one step of a sync operation",
+                metrics.step.clone(),
+            );
+            r.register(
+                "queue_depth",
+                "Applications queued or being worked on, by queue (status, operation)",
+                metrics.queues.clone(),
             );
             r.register(
                 "git_fetch_duration_seconds",
@@ -90,6 +104,17 @@ impl Default for Metrics {
 impl Metrics {
     pub(crate) fn reconciled(&self, took: Duration) {
         self.reconcile.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn stepped(&self, took: Duration) {
+        self.step.observe(took.as_secs_f64());
+    }
+
+    /// Records how busy a queue is.
+    pub(crate) fn queue_depth(&self, queue: &str, depth: usize) {
+        self.queues
+            .get_or_create(&vec![("queue".into(), queue.into())])
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn synced(&self, phase: &str) {

@@ -1,8 +1,12 @@
-//! The work queue: each application at most once in the queue and at most
-//! once being worked on; a request for one being worked on runs it again
-//! afterwards. Delayed requests wait in a schedule. A request is for a full
-//! reconcile, or only for a health refresh (when just the status of managed
-//! objects changed); a full one covers a health refresh.
+//! A work queue of application names: each name at most once in the queue
+//! and at most once being worked on; a request for one being worked on runs
+//! it again afterwards. Delayed requests wait in a schedule.
+//!
+//! The status queue distinguishes a full reconcile from a health refresh
+//! (only the status of managed objects changed; a full one covers it). The
+//! operation queue has an urgent lane, served first, for operations a
+//! person started (`app sync`, rollback), so a burst of automated work
+//! never delays them.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -12,17 +16,19 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 struct State {
+    urgent: VecDeque<String>,
     ready: VecDeque<String>,
     queued: HashSet<String>,
     running: HashSet<String>,
     again: HashSet<String>,
+    again_urgent: HashSet<String>,
     /// Names whose next run must be a full reconcile.
     full: HashSet<String>,
     due: BTreeMap<String, Instant>,
     due_health: BTreeMap<String, Instant>,
 }
 
-/// Application names waiting to be reconciled.
+/// Application names waiting to be worked on.
 #[derive(Default)]
 pub struct Queue {
     state: Mutex<State>,
@@ -34,28 +40,45 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reconcile `name` as soon as a worker is free.
+    /// Work on `name` (fully) as soon as a worker is free.
     pub fn add(&self, name: &str) {
         self.lock().full.insert(name.to_string());
-        self.enqueue(name);
+        self.enqueue(name, false);
+    }
+
+    /// Work on `name` before anything not urgent.
+    pub fn add_urgent(&self, name: &str) {
+        self.lock().full.insert(name.to_string());
+        self.enqueue(name, true);
     }
 
     /// Refresh `name`'s health as soon as a worker is free.
     fn add_health(&self, name: &str) {
-        self.enqueue(name);
+        self.enqueue(name, false);
     }
 
-    fn enqueue(&self, name: &str) {
+    fn enqueue(&self, name: &str, urgent: bool) {
         let mut state = self.lock();
         if state.running.contains(name) {
             state.again.insert(name.to_string());
+            if urgent {
+                state.again_urgent.insert(name.to_string());
+            }
         } else if state.queued.insert(name.to_string()) {
-            state.ready.push_back(name.to_string());
+            if urgent {
+                state.urgent.push_back(name.to_string());
+            } else {
+                state.ready.push_back(name.to_string());
+            }
             self.notify.notify_one();
+        } else if urgent && let Some(i) = state.ready.iter().position(|n| n == name) {
+            // Queued behind other work: moved ahead of it.
+            state.ready.remove(i);
+            state.urgent.push_back(name.to_string());
         }
     }
 
-    /// Reconcile `name` at `at` (or earlier if already due earlier).
+    /// Work on `name` at `at` (or earlier if already due earlier).
     pub fn add_at(&self, name: &str, at: Instant) {
         schedule(&mut self.lock().due, name, at);
     }
@@ -96,11 +119,15 @@ impl Queue {
             let notified = self.notify.notified();
             {
                 let mut state = self.lock();
-                if let Some(name) = state.ready.pop_front() {
+                let next = match state.urgent.pop_front() {
+                    Some(name) => Some(name),
+                    None => state.ready.pop_front(),
+                };
+                if let Some(name) = next {
                     state.queued.remove(&name);
                     state.running.insert(name.clone());
                     let full = state.full.remove(&name);
-                    if !state.ready.is_empty() {
+                    if !state.ready.is_empty() || !state.urgent.is_empty() {
                         self.notify.notify_one();
                     }
                     return (name, full);
@@ -112,12 +139,14 @@ impl Queue {
 
     /// Marks `name` done; queues it again if it was asked for meanwhile.
     pub fn done(&self, name: &str) {
-        let again = {
+        let (again, urgent) = {
             let mut state = self.lock();
             state.running.remove(name);
-            state.again.remove(name)
+            (state.again.remove(name), state.again_urgent.remove(name))
         };
-        if again {
+        if urgent {
+            self.add_urgent(name);
+        } else if again {
             self.add(name);
         }
     }
@@ -197,5 +226,26 @@ mod tests {
         queue.add_at("b", now);
         queue.promote_due(now);
         assert_eq!(queue.next().await, ("b".into(), true));
+    }
+
+    #[tokio::test]
+    async fn urgent_work_goes_before_a_burst() {
+        let queue = Queue::default();
+        for i in 0..1000 {
+            queue.add(&format!("auto-{i}"));
+        }
+        queue.add_urgent("person");
+        queue.add_urgent("auto-500");
+        assert_eq!(queue.next().await.0, "person");
+        assert_eq!(
+            queue.next().await.0,
+            "auto-500",
+            "moved ahead when asked urgently"
+        );
+        assert_eq!(queue.next().await.0, "auto-0");
+        // Asked urgently while being worked on: runs again first.
+        queue.add_urgent("auto-0");
+        queue.done("auto-0");
+        assert_eq!(queue.next().await.0, "auto-0");
     }
 }

@@ -1,5 +1,7 @@
-//! One application, once: fetch, render, compare, sync when asked or
-//! automated, and write `status`.
+//! The status of one application, once: fetch, render, compare with the
+//! destination, judge health, write `status` — and, when automated sync
+//! says so, start an operation, which the operation workers carry out
+//! ([`crate::operation`]). Nothing here waits for a sync.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,10 +10,7 @@ use std::time::{Duration, Instant};
 use gitplane_cluster::{Cluster, LiveCache};
 use gitplane_object::Object;
 use gitplane_render::{RelPath, Root};
-use gitplane_sync::{
-    ConfigMapStore, NamespaceMetadata, OperationPhase, OperationStore, RetryPolicy, SyncOptions,
-    SyncRequest,
-};
+use gitplane_sync::{NamespaceMetadata, OperationPhase, RetryPolicy, SyncOptions, SyncRequest};
 use serde_json::{Value, json};
 
 use crate::project::ProjectSpec;
@@ -27,12 +26,12 @@ const MAX_FILE_BYTES: u64 = 8 << 20;
 
 /// What went wrong, as the condition Argo CD would show.
 pub(crate) struct Problem {
-    kind: &'static str,
-    message: String,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 impl Problem {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Self {
         Problem {
             kind,
             message: message.into(),
@@ -41,26 +40,35 @@ impl Problem {
 }
 
 /// The rendered sources of an application at their commits.
-struct Rendered {
-    objects: Vec<Object>,
-    revisions: Vec<String>,
+pub(crate) struct Rendered {
+    pub(crate) objects: Vec<Object>,
+    pub(crate) revisions: Vec<String>,
     /// Argo CD's `sourceType` of the first source.
     source_type: &'static str,
     /// The first source's commit and checkout: where policies are read.
     checkout: Option<(String, std::path::PathBuf)>,
 }
 
-/// What a comparison needs, prepared from an Application.
-struct Prepared {
-    rendered: Rendered,
-    cluster: Arc<Cluster>,
-    live: Arc<LiveCache>,
-    options: SyncOptions,
-    namespace: String,
-    /// The policies' results, if there are policies, and the objects they
-    /// were checked on (the rendered ones, graph instances expanded).
-    policy: Option<(gitplane_policy::Report, Vec<Object>)>,
+impl Rendered {
+    /// The commits, as `status.sync.revision` and history write them.
+    pub(crate) fn revision(&self) -> String {
+        self.revisions.join(",")
+    }
 }
+
+/// What a comparison or an operation step needs, prepared from an
+/// Application.
+pub(crate) struct Prepared {
+    pub(crate) rendered: Rendered,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) live: Arc<LiveCache>,
+    pub(crate) options: SyncOptions,
+    pub(crate) namespace: String,
+}
+
+/// The policies' results, and the objects they were checked on (the
+/// rendered ones, graph instances expanded).
+pub(crate) type PolicyOutcome = Option<(gitplane_policy::Report, Vec<Object>)>;
 
 /// One source rendered at one commit, shared by every app using it.
 pub(crate) struct SourceRender {
@@ -83,7 +91,10 @@ fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The sync options of an application (and of the operation asking for it).
-fn sync_options(spec: &AppSpec, operation: Option<&Operation>) -> Result<SyncOptions, String> {
+pub(crate) fn sync_options(
+    spec: &AppSpec,
+    operation: Option<&Operation>,
+) -> Result<SyncOptions, String> {
     let mut options = SyncOptions::default();
     let policy = spec.sync_policy.clone().unwrap_or_default();
     options
@@ -119,8 +130,9 @@ fn sync_options(spec: &AppSpec, operation: Option<&Operation>) -> Result<SyncOpt
 }
 
 impl Controller {
-    /// Reconciles `name`; `Err` only for failures worth retrying soon (the
-    /// control cluster); everything else ends up in the app's conditions.
+    /// Reconciles `name`'s status; `Err` only for failures worth retrying
+    /// soon (the control cluster); everything else ends up in the app's
+    /// conditions.
     pub(crate) async fn reconcile(&self, name: &str) -> Result<(), String> {
         let ns = self.options.namespace.clone();
         let Some(app) = self
@@ -185,9 +197,10 @@ impl Controller {
         self.finish(&app, &spec, patch).await
     }
 
-    /// Everything before the comparison: the project's permission, the
-    /// rendered sources and their check, the destination, the options.
-    async fn prepare(
+    /// Everything a comparison or an operation step needs: the project's
+    /// permission, the rendered sources (at the operation's revision, if
+    /// one is given) and their check, the destination, the options.
+    pub(crate) async fn prepare(
         &self,
         spec: &AppSpec,
         operation: Option<&Operation>,
@@ -197,21 +210,21 @@ impl Controller {
         let rendered = self.render_sources(spec, operation, hard).await?;
         self.check_objects(&project, spec, &rendered.objects)?;
         let (cluster, live) = self.destination(spec).await?;
-        let options =
+        let mut options =
             sync_options(spec, operation).map_err(|e| Problem::new("InvalidSpecError", e))?;
+        options.wave_timeout = self.options.wave_timeout;
+        options.hook_timeout = self.options.wave_timeout * 2;
         let namespace = if spec.destination.namespace.is_empty() {
             "default".to_string()
         } else {
             spec.destination.namespace.clone()
         };
-        let policy = self.check_policies(&rendered, &cluster, &namespace).await?;
         Ok(Prepared {
             rendered,
             cluster,
             live,
             options,
             namespace,
-            policy,
         })
     }
 
@@ -221,12 +234,11 @@ impl Controller {
     /// WebApp's Deployment is checked before the WebApp is applied).
     /// Policies that do not compile stop the comparison: nothing is synced
     /// past a broken policy.
-    async fn check_policies(
+    pub(crate) async fn check_policies(
         &self,
-        rendered: &Rendered,
-        cluster: &Cluster,
-        namespace: &str,
-    ) -> Result<Option<(gitplane_policy::Report, Vec<Object>)>, Problem> {
+        prepared: &Prepared,
+    ) -> Result<PolicyOutcome, Problem> {
+        let rendered = &prepared.rendered;
         let (Some(path), Some((commit, dir))) = (&self.options.policy_path, &rendered.checkout)
         else {
             return Ok(None);
@@ -240,11 +252,33 @@ impl Controller {
         if set.is_empty() {
             return Ok(None);
         }
-        let placed = crate::policy::in_namespace(cluster, &rendered.objects, namespace);
+        let cluster = &prepared.cluster;
+        let placed = crate::policy::in_namespace(cluster, &rendered.objects, &prepared.namespace);
         let checked = crate::policy::expand_instances(cluster, &placed).await;
         gitplane_policy::check(&checked, None, &set)
             .map(|report| Some((report, checked)))
             .map_err(|e| Problem::new("ComparisonError", e))
+    }
+
+    /// The sync request for `name` from what was prepared.
+    pub(crate) fn request<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a AppSpec,
+        prepared: &'a Prepared,
+        revision: &'a str,
+    ) -> SyncRequest<'a> {
+        SyncRequest {
+            app: name,
+            namespace: &prepared.namespace,
+            revision,
+            desired: prepared.rendered.objects.clone(),
+            options: prepared.options.clone(),
+            ignore: &spec.ignore_differences,
+            jq: self.jq.as_ref(),
+            health: &self.health,
+            live: Some(&prepared.live),
+        }
     }
 
     /// How `name`'s destination differs from Git now, computed as a
@@ -261,21 +295,16 @@ impl Controller {
             .prepare(&spec, None, true)
             .await
             .map_err(|p| format!("{}: {}", p.kind, p.message))?;
-        let request = SyncRequest {
-            app: name,
-            namespace: &prepared.namespace,
-            desired: prepared.rendered.objects,
-            options: prepared.options,
-            ignore: &spec.ignore_differences,
-            jq: self.jq.as_ref(),
-            health: &self.health,
-            tracked: None,
-        };
-        let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
-        let previous = store.load().await.map_err(|e| e.to_string())?;
-        gitplane_sync::compare(&prepared.cluster, &request, previous.as_ref())
+        let revision = prepared.rendered.revision();
+        let request = self.request(name, &spec, &prepared, &revision);
+        let previous = status::operation_state_of(&app).map(|(_, state, _)| state);
+        let comparison = gitplane_sync::compare(&prepared.cluster, &request, previous.as_ref())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let Some((key, message)) = comparison.failures().first() {
+            return Err(format!("{key}: {message}"));
+        }
+        Ok(comparison.diffs())
     }
 
     async fn reconcile_app(&self, app: &Object) -> Result<(), String> {
@@ -288,58 +317,46 @@ impl Controller {
                     .await;
             }
         };
-        let operation = match spec::operation(app) {
-            Ok(op) => op,
-            Err(e) => {
-                return self
-                    .write_problem(app, Some(&spec), Problem::new("InvalidSpecError", e))
-                    .await;
-            }
-        };
+        if let Err(e) = spec::operation(app) {
+            return self
+                .write_problem(app, Some(&spec), Problem::new("InvalidSpecError", e))
+                .await;
+        }
         let hard = app.annotation(REFRESH_ANNOTATION) == Some("hard");
-        let Prepared {
-            rendered,
-            cluster,
-            live,
-            options,
-            namespace,
-            policy,
-        } = match self.prepare(&spec, operation.as_ref(), hard).await {
+        let prepared = match self.prepare(&spec, None, hard).await {
             Ok(prepared) => prepared,
             Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
         };
-        // The live cache spares listing the cluster, once it has listed
-        // every kind (after a start or a new CRD, it may not have yet; a
-        // kind that cannot be listed keeps the cluster being listed).
-        let listed = live.wait_listed(Duration::ZERO).await.is_ok();
-        let mut request = SyncRequest {
-            app: name,
-            namespace: &namespace,
-            desired: rendered.objects.clone(),
-            options,
-            ignore: &spec.ignore_differences,
-            jq: self.jq.as_ref(),
-            health: &self.health,
-            tracked: listed.then(|| live.objects_of(name)),
+        let policy = match self.check_policies(&prepared).await {
+            Ok(policy) => policy,
+            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
         };
-        let store = ConfigMapStore::new(self.control.clone(), &self.options.namespace, name);
-        let previous = store.load().await.map_err(|e| e.to_string())?;
-        let compared = gitplane_sync::compare(&cluster, &request, previous.as_ref()).await;
-        let mut diffs = match compared {
-            Ok(diffs) => diffs,
+        let revision = prepared.rendered.revision();
+        let previous = status::operation_state_of(app);
+        let request = self.request(name, &spec, &prepared, &revision);
+        let compared = gitplane_sync::compare(
+            &prepared.cluster,
+            &request,
+            previous.as_ref().map(|(_, state, _)| state),
+        )
+        .await;
+        let comparison = match compared {
+            Ok(comparison) => comparison,
             Err(e) => {
                 let problem = Problem::new("ComparisonError", e.to_string());
                 return self.write_problem(app, Some(&spec), problem).await;
             }
         };
-        let revision = rendered.revisions.join(",");
+        if let Some((key, message)) = comparison.failures().first() {
+            let problem = Problem::new("ComparisonError", format!("{key}: {message}"));
+            return self.write_problem(app, Some(&spec), problem).await;
+        }
+        let diffs = comparison.diffs();
         let mut patch = json!({"status": {}});
         let mut conditions = Vec::new();
-        let mut after_sync = None;
         let out_of_sync = diffs
             .iter()
             .any(|d| d.modified && (d.target.is_some() || request.options.prune));
-        let reason = self.why_sync(app, &spec, operation.as_ref(), &revision, out_of_sync);
         let policy_path = self.options.policy_path.as_deref().unwrap_or_default();
         let blocked = policy
             .as_ref()
@@ -347,93 +364,44 @@ impl Controller {
         if let Some(message) = &blocked {
             conditions.push(status::condition("SyncError", message));
         }
-        if let (Some(op), Some(message)) = (&reason, &blocked) {
-            // Nothing is applied; the failed operation keeps auto-sync from
-            // retrying this revision, as after any failed sync.
-            let now = gitplane_object::time::now_rfc3339();
+        let running = previous
+            .as_ref()
+            .is_some_and(|(_, state, _)| !state.phase.is_completed());
+        let requested = app.get(&["operation"]).is_some_and(|o| !o.is_null());
+        let auto = (!running && !requested)
+            .then(|| self.auto_sync(app, &spec, &revision, out_of_sync))
+            .flatten();
+        if let Some(op) = auto {
             let source = spec.all_sources().into_iter().next().unwrap_or_default();
-            self.metrics.synced("Failed");
-            patch["operation"] = Value::Null;
-            patch["status"]["operationState"] = json!({
-                "operation": op, "phase": "Failed", "message": message,
-                "startedAt": now, "finishedAt": now,
-                "syncResult": {"revision": revision, "source": source, "resources": []},
-            });
-        } else if let Some(op) = reason {
-            let source = spec.all_sources().into_iter().next().unwrap_or_default();
-            let started = gitplane_object::time::now_rfc3339();
-            self.write_patch(
-                app,
-                json!({
-                    "operation": null,
-                    "status": {"operationState": status::running_operation_json(&op, &started)}
-                }),
-            )
-            .await?;
-            patch["operation"] = Value::Null;
-            let result = gitplane_sync::sync(&cluster, &request, &store, &|_| {}).await;
-            match result {
-                Ok(result) => {
-                    let state = &result.operation;
-                    self.metrics.synced(state.phase.as_str());
-                    patch["status"]["operationState"] =
-                        status::operation_state_json(&op, state, &revision, &source);
-                    if state.phase == OperationPhase::Succeeded && !request.options.dry_run {
-                        let limit = spec.revision_history_limit.unwrap_or(10) as usize;
-                        patch["status"]["history"] = status::append_history(
-                            app.get(&["status", "history"]),
-                            &revision,
-                            &source,
-                            state,
-                            op.initiated_by.as_ref(),
-                            limit,
-                        );
-                    }
-                    if state.phase != OperationPhase::Succeeded {
-                        conditions.push(status::condition("SyncError", &state.message));
-                    }
-                    live.watch_new_kinds();
-                    if state.phase == OperationPhase::Succeeded && !request.options.dry_run {
-                        // Everything it planned is done and healthy: the
-                        // result is the comparison, without asking again.
-                        after_sync = Some(state.clone());
-                    } else {
-                        // The cache may not have seen this sync's writes
-                        // yet: read the cluster where the operation wrote.
-                        request.tracked = None;
-                        let previous = Some(state.clone());
-                        diffs = gitplane_sync::compare(&cluster, &request, previous.as_ref())
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-                Err(e) => {
-                    self.metrics.synced("Error");
-                    conditions.push(status::condition("SyncError", &e.to_string()));
-                    patch["status"]["operationState"] = json!({
-                        "operation": op, "phase": "Error", "message": e.to_string(),
-                        "startedAt": started, "finishedAt": gitplane_object::time::now_rfc3339(),
-                    });
-                }
+            if let Some(message) = &blocked {
+                // Nothing is applied; the failed operation keeps auto-sync
+                // from retrying this revision, as after any failed sync.
+                self.metrics.synced("Failed");
+                let mut state = patch_failed_operation(&op, message);
+                state["syncResult"] =
+                    json!({"revision": revision, "source": source, "resources": []});
+                patch["status"]["operationState"] = state;
+            } else {
+                let state = gitplane_sync::begin(&request, previous.as_ref().map(|(_, s, _)| s));
+                patch["status"]["operationState"] =
+                    status::operation_state_json(&op, &state, &revision, &source);
+                self.hand_over(name, comparison);
             }
         } else if let Some(skipped) = self.auto_sync_skipped(app, &spec, &revision, out_of_sync) {
             tracing::debug!("{name}: {skipped}");
         }
-        // After the sync: the namespaces the reports go to may be its work.
         if let Some((report, checked)) = &policy
             && let Err(e) = self
                 .policy
-                .write_reports(&cluster, name, checked, report)
+                .write_reports(&prepared.cluster, name, checked, report)
                 .await
         {
             tracing::warn!("{name}: writing policy reports: {e}");
         }
+        let live = &prepared.live;
         let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
         let health = |o: &Object| self.health.check(o);
-        let resources = match &after_sync {
-            Some(state) => status::resources_after_sync(state, &diffs, &lookup, &health),
-            None => status::resources(&diffs, &lookup, &health),
-        };
+        let resources = status::resources(&diffs, &lookup, &health);
         let sync = if resources.iter().any(|r| r.out_of_sync) {
             "OutOfSync"
         } else {
@@ -447,31 +415,32 @@ impl Controller {
             "comparedTo": {"source": spec.source, "destination": spec.destination},
         });
         if spec.sources.len() > 1 {
-            status_patch["sync"]["revisions"] = json!(rendered.revisions);
+            status_patch["sync"]["revisions"] = json!(prepared.rendered.revisions);
         }
         status_patch["health"] =
             json!({"status": health.status.as_str(), "message": health.message});
         status_patch["resources"] = status::resources_json(&resources);
-        status_patch["summary"] = json!({"images": status::images(&rendered.objects)});
+        status_patch["summary"] = json!({"images": status::images(&prepared.rendered.objects)});
         status_patch["conditions"] = json!(conditions);
         status_patch["reconciledAt"] = gitplane_object::time::now_rfc3339().into();
         status_patch["observedAt"] = status_patch["reconciledAt"].clone();
-        status_patch["sourceType"] = rendered.source_type.into();
-        self.finish(app, &spec, patch).await
+        status_patch["sourceType"] = prepared.rendered.source_type.into();
+        let started = patch["status"].get("operationState").is_some() && blocked.is_none();
+        self.finish(app, &spec, patch).await?;
+        if started {
+            self.operations.add(name);
+        }
+        Ok(())
     }
 
-    /// Why to sync now, as the operation to record; `None` to not sync.
-    fn why_sync(
+    /// The automated sync to start now, if automated sync says so.
+    fn auto_sync(
         &self,
         app: &Object,
         spec: &AppSpec,
-        operation: Option<&Operation>,
         revision: &str,
         out_of_sync: bool,
     ) -> Option<Operation> {
-        if let Some(op) = operation {
-            return Some(op.clone());
-        }
         let automated = spec.automated()?;
         if !out_of_sync
             || self
@@ -489,7 +458,6 @@ impl Controller {
             initiated_by: Some(json!({"automated": true})),
         })
     }
-
     /// Argo CD's rule: an automated sync does not repeat a revision it
     /// already synced (unless self-heal is on) or failed to sync.
     fn auto_sync_skipped(
@@ -807,8 +775,14 @@ impl Controller {
     }
 }
 
+/// `status.operationState` of an operation that failed before it ran.
+pub(crate) fn patch_failed_operation(op: &Operation, message: &str) -> Value {
+    let op = serde_json::to_value(op).unwrap_or_default();
+    status::operation_error_json(&op, OperationPhase::Failed, message)
+}
+
 /// Applies a JSON merge patch (RFC 7386) to a value.
-fn merge_patch_into(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch_into(target: &mut Value, patch: &Value) {
     let Value::Object(fields) = patch else {
         *target = patch.clone();
         return;
@@ -847,6 +821,8 @@ fn summary_of(app: &Value, spec: &AppSpec) -> AppSummary {
         health: text(&["status", "health", "status"]),
         revision: text(&["status", "sync", "revision"]),
         operation: text(&["status", "operationState", "phase"]),
+        operation_message: text(&["status", "operationState", "message"]),
+        operation_started: text(&["status", "operationState", "startedAt"]),
         message: condition.unwrap_or_else(|| text(&["status", "health", "message"])),
         repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
     }

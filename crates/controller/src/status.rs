@@ -4,7 +4,7 @@
 use gitplane_diff::ObjectDiff;
 use gitplane_health::{Health, HealthStatus};
 use gitplane_object::{Object, ObjectKey};
-use gitplane_sync::{OperationPhase, OperationState, ResultStatus};
+use gitplane_sync::{OperationPhase, OperationState, Phase, ResourceResult, ResultStatus};
 use serde_json::{Value, json};
 
 use crate::spec::{Operation, Source};
@@ -81,44 +81,6 @@ pub fn resources(
         .collect()
 }
 
-/// The resources after a successful sync, from its results: what it applied
-/// or found unchanged is in sync, what it pruned is gone, what it left for
-/// pruning is not; health as the sync saw it last (else the cache's).
-pub fn resources_after_sync(
-    state: &OperationState,
-    diffs: &[ObjectDiff],
-    live: &dyn Fn(&ObjectKey) -> Option<Object>,
-    health: &dyn Fn(&Object) -> Option<Health>,
-) -> Vec<ResourceStatus> {
-    state
-        .resources
-        .iter()
-        .filter(|r| r.hook_phase.is_none() && r.status != ResultStatus::Pruned)
-        .filter(|r| r.status != ResultStatus::Hook && r.status != ResultStatus::Skipped)
-        .map(|r| {
-            let version = diffs
-                .iter()
-                .find(|d| d.key == r.key)
-                .map(version_of)
-                .unwrap_or_default();
-            let left_for_pruning = matches!(
-                r.status,
-                ResultStatus::RequiresPruning | ResultStatus::PruneSkipped
-            );
-            ResourceStatus {
-                key: r.key.clone(),
-                version,
-                out_of_sync: left_for_pruning || r.status == ResultStatus::SyncFailed,
-                requires_pruning: left_for_pruning,
-                health: r
-                    .health
-                    .clone()
-                    .or_else(|| live(&r.key).and_then(|o| health(&o))),
-            }
-        })
-        .collect()
-}
-
 /// The application's health: the worst of its resources' (Healthy if none).
 pub fn aggregate_health(resources: &[ResourceStatus]) -> Health {
     let mut worst = Health::healthy();
@@ -176,43 +138,18 @@ pub fn condition(kind: &str, message: &str) -> Value {
     })
 }
 
-fn result_status_name(status: ResultStatus) -> &'static str {
-    match status {
-        ResultStatus::Synced | ResultStatus::Unchanged | ResultStatus::Hook => "Synced",
-        ResultStatus::SyncFailed => "SyncFailed",
-        ResultStatus::Pruned => "Pruned",
-        ResultStatus::PruneSkipped | ResultStatus::RequiresPruning => "PruneSkipped",
-        ResultStatus::Shared | ResultStatus::Skipped => "Skipped",
-        ResultStatus::DryRun => "Synced",
-    }
-}
-
-/// `status.operationState` for an operation of `revision`.
+/// `status.operationState` for an operation of `revision`, as Argo CD
+/// writes it (each result with Argo CD's `status`, `hookPhase`, `syncPhase`
+/// and `hookType`), plus what gitplane needs to carry the operation on
+/// after a restart: per result its own status, wave, health and resource
+/// version, and the operation's progress under `gitplane`.
 pub fn operation_state_json(
     operation: &Operation,
     state: &OperationState,
     revision: &str,
     source: &Source,
 ) -> Value {
-    let resources: Vec<Value> = state
-        .resources
-        .iter()
-        .map(|r| {
-            let mut value = json!({
-                "group": r.key.group,
-                "kind": r.key.kind,
-                "namespace": r.key.namespace,
-                "name": r.key.name,
-                "status": result_status_name(r.status),
-                "message": r.message,
-                "syncPhase": r.phase.as_str(),
-            });
-            if let Some(phase) = r.hook_phase {
-                value["hookPhase"] = format!("{phase:?}").into();
-            }
-            value
-        })
-        .collect();
+    let resources: Vec<Value> = state.resources.iter().map(result_json).collect();
     let mut value = json!({
         "operation": operation,
         "phase": state.phase.as_str(),
@@ -220,6 +157,15 @@ pub fn operation_state_json(
         "startedAt": state.started_at,
         "retryCount": state.retry_count,
         "syncResult": {"revision": revision, "source": source, "resources": resources},
+        "gitplane": {
+            "id": state.id,
+            "requestHash": state.request_hash,
+            "validated": state.validated,
+            "stepStartedAt": state.step_started_at,
+            "retryAt": state.retry_at,
+            "failure": state.failure,
+            "scope": state.scope,
+        },
     });
     if let Some(finished) = &state.finished_at {
         value["finishedAt"] = finished.clone().into();
@@ -227,13 +173,127 @@ pub fn operation_state_json(
     value
 }
 
-/// `status.operationState` while an operation runs.
-pub fn running_operation_json(operation: &Operation, started_at: &str) -> Value {
+fn result_json(r: &ResourceResult) -> Value {
+    let mut value = json!({
+        "group": r.key.group,
+        "kind": r.key.kind,
+        "namespace": r.key.namespace,
+        "name": r.key.name,
+        "status": r.status.argo_name(),
+        "message": r.message,
+        "syncPhase": r.phase.as_str(),
+        "hookPhase": r.progress.as_str(),
+        "result": r.status.as_str(),
+        "wave": r.wave,
+    });
+    if r.hook {
+        value["hookType"] = r.phase.as_str().into();
+    }
+    if let Some(health) = &r.health {
+        value["health"] = health_json(health);
+    }
+    if let Some(rv) = &r.resource_version {
+        value["resourceVersion"] = rv.clone().into();
+    }
+    value
+}
+
+/// Reads `status.operationState` back: the operation asked for, its state
+/// and the revision it syncs. Fields a foreign writer left out (an Argo CD
+/// CRD prunes gitplane's) take defaults: such an operation starts over.
+pub fn operation_state_of(app: &Object) -> Option<(Operation, OperationState, String)> {
+    let value = app.get(&["status", "operationState"])?;
+    let operation: Operation = serde_json::from_value(value.get("operation")?.clone()).ok()?;
+    let phase = OperationPhase::parse(value.get("phase")?.as_str()?)?;
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let extra = value.get("gitplane").cloned().unwrap_or_default();
+    let resources = value
+        .pointer("/syncResult/resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(result_of)
+        .collect();
+    let state = OperationState {
+        id: text(&extra, "id"),
+        request_hash: text(&extra, "requestHash"),
+        phase,
+        message: text(value, "message"),
+        started_at: text(value, "startedAt"),
+        finished_at: value
+            .get("finishedAt")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        retry_count: value
+            .get("retryCount")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        resources,
+        validated: extra
+            .get("validated")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        step_started_at: extra.get("stepStartedAt").and_then(Value::as_i64),
+        retry_at: extra.get("retryAt").and_then(Value::as_i64),
+        failure: extra
+            .get("failure")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        scope: extra
+            .get("scope")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .flatten(),
+    };
+    let revision = value
+        .pointer("/syncResult/revision")
+        .and_then(Value::as_str)
+        .unwrap_or(&operation.sync.revision)
+        .to_string();
+    Some((operation, state, revision))
+}
+
+fn result_of(entry: &Value) -> Option<ResourceResult> {
+    let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or_default();
+    let phase: Phase = serde_json::from_value(entry.get("syncPhase")?.clone()).ok()?;
+    let status = ResultStatus::parse(text("result"))
+        .or_else(|| ResultStatus::parse(text("status")))
+        .unwrap_or(ResultStatus::Synced);
+    Some(ResourceResult {
+        key: ObjectKey::new(text("group"), text("kind"), text("namespace"), text("name")),
+        phase,
+        wave: entry
+            .get("wave")
+            .and_then(Value::as_i64)
+            .and_then(|w| i32::try_from(w).ok())
+            .unwrap_or(0),
+        status,
+        hook: entry.get("hookType").is_some(),
+        progress: OperationPhase::parse(text("hookPhase")).unwrap_or(OperationPhase::Succeeded),
+        health: entry.get("health").and_then(|h| {
+            let status = HealthStatus::parse(h.get("status")?.as_str()?)?;
+            let message = h.get("message").and_then(Value::as_str).unwrap_or("");
+            Some(Health::new(status, message))
+        }),
+        message: text("message").to_string(),
+        resource_version: entry
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// `status.operationState` of an operation that could not run at all.
+pub fn operation_error_json(operation: &Value, phase: OperationPhase, message: &str) -> Value {
+    let now = gitplane_object::time::now_rfc3339();
     json!({
-        "operation": operation,
-        "phase": OperationPhase::Running.as_str(),
-        "message": "syncing",
-        "startedAt": started_at,
+        "operation": operation, "phase": phase.as_str(), "message": message,
+        "startedAt": now, "finishedAt": now,
     })
 }
 
@@ -314,17 +374,10 @@ mod tests {
 
     #[test]
     fn history_is_numbered_and_trimmed() {
-        let state = OperationState {
-            id: "x".into(),
-            request_hash: String::new(),
-            phase: OperationPhase::Succeeded,
-            message: String::new(),
-            started_at: "t0".into(),
-            finished_at: Some("t1".into()),
-            retry_count: 0,
-            resources: Vec::new(),
-            completed_hooks: Vec::new(),
-        };
+        let mut state = OperationState::new("hash".into());
+        state.phase = OperationPhase::Succeeded;
+        state.started_at = "t0".into();
+        state.finished_at = Some("t1".into());
         let mut history = None;
         for revision in ["a", "b", "c"] {
             history = Some(append_history(
@@ -345,6 +398,46 @@ mod tests {
             .collect();
         assert_eq!(ids, [1, 2]);
         assert_eq!(history[1]["revision"], "c");
+    }
+
+    #[test]
+    fn operation_state_reads_back_as_written() {
+        let mut state = OperationState::new("hash".into());
+        state.message = "waiting for healthy state of apps/Deployment/web".into();
+        state.validated = true;
+        state.step_started_at = Some(1_700_000_000_000);
+        state.record(ResourceResult {
+            key: ObjectKey::new("apps", "Deployment", "shop", "web"),
+            phase: Phase::Sync,
+            wave: -1,
+            status: ResultStatus::Unchanged,
+            hook: false,
+            progress: OperationPhase::Running,
+            health: Some(Health::new(HealthStatus::Progressing, "1 of 2 ready")),
+            message: String::new(),
+            resource_version: Some("42".into()),
+        });
+        state.record(ResourceResult {
+            key: ObjectKey::new("batch", "Job", "shop", "migrate-abc-presync-1"),
+            phase: Phase::PreSync,
+            wave: 0,
+            status: ResultStatus::Synced,
+            hook: true,
+            progress: OperationPhase::Succeeded,
+            health: None,
+            message: "migrate created".into(),
+            resource_version: None,
+        });
+        let operation = Operation::default();
+        let json = operation_state_json(&operation, &state, "abc", &Source::default());
+        assert_eq!(json["syncResult"]["resources"][1]["hookType"], "PreSync");
+        assert_eq!(json["syncResult"]["resources"][0]["status"], "Synced");
+        assert_eq!(json["syncResult"]["resources"][0]["hookPhase"], "Running");
+        let mut app = Object::with_type("argoproj.io/v1alpha1", "Application", "shop");
+        app.set(&["status", "operationState"], json);
+        let (read_op, read, revision) = operation_state_of(&app).unwrap();
+        assert_eq!((read_op, revision.as_str()), (operation, "abc"));
+        assert_eq!(read, state);
     }
 
     #[test]

@@ -1,36 +1,46 @@
 //! Syncing an application: make the cluster hold what Git says, in Argo CD's
 //! order and with its semantics, through [`gitplane_cluster`].
 //!
-//! A sync is planned, then run:
-//! 1. **Prepare**: default namespaces, the tracking annotation
-//!    (`argocd.argoproj.io/tracking-id: <app>:<group>/<Kind>:<ns>/<name>`),
-//!    refuse duplicates.
-//! 2. **Plan**: split hooks from resources; read each resource's live state
-//!    and diff it against a server-side dry run (nothing is applied if the
-//!    server refuses any object); find tracked objects no longer desired.
-//!    Objects another application tracks are left alone.
-//! 3. **Run**: phases PreSync, Sync, PostSync; within each, waves in order;
-//!    within a wave, Namespaces and CRDs first, then Argo CD's kind order,
-//!    then names. Only objects that differ are written. Each wave waits until
-//!    its objects are healthy and its hooks finished. Prune follows the Sync
-//!    phase (in reverse wave order), `PruneLast` after PostSync. A failure
-//!    runs the SyncFail hooks.
+//! A sync is an operation that advances in steps, as gitops-engine's is:
+//! - [`compare`] says how the cluster differs (a server-side dry run of every
+//!   object, and the tracked objects no longer desired), changing nothing.
+//! - [`step`] advances an [`OperationState`] as far as it can without
+//!   waiting — check everything once, then apply the first phase and wave not
+//!   yet run (prune, apply by kind, start hooks) — and returns what it waits
+//!   for ([`Next`]): the health of a wave's objects before the next wave, a
+//!   hook to finish, an object to go. Whoever drives it steps again after an
+//!   event, a timer, or at once; nothing waits while holding anything.
+//!   The controller drives it from its operation workers; [`run`] drives it
+//!   to the end in a loop, for `gitplane apply`.
 //!
-//! The operation's state is saved as it goes ([`OperationStore`]): a sync
-//! interrupted by a crash resumes where the cluster stands, without running
-//! finished hooks again or duplicating running ones.
+//! The order is Argo CD's: phases PreSync, Sync, PostSync; within each, waves
+//! in order; within a wave, prunes, then Namespaces and CRDs, then Argo CD's
+//! kind order, then names, then hooks. Health is waited for only between
+//! waves and phases, and hooks always: a sync whose last wave holds only
+//! plain resources succeeds once they are applied. A failure runs the
+//! SyncFail hooks. Objects are tracked with Argo CD's annotation
+//! (`argocd.argoproj.io/tracking-id: <app>:<group>/<Kind>:<ns>/<name>`);
+//! only this application's objects are pruned, and objects another
+//! application tracks are left alone.
+//!
+//! Start with [`step`] and the [`state`](OperationState) it advances.
 
-mod execute;
 mod hooks;
 mod options;
 mod order;
 mod plan;
 mod state;
+mod step;
+mod write;
 
-use gitplane_cluster::{Cluster, ClusterError};
-use gitplane_diff::{IgnoreRule, JqEvaluator, ObjectDiff};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use gitplane_cluster::{Cluster, ClusterError, LiveCache, Tracking};
+use gitplane_diff::{IgnoreRule, JqEvaluator};
 use gitplane_health::HealthChecker;
-use gitplane_object::Object;
+use gitplane_object::{Object, ObjectKey};
 use sha2::{Digest, Sha256};
 
 pub use hooks::{DeletePolicy, HOOK_ANNOTATION, HOOK_DELETE_POLICY_ANNOTATION};
@@ -39,12 +49,21 @@ pub use options::{
     UnknownOption,
 };
 pub use order::{Phase, SYNC_WAVE_ANNOTATION};
+pub use plan::Comparison;
 pub use state::{
-    ConfigMapStore, HookPhase, MemoryStore, OperationPhase, OperationState, OperationStore,
-    ResourceResult, ResultStatus,
+    ConfigMapStore, MemoryStore, OperationPhase, OperationState, OperationStore, ResourceResult,
+    ResultStatus,
 };
+pub use step::{Next, step};
 
-/// Why a sync could not run at all (its failures are in the result instead).
+/// How often [`run`] looks again while an operation waits: soon at first
+/// (simulated and small rollouts finish fast), then less often.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+const MAX_POLL: Duration = Duration::from_secs(1);
+/// How often a waiting operation says again what it waits for.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a step could not run at all (a sync's failures are in its state).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SyncError {
     /// The cluster could not be reached or refused a request the engine needs.
@@ -64,6 +83,9 @@ pub struct SyncRequest<'a> {
     pub app: &'a str,
     /// The namespace for namespaced objects that name none.
     pub namespace: &'a str,
+    /// The revision being synced (hooks with `generateName` are named after
+    /// it, as Argo CD names them).
+    pub revision: &'a str,
     /// The desired objects (rendered from Git).
     pub desired: Vec<Object>,
     /// How.
@@ -74,15 +96,15 @@ pub struct SyncRequest<'a> {
     pub jq: &'a dyn JqEvaluator,
     /// Health checks, for waves and hooks.
     pub health: &'a HealthChecker,
-    /// The application's tracked objects as a watch cache holds them (a
-    /// controller's); when given, the cluster is not listed to find them.
-    /// Objects the cache has not seen yet are read one by one.
-    pub tracked: Option<Vec<Object>>,
+    /// A watch cache of the cluster (a controller's): once it has listed
+    /// everything, the application's objects are found in it instead of
+    /// listing the cluster, and their health is read from it.
+    pub live: Option<&'a LiveCache>,
 }
 
 impl SyncRequest<'_> {
-    /// Identifies the request: an interrupted operation resumes only for the
-    /// same objects and options.
+    /// Identifies the request: an operation goes on only for the same
+    /// objects and options.
     fn hash(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.app.as_bytes());
@@ -96,10 +118,10 @@ impl SyncRequest<'_> {
     }
 }
 
-/// Progress, for people watching a long sync.
+/// Progress, for people watching a sync.
 #[derive(Debug, Clone)]
 pub enum Progress {
-    /// The plan is made.
+    /// Every object was checked.
     Planned {
         /// Objects to keep in sync.
         resources: usize,
@@ -110,7 +132,7 @@ pub enum Progress {
         /// Hook runs.
         hooks: usize,
     },
-    /// A wave starts.
+    /// A phase and wave was run.
     Wave {
         /// Its phase.
         phase: Phase,
@@ -121,23 +143,14 @@ pub enum Progress {
         /// Hooks started.
         hooks: usize,
     },
-    /// A wave waits for objects (at most a few named).
+    /// The operation waits.
     Waiting {
-        /// Its phase.
+        /// The phase of what it waits for.
         phase: Phase,
-        /// Its number.
+        /// Its wave.
         wave: i32,
-        /// What it waits for: `key: status message`.
-        pending: Vec<String>,
-    },
-    /// A wave is done.
-    WaveDone {
-        /// Its phase.
-        phase: Phase,
-        /// Its number.
-        wave: i32,
-        /// How long it took.
-        seconds: f64,
+        /// What it waits for, as the operation's message says.
+        message: String,
     },
     /// Objects were pruned.
     Pruned {
@@ -155,34 +168,69 @@ pub enum Progress {
     },
 }
 
-/// A sync's outcome.
-#[derive(Debug, Clone)]
-pub struct SyncResult {
-    /// The operation, as saved.
-    pub operation: OperationState,
-    /// The diff of every object, as planned (before the sync changed anything).
-    pub diffs: Vec<ObjectDiff>,
+/// A new operation for `request`. `previous`, the application's last
+/// operation, narrows where its objects are searched for when no live cache
+/// knows them (see [`SyncRequest::live`]).
+pub fn begin(request: &SyncRequest<'_>, previous: Option<&OperationState>) -> OperationState {
+    let mut state = OperationState::new(request.hash());
+    state.scope = known_scope(request, previous);
+    state
 }
 
-/// Compares desired and live without changing anything: the diffs of
-/// resources, plus tracked objects that would be pruned (target `None`).
-/// `previous`, the application's last operation, narrows where tracked
-/// objects are searched for (see [`sync`]).
+/// Compares desired and live without changing anything. `previous`, the
+/// application's last operation, narrows where tracked objects are searched
+/// for when no live cache knows them.
 pub async fn compare(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     previous: Option<&OperationState>,
-) -> Result<Vec<ObjectDiff>, SyncError> {
+) -> Result<Comparison, SyncError> {
     let desired = plan::prepare(cluster, request)?;
     let scope = known_scope(request, previous);
-    let plan = plan::build(cluster, request, desired, scope.as_ref()).await?;
-    if let Some((key, message)) = plan.failures.first() {
-        return Err(SyncError::Invalid(format!("{key}: {message}")));
-    }
-    Ok(execute::diffs(&plan))
+    let tracked = tracked(cluster, request, scope.as_ref()).await?;
+    let naming = plan::HookNaming {
+        revision: request.revision,
+        started_unix: 0,
+    };
+    let tasks = plan::tasks(request, &desired, &tracked, &naming);
+    let applies: Vec<&plan::Task> = tasks
+        .iter()
+        .filter(|t| matches!(t.action, plan::Action::Apply { .. }))
+        .collect();
+    let checks = plan::check_all(cluster, request, &desired, &applies, &tracked).await?;
+    let prunes = tasks
+        .iter()
+        .filter_map(|t| match &t.action {
+            plan::Action::Prune { live } => Some((**live).clone()),
+            _ => None,
+        })
+        .collect();
+    Ok(Comparison {
+        checks,
+        prunes,
+        request_hash: request.hash(),
+    })
 }
 
-/// Where this application's objects can be, when the last operation
+/// The application's tracked objects, by key: from the live cache once it
+/// has listed everything, else listed from the cluster (within `scope`).
+pub(crate) async fn tracked(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    scope: Option<&BTreeSet<(String, String, String)>>,
+) -> Result<BTreeMap<ObjectKey, Object>, SyncError> {
+    let objects = match request.live.filter(|c| c.listed()) {
+        Some(cache) => cache.objects_of(request.app),
+        None => cluster.tracked_objects(Some(request.app), scope).await?,
+    };
+    Ok(objects
+        .into_iter()
+        .filter(|o| Tracking::of(o).is_some_and(|t| t.app == request.app))
+        .map(|o| (o.key(), o))
+        .collect())
+}
+
+/// Where this application's objects can be, when its last operation
 /// finished and so recorded every object it had: the (group, kind,
 /// namespace)s of the desired objects and of the recorded ones. Otherwise (a
 /// first sync, an interrupted one) `None`: every kind in every namespace is
@@ -190,11 +238,8 @@ pub async fn compare(
 fn known_scope(
     request: &SyncRequest<'_>,
     previous: Option<&OperationState>,
-) -> Option<std::collections::BTreeSet<(String, String, String)>> {
-    let previous = previous.filter(|p| {
-        matches!(p.phase, OperationPhase::Succeeded | OperationPhase::Failed)
-            && p.finished_at.is_some()
-    })?;
+) -> Option<BTreeSet<(String, String, String)>> {
+    let previous = previous.filter(|p| p.phase.is_completed() && p.finished_at.is_some())?;
     // A cluster-scoped kind is listed whole whatever namespace is named.
     let desired = request.desired.iter().map(|o| {
         let namespace = o.namespace().unwrap_or(request.namespace);
@@ -214,67 +259,140 @@ fn known_scope(
     Some(desired.chain(recorded).collect())
 }
 
-/// Syncs: plans, runs (retrying as the options say), and returns the
-/// operation. `Err` only when the sync could not run at all.
-pub async fn sync<S: OperationStore>(
+/// Drives an operation to its end in this process, for one-shot syncs:
+/// resumes the operation `store` holds if it is the same sync, else begins
+/// one; steps, saving the state after each step, polling while it waits.
+/// With `await_health`, a successful operation then waits (up to the wave
+/// timeout) for the health of what its last wave applied, which the
+/// operation itself does not wait for.
+pub async fn run<S: OperationStore>(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     store: &S,
+    await_health: bool,
     progress: &(dyn Fn(&Progress) + Send + Sync),
-) -> Result<SyncResult, SyncError> {
-    let hash = request.hash();
+) -> Result<OperationState, SyncError> {
     let previous = store.load().await?;
-    let known_scope = known_scope(request, previous.as_ref());
     let mut state = match previous {
         Some(previous)
-            if previous.phase == OperationPhase::Running && previous.request_hash == hash =>
+            if !previous.phase.is_completed() && previous.request_hash == request.hash() =>
         {
             tracing::info!("resuming operation {}", previous.id);
             previous
         }
-        _ => OperationState {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            request_hash: hash,
-            phase: OperationPhase::Running,
-            message: String::new(),
-            started_at: gitplane_object::time::now_rfc3339(),
-            finished_at: None,
-            retry_count: 0,
-            resources: Vec::new(),
-            completed_hooks: Vec::new(),
-        },
+        previous => begin(request, previous.as_ref()),
     };
-    if !request.options.dry_run {
+    let save = !request.options.dry_run;
+    if save {
         store.save(&state).await?;
     }
-    let desired = plan::prepare(cluster, request)?;
-    let mut diffs = None;
+    let progress = Throttled::new(progress);
+    let report = |p: &Progress| progress.report(p);
+    let mut poll = FIRST_POLL;
     loop {
-        let plan = plan::build(cluster, request, desired.clone(), known_scope.as_ref()).await?;
-        diffs.get_or_insert_with(|| execute::diffs(&plan));
-        state.phase = OperationPhase::Running;
-        state.resources.clear();
-        let mut executor = execute::Executor::new(cluster, request, store, &mut state, progress);
-        executor.run(plan).await?;
-        let attempts = state.retry_count;
-        if state.phase != OperationPhase::Failed || attempts >= request.options.retry.limit {
-            break;
+        let next = step(cluster, request, &mut state, None, &report).await?;
+        if save {
+            store.save(&state).await?;
         }
-        let wait = request.options.retry.backoff(attempts);
-        progress(&Progress::Retrying {
-            attempt: attempts + 1,
-            after_seconds: wait.as_secs_f64(),
-            reason: state.message.clone(),
+        match next {
+            Next::Done => break,
+            Next::Again => poll = FIRST_POLL,
+            Next::Wait { within, .. } => {
+                tokio::time::sleep(poll.min(within)).await;
+                poll = (poll * 3 / 2).min(MAX_POLL);
+            }
+        }
+    }
+    if await_health && state.phase == OperationPhase::Succeeded && !request.options.dry_run {
+        settle(cluster, request, &mut state, &report).await?;
+        if save {
+            store.save(&state).await?;
+        }
+    }
+    Ok(state)
+}
+
+/// Waits for the health of the resources a finished operation left
+/// running, updating their results: Healthy (or no health) succeeds,
+/// Degraded fails, and after the wave timeout the rest fail.
+async fn settle(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    state: &mut OperationState,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<(), SyncError> {
+    let started = Instant::now();
+    let mut poll = FIRST_POLL;
+    loop {
+        let mut waiting = Vec::new();
+        for result in state
+            .resources
+            .iter_mut()
+            .filter(|r| !r.hook && r.progress == OperationPhase::Running)
+        {
+            let live = cluster.get_key(&result.key).await?;
+            result.health = live.as_ref().and_then(|o| request.health.check(o));
+            match step::resource_progress(live.as_ref(), result.health.as_ref()) {
+                Some((progress, message)) => {
+                    result.progress = progress;
+                    result.message = message;
+                }
+                None => waiting.push(result.key.clone()),
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > request.options.wave_timeout {
+            for result in state
+                .resources
+                .iter_mut()
+                .filter(|r| waiting.contains(&r.key) && r.progress == OperationPhase::Running)
+            {
+                result.progress = OperationPhase::Failed;
+                result.message = format!(
+                    "did not become healthy within {:?}",
+                    request.options.wave_timeout
+                );
+            }
+            return Ok(());
+        }
+        progress(&Progress::Waiting {
+            phase: Phase::Sync,
+            wave: 0,
+            message: step::waiting_message(&waiting, false, false),
         });
-        tokio::time::sleep(wait).await;
-        state.retry_count += 1;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 3 / 2).min(MAX_POLL);
     }
-    state.finished_at = Some(gitplane_object::time::now_rfc3339());
-    if !request.options.dry_run {
-        store.save(&state).await?;
+}
+
+/// Passes progress on, but a waiting operation's message only when it
+/// changes or every few seconds (a polling driver steps often).
+struct Throttled<'a> {
+    inner: &'a (dyn Fn(&Progress) + Send + Sync),
+    last: Mutex<Option<(String, Instant)>>,
+}
+
+impl<'a> Throttled<'a> {
+    fn new(inner: &'a (dyn Fn(&Progress) + Send + Sync)) -> Self {
+        Throttled {
+            inner,
+            last: Mutex::new(None),
+        }
     }
-    Ok(SyncResult {
-        operation: state,
-        diffs: diffs.unwrap_or_default(),
-    })
+
+    fn report(&self, progress: &Progress) {
+        if let Progress::Waiting { message, .. } = progress {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let repeat = last
+                .as_ref()
+                .is_some_and(|(m, at)| m == message && at.elapsed() < REPORT_EVERY);
+            if repeat {
+                return;
+            }
+            *last = Some((message.clone(), Instant::now()));
+        }
+        (self.inner)(progress);
+    }
 }

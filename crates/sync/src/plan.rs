@@ -1,5 +1,9 @@
-//! From desired objects and the cluster's state to a list of tasks: what to
-//! apply (and whether it differs), which hooks to run, what to prune.
+//! From desired objects and the cluster's state to tasks: what to apply,
+//! which hooks to run, what to prune, in Argo CD's order. Making the tasks
+//! reads nothing from the cluster; checking an object (its live state and a
+//! server-side dry run, which says whether it differs and whether the server
+//! accepts it) is done for every object when an operation starts, and again
+//! for a later wave's objects just before they are applied.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -13,29 +17,29 @@ use gitplane_object::{Object, ObjectKey};
 use crate::hooks::{HookSpec, Role, hook_wave, role_of};
 use crate::options::ResourceOptions;
 use crate::order::{Phase, kind_rank, wave_of};
+use crate::state::ResultStatus;
 use crate::{SyncError, SyncRequest};
+
+/// Objects checked at once.
+const CHECK_CONCURRENCY: usize = 16;
 
 /// What a task does.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
-    /// Apply a desired object (`diff` says whether it differs).
-    Apply {
-        object: Box<Object>,
-        live: Option<Box<Object>>,
-        diff: Box<ObjectDiff>,
-    },
-    /// Run a hook.
+    /// Apply a desired object.
+    Apply { object: Box<Object> },
+    /// Run a hook (the object carries the name this operation gives it).
     Hook { object: Box<Object>, spec: HookSpec },
     /// Delete a live object that is no longer desired.
-    Prune { live: Box<Object>, last: bool },
-    /// Report only (shared, skipped, requires pruning, prune skipped).
+    Prune { live: Box<Object> },
+    /// Report only (skipped, requires pruning, prune skipped).
     Report {
-        status: crate::state::ResultStatus,
+        status: ResultStatus,
         message: String,
     },
 }
 
-/// One step of the sync.
+/// One step of the sync: an object in a phase and wave.
 #[derive(Debug, Clone)]
 pub(crate) struct Task {
     pub key: ObjectKey,
@@ -45,7 +49,7 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// The order within a phase and wave: kind, then name.
+    /// The order of tasks: phase, wave, kind, namespace, name.
     pub(crate) fn sort_key(&self) -> (Phase, i32, usize, String, String) {
         (
             self.phase,
@@ -55,15 +59,88 @@ impl Task {
             self.key.name.clone(),
         )
     }
+
+    pub(crate) fn is_hook(&self) -> bool {
+        matches!(self.action, Action::Hook { .. })
+    }
+
+    pub(crate) fn is_report(&self) -> bool {
+        matches!(self.action, Action::Report { .. })
+    }
 }
 
-/// The plan, and problems found before anything was changed.
-pub(crate) struct Plan {
-    pub tasks: Vec<Task>,
-    /// Objects the server refused in a dry run, or that belong to another
-    /// application under `FailOnSharedResource`: the sync fails before it
-    /// changes anything.
-    pub failures: Vec<(ObjectKey, String)>,
+/// What checking a desired object found.
+#[derive(Debug, Clone)]
+pub(crate) enum Checked {
+    /// Compared: the object to write (ignored fields kept from the live
+    /// one where asked), how it differs, and the live object.
+    Compare {
+        object: Box<Object>,
+        diff: Box<ObjectDiff>,
+        live: Option<Box<Object>>,
+    },
+    /// Another application's object: left alone.
+    Shared(String),
+    /// The server refuses it (or it cannot be compared).
+    Refused(String),
+}
+
+/// A comparison of desired and live: every object checked, and the tracked
+/// objects no longer desired. An operation that starts right after it uses
+/// it instead of checking everything again.
+#[derive(Debug, Clone, Default)]
+pub struct Comparison {
+    pub(crate) checks: BTreeMap<ObjectKey, Checked>,
+    pub(crate) prunes: Vec<Object>,
+    pub(crate) request_hash: String,
+}
+
+impl Comparison {
+    /// The diff of every object, and of each one to prune (target `None`).
+    pub fn diffs(&self) -> Vec<ObjectDiff> {
+        let compared = self.checks.values().filter_map(|c| match c {
+            Checked::Compare { diff, .. } => Some((**diff).clone()),
+            _ => None,
+        });
+        let pruned = self.prunes.iter().map(|live| {
+            let mut value = live.to_value();
+            gitplane_diff::normalize(&mut value);
+            let key = live.key();
+            ObjectDiff {
+                text: format!("prune {key}\n"),
+                key,
+                modified: true,
+                target: None,
+                live: Some(value),
+            }
+        });
+        compared.chain(pruned).collect()
+    }
+
+    /// The comparison as an operation needs it: without the diffs' texts
+    /// and normalized copies, which only people read.
+    pub fn for_operation(mut self) -> Comparison {
+        for check in self.checks.values_mut() {
+            if let Checked::Compare { diff, .. } = check {
+                diff.text.clear();
+                diff.target = None;
+                diff.live = None;
+            }
+        }
+        self.prunes.clear();
+        self
+    }
+
+    /// Objects the server refused, with why (nothing can be synced then).
+    pub fn failures(&self) -> Vec<(ObjectKey, String)> {
+        self.checks
+            .iter()
+            .filter_map(|(key, c)| match c {
+                Checked::Refused(message) => Some((key.clone(), message.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Whether objects of a kind are namespaced: discovery, or a CRD in this sync.
@@ -151,6 +228,227 @@ fn where_from(object: &Object) -> String {
         .unwrap_or_else(|| "(input)".into())
 }
 
+/// How hooks with `generateName` are named in an operation, as Argo CD
+/// names them: `<generateName><revision[0:7]>-<phase>-<started (Unix s)>`,
+/// so a resumed operation finds the hooks it created.
+pub(crate) struct HookNaming<'a> {
+    pub revision: &'a str,
+    pub started_unix: i64,
+}
+
+impl HookNaming<'_> {
+    fn name(&self, generate_name: &str, phase: Phase) -> String {
+        let revision = if self.revision.len() >= 8 {
+            self.revision.get(..7).unwrap_or(self.revision)
+        } else {
+            self.revision
+        };
+        format!(
+            "{generate_name}{}",
+            format!("{revision}-{}-{}", phase.as_str(), self.started_unix).to_lowercase()
+        )
+    }
+}
+
+/// The tasks of a sync: desired objects (prepared) and the application's
+/// tracked live objects. Prune tasks take Argo CD's waves: the prune waves
+/// in reverse order, `PruneLast` after the last wave of the Sync phase.
+pub(crate) fn tasks(
+    request: &SyncRequest<'_>,
+    desired: &[Object],
+    tracked: &BTreeMap<ObjectKey, Object>,
+    naming: &HookNaming<'_>,
+) -> Vec<Task> {
+    let mut tasks = Vec::with_capacity(desired.len());
+    for object in desired {
+        match role_of(object) {
+            Role::Hook(spec) => tasks.extend(hook_tasks(request, object, &spec, naming)),
+            Role::Skipped => tasks.push(report(
+                object.key(),
+                wave_of(object, 0),
+                ResultStatus::Skipped,
+                "hook: Skip",
+            )),
+            Role::NotForSync => {}
+            Role::Resource => tasks.push(Task {
+                key: object.key(),
+                phase: Phase::Sync,
+                wave: wave_of(object, 0),
+                action: Action::Apply {
+                    object: Box::new(object.clone()),
+                },
+            }),
+        }
+    }
+    let desired_keys: BTreeSet<ObjectKey> = desired.iter().map(Object::key).collect();
+    let mut prunes = Vec::new();
+    for (key, live) in tracked {
+        if desired_keys.contains(key) || role_of(live) != Role::Resource {
+            continue;
+        }
+        let wave = wave_of(live, 0);
+        let options = ResourceOptions::of(live);
+        if options.no_prune {
+            tasks.push(report(
+                key.clone(),
+                wave,
+                ResultStatus::PruneSkipped,
+                "ignored (no prune)",
+            ));
+        } else if !request.options.prune {
+            tasks.push(report(
+                key.clone(),
+                wave,
+                ResultStatus::RequiresPruning,
+                "ignored (requires pruning)",
+            ));
+        } else {
+            let last = request.options.prune_last || options.prune_last;
+            prunes.push((
+                Task {
+                    key: key.clone(),
+                    phase: Phase::Sync,
+                    wave,
+                    action: Action::Prune {
+                        live: Box::new(live.clone()),
+                    },
+                },
+                last,
+            ));
+        }
+    }
+    tasks.extend(prune_waves(prunes, &tasks));
+    namespaces_first(&mut tasks);
+    tasks.sort_by_key(Task::sort_key);
+    tasks
+}
+
+/// One task per phase of a hook, named for this operation.
+fn hook_tasks(
+    request: &SyncRequest<'_>,
+    object: &Object,
+    spec: &HookSpec,
+    naming: &HookNaming<'_>,
+) -> Vec<Task> {
+    let wave = hook_wave(object);
+    spec.phases
+        .iter()
+        .map(|phase| {
+            let mut object = object.clone();
+            if object.name().is_empty() {
+                let generate = object
+                    .str_at(&["metadata", "generateName"])
+                    .unwrap_or_default()
+                    .to_string();
+                object.set_name(&naming.name(&generate, *phase));
+                if let Some(meta) = object
+                    .get_mut(&["metadata"])
+                    .and_then(|m| m.as_object_mut())
+                {
+                    meta.shift_remove("generateName");
+                }
+                let key = object.key();
+                object.set_annotation(TRACKING_ANNOTATION, &tracking_id(request.app, &key));
+            }
+            Task {
+                key: object.key(),
+                phase: *phase,
+                wave,
+                action: Action::Hook {
+                    object: Box::new(object),
+                    spec: spec.clone(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Argo CD's prune order: the waves of the objects to prune are mirrored
+/// (the last created is the first deleted); `PruneLast` ones go after the
+/// Sync phase's last wave.
+fn prune_waves(prunes: Vec<(Task, bool)>, others: &[Task]) -> Vec<Task> {
+    let waves: Vec<i32> = prunes
+        .iter()
+        .map(|(t, _)| t.wave)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let last_sync_wave = others
+        .iter()
+        .chain(prunes.iter().map(|(t, _)| t))
+        .filter(|t| t.phase == Phase::Sync)
+        .map(|t| t.wave)
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    prunes
+        .into_iter()
+        .map(|(mut task, last)| {
+            task.wave = if last {
+                last_sync_wave + 1
+            } else {
+                let i = waves.iter().position(|w| *w == task.wave).unwrap_or(0);
+                waves[waves.len() - 1 - i]
+            };
+            task
+        })
+        .collect()
+}
+
+/// Namespaces among the desired objects are applied before anything else,
+/// PreSync hooks included, so that every hook and wave can use them.
+fn namespaces_first(tasks: &mut [Task]) {
+    let first_wave = tasks.iter().map(|t| t.wave).min().unwrap_or(0);
+    for task in tasks.iter_mut() {
+        if task.key.group.is_empty()
+            && task.key.kind == "Namespace"
+            && matches!(task.action, Action::Apply { .. })
+        {
+            task.phase = Phase::PreSync;
+            task.wave = first_wave;
+        }
+    }
+}
+
+fn report(key: ObjectKey, wave: i32, status: ResultStatus, message: &str) -> Task {
+    Task {
+        key,
+        phase: Phase::Sync,
+        wave,
+        action: Action::Report {
+            status,
+            message: message.to_string(),
+        },
+    }
+}
+
+/// Checks the objects of `tasks` that apply something: a few at a time.
+pub(crate) async fn check_all(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    desired: &[Object],
+    tasks: &[&Task],
+    tracked: &BTreeMap<ObjectKey, Object>,
+) -> Result<BTreeMap<ObjectKey, Checked>, SyncError> {
+    let objects: Vec<&Object> = tasks
+        .iter()
+        .filter_map(|t| match &t.action {
+            Action::Apply { object } => Some(object.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let absent = absent_namespaces(cluster, request, &objects, desired).await?;
+    // Built in a loop, not by a closure, so the future stays provably `Send`.
+    let mut checks = Vec::with_capacity(objects.len());
+    for object in objects {
+        checks.push(check(cluster, request, object, tracked, desired, &absent));
+    }
+    Ok(futures::stream::iter(checks)
+        .buffer_unordered(CHECK_CONCURRENCY)
+        .collect()
+        .await)
+}
+
 /// A dry-run error that only means "this sync creates what is missing".
 fn comes_with_this_sync(
     error: &ClusterError,
@@ -178,191 +476,17 @@ fn comes_with_this_sync(
     }
 }
 
-/// Builds the plan: pairs desired objects with live ones, diffs them (by a
-/// server-side dry run where the server can), and finds what to prune.
-///
-/// `scope`: where this application's objects can be, as (group, kind,
-/// namespace) (from the desired objects and its last finished operation);
-/// `None` searches every kind everywhere.
-pub(crate) async fn build(
-    cluster: &Cluster,
-    request: &SyncRequest<'_>,
-    desired: Vec<Object>,
-    scope: Option<&BTreeSet<(String, String, String)>>,
-) -> Result<Plan, SyncError> {
-    let tracked = match &request.tracked {
-        Some(cached) => cached.clone(),
-        None => cluster.tracked_objects(Some(request.app), scope).await?,
-    };
-    let tracked: BTreeMap<ObjectKey, Object> = tracked
-        .into_iter()
-        .filter(|o| Tracking::of(o).is_some_and(|t| t.app == request.app))
-        .map(|o| (o.key(), o))
-        .collect();
-    let mut tasks = Vec::new();
-    let mut failures = Vec::new();
-    let mut resources = Vec::new();
-    for object in &desired {
-        let key = object.key();
-        match role_of(object) {
-            Role::Hook(spec) => {
-                let wave = hook_wave(object);
-                for phase in &spec.phases {
-                    tasks.push(Task {
-                        key: key.clone(),
-                        phase: *phase,
-                        wave,
-                        action: Action::Hook {
-                            object: Box::new(object.clone()),
-                            spec: spec.clone(),
-                        },
-                    });
-                }
-            }
-            Role::Skipped => tasks.push(report(
-                key,
-                wave_of(object, 0),
-                crate::state::ResultStatus::Skipped,
-                "hook: Skip",
-            )),
-            Role::NotForSync => {}
-            Role::Resource => resources.push(object.clone()),
-        }
-    }
-
-    // Live state and dry runs, a few at a time.
-    // Built in a loop, not by a closure, so the future stays provably `Send`.
-    let absent = absent_namespaces(cluster, request, &resources, &desired).await?;
-    let mut checks = Vec::with_capacity(resources.len());
-    for object in &resources {
-        checks.push(check(cluster, request, object, &tracked, &desired, &absent));
-    }
-    let checked: Vec<Checked> = futures::stream::iter(checks)
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for checked in checked {
-        let key = checked.object.key();
-        let wave = wave_of(&checked.object, 0);
-        match checked.outcome {
-            Outcome::Compare { diff, live } => tasks.push(Task {
-                key,
-                phase: Phase::Sync,
-                wave,
-                action: Action::Apply {
-                    object: Box::new(checked.object),
-                    live: live.map(Box::new),
-                    diff,
-                },
-            }),
-            Outcome::Shared(owner) => {
-                let message = format!("belongs to application {owner:?}; not taken over");
-                if request.options.fail_on_shared_resource {
-                    failures.push((key.clone(), message.clone()));
-                }
-                tasks.push(report(
-                    key,
-                    wave,
-                    crate::state::ResultStatus::Shared,
-                    &message,
-                ));
-            }
-            Outcome::Refused(message) => failures.push((key, message)),
-        }
-    }
-
-    // Tracked objects no longer desired.
-    let desired_keys: BTreeSet<ObjectKey> = desired.iter().map(Object::key).collect();
-    for (key, live) in tracked {
-        if desired_keys.contains(&key) || role_of(&live) != Role::Resource {
-            continue;
-        }
-        let wave = wave_of(&live, 0);
-        let options = ResourceOptions::of(&live);
-        if options.no_prune {
-            tasks.push(report(
-                key,
-                wave,
-                crate::state::ResultStatus::PruneSkipped,
-                "Prune=false",
-            ));
-        } else if !request.options.prune {
-            tasks.push(report(
-                key,
-                wave,
-                crate::state::ResultStatus::RequiresPruning,
-                "no longer desired; pruning is off",
-            ));
-        } else {
-            let last = request.options.prune_last || options.prune_last;
-            tasks.push(Task {
-                key,
-                phase: Phase::Sync,
-                wave,
-                action: Action::Prune {
-                    live: Box::new(live),
-                    last,
-                },
-            });
-        }
-    }
-    namespaces_first(&mut tasks);
-    tasks.sort_by_key(Task::sort_key);
-    Ok(Plan { tasks, failures })
-}
-
-/// Namespaces among the desired objects are applied before anything else,
-/// PreSync hooks included, so that every hook and wave can use them.
-fn namespaces_first(tasks: &mut [Task]) {
-    let first_wave = tasks.iter().map(|t| t.wave).min().unwrap_or(0);
-    for task in tasks.iter_mut() {
-        if task.key.group.is_empty()
-            && task.key.kind == "Namespace"
-            && matches!(task.action, Action::Apply { .. })
-        {
-            task.phase = Phase::PreSync;
-            task.wave = first_wave;
-        }
-    }
-}
-
-fn report(key: ObjectKey, wave: i32, status: crate::state::ResultStatus, message: &str) -> Task {
-    Task {
-        key,
-        phase: Phase::Sync,
-        wave,
-        action: Action::Report {
-            status,
-            message: message.to_string(),
-        },
-    }
-}
-
-struct Checked {
-    object: Object,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    Compare {
-        diff: Box<ObjectDiff>,
-        live: Option<Object>,
-    },
-    Shared(String),
-    Refused(String),
-}
-
 /// Namespaces this sync creates (`CreateNamespace`, or a Namespace object)
 /// that do not exist yet: nothing can be read or dry-run in them.
 async fn absent_namespaces(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
-    resources: &[Object],
+    objects: &[&Object],
     desired: &[Object],
 ) -> Result<BTreeSet<String>, SyncError> {
-    let created: BTreeSet<&str> = resources
+    let created: BTreeSet<&str> = objects
         .iter()
-        .filter_map(Object::namespace)
+        .filter_map(|o| o.namespace())
         .filter(|ns| {
             (request.options.create_namespace && *ns == request.namespace)
                 || desired
@@ -388,6 +512,19 @@ async fn check(
     tracked: &BTreeMap<ObjectKey, Object>,
     desired: &[Object],
     absent: &BTreeSet<String>,
+) -> (ObjectKey, Checked) {
+    let key = object.key();
+    let checked = check_object(cluster, request, object, tracked, desired, absent).await;
+    (key, checked)
+}
+
+async fn check_object(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    object: &Object,
+    tracked: &BTreeMap<ObjectKey, Object>,
+    desired: &[Object],
+    absent: &BTreeSet<String>,
 ) -> Checked {
     let key = object.key();
     let in_absent_namespace = object.namespace().is_some_and(|ns| absent.contains(ns));
@@ -403,10 +540,7 @@ async fn check(
         && owner != request.app
         && !request.options.take_over_shared
     {
-        return Checked {
-            object: object.clone(),
-            outcome: Outcome::Shared(owner),
-        };
+        return Checked::Shared(owner);
     }
     let mut object = object.clone();
     if request.options.respect_ignore_differences
@@ -460,12 +594,10 @@ async fn check(
         live.as_ref(),
         &options,
     ) {
-        Ok(diff) => Checked {
-            object,
-            outcome: Outcome::Compare {
-                diff: Box::new(diff),
-                live,
-            },
+        Ok(diff) => Checked::Compare {
+            object: Box::new(object),
+            diff: Box::new(diff),
+            live: live.map(Box::new),
         },
         Err(e) => refused(&object, e.message),
     }
@@ -499,12 +631,63 @@ async fn validate_elsewhere(
 }
 
 fn refused(object: &Object, message: String) -> Checked {
-    let message = match object.origin() {
+    Checked::Refused(match object.origin() {
         Some(origin) => format!("{origin}: {message}"),
         None => message,
-    };
-    Checked {
-        object: object.clone(),
-        outcome: Outcome::Refused(message),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prune(name: &str, wave: i32) -> (Task, bool) {
+        (
+            Task {
+                key: ObjectKey::new("", "ConfigMap", "ns", name),
+                phase: Phase::Sync,
+                wave,
+                action: Action::Prune {
+                    live: Box::new(Object::with_type("v1", "ConfigMap", name)),
+                },
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn prune_waves_are_mirrored_and_prune_last_goes_after_the_last_wave() {
+        let mut prunes = vec![prune("a", -1), prune("b", 0), prune("c", 5)];
+        prunes.push((prune("d", 0).0, true));
+        let waves: Vec<(String, i32)> = prune_waves(prunes, &[])
+            .into_iter()
+            .map(|t| (t.key.name, t.wave))
+            .collect();
+        assert_eq!(
+            waves,
+            [
+                ("a".into(), 5),
+                ("b".into(), 0),
+                ("c".into(), -1),
+                ("d".into(), 6)
+            ]
+        );
+    }
+
+    #[test]
+    fn generated_hook_names_follow_argo_cd() {
+        let naming = HookNaming {
+            revision: "0123456789abcdef",
+            started_unix: 1700000000,
+        };
+        assert_eq!(
+            naming.name("migrate-", Phase::PreSync),
+            "migrate-0123456-presync-1700000000"
+        );
+        let short = HookNaming {
+            revision: "abc",
+            started_unix: 7,
+        };
+        assert_eq!(short.name("t-", Phase::PostSync), "t-abc-postsync-7");
     }
 }

@@ -1,7 +1,13 @@
-//! The state of a sync operation, kept in the cluster so a sync that was
-//! interrupted (the process killed) is resumed, not started over: hooks that
-//! finished are not run again, and the operation keeps its identity.
+//! The state of a sync operation. It is the whole memory of a sync: each
+//! [`step`](crate::step) reads it, advances the operation as far as it can
+//! without waiting, and records where it stands, so the next step (after an
+//! event, a timer, or a restart of the process) carries on from there.
+//!
+//! As in gitops-engine, a task's progress is its result: a task without a
+//! result has not run; one whose result is `Running` waits (for health, or for
+//! a hook to finish); any other result is final.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -14,18 +20,19 @@ use serde_json::json;
 use crate::SyncError;
 use crate::order::Phase;
 
-/// Where an operation stands.
+/// Where an operation, or one task of it, stands (Argo CD's
+/// `OperationPhase`, which it also uses for each task as `hookPhase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OperationPhase {
     /// Under way.
     Running,
-    /// Done: everything synced and healthy, every hook succeeded.
+    /// Done: everything it did succeeded.
     Succeeded,
     /// Done: something failed (an apply, a hook, a wave that never got healthy).
     Failed,
     /// Could not run at all (the cluster unreachable, invalid input).
     Error,
-    /// Being stopped.
+    /// Asked to stop; the next step stops it.
     Terminating,
 }
 
@@ -40,12 +47,32 @@ impl OperationPhase {
             OperationPhase::Terminating => "Terminating",
         }
     }
+
+    /// Parses a name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "Running" => OperationPhase::Running,
+            "Succeeded" => OperationPhase::Succeeded,
+            "Failed" => OperationPhase::Failed,
+            "Error" => OperationPhase::Error,
+            "Terminating" => OperationPhase::Terminating,
+            _ => return None,
+        })
+    }
+
+    /// Whether it is over.
+    pub fn is_completed(self) -> bool {
+        matches!(
+            self,
+            OperationPhase::Succeeded | OperationPhase::Failed | OperationPhase::Error
+        )
+    }
 }
 
 /// What happened to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultStatus {
-    /// Applied.
+    /// Applied (or, for a hook, created).
     Synced,
     /// Already as desired; nothing written.
     Unchanged,
@@ -61,27 +88,59 @@ pub enum ResultStatus {
     Shared,
     /// `argocd.argoproj.io/hook: Skip`.
     Skipped,
-    /// A hook that ran (see the hook phase).
-    Hook,
     /// Dry run: would be applied or deleted.
     DryRun,
 }
 
-/// A hook's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HookPhase {
-    /// Created, not finished.
-    Running,
-    /// Finished well.
-    Succeeded,
-    /// Finished badly or timed out.
-    Failed,
+impl ResultStatus {
+    /// The name gitplane prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Synced => "Synced",
+            ResultStatus::Unchanged => "Unchanged",
+            ResultStatus::SyncFailed => "SyncFailed",
+            ResultStatus::Pruned => "Pruned",
+            ResultStatus::PruneSkipped => "PruneSkipped",
+            ResultStatus::RequiresPruning => "RequiresPruning",
+            ResultStatus::Shared => "Shared",
+            ResultStatus::Skipped => "Skipped",
+            ResultStatus::DryRun => "DryRun",
+        }
+    }
+
+    /// The name Argo CD gives it in `syncResult.resources[].status`.
+    pub fn argo_name(self) -> &'static str {
+        match self {
+            ResultStatus::Synced | ResultStatus::Unchanged | ResultStatus::DryRun => "Synced",
+            ResultStatus::SyncFailed => "SyncFailed",
+            ResultStatus::Pruned => "Pruned",
+            ResultStatus::PruneSkipped | ResultStatus::RequiresPruning => "PruneSkipped",
+            ResultStatus::Shared | ResultStatus::Skipped => "Skipped",
+        }
+    }
+
+    /// Parses a gitplane name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "Synced" => ResultStatus::Synced,
+            "Unchanged" => ResultStatus::Unchanged,
+            "SyncFailed" => ResultStatus::SyncFailed,
+            "Pruned" => ResultStatus::Pruned,
+            "PruneSkipped" => ResultStatus::PruneSkipped,
+            "RequiresPruning" => ResultStatus::RequiresPruning,
+            "Shared" => ResultStatus::Shared,
+            "Skipped" => ResultStatus::Skipped,
+            "DryRun" => ResultStatus::DryRun,
+            _ => return None,
+        })
+    }
 }
 
-/// The outcome for one object.
+/// The outcome of one task (an object in one sync phase).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourceResult {
-    /// The object (for a hook with `generateName`, its generated name).
+    /// The object (for a hook with `generateName`, the name it was given).
     pub key: ObjectKey,
     /// The sync phase it belongs to.
     pub phase: Phase,
@@ -89,15 +148,22 @@ pub struct ResourceResult {
     pub wave: i32,
     /// What happened.
     pub status: ResultStatus,
-    /// For hooks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_phase: Option<HookPhase>,
-    /// Its health when the operation finished with it.
+    /// Whether it is a hook (of `phase`).
+    #[serde(default)]
+    pub hook: bool,
+    /// Its progress: `Running` while the sync waits for its health (or for
+    /// the hook to finish), then `Succeeded` or `Failed`.
+    pub progress: OperationPhase,
+    /// Its health when the sync last looked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
     /// Details.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The `resourceVersion` this sync wrote or saw: a cached copy older than
+    /// it is not trusted for the object's health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }
 
 /// A sync operation.
@@ -110,7 +176,7 @@ pub struct OperationState {
     pub request_hash: String,
     /// Where it stands.
     pub phase: OperationPhase,
-    /// What happened, in a line.
+    /// What happened, or what it waits for, in a line.
     pub message: String,
     /// When it started (RFC 3339).
     pub started_at: String,
@@ -120,16 +186,50 @@ pub struct OperationState {
     /// Retries made.
     #[serde(default)]
     pub retry_count: u32,
-    /// Per-object outcomes.
+    /// Per-task outcomes, in the order they were recorded.
     #[serde(default)]
     pub resources: Vec<ResourceResult>,
-    /// Hooks that finished (by hook id); they do not run again on resume.
+    /// Every object passed the server's dry run (done once per attempt).
     #[serde(default)]
-    pub completed_hooks: Vec<String>,
+    pub validated: bool,
+    /// When the tasks now running were started (Unix milliseconds): wave and
+    /// hook timeouts count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<i64>,
+    /// A failed attempt is retried at this time (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
+    /// Why the operation failed, while its SyncFail hooks still run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Where the application's objects can be, as (group, kind, namespace),
+    /// when no live cache knows: searched for objects to prune. `None`:
+    /// every kind everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<BTreeSet<(String, String, String)>>,
 }
 
 impl OperationState {
-    /// Records (or replaces) an object's outcome.
+    /// A new operation, about to run.
+    pub fn new(request_hash: String) -> Self {
+        OperationState {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            request_hash,
+            phase: OperationPhase::Running,
+            message: String::new(),
+            started_at: gitplane_object::time::now_rfc3339(),
+            finished_at: None,
+            retry_count: 0,
+            resources: Vec::new(),
+            validated: false,
+            step_started_at: None,
+            retry_at: None,
+            failure: None,
+            scope: None,
+        }
+    }
+
+    /// Records (or replaces) a task's outcome.
     pub fn record(&mut self, result: ResourceResult) {
         match self
             .resources
@@ -140,9 +240,38 @@ impl OperationState {
             None => self.resources.push(result),
         }
     }
+
+    /// The recorded outcome of the task for `key` in `phase`.
+    pub fn result(&self, key: &ObjectKey, phase: Phase) -> Option<&ResourceResult> {
+        self.resources
+            .iter()
+            .find(|r| &r.key == key && r.phase == phase)
+    }
+
+    /// Ends the operation.
+    pub fn finish(&mut self, phase: OperationPhase, message: impl Into<String>) {
+        self.phase = phase;
+        self.message = message.into();
+        self.finished_at = Some(gitplane_object::time::now_rfc3339());
+        self.step_started_at = None;
+        self.retry_at = None;
+    }
+
+    /// Forgets what the last attempt did, for a retry.
+    pub(crate) fn restart(&mut self) {
+        self.resources.clear();
+        self.validated = false;
+        self.step_started_at = None;
+        self.retry_at = None;
+        self.failure = None;
+        self.phase = OperationPhase::Running;
+        self.finished_at = None;
+    }
 }
 
-/// Where operation state is kept.
+/// Where operation state is kept between steps, for syncs driven to the end
+/// in one process ([`crate::run`]); a step also saves through it before a
+/// change it could not safely repeat after a crash (deleting a finished hook).
 pub trait OperationStore: Send + Sync {
     /// The last operation, if any.
     fn load(&self) -> impl Future<Output = Result<Option<OperationState>, SyncError>> + Send;

@@ -12,8 +12,7 @@ use gitplane_diff::{IgnoreRule, UnboundedJq};
 use gitplane_health::HealthChecker;
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 use gitplane_sync::{
-    HookPhase, MemoryStore, OperationPhase, Progress, ResultStatus, SyncOptions, SyncRequest,
-    SyncResult, sync,
+    MemoryStore, OperationPhase, OperationState, Progress, ResultStatus, SyncOptions, SyncRequest,
 };
 
 struct Env {
@@ -68,35 +67,41 @@ async fn run(
     yaml: &str,
     options: SyncOptions,
     ignore: &[IgnoreRule],
-) -> (SyncResult, Vec<String>) {
+) -> (OperationState, Vec<String>) {
     let health = HealthChecker::builtin();
     let request = SyncRequest {
         app,
         namespace: "shop",
+        revision: "0123456789",
         desired: objects(yaml),
         options,
         ignore,
         jq: &UnboundedJq,
         health: &health,
-        tracked: None,
+        live: None,
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let progress = move |p: &Progress| sink.lock().unwrap().push(format!("{p:?}"));
-    let result = sync(&env.cluster, &request, &MemoryStore::default(), &progress)
-        .await
-        .unwrap();
+    let result = gitplane_sync::run(
+        &env.cluster,
+        &request,
+        &MemoryStore::default(),
+        true,
+        &progress,
+    )
+    .await
+    .unwrap();
     let events = events.lock().unwrap().clone();
     (result, events)
 }
 
-fn status_of(result: &SyncResult, name: &str) -> ResultStatus {
+fn status_of(result: &OperationState, name: &str) -> ResultStatus {
     result
-        .operation
         .resources
         .iter()
         .find(|r| r.key.name == name)
-        .unwrap_or_else(|| panic!("{name} not in {:?}", result.operation.resources))
+        .unwrap_or_else(|| panic!("{name} not in {:?}", result.resources))
         .status
 }
 
@@ -126,23 +131,16 @@ async fn syncs_then_resyncs_without_writing() {
          apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: 'nginx:1.27'}}]}}\n"
     );
     let (first, _) = run(&env, "shop", &yaml, options(), &[]).await;
-    assert_eq!(
-        first.operation.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        first.operation.message
-    );
+    assert_eq!(first.phase, OperationPhase::Succeeded, "{}", first.message);
     assert_eq!(status_of(&first, "web"), ResultStatus::Synced);
     let deployment = env
         .cluster
-        .get_key(
-            &first
-                .diffs
-                .iter()
-                .find(|d| d.key.name == "web")
-                .unwrap()
-                .key,
-        )
+        .get_key(&gitplane_object::ObjectKey::new(
+            "apps",
+            "Deployment",
+            "shop",
+            "web",
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -156,8 +154,8 @@ async fn syncs_then_resyncs_without_writing() {
         .to_string();
 
     let (second, _) = run(&env, "shop", &yaml, options(), &[]).await;
-    assert_eq!(second.operation.phase, OperationPhase::Succeeded);
-    for r in &second.operation.resources {
+    assert_eq!(second.phase, OperationPhase::Succeeded);
+    for r in &second.resources {
         assert_eq!(r.status, ResultStatus::Unchanged, "{r:?}");
     }
     let again = env
@@ -183,10 +181,10 @@ async fn waves_wait_for_health() {
     );
     let (result, events) = run(&env, "shop", &yaml, options(), &[]).await;
     assert_eq!(
-        result.operation.phase,
+        result.phase,
         OperationPhase::Succeeded,
         "{}",
-        result.operation.message
+        result.message
     );
     let position = |needle: &str| {
         events
@@ -194,15 +192,14 @@ async fn waves_wait_for_health() {
             .position(|e| e.contains(needle))
             .unwrap_or_else(|| panic!("{needle} not in {events:?}"))
     };
-    assert!(
-        position("WaveDone { phase: Sync, wave: -1") < position("Wave { phase: Sync, wave: 1,")
-    );
+    assert!(position("Wave { phase: Sync, wave: -1") < position("Wave { phase: Sync, wave: 1,"));
     let db = result
-        .operation
         .resources
         .iter()
         .find(|r| r.key.name == "db")
         .unwrap();
+    // Wave -1 was waited for: its Deployment finished healthy before wave 1.
+    assert_eq!(db.progress, OperationPhase::Succeeded);
     assert_eq!(
         db.health.as_ref().map(|h| h.status.as_str()),
         Some("Healthy")
@@ -218,14 +215,10 @@ async fn waves_wait_for_health() {
         ..options()
     };
     let (result, _) = run(&env, "stuck", &stuck, short.clone(), &[]).await;
-    assert_eq!(result.operation.phase, OperationPhase::Failed);
-    let message = &result.operation.message;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    let message = &result.message;
     assert!(
-        message.contains("Sync wave 0 did not become healthy within"),
-        "{message}"
-    );
-    assert!(
-        message.contains("batch/Job:shop/slow: Progressing"),
+        message.contains("batch/Job:shop/slow: did not become healthy within 4s"),
         "{message}"
     );
     assert!(!exists(&env, "ConfigMap", "shop", "too-late").await);
@@ -235,8 +228,8 @@ async fn waves_wait_for_health() {
         "{NAMESPACE}---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: broken, annotations: {{argocd.argoproj.io/sync-wave: '0'}}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{annotations: {{gitplane.dev/simulate-exit-code: '1'}}}}\n    spec: {{restartPolicy: Never, containers: [{{name: x, image: busybox}}]}}\n---\n{too_late}"
     );
     let (result, _) = run(&env, "broken", &broken, short, &[]).await;
-    assert_eq!(result.operation.phase, OperationPhase::Failed);
-    let message = &result.operation.message;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    let message = &result.message;
     assert!(
         message.contains("batch/Job:shop/broken: Degraded"),
         "{message}"
@@ -268,10 +261,10 @@ async fn hooks_run_in_their_phases_with_their_delete_policies() {
     .join("---\n");
     let (result, events) = run(&env, "shop", &yaml, options(), &[]).await;
     assert_eq!(
-        result.operation.phase,
+        result.phase,
         OperationPhase::Succeeded,
         "{}",
-        result.operation.message
+        result.message
     );
     let position = |needle: &str| events.iter().position(|e| e.contains(needle)).unwrap();
     assert!(
@@ -280,20 +273,13 @@ async fn hooks_run_in_their_phases_with_their_delete_policies() {
     );
     let hook = |name: &str| {
         result
-            .operation
             .resources
             .iter()
             .find(|r| r.key.name == name)
             .cloned()
     };
-    assert_eq!(
-        hook("migrate").unwrap().hook_phase,
-        Some(HookPhase::Succeeded)
-    );
-    assert_eq!(
-        hook("smoke").unwrap().hook_phase,
-        Some(HookPhase::Succeeded)
-    );
+    assert_eq!(hook("migrate").unwrap().progress, OperationPhase::Succeeded);
+    assert_eq!(hook("smoke").unwrap().progress, OperationPhase::Succeeded);
     assert!(
         hook("notify-failure").is_none(),
         "SyncFail hooks run only on failure"
@@ -319,12 +305,7 @@ async fn hooks_run_in_their_phases_with_their_delete_policies() {
         &[],
     )
     .await;
-    assert_eq!(
-        again.operation.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        again.operation.message
-    );
+    assert_eq!(again.phase, OperationPhase::Succeeded, "{}", again.message);
     assert!(exists(&env, "Job", "shop", "smoke").await);
     env.stop().await;
 }
@@ -340,22 +321,18 @@ async fn a_failing_hook_fails_the_sync_and_runs_sync_fail_hooks() {
     ]
     .join("---\n");
     let (result, _) = run(&env, "shop", &yaml, options(), &[]).await;
-    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    assert_eq!(result.phase, OperationPhase::Failed);
     assert!(
-        result
-            .operation
-            .message
-            .contains("hook batch/Job:shop/migrate failed"),
+        result.message.contains("reason: batch/Job:shop/migrate: "),
         "{}",
-        result.operation.message
+        result.message
     );
     let notify = result
-        .operation
         .resources
         .iter()
         .find(|r| r.key.name == "notify-failure")
         .unwrap();
-    assert_eq!(notify.hook_phase, Some(HookPhase::Succeeded));
+    assert_eq!(notify.progress, OperationPhase::Succeeded);
     assert!(
         !exists(&env, "Job", "shop", "migrate").await,
         "HookFailed deleted it"
@@ -405,10 +382,10 @@ async fn prune_removes_only_this_apps_objects() {
     )
     .await;
     assert_eq!(
-        pruned.operation.phase,
+        pruned.phase,
         OperationPhase::Succeeded,
         "{}",
-        pruned.operation.message
+        pruned.message
     );
     assert_eq!(status_of(&pruned, "old"), ResultStatus::Pruned);
     assert!(!exists(&env, "ConfigMap", "shop", "old").await);
@@ -436,14 +413,11 @@ async fn prune_removes_only_this_apps_objects() {
         &[],
     )
     .await;
-    assert_eq!(strict.operation.phase, OperationPhase::Failed);
+    assert_eq!(strict.phase, OperationPhase::Failed);
     assert!(
-        strict
-            .operation
-            .message
-            .contains("belongs to application \"blog\""),
+        strict.message.contains("belongs to application \"blog\""),
         "{}",
-        strict.operation.message
+        strict.message
     );
     env.stop().await;
 }
@@ -457,10 +431,10 @@ async fn a_crd_and_its_custom_resources_in_one_sync() {
     );
     let (result, _) = run(&env, "widgets", &yaml, options(), &[]).await;
     assert_eq!(
-        result.operation.phase,
+        result.phase,
         OperationPhase::Succeeded,
         "{}",
-        result.operation.message
+        result.message
     );
     assert!(exists(&env, "Widget", "shop", "w1").await);
     let (again, _) = run(&env, "widgets", &yaml, options(), &[]).await;
@@ -498,12 +472,7 @@ async fn an_autoscalers_replicas_are_not_reverted() {
         ..options()
     };
     let (result, _) = run(&env, "shop", &yaml, respect, &rules).await;
-    assert_eq!(
-        status_of(&result, "web"),
-        ResultStatus::Unchanged,
-        "{:?}",
-        result.diffs
-    );
+    assert_eq!(status_of(&result, "web"), ResultStatus::Unchanged);
     let live = env.cluster.get_key(&scaled.key()).await.unwrap().unwrap();
     assert_eq!(
         live.get(&["spec", "replicas"]).and_then(|v| v.as_i64()),
@@ -530,14 +499,13 @@ async fn invalid_objects_change_nothing() {
         "{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: fine}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad}}\nspec: {{ports: [{{port: 'not-a-number'}}]}}\n"
     );
     let (result, _) = run(&env, "shop", &yaml, options(), &[]).await;
-    assert_eq!(result.operation.phase, OperationPhase::Failed);
+    assert_eq!(result.phase, OperationPhase::Failed);
     assert!(
         result
-            .operation
             .message
             .starts_with("nothing was changed: 1 object(s) cannot be synced: /Service:shop/bad"),
         "{}",
-        result.operation.message
+        result.message
     );
     assert!(!exists(&env, "ConfigMap", "shop", "fine").await);
     assert!(!exists(&env, "Namespace", "", "shop").await);
@@ -573,19 +541,22 @@ async fn prune_finds_kinds_only_the_last_operation_had() {
         let request = SyncRequest {
             app: "shop",
             namespace: "shop",
+            revision: "0123456789",
             desired: objects(&yaml),
             options: SyncOptions { prune, ..options() },
             ignore: &[],
             jq: &UnboundedJq,
             health: &health,
-            tracked: None,
+            live: None,
         };
-        let result = sync(&env.cluster, &request, &store, &quiet).await.unwrap();
+        let result = gitplane_sync::run(&env.cluster, &request, &store, true, &quiet)
+            .await
+            .unwrap();
         assert_eq!(
-            result.operation.phase,
+            result.phase,
             OperationPhase::Succeeded,
             "{}",
-            result.operation.message
+            result.message
         );
     }
     assert!(!exists(&env, "Secret", "shop", "gone").await);
