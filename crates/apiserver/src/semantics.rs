@@ -338,16 +338,23 @@ pub fn prepare_update(
             None => map.shift_remove("status"),
         };
     }
+    bump_generation(t, old, new);
+    Ok(())
+}
+
+/// `metadata.generation` counts changes of everything but metadata and
+/// status, whatever the write (update, any patch, server-side apply,
+/// `/scale`): it is one more than the stored one when that part changed.
+pub fn bump_generation(t: &ResourceType, old: &Value, new: &mut Value) {
     let tracks_generation = t.tracks_generation || t.crd.is_some();
+    let stored = old.pointer("/metadata/generation").cloned();
+    if let Some(stored) = &stored {
+        meta_set(new, "generation", stored.clone());
+    }
     if tracks_generation && spec_part(old) != spec_part(new) {
-        let generation = old
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            + 1;
+        let generation = stored.and_then(|g| g.as_i64()).unwrap_or(0) + 1;
         meta_set(new, "generation", json!(generation));
     }
-    Ok(())
 }
 
 fn meta_set(object: &mut Value, field: &str, value: Value) {

@@ -23,6 +23,43 @@ pub fn format_rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_unix(secs: i64) -> String {
+    format_rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+/// A moment's calendar fields in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// The year.
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+    /// 1 to 31.
+    pub day: u32,
+    /// 0 to 23.
+    pub hour: u32,
+    /// 0 to 59.
+    pub minute: u32,
+    /// 0 (Sunday) to 6 (Saturday).
+    pub weekday: u32,
+}
+
+/// The calendar fields of seconds since the epoch, in UTC.
+pub fn civil(secs: i64) -> Civil {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    Civil {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: (rem % 3600 / 60) as u32,
+        // 1970-01-01 was a Thursday.
+        weekday: (days + 4).rem_euclid(7) as u32,
+    }
+}
+
 /// Seconds since the epoch of an RFC 3339 UTC timestamp written by [`format_rfc3339`].
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
@@ -82,5 +119,16 @@ mod tests {
                 .as_deref(),
             Some("2024-02-29T12:00:00Z")
         );
+    }
+
+    #[test]
+    fn calendar_fields() {
+        let c = civil(parse_rfc3339("2026-12-03T09:41:00Z").unwrap());
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.weekday),
+            (2026, 12, 3, 9, 41, 4)
+        );
+        assert_eq!(civil(0).weekday, 4);
+        assert_eq!(format_unix(1_795_000_000), "2026-11-18T11:06:40Z");
     }
 }

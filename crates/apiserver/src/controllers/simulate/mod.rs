@@ -12,6 +12,17 @@
 //! - Services get Endpoints and an EndpointSlice of their ready pods;
 //!   LoadBalancer Services and Ingresses get an address; PersistentVolumeClaims
 //!   are Bound.
+//! - HorizontalPodAutoscalers and PodDisruptionBudgets get their controllers'
+//!   status ([`autoscaling`]); CronJobs record their schedule's times
+//!   ([`cron`]).
+//! - `metadata.generation` and `status.observedGeneration` move as on a
+//!   cluster; a Deployment that makes no progress for its
+//!   `progressDeadlineSeconds` reports `ProgressDeadlineExceeded`.
+//! - Faults can be injected per workload ([`faults`]).
+
+mod autoscaling;
+pub mod cron;
+pub mod faults;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -23,7 +34,9 @@ use super::{name_of, options, target_of};
 use crate::api::{Api, DeleteOptions, PatchKind, Target};
 use crate::semantics;
 use crate::store::{Event, EventKind};
-use gitplane_object::time::{now_rfc3339, parse_rfc3339};
+use gitplane_object::time::{civil, now_rfc3339, parse_rfc3339};
+
+use faults::{FAULT_ANNOTATION, Fault};
 
 /// The annotation on every pod the simulator runs.
 pub const SIMULATED: &str = "gitplane.dev/simulated";
@@ -191,6 +204,8 @@ impl Simulator {
             ("batch", "Job"),
             ("", "Service"),
             ("networking.k8s.io", "Ingress"),
+            ("autoscaling", "HorizontalPodAutoscaler"),
+            ("policy", "PodDisruptionBudget"),
         ] {
             for object in self.all_of(group, kind) {
                 self.reconcile(&object).await;
@@ -205,6 +220,7 @@ impl Simulator {
             if event.object.get("kind") == Some(&json!("Pod")) {
                 self.reconcile_owner(&event.object).await;
                 self.reconcile_services(&event.object).await;
+                self.reconcile_budgets(&event.object).await;
             }
             return;
         }
@@ -213,13 +229,25 @@ impl Simulator {
         }
     }
 
-    /// Time passes: job pods finish.
+    /// Time passes: job pods finish, faulty pods move on (a crash loop
+    /// restarts, a slow pod gets ready), rollouts miss their deadline,
+    /// CronJobs reach their schedule.
     pub async fn tick(&self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        self.schedule_cron_jobs(now).await;
+        for deployment in self.all_of("apps", "Deployment") {
+            if missed_deadline(&deployment, now) {
+                self.deployment(&deployment).await;
+            }
+        }
         for pod in self.all_of("", "Pod") {
+            if Fault::of(&pod).is_some() && !runs_to_completion(&pod) {
+                self.refresh_faulty_pod(&pod, now).await;
+                continue;
+            }
             if text(&pod, "/status/phase") != "Running" || !runs_to_completion(&pod) {
                 continue;
             }
@@ -238,6 +266,52 @@ impl Simulator {
         }
     }
 
+    /// A faulty pod's status as time has moved it.
+    async fn refresh_faulty_pod(&self, pod: &Value, now: i64) {
+        let phase = text(pod, "/status/phase");
+        if semantics::is_deleting(pod)
+            || phase.is_empty()
+            || phase == "Succeeded"
+            || phase == "Failed"
+        {
+            return;
+        }
+        let started = parse_rfc3339(text(pod, "/status/startTime")).unwrap_or(now);
+        let containers = pod.pointer("/spec/containers").and_then(Value::as_array);
+        let image = containers
+            .and_then(|c| c.first())
+            .map(|c| text(c, "/image"))
+            .unwrap_or_default();
+        let view = faults::view(Fault::of(pod), now - started, image);
+        if !faults::shows(pod, &view) {
+            let status = pod_status(pod, started, now);
+            self.patch(pod, json!({"status": status}), true).await;
+        }
+    }
+
+    /// Each CronJob not suspended records the minute its schedule fired.
+    async fn schedule_cron_jobs(&self, now: i64) {
+        let minute = now - now.rem_euclid(60);
+        let at = civil(minute);
+        for job in self.all_of("batch", "CronJob") {
+            if semantics::is_deleting(&job)
+                || job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true)
+            {
+                continue;
+            }
+            let created = parse_rfc3339(text(&job, "/metadata/creationTimestamp")).unwrap_or(now);
+            let time = gitplane_object::time::format_unix(minute);
+            let due = minute > created
+                && text(&job, "/status/lastScheduleTime") != time
+                && cron::Schedule::parse(text(&job, "/spec/schedule"))
+                    .is_ok_and(|s| s.matches(&at));
+            if due {
+                let status = json!({"status": {"lastScheduleTime": time, "lastSuccessfulTime": time, "active": null}});
+                self.patch(&job, status, true).await;
+            }
+        }
+    }
+
     async fn reconcile(&self, object: &Value) {
         let api_version = text(object, "/apiVersion");
         let group = api_version.split_once('/').map_or("", |(g, _)| g);
@@ -246,13 +320,22 @@ impl Simulator {
                 self.pod(object).await;
                 self.reconcile_owner(object).await;
                 self.reconcile_services(object).await;
+                self.reconcile_budgets(object).await;
             }
-            ("apps", "Deployment") => self.deployment(object).await,
+            ("apps", "Deployment") => {
+                self.deployment(object).await;
+                self.reconcile_autoscalers(object).await;
+            }
             ("apps", "ReplicaSet") => {
                 self.replica_set(object).await;
                 self.reconcile_owner(object).await;
             }
-            ("apps", "StatefulSet") => self.stateful_set(object).await,
+            ("apps", "StatefulSet") => {
+                self.stateful_set(object).await;
+                self.reconcile_autoscalers(object).await;
+            }
+            ("autoscaling", "HorizontalPodAutoscaler") => self.autoscaler(object).await,
+            ("policy", "PodDisruptionBudget") => self.disruption_budget(object).await,
             ("apps", "DaemonSet") => self.daemon_set(object).await,
             ("batch", "Job") => self.job(object).await,
             ("", "Service") => self.service(object).await,
@@ -320,6 +403,9 @@ impl Simulator {
             pod["metadata"]["labels"][*k] = json!(v);
         }
         pod["metadata"]["annotations"][SIMULATED] = json!("true");
+        if let Some(fault) = faults::annotation(owner) {
+            pod["metadata"]["annotations"][FAULT_ANNOTATION] = json!(fault);
+        }
         pod["spec"]["nodeName"] = json!(NODE);
         pod
     }
@@ -342,34 +428,9 @@ impl Simulator {
             )
             .await;
         }
-        let now = now_rfc3339();
-        let containers = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let statuses: Vec<Value> = containers
-            .iter()
-            .map(|c| {
-                json!({
-                    "name": c["name"], "image": c["image"], "imageID": format!("simulated://{}", text(c, "/image")),
-                    "containerID": format!("simulated://{}-{}", uid(pod), text(c, "/name")),
-                    "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}},
-                })
-            })
-            .collect();
-        let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "lastProbeTime": null});
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        uid(pod).hash(&mut hasher);
-        let n = hasher.finish();
-        let ip = format!("10.244.{}.{}", (n >> 8) % 256, 2 + n % 250);
-        let status = json!({"status": {
-            "phase": "Running",
-            "conditions": [condition("PodReadyToStartContainers"), condition("Initialized"), condition("Ready"), condition("ContainersReady"), condition("PodScheduled")],
-            "hostIP": "10.0.0.1", "hostIPs": [{"ip": "10.0.0.1"}], "podIP": ip, "podIPs": [{"ip": ip}],
-            "startTime": now, "qosClass": "BestEffort", "containerStatuses": statuses,
-        }});
-        self.patch(pod, status, true).await;
+        let now = gitplane_object::time::parse_rfc3339(&now_rfc3339()).unwrap_or(0);
+        let status = pod_status(pod, now, now);
+        self.patch(pod, json!({"status": status}), true).await;
     }
 
     async fn finish_pod(&self, pod: &Value) {
@@ -446,7 +507,7 @@ impl Simulator {
                 let rs = json!({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
                     "metadata": {"name": rs_name, "namespace": namespace, "labels": labels, "ownerReferences": [owner_ref(d)],
-                                 "annotations": {"deployment.kubernetes.io/revision": (revision + 1).to_string(), "deployment.kubernetes.io/desired-replicas": desired.to_string()}},
+                                 "annotations": rs_annotations(d, revision + 1, desired)},
                     "spec": {"replicas": desired, "selector": selector, "template": rs_template},
                 });
                 self.create("apps", "ReplicaSet", &namespace, rs).await;
@@ -477,6 +538,7 @@ impl Simulator {
         );
         let now = now_rfc3339();
         let complete = updated == desired && available == desired && replicas == desired;
+        let stalled = !complete && missed_deadline(d, parse_rfc3339(&now).unwrap_or(0));
         let mut status = json!({
             "observedGeneration": int(d, "/metadata/generation", 1), "replicas": replicas, "updatedReplicas": updated,
             "readyReplicas": ready, "availableReplicas": available,
@@ -485,10 +547,7 @@ impl Simulator {
                  "reason": if available >= desired { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
                  "message": if available >= desired { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
                  "lastUpdateTime": now, "lastTransitionTime": now},
-                {"type": "Progressing", "status": "True",
-                 "reason": if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
-                 "message": if complete { format!("ReplicaSet \"{rs_name}\" has successfully progressed.") } else { format!("ReplicaSet \"{rs_name}\" is progressing.") },
-                 "lastUpdateTime": now, "lastTransitionTime": now},
+                progressing_condition(&rs_name, complete, stalled, &now),
             ],
         });
         if replicas > available {
@@ -883,6 +942,117 @@ impl Simulator {
         )
         .await;
     }
+}
+
+/// A pod's status at `now` (Unix seconds) when it started at `started`:
+/// Running and Ready, unless a fault ([`faults`]) says otherwise.
+fn pod_status(pod: &Value, started: i64, now: i64) -> Value {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let image = containers
+        .first()
+        .map(|c| text(c, "/image"))
+        .unwrap_or_default();
+    let fault = Fault::of(pod);
+    let view = faults::view(fault, now - started, image);
+    let started_at = gitplane_object::time::format_unix(started);
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| faults::container_status(&view, c, uid(pod), &started_at))
+        .collect();
+    let changed_at = if fault.is_some() {
+        gitplane_object::time::format_unix(now)
+    } else {
+        started_at.clone()
+    };
+    let flag = |b: bool| if b { "True" } else { "False" };
+    let condition = |t: &str, status: &str, at: &str| json!({"type": t, "status": status, "lastTransitionTime": at, "lastProbeTime": null});
+    let mut ready = condition("Ready", flag(view.ready), &changed_at);
+    let mut containers_ready = condition("ContainersReady", flag(view.ready), &changed_at);
+    if !view.ready {
+        let names: Vec<&str> = containers.iter().map(|c| text(c, "/name")).collect();
+        let message = format!("containers with unready status: [{}]", names.join(" "));
+        for c in [&mut ready, &mut containers_ready] {
+            c["reason"] = json!("ContainersNotReady");
+            c["message"] = json!(message);
+        }
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid(pod).hash(&mut hasher);
+    let n = hasher.finish();
+    let ip = format!("10.244.{}.{}", (n >> 8) % 256, 2 + n % 250);
+    json!({
+        "phase": view.phase,
+        "conditions": [
+            condition("PodReadyToStartContainers", flag(view.phase == "Running"), &started_at),
+            condition("Initialized", "True", &started_at), ready, containers_ready,
+            condition("PodScheduled", "True", &started_at),
+        ],
+        "hostIP": "10.0.0.1", "hostIPs": [{"ip": "10.0.0.1"}], "podIP": ip, "podIPs": [{"ip": ip}],
+        "startTime": started_at, "qosClass": "BestEffort", "containerStatuses": statuses,
+    })
+}
+
+/// The annotations of a Deployment's ReplicaSet: its revision, and the
+/// Deployment's injected fault, which its pods inherit.
+fn rs_annotations(deployment: &Value, revision: i64, desired: i64) -> Value {
+    let mut annotations = json!({
+        "deployment.kubernetes.io/revision": revision.to_string(),
+        "deployment.kubernetes.io/desired-replicas": desired.to_string(),
+    });
+    if let Some(fault) = faults::annotation(deployment) {
+        annotations[FAULT_ANNOTATION] = json!(fault);
+    }
+    annotations
+}
+
+/// The Deployment's `Progressing` condition: done, under way, or stuck past
+/// its progress deadline.
+fn progressing_condition(rs_name: &str, complete: bool, stalled: bool, now: &str) -> Value {
+    let (status, reason, message) = if complete {
+        (
+            "True",
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+        )
+    } else if stalled {
+        (
+            "False",
+            "ProgressDeadlineExceeded",
+            format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+        )
+    } else {
+        (
+            "True",
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{rs_name}\" is progressing."),
+        )
+    };
+    json!({"type": "Progressing", "status": status, "reason": reason, "message": message,
+           "lastUpdateTime": now, "lastTransitionTime": now})
+}
+
+/// A rollout under way for longer than `progressDeadlineSeconds` (default
+/// 600), counted from when its `Progressing` condition was last updated.
+fn missed_deadline(deployment: &Value, now: i64) -> bool {
+    let conditions = deployment
+        .pointer("/status/conditions")
+        .and_then(Value::as_array);
+    let Some(progressing) = conditions
+        .into_iter()
+        .flatten()
+        .find(|c| text(c, "/type") == "Progressing")
+    else {
+        return false;
+    };
+    if text(progressing, "/reason") != "ReplicaSetUpdated" {
+        return false;
+    }
+    let deadline = int(deployment, "/spec/progressDeadlineSeconds", 600);
+    parse_rfc3339(text(progressing, "/lastUpdateTime")).is_some_and(|at| now - at > deadline)
 }
 
 fn runs_to_completion(pod: &Value) -> bool {
