@@ -2,6 +2,7 @@
 //! reported as ratios. Nothing here asserts a time; the numbers are for people.
 
 mod apiserver;
+mod generate;
 mod graph;
 mod measure;
 mod policy;
@@ -39,6 +40,10 @@ enum BenchTarget {
     /// and Healthy (CPU, peak memory) against kubectl applying each app, a
     /// restart, and commit-to-applied via webhook and via polling.
     Reconcile(reconcile::ReconcileBenchArgs),
+    /// Write a repository of N apps behind one app-of-apps (the shapes
+    /// `bench reconcile` measures) to try gitplane at scale:
+    /// `gitplane up --repo DIR`.
+    Generate(generate::GenerateArgs),
     /// The WebApp golden path: N instances expanded offline (against
     /// `kubectl kustomize` building the same objects), and M instances
     /// reconciled by the graph controller to ACTIVE (against `kubectl apply
@@ -59,6 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         BenchTarget::Apiserver(a) => apiserver::run(a),
         BenchTarget::Sync(a) => sync::run_bench(a),
         BenchTarget::Reconcile(a) => reconcile::run(a),
+        BenchTarget::Generate(a) => generate::run(a),
         BenchTarget::Graph(a) => graph::run(a),
         BenchTarget::Policy(a) => policy::run(a),
     }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use gitplane_apiserver::{Config, Server};
 use gitplane_cluster::{ApplyOptions, Cluster, ConnectOptions};
 use gitplane_controller::graphs::{GraphController, GraphOptions};
+use gitplane_controller::leader::{LeaderElection, LeaseOptions, default_identity};
 use gitplane_controller::{AppSummary, Controller, ControllerOptions, spec::IN_CLUSTER_SERVER};
 use gitplane_health::HealthChecker;
 use gitplane_object::Object;
@@ -93,6 +94,16 @@ pub struct UpArgs {
     /// 0 if all are Synced and Healthy, 3 otherwise.
     #[arg(long)]
     pub once: bool,
+    /// Work only on the applications whose destination cluster falls in
+    /// shard N of M (`0/3`), as Argo CD's controller shards; each shard
+    /// elects its own leader.
+    #[arg(long, env = "GITPLANE_SHARD")]
+    pub shard: Option<gitplane_controller::shard::Shard>,
+    /// This replica's name in leader election (default: host name and
+    /// process id). Replicas against one cluster elect one leader per shard
+    /// with a Lease in the control namespace; the others stand by.
+    #[arg(long, env = "GITPLANE_IDENTITY")]
+    pub identity: Option<String>,
     /// With --once: give up waiting after this long.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub timeout: Duration,
@@ -154,6 +165,7 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         status_processors: args.status_processors,
         operation_processors: args.operation_processors,
         wave_timeout: args.wave_timeout,
+        shard: args.shard,
         policy_path: Some(args.policy_path.clone()).filter(|p| !p.is_empty()),
         ..ControllerOptions::default()
     };
@@ -164,9 +176,6 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         Arc::new(SandboxedJq::new()?),
         options,
     );
-    let running = tokio::spawn(controller.clone().run());
-    let graphs = GraphController::new(control.clone(), GraphOptions::default());
-    let graphs_running = tokio::spawn(graphs.clone().run());
     let (ui, portal) =
         crate::portal::start(args.ui, controller.clone(), args.webhook_secret.clone()).await?;
     println!("repository: {repo_url} (path {})", args.path);
@@ -178,8 +187,73 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
     );
     println!("http: http://{ui} (/api/v1/applications, /metrics, POST /api/webhook)");
 
-    let code = if args.once {
-        let settled = watch_progress(&controller, Some(args.timeout)).await;
+    let lease_name = match args.shard {
+        Some(shard) => format!("gitplane-controller-shard-{}", shard.index),
+        None => "gitplane-controller".to_string(),
+    };
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let election = LeaderElection::new(
+        control.clone(),
+        LeaseOptions::new(&args.namespace, &lease_name, &identity),
+    );
+    let standing_by = |holder: &str| {
+        println!(
+            "standing by: {identity} waits for lease {}/{lease_name}, held by {holder}",
+            args.namespace
+        );
+    };
+    tokio::select! {
+        _ = election.acquire(&standing_by) => {}
+        _ = crate::apiserver_cmd::wait_for_shutdown() => {
+            println!("stopping");
+            portal.abort();
+            stop_server(server).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    println!(
+        "leading: {identity} holds lease {}/{lease_name}",
+        args.namespace
+    );
+    let running = tokio::spawn(controller.clone().run());
+    // Graphs are the control cluster's, so the first shard runs them.
+    let graphs = args
+        .shard
+        .is_none_or(|s| s.index == 0)
+        .then(|| GraphController::new(control.clone(), GraphOptions::default()));
+    let graphs_running = graphs.as_ref().map(|g| tokio::spawn(g.clone().run()));
+
+    let (code, release) = tokio::select! {
+        code = run_until_done(args, &controller) => (code, true),
+        lost = election.hold() => {
+            eprintln!("lost leadership ({lost}): stopping, so that only one replica acts");
+            (ExitCode::from(1), false)
+        }
+    };
+    running.abort();
+    if let (Some(graphs), Some(task)) = (&graphs, graphs_running) {
+        task.abort();
+        graphs.stop();
+    }
+    if release {
+        election.release().await;
+    }
+    portal.abort();
+    stop_server(server).await;
+    Ok(code)
+}
+
+async fn stop_server(server: Option<Server>) {
+    if let Some(server) = server {
+        server.stop().await;
+    }
+}
+
+/// With `--once`, until everything settled (exit 0 when all converged, 3
+/// otherwise); else until stopped.
+async fn run_until_done(args: &UpArgs, controller: &Controller) -> ExitCode {
+    if args.once {
+        let settled = watch_progress(controller, Some(args.timeout)).await;
         print_summary(&controller.summaries());
         if !settled {
             eprintln!("gave up waiting after {:?}", args.timeout);
@@ -192,20 +266,12 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         }
     } else {
         tokio::select! {
-            _ = watch_progress(&controller, None) => {}
+            _ = watch_progress(controller, None) => {}
             _ = crate::apiserver_cmd::wait_for_shutdown() => {}
         }
         println!("stopping");
         ExitCode::SUCCESS
-    };
-    running.abort();
-    graphs_running.abort();
-    graphs.stop();
-    portal.abort();
-    if let Some(server) = server {
-        server.stop().await;
     }
-    Ok(code)
 }
 
 /// The URL of the platform repository, making the example's local Git
@@ -488,12 +554,26 @@ fn app_line(app: &AppSummary) -> String {
     )
 }
 
+/// The final summary: every app when there are few, else the counts and
+/// the apps that did not converge (at most 50).
 fn print_summary(apps: &[AppSummary]) {
-    println!(
-        "{:<24} {:<10} {:<12} {:<8} MESSAGE",
-        "APP", "SYNC", "HEALTH", "REVISION"
-    );
-    for app in apps {
+    const LISTED: usize = 50;
+    let listed: Vec<&AppSummary> = if apps.len() <= LINE_PER_APP_UP_TO {
+        apps.iter().collect()
+    } else {
+        println!("{}", counts_line(apps));
+        apps.iter()
+            .filter(|a| !a.converged())
+            .take(LISTED)
+            .collect()
+    };
+    if !listed.is_empty() {
+        println!(
+            "{:<24} {:<10} {:<12} {:<8} MESSAGE",
+            "APP", "SYNC", "HEALTH", "REVISION"
+        );
+    }
+    for app in listed {
         println!("{}", app_line(app));
     }
     let converged = apps.iter().filter(|a| a.converged()).count();

@@ -26,6 +26,7 @@
 
 mod deletion;
 pub mod graphs;
+pub mod leader;
 pub mod metrics;
 mod operation;
 mod policy;
@@ -33,6 +34,7 @@ pub mod project;
 mod queue;
 mod reconcile;
 pub mod secrets;
+pub mod shard;
 pub mod spec;
 pub mod status;
 pub mod webhook;
@@ -102,6 +104,9 @@ pub struct ControllerOptions {
     pub git_timeout: Duration,
     /// How long after a managed object changes its application is compared.
     pub self_heal_debounce: Duration,
+    /// The share of the applications this replica works on (by destination
+    /// cluster); `None` for all.
+    pub shard: Option<shard::Shard>,
     /// A directory of each application's repository whose policies (VAPs,
     /// Kyverno policies) apply to the application's rendered objects, read
     /// at the commit being synced; `None` for no policies. A repository
@@ -122,6 +127,7 @@ impl Default for ControllerOptions {
             wave_timeout: Duration::from_secs(300),
             git_timeout: Duration::from_secs(90),
             self_heal_debounce: Duration::from_secs(1),
+            shard: None,
             policy_path: None,
         }
     }
@@ -406,6 +412,11 @@ impl Controller {
     }
 
     fn application_changed(&self, app: &Object) {
+        if !self.owns(app) {
+            // Another shard's (or no longer this shard's) application.
+            self.forget(app.name());
+            return;
+        }
         let print = fingerprint(app);
         let name = app.name().to_string();
         let changed = self
@@ -447,6 +458,18 @@ impl Controller {
         }
     }
 
+    /// Whether this replica's shard works on `app`.
+    pub(crate) fn owns(&self, app: &Object) -> bool {
+        let Some(shard) = self.options.shard else {
+            return true;
+        };
+        let destination: spec::Destination = app
+            .get(&["spec", "destination"])
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .unwrap_or_default();
+        shard.owns(&destination)
+    }
+
     fn forget(&self, name: &str) {
         self.queue.forget(name);
         self.operations.forget(name);
@@ -481,6 +504,16 @@ impl Controller {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
+            let known = self
+                .fingerprints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&app);
+            if !known {
+                // Not (yet) an application of this replica: its first
+                // reconcile looks at everything anyway.
+                continue;
+            }
             let object = self.live.get(&key);
             let shape = object.as_ref().map(shape_of);
             let same_shape = {

@@ -67,6 +67,10 @@ impl Controller {
             self.forget(name);
             return Ok(());
         };
+        if !self.owns(&app) {
+            self.forget(name);
+            return Ok(());
+        }
         if app.get(&["metadata", "deletionTimestamp"]).is_some() {
             self.waiting_done(name);
             return Ok(());

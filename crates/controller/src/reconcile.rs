@@ -144,6 +144,10 @@ impl Controller {
             self.forget(name);
             return Ok(());
         };
+        if !self.owns(&app) {
+            self.forget(name);
+            return Ok(());
+        }
         if app.get(&["metadata", "deletionTimestamp"]).is_some() {
             return self.delete_application(&app).await;
         }
@@ -382,7 +386,9 @@ impl Controller {
                     json!({"revision": revision, "source": source, "resources": []});
                 patch["status"]["operationState"] = state;
             } else {
-                let state = gitplane_sync::begin(&request, previous.as_ref().map(|(_, s, _)| s));
+                let mut state =
+                    gitplane_sync::begin(&request, previous.as_ref().map(|(_, s, _)| s));
+                state.message = "waiting for an operation processor".into();
                 patch["status"]["operationState"] =
                     status::operation_state_json(&op, &state, &revision, &source);
                 self.hand_over(name, comparison);

@@ -563,3 +563,184 @@ async fn prune_finds_kinds_only_the_last_operation_had() {
     assert!(exists(&env, "ConfigMap", "shop", "keep").await);
     env.stop().await;
 }
+
+/// Steps an operation until it is done or `limit` passes; returns the
+/// messages it reported while waiting.
+async fn step_until_done(
+    env: &Env,
+    request: &SyncRequest<'_>,
+    state: &mut OperationState,
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut waited = Vec::new();
+    loop {
+        match gitplane_sync::step(&env.cluster, request, state, None, &|_| {})
+            .await
+            .unwrap()
+        {
+            gitplane_sync::Next::Done => return waited,
+            gitplane_sync::Next::Again => {}
+            gitplane_sync::Next::Wait { .. } => {
+                waited.push(state.message.clone());
+                assert!(std::time::Instant::now() < deadline, "{state:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn request_for<'a>(yaml: &str, health: &'a HealthChecker) -> SyncRequest<'a> {
+    SyncRequest {
+        app: "shop",
+        namespace: "shop",
+        revision: "0123456789",
+        desired: objects(yaml),
+        options: options(),
+        ignore: &[],
+        jq: &UnboundedJq,
+        health,
+        live: None,
+    }
+}
+
+const SLOW_WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {simulate.gitplane.dev/pods: ready-after=2s}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: 'nginx:1.27'}]}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_wave_sync_succeeds_once_applied_whatever_health_does() {
+    let env = env().await;
+    let health = HealthChecker::builtin();
+    let yaml = format!("{NAMESPACE}---\n{SLOW_WEB}");
+    let request = request_for(&yaml, &health);
+    let mut state = gitplane_sync::begin(&request, None);
+    step_until_done(&env, &request, &mut state, Duration::from_secs(30)).await;
+    assert_eq!(state.phase, OperationPhase::Succeeded, "{}", state.message);
+    // The Deployment was applied, not waited for: its task still runs and
+    // the object is still rolling out.
+    let web = state
+        .resources
+        .iter()
+        .find(|r| r.key.name == "web")
+        .unwrap();
+    assert_eq!(web.progress, OperationPhase::Running);
+    let live = env.cluster.get_key(&web.key).await.unwrap().unwrap();
+    assert_eq!(
+        health.check(&live).map(|h| h.status.as_str()),
+        Some("Progressing")
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_sync_hook_waits_for_the_waves_health_and_a_restart_repeats_nothing() {
+    let env = env().await;
+    let health = HealthChecker::builtin();
+    let yaml = [
+        NAMESPACE.to_string(),
+        SLOW_WEB.to_string(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later, annotations: {argocd.argoproj.io/sync-wave: '1'}}\n".into(),
+        job("smoke", "PostSync", None, 0),
+    ]
+    .join("---\n");
+    let request = request_for(&yaml, &health);
+    let mut state = gitplane_sync::begin(&request, None);
+    // Step until the operation waits for wave 0's Deployment.
+    loop {
+        let next = gitplane_sync::step(&env.cluster, &request, &mut state, None, &|_| {})
+            .await
+            .unwrap();
+        if matches!(next, gitplane_sync::Next::Wait { .. }) {
+            break;
+        }
+    }
+    assert_eq!(
+        state.message,
+        "waiting for healthy state of apps/Deployment/web"
+    );
+    assert!(!exists(&env, "ConfigMap", "shop", "later").await);
+    assert!(
+        !exists(&env, "Job", "shop", "smoke").await,
+        "PostSync waits"
+    );
+
+    // The process "restarts": the saved state goes on, rewriting nothing.
+    let saved = serde_json::to_string(&state).unwrap();
+    let namespace = env
+        .cluster
+        .get_key(&gitplane_object::ObjectKey::new(
+            "",
+            "Namespace",
+            "",
+            "shop",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut resumed: OperationState = serde_json::from_str(&saved).unwrap();
+    let waited = step_until_done(&env, &request, &mut resumed, Duration::from_secs(60)).await;
+    assert_eq!(
+        resumed.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        resumed.message
+    );
+    assert!(
+        waited
+            .iter()
+            .any(|m| m == "waiting for completion of hook batch/Job/smoke"),
+        "{waited:?}"
+    );
+    let smoke = resumed
+        .resources
+        .iter()
+        .find(|r| r.key.name == "smoke")
+        .unwrap();
+    assert_eq!(smoke.progress, OperationPhase::Succeeded);
+    let again = env
+        .cluster
+        .get_key(&namespace.key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.str_at(&["metadata", "resourceVersion"]),
+        namespace.str_at(&["metadata", "resourceVersion"]),
+        "the finished wave was not applied again"
+    );
+    assert!(exists(&env, "ConfigMap", "shop", "later").await);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_an_operation_deletes_its_running_hooks() {
+    let env = env().await;
+    let health = HealthChecker::builtin();
+    let slow_hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec:\n  template:\n    metadata: {annotations: {gitplane.dev/simulate-duration: '60'}}\n    spec: {restartPolicy: Never, containers: [{name: m, image: busybox}]}\n";
+    let yaml = format!(
+        "{NAMESPACE}---\n{slow_hook}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: app}}\n"
+    );
+    let request = request_for(&yaml, &health);
+    let mut state = gitplane_sync::begin(&request, None);
+    loop {
+        let next = gitplane_sync::step(&env.cluster, &request, &mut state, None, &|_| {})
+            .await
+            .unwrap();
+        if matches!(next, gitplane_sync::Next::Wait { .. }) {
+            break;
+        }
+    }
+    assert_eq!(
+        state.message,
+        "waiting for completion of hook batch/Job/migrate"
+    );
+    state.phase = OperationPhase::Terminating;
+    let next = gitplane_sync::step(&env.cluster, &request, &mut state, None, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(next, gitplane_sync::Next::Done);
+    assert_eq!(state.phase, OperationPhase::Failed);
+    assert_eq!(state.message, "Operation terminated");
+    assert!(!exists(&env, "Job", "shop", "migrate").await);
+    assert!(!exists(&env, "ConfigMap", "shop", "app").await);
+    env.stop().await;
+}

@@ -1,11 +1,12 @@
 //! `gitplane bench reconcile`: a repository of N Kustomize apps behind one
-//! app-of-apps. Measured: `gitplane up --once` from start to every app
-//! Synced and Healthy (wall, CPU, peak memory), against the peer — `kubectl
-//! create namespace` + `kubectl apply --server-side -k` per app, on a fresh
-//! embedded server in the same run (the peer does not wait for health);
-//! then, with `gitplane up` running, a restart until settled and the time
-//! from a Git commit to the changed object applied, via webhook and via
-//! polling (no peer: Argo CD is not installed here).
+//! app-of-apps ([`super::generate`]). Measured: `gitplane up --once` from
+//! start to every app Synced and Healthy (wall, CPU, peak memory of the one
+//! process that also runs the embedded API server), against the peer —
+//! `kubectl kustomize | kubectl apply --server-side` per app (namespaces
+//! created first), on a fresh embedded server in the same run (the peer
+//! neither orders, nor waits for health, nor records status); then, with
+//! `gitplane up` running, a restart until settled and the time from a Git
+//! commit to the changed object applied, via webhook and via polling.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,77 +17,31 @@ use anyhow::{Context, Result, bail};
 use gitplane_cluster::{Cluster, ConnectOptions};
 use gitplane_object::Gvk;
 
+use super::generate::{Shape, app_name, git, namespace_of, overlay, probe, write_repo};
 use super::measure::{Run, find_in_path, run_measured};
-use super::sync::{start_server, write_app};
+use super::sync::start_server;
 
 /// Arguments of `gitplane bench reconcile`.
 #[derive(Debug, clap::Args)]
 pub struct ReconcileBenchArgs {
-    /// Applications (each a Kustomize overlay of 6 objects).
+    /// Applications.
     #[arg(long, default_value_t = 100)]
     apps: usize,
-    /// Workers of the controller.
-    #[arg(long, default_value_t = 8)]
-    workers: usize,
+    /// The repository's shape (see `gitplane bench generate`).
+    #[arg(long, value_enum, default_value_t = Shape::Plain)]
+    shape: Shape,
+    /// Status processors of the controller.
+    #[arg(long, default_value_t = 20)]
+    status_processors: usize,
+    /// Operation processors of the controller.
+    #[arg(long, default_value_t = 10)]
+    operation_processors: usize,
     /// Skip the kubectl peer (it runs two processes per app).
     #[arg(long)]
     skip_peer: bool,
-}
-
-fn app_name(i: usize) -> String {
-    format!("app-{i:04}")
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<()> {
-    let status = Command::new("git")
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .status()
-        .context("running git")?;
-    if !status.success() {
-        bail!("git {} failed", args.join(" "));
-    }
-    Ok(())
-}
-
-fn overlay(i: usize, annotation: Option<&str>) -> String {
-    let mut text = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {}\nresources:\n- ../base\nlabels:\n- pairs:\n    app.kubernetes.io/instance: {}\n",
-        app_name(i),
-        app_name(i)
-    );
-    if let Some(value) = annotation {
-        text.push_str(&format!(
-            "commonAnnotations:\n  bench/revision: \"{value}\"\n"
-        ));
-    }
-    text
-}
-
-/// The repository: a base, N overlays, and one Application per overlay.
-fn write_repo(repo: &Path, apps: usize) -> Result<()> {
-    write_app(&repo.join("apps/base"), 6)?;
-    std::fs::write(
-        repo.join("apps/base/kustomization.yaml"),
-        "resources:\n- objects.yaml\n",
-    )?;
-    std::fs::create_dir_all(repo.join("bootstrap"))?;
-    for i in 0..apps {
-        let dir = repo.join(format!("apps/{}", app_name(i)));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("kustomization.yaml"), overlay(i, None))?;
-        let app = format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    path: apps/{name}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
-            name = app_name(i),
-            url = repo.display()
-        );
-        std::fs::write(repo.join(format!("bootstrap/{}.yaml", app_name(i))), app)?;
-    }
-    git(repo, &["init", "-q", "-b", "main"])?;
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-qm", "bench"])
+    /// Measure only the cold convergence (no restart, no commit timings).
+    #[arg(long)]
+    cold_only: bool,
 }
 
 /// A running `gitplane up`, stopped when dropped.
@@ -103,15 +58,20 @@ impl Drop for Up {
     }
 }
 
-fn start_up(repo: &Path, data: &Path, interval: &str, workers: usize) -> Result<Up> {
+fn processor_args(args: &ReconcileBenchArgs) -> Vec<String> {
+    vec![
+        "--status-processors".into(),
+        args.status_processors.to_string(),
+        "--operation-processors".into(),
+        args.operation_processors.to_string(),
+    ]
+}
+
+fn start_up(repo: &Path, data: &Path, interval: &str, args: &ReconcileBenchArgs) -> Result<Up> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
-        .args([
-            "--reconcile-interval",
-            interval,
-            "--workers",
-            &workers.to_string(),
-        ])
+        .args(["--reconcile-interval", interval])
+        .args(processor_args(args))
         .arg("--data-dir")
         .arg(data)
         .arg("--repo")
@@ -169,11 +129,17 @@ fn wait_converged(up: &Up, apps: usize) -> Result<Duration> {
     }
 }
 
-/// Commits a change to app 0 and waits until its ConfigMap carries it.
-fn commit_and_wait(repo: &Path, up: &Up, value: &str, webhook: bool) -> Result<Duration> {
+/// Commits a change to app 0 and waits until its probe object carries it.
+fn commit_and_wait(
+    repo: &Path,
+    up: &Up,
+    shape: Shape,
+    value: &str,
+    webhook: bool,
+) -> Result<Duration> {
     std::fs::write(
         repo.join(format!("apps/{}/kustomization.yaml", app_name(0))),
-        overlay(0, Some(value)),
+        overlay(shape, 0, Some(value)),
     )?;
     git(repo, &["commit", "-qam", value])?;
     let started = Instant::now();
@@ -184,14 +150,15 @@ fn commit_and_wait(repo: &Path, up: &Up, value: &str, webhook: bool) -> Result<D
             bail!("webhook refused: {response}");
         }
     }
+    let (kind, namespace, name) = probe(shape);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let cluster = Cluster::connect(&ConnectOptions::for_kubeconfig(&up.kubeconfig)).await?;
-        let gvk = Gvk::new("", "v1", "ConfigMap");
+        let gvk = Gvk::new("", "v1", kind);
         loop {
-            let found = cluster.get(&gvk, &app_name(0), "svc-0").await?;
+            let found = cluster.get(&gvk, &namespace, &name).await?;
             if found.is_some_and(|o| o.annotation("bench/revision") == Some(value)) {
                 return Ok(started.elapsed());
             }
@@ -203,11 +170,14 @@ fn commit_and_wait(repo: &Path, up: &Up, value: &str, webhook: bool) -> Result<D
     })
 }
 
+/// The peer: each namespace created, then `kubectl apply --server-side -k`
+/// per app (kubectl runs kustomize itself).
 fn peer(
     kubectl: &Path,
     repo: &Path,
     data: &Path,
     apps: usize,
+    shape: Shape,
 ) -> Result<(Duration, Duration, u64)> {
     let server = start_server(data)?;
     let kubeconfig = server.kubeconfig.to_str().context("path is not UTF-8")?;
@@ -217,19 +187,17 @@ fn peer(
         cpu += run.cpu;
         peak = peak.max(run.max_rss_kib);
     };
+    let mut namespaces: Vec<String> = (0..apps).map(|i| namespace_of(shape, i)).collect();
+    namespaces.dedup();
+    for namespace in &namespaces {
+        add(run_measured(
+            kubectl,
+            &["--kubeconfig", kubeconfig, "create", "namespace", namespace],
+        )?);
+    }
     for i in 0..apps {
         let dir = repo.join(format!("apps/{}", app_name(i)));
         let dir = dir.to_str().context("path is not UTF-8")?;
-        add(run_measured(
-            kubectl,
-            &[
-                "--kubeconfig",
-                kubeconfig,
-                "create",
-                "namespace",
-                &app_name(i),
-            ],
-        )?);
         add(run_measured(
             kubectl,
             &[
@@ -253,67 +221,79 @@ pub fn run(args: &ReconcileBenchArgs) -> Result<ExitCode> {
     let temp = tempfile::tempdir()?;
     let repo = temp.path().join("repo");
     std::fs::create_dir_all(&repo)?;
-    write_repo(&repo, args.apps)?;
+    write_repo(&repo, args.apps, args.shape)?;
     let data = temp.path().join("up");
     let repo_arg = repo.to_str().context("path is not UTF-8")?;
     let data_arg = data.to_str().context("path is not UTF-8")?;
     println!(
-        "reconcile: {} apps of 6 objects (Kustomize overlays), one repository, {} workers",
-        args.apps, args.workers
+        "reconcile: {} apps ({:?} shape), one repository, {} status and {} operation processors",
+        args.apps, args.shape, args.status_processors, args.operation_processors
     );
-    let cold = run_measured(
-        &gitplane,
-        &[
-            "up",
-            "--once",
-            "--api",
-            "127.0.0.1:0",
-            "--ui",
-            "127.0.0.1:0",
-            "--reconcile-interval",
-            "1h",
-            "--timeout",
-            "30m",
-            "--workers",
-            &args.workers.to_string(),
-            "--repo",
-            repo_arg,
-            "--data-dir",
-            data_arg,
-        ],
-    )?;
+    let mut up_args: Vec<String> = [
+        "up",
+        "--once",
+        "--api",
+        "127.0.0.1:0",
+        "--ui",
+        "127.0.0.1:0",
+        "--reconcile-interval",
+        "1h",
+        "--timeout",
+        "30m",
+        "--repo",
+        repo_arg,
+        "--data-dir",
+        data_arg,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    up_args.extend(processor_args(args));
+    let up_args: Vec<&str> = up_args.iter().map(String::as_str).collect();
+    // `up --once` exits 0 only when every app converged (else this fails).
+    let cold = run_measured(&gitplane, &up_args)?;
     println!(
-        "gitplane up --once, cold: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB (including the embedded API server it runs)",
+        "gitplane up --once, cold, to all {} apps Synced and Healthy: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB (including the embedded API server it runs)",
+        args.apps + 1,
         cold.wall.as_secs_f64(),
         cold.cpu.as_secs_f64(),
         cold.max_rss_kib as f64 / 1024.0
     );
     if !args.skip_peer {
         let kubectl = find_in_path("kubectl").context("kubectl is needed as the peer")?;
-        let (wall, cpu, peak) = peer(&kubectl, &repo, &temp.path().join("peer"), args.apps)?;
+        let (wall, cpu, peak) = peer(
+            &kubectl,
+            &repo,
+            &temp.path().join("peer"),
+            args.apps,
+            args.shape,
+        )?;
         println!(
-            "kubectl create ns + apply --server-side -k per app: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB, the API server not counted; ratio {:.2}x (the peer does not wait for health)",
+            "peer, kubectl create namespace + apply --server-side -k per app: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB, the API server not counted; gitplane is {:.2}x faster (the peer neither orders, waits for health nor records status)",
             wall.as_secs_f64(),
             cpu.as_secs_f64(),
             peak as f64 / 1024.0,
             wall.as_secs_f64() / cold.wall.as_secs_f64().max(f64::EPSILON)
         );
     }
-    let up = start_up(&repo, &data, "1h", args.workers)?;
+    if args.cold_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let up = start_up(&repo, &data, "1h", args)?;
     let restart = wait_converged(&up, args.apps)?;
     println!(
         "restart of gitplane up to all settled: {:.1} s",
         restart.as_secs_f64()
     );
-    let webhook = commit_and_wait(&repo, &up, "webhook", true)?;
+    let webhook = commit_and_wait(&repo, &up, args.shape, "webhook", true)?;
     println!(
         "commit to change applied, via webhook: {:.0} ms",
         webhook.as_secs_f64() * 1000.0
     );
     drop(up);
-    let up = start_up(&repo, &data, "10s", args.workers)?;
+    let up = start_up(&repo, &data, "10s", args)?;
     wait_converged(&up, args.apps)?;
-    let polled = commit_and_wait(&repo, &up, "polling", false)?;
+    let polled = commit_and_wait(&repo, &up, args.shape, "polling", false)?;
     println!(
         "commit to change applied, without a webhook (reconcile interval 10 s + up to 5 s jitter): {:.1} s",
         polled.as_secs_f64()
