@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{ApiError, ApiResult};
@@ -74,6 +74,29 @@ pub struct Event {
     /// from disk knows it only for keys changed earlier in the log). Watches
     /// with selectors need it to see objects move in and out of the selection.
     pub previous: Option<Arc<Value>>,
+    /// The event as a watch sends it (`{"type", "object"}` and a newline),
+    /// encoded once for every watch that sends it unchanged.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Event {
+    /// An event.
+    pub fn new(
+        revision: u64,
+        kind: EventKind,
+        key: String,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) -> Self {
+        Event {
+            revision,
+            kind,
+            key,
+            object,
+            previous,
+            encoded: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// What an update function decides to do with an object.
@@ -97,16 +120,84 @@ pub struct Outcome {
 
 struct Write {
     event: Arc<Event>,
-    bytes: Option<Vec<u8>>,
+    /// The object as stored (`None`: deleted).
+    bytes: Option<Arc<[u8]>>,
+    /// The change log's record of the event.
+    record: Vec<u8>,
     ack: oneshot::Sender<Result<(), String>>,
+}
+
+/// One change in the in-memory log, kept compact: the object as JSON bytes
+/// (decoded again only for a watch that resumes from an older revision), so
+/// the log does not pin every past version of every object in memory.
+struct Logged {
+    revision: u64,
+    kind: EventKind,
+    key: String,
+    object: Arc<[u8]>,
 }
 
 struct State {
     objects: BTreeMap<String, Arc<Value>>,
     revision: u64,
-    log: VecDeque<Arc<Event>>,
+    log: VecDeque<Logged>,
     /// The newest revision whose event is no longer in the log.
     compacted: u64,
+}
+
+/// The events of the log after `after`, decoded; each modification's
+/// previous version is the one logged before it, when the log has it. Only
+/// the events asked for, and one earlier version per key, are decoded.
+fn decode_events(log: &VecDeque<Logged>, after: u64) -> Vec<Arc<Event>> {
+    let start = log.partition_point(|l| l.revision <= after);
+    let decode = |l: &Logged| {
+        serde_json::from_slice::<Value>(&l.object)
+            .ok()
+            .map(Arc::new)
+    };
+    let mut latest: HashMap<&str, Option<Arc<Value>>> = HashMap::new();
+    let mut events = Vec::with_capacity(log.len() - start);
+    for logged in log.range(start..) {
+        let Some(object) = decode(logged) else {
+            continue;
+        };
+        let previous = match logged.kind {
+            EventKind::Modified => latest
+                .entry(logged.key.as_str())
+                .or_insert_with(|| {
+                    log.range(..start)
+                        .rev()
+                        .find(|l| l.key == logged.key)
+                        .and_then(decode)
+                })
+                .clone(),
+            _ => None,
+        };
+        latest.insert(&logged.key, Some(object.clone()));
+        events.push(Arc::new(Event::new(
+            logged.revision,
+            logged.kind,
+            logged.key.clone(),
+            object,
+            previous,
+        )));
+    }
+    events
+}
+
+/// The change log's record of an event: `{"type", "key", "object"}`, built
+/// around the object's bytes without encoding it again.
+fn log_record(kind: EventKind, key: &str, object: &[u8]) -> Result<Vec<u8>, String> {
+    let key = serde_json::to_string(key).map_err(storage_error)?;
+    let mut record = Vec::with_capacity(object.len() + key.len() + 40);
+    record.extend_from_slice(b"{\"type\":\"");
+    record.extend_from_slice(kind.as_str().as_bytes());
+    record.extend_from_slice(b"\",\"key\":");
+    record.extend_from_slice(key.as_bytes());
+    record.extend_from_slice(b",\"object\":");
+    record.extend_from_slice(object);
+    record.push(b'}');
+    Ok(record)
 }
 
 /// The store. Cheap to clone; all clones share the same state.
@@ -140,9 +231,9 @@ impl Store {
             log,
             compacted,
         }));
-        // Watchers further behind than this are told to re-list (410); each
-        // slot pins an event's object until it is overwritten.
-        let (events, _) = broadcast::channel(8_192);
+        // Watchers further behind than this catch up from the change log;
+        // each slot pins an event's objects until it is overwritten.
+        let (events, _) = broadcast::channel(4_096);
         let (writer, rx) = mpsc::channel::<Write>();
         let publisher = events.clone();
         let limit = log_limit as u64;
@@ -243,13 +334,7 @@ impl Store {
         if events_after < state.compacted {
             return (None, rx);
         }
-        let backlog = state
-            .log
-            .iter()
-            .filter(|e| e.revision > events_after)
-            .cloned()
-            .collect();
-        (Some(backlog), rx)
+        (Some(decode_events(&state.log, events_after)), rx)
     }
 
     /// Reads `key`, lets `decide` choose what to do, and (unless `dry_run`)
@@ -296,6 +381,9 @@ impl Store {
                 EventKind::Modified => state.objects.get(key).cloned(),
                 _ => None,
             };
+            let encoded: Arc<[u8]> = serde_json::to_vec(object.as_ref())
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .into();
             let bytes = match kind {
                 EventKind::Deleted => {
                     state.objects.remove(key);
@@ -303,20 +391,23 @@ impl Store {
                 }
                 _ => {
                     state.objects.insert(key.to_string(), object.clone());
-                    Some(
-                        serde_json::to_vec(object.as_ref())
-                            .map_err(|e| ApiError::internal(e.to_string()))?,
-                    )
+                    Some(encoded.clone())
                 }
             };
-            let event = Arc::new(Event {
+            let record = log_record(kind, key, &encoded).map_err(ApiError::internal)?;
+            let event = Arc::new(Event::new(
+                revision,
+                kind,
+                key.to_string(),
+                object.clone(),
+                previous,
+            ));
+            state.log.push_back(Logged {
                 revision,
                 kind,
                 key: key.to_string(),
-                object: object.clone(),
-                previous,
+                object: encoded,
             });
-            state.log.push_back(event.clone());
             while state.log.len() > self.log_limit {
                 if let Some(dropped) = state.log.pop_front() {
                     state.compacted = dropped.revision;
@@ -331,7 +422,12 @@ impl Store {
             writer
                 .as_ref()
                 .ok_or_else(|| ApiError::internal("the store is closed"))?
-                .send(Write { event, bytes, ack })
+                .send(Write {
+                    event,
+                    bytes,
+                    record,
+                    ack,
+                })
                 .map_err(|_| ApiError::internal("storage writer stopped"))?;
             (
                 Outcome {
@@ -359,7 +455,7 @@ pub fn set_resource_version(object: &mut Value, revision: u64) {
     }
 }
 
-type Loaded = (BTreeMap<String, Arc<Value>>, u64, VecDeque<Arc<Event>>);
+type Loaded = (BTreeMap<String, Arc<Value>>, u64, VecDeque<Logged>);
 
 fn load(db: &Database) -> Result<Loaded, String> {
     // Create the tables on first start.
@@ -389,7 +485,6 @@ fn load(db: &Database) -> Result<Loaded, String> {
         objects.insert(key.value().to_string(), Arc::new(object));
     }
     let mut log = VecDeque::new();
-    let mut latest: HashMap<String, Arc<Value>> = HashMap::new();
     for entry in tx
         .open_table(EVENTS)
         .map_err(storage_error)?
@@ -406,19 +501,13 @@ fn load(db: &Database) -> Result<Loaded, String> {
             .as_str()
             .ok_or("storage: bad event record")?
             .to_string();
-        let object = Arc::new(record["object"].clone());
-        let previous = match kind {
-            EventKind::Modified => latest.get(&key).cloned(),
-            _ => None,
-        };
-        latest.insert(key.clone(), object.clone());
-        log.push_back(Arc::new(Event {
+        let object = serde_json::to_vec(&record["object"]).map_err(storage_error)?;
+        log.push_back(Logged {
             revision: revision.value(),
             kind,
             key,
-            object,
-            previous,
-        }));
+            object: object.into(),
+        });
     }
     Ok((objects, revision, log))
 }
@@ -458,16 +547,14 @@ fn commit_batch(db: &Database, batch: &[Write], log_limit: u64) -> Result<(), St
             match &write.bytes {
                 Some(bytes) => {
                     objects
-                        .insert(event.key.as_str(), bytes.as_slice())
+                        .insert(event.key.as_str(), &bytes[..])
                         .map_err(storage_error)?;
                 }
                 None => {
                     objects.remove(event.key.as_str()).map_err(storage_error)?;
                 }
             }
-            let record = json!({"type": event.kind.as_str(), "key": event.key, "object": event.object.as_ref()});
-            let record = serde_json::to_vec(&record).map_err(storage_error)?;
-            log.insert(event.revision, record.as_slice())
+            log.insert(event.revision, write.record.as_slice())
                 .map_err(storage_error)?;
             newest = newest.max(event.revision);
         }
@@ -486,6 +573,7 @@ fn commit_batch(db: &Database, batch: &[Write], log_limit: u64) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn cm(name: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
@@ -537,6 +625,30 @@ mod tests {
                 (4, EventKind::Deleted)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_resumed_watch_sees_each_change_with_the_version_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), 100).unwrap();
+        for value in ["1", "2", "3"] {
+            let mut object = cm("a");
+            object["data"] = json!({"v": value});
+            store
+                .update("/configmaps/default/a", false, |_| {
+                    Ok(Decision::Put(object))
+                })
+                .await
+                .unwrap();
+        }
+        let (backlog, _) = store.watch(2);
+        let backlog = backlog.unwrap();
+        assert_eq!(backlog.len(), 1);
+        let event = &backlog[0];
+        assert_eq!((event.revision, event.kind), (3, EventKind::Modified));
+        assert_eq!(event.object["data"]["v"], "3");
+        // The version before it, though it is older than the watch's start.
+        assert_eq!(event.previous.as_ref().unwrap()["data"]["v"], "2");
     }
 
     #[tokio::test]

@@ -71,13 +71,7 @@ pub fn start(
             let initial = items
                 .into_iter()
                 .map(|(key, object)| {
-                    Arc::new(Event {
-                        revision,
-                        kind: EventKind::Added,
-                        key,
-                        object,
-                        previous: None,
-                    })
+                    Arc::new(Event::new(revision, EventKind::Added, key, object, None))
                 })
                 .collect();
             (initial, Some(Vec::new()), live)
@@ -153,16 +147,30 @@ impl Stream {
                         if event.revision <= sent_up_to {
                             continue;
                         }
+                        sent_up_to = event.revision;
                         self.store_revision = event.revision;
                         if !self.send(&tx, &event).await {
                             return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // The client is too slow: end with 410 so it re-lists.
-                        let status = ApiError::expired("the watch fell behind; re-list and watch again").to_status();
-                        let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
-                        return;
+                        // Fell behind the live stream: catch up from the
+                        // change log, or (if it no longer reaches back that
+                        // far) end with 410 so the client re-lists.
+                        let (backlog, fresh) = store.watch(sent_up_to);
+                        let Some(backlog) = backlog else {
+                            let status = ApiError::expired("the watch fell behind; re-list and watch again").to_status();
+                            let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
+                            return;
+                        };
+                        live = fresh;
+                        for event in &backlog {
+                            sent_up_to = event.revision;
+                            self.store_revision = event.revision;
+                            if !self.send(&tx, event).await {
+                                return;
+                            }
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -205,7 +213,18 @@ impl Stream {
         let Some((kind, object)) = self.view(event) else {
             return true;
         };
-        let mut object = self.target.present(object);
+        let as_stored = kind == event.kind.as_str()
+            && !self.options.table
+            && self.target.version == self.target.resource.version();
+        if as_stored {
+            // Every watch of the kind sends the same line: encoded once.
+            let encoded = event
+                .encoded
+                .get_or_init(|| encode_line(kind, &event.object))
+                .clone();
+            return tx.send(encoded).await.is_ok();
+        }
+        let mut object = self.target.present(object).into_owned();
         if kind == "DELETED" && event.kind == EventKind::Modified {
             // The object as it was, at the revision it left the selection.
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -217,9 +236,7 @@ impl Stream {
         } else {
             object
         };
-        tx.send(line(json!({"type": kind, "object": object})))
-            .await
-            .is_ok()
+        tx.send(encode_line(kind, &object)).await.is_ok()
     }
 
     fn bookmark(&self, revision: u64, initial_events_end: bool) -> Bytes {
@@ -232,6 +249,20 @@ impl Stream {
             json!({"type": "BOOKMARK", "object": {"kind": self.target.resource.kind, "apiVersion": api_version, "metadata": metadata}}),
         )
     }
+}
+
+/// `{"type": kind, "object": object}` and a newline, without copying the
+/// object.
+fn encode_line(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut bytes = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
 }
 
 fn line(value: Value) -> Bytes {

@@ -293,6 +293,13 @@ async fn injected_faults_make_pods_and_rollouts_misbehave() {
     })
     .await;
     assert_eq!(condition(&stuck, "Available").unwrap()["status"], "False");
+    // It stays stuck (the controller does not flip back to progressing).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = serde_json::to_value(deployments.get("stuck").await.unwrap()).unwrap();
+    assert_eq!(
+        condition(&later, "Progressing").unwrap()["reason"],
+        "ProgressDeadlineExceeded"
+    );
 
     // Each fault shows on the pods as the kubelet would report it.
     apply(&deployments, deployment("crash", 1, fault("crashloop"))).await;

@@ -85,17 +85,18 @@ impl Target {
 
     /// An object as the client's version shows it (custom resources may be
     /// served in several versions; the conversion only changes `apiVersion`).
-    pub fn present(&self, object: &Value) -> Value {
+    pub fn present<'v>(&self, object: &'v Value) -> std::borrow::Cow<'v, Value> {
+        if self.version == self.resource.version() {
+            return std::borrow::Cow::Borrowed(object);
+        }
         let mut out = object.clone();
-        if self.version != self.resource.version()
-            && let Some(map) = out.as_object_mut()
-        {
+        if let Some(map) = out.as_object_mut() {
             map.insert(
                 "apiVersion".into(),
                 Value::String(self.resource.api_version(&self.version)),
             );
         }
-        out
+        std::borrow::Cow::Owned(out)
     }
 }
 

@@ -480,6 +480,9 @@ impl Api {
                         Ok(Decision::Put(merged))
                     }
                     Some(current) => {
+                        if request_part != Part::Status {
+                            semantics::bump_generation(&t, current, &mut merged);
+                        }
                         finish_update(&t, current, merged, request_part == Part::Status)
                     }
                 }

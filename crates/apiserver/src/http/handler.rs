@@ -124,6 +124,16 @@ async fn resource(
         .map(str::to_string);
     let name = path.name.clone();
     let sub = path.subresource.as_deref();
+    tracing::debug!(
+        target: "gitplane_apiserver::requests",
+        "{method} {}/{}/{}{}{} {}",
+        target.resource.group,
+        target.resource.plural,
+        name.as_deref().unwrap_or(""),
+        sub.map(|s| format!("/{s}")).unwrap_or_default(),
+        if req.uri().query().is_some_and(|q| q.contains("dryRun")) { " (dry run)" } else { "" },
+        content_type.as_deref().unwrap_or(""),
+    );
     if let Some(sub) = sub
         && !matches!(sub, "status" | "scale" | "finalize")
     {
@@ -162,7 +172,12 @@ async fn resource(
             if wants == Wants::Table {
                 return Ok(body::json(
                     200,
-                    &table::table(&target.resource, &[Arc::new(object)], None, None),
+                    &table::table(
+                        &target.resource,
+                        &[Arc::new(object.into_owned())],
+                        None,
+                        None,
+                    ),
                     "application/json",
                     &[],
                 ));
@@ -320,14 +335,9 @@ impl serde::Serialize for Items<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let Items(target, items) = self;
-        let as_stored = target.version == target.resource.version();
         let mut seq = s.serialize_seq(Some(items.len()))?;
         for item in *items {
-            if as_stored {
-                seq.serialize_element(item.as_ref())?;
-            } else {
-                seq.serialize_element(&target.present(item))?;
-            }
+            seq.serialize_element(target.present(item).as_ref())?;
         }
         seq.end()
     }

@@ -538,7 +538,7 @@ impl Simulator {
         );
         let now = now_rfc3339();
         let complete = updated == desired && available == desired && replicas == desired;
-        let stalled = !complete && missed_deadline(d, parse_rfc3339(&now).unwrap_or(0));
+        let stalled = !complete && rollout_stalled(d, &rs_name, parse_rfc3339(&now).unwrap_or(0));
         let mut status = json!({
             "observedGeneration": int(d, "/metadata/generation", 1), "replicas": replicas, "updatedReplicas": updated,
             "readyReplicas": ready, "availableReplicas": available,
@@ -1035,17 +1035,19 @@ fn progressing_condition(rs_name: &str, complete: bool, stalled: bool, now: &str
            "lastUpdateTime": now, "lastTransitionTime": now})
 }
 
+/// The Deployment's recorded `Progressing` condition.
+fn progressing(deployment: &Value) -> Option<&Value> {
+    deployment
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| text(c, "/type") == "Progressing")
+}
+
 /// A rollout under way for longer than `progressDeadlineSeconds` (default
 /// 600), counted from when its `Progressing` condition was last updated.
 fn missed_deadline(deployment: &Value, now: i64) -> bool {
-    let conditions = deployment
-        .pointer("/status/conditions")
-        .and_then(Value::as_array);
-    let Some(progressing) = conditions
-        .into_iter()
-        .flatten()
-        .find(|c| text(c, "/type") == "Progressing")
-    else {
+    let Some(progressing) = progressing(deployment) else {
         return false;
     };
     if text(progressing, "/reason") != "ReplicaSetUpdated" {
@@ -1053,6 +1055,19 @@ fn missed_deadline(deployment: &Value, now: i64) -> bool {
     }
     let deadline = int(deployment, "/spec/progressDeadlineSeconds", 600);
     parse_rfc3339(text(progressing, "/lastUpdateTime")).is_some_and(|at| now - at > deadline)
+}
+
+/// Whether the rollout to ReplicaSet `rs_name` is stuck: it missed its
+/// deadline now, or was already reported stuck (until it completes or a
+/// new rollout starts, as the deployment controller keeps it).
+fn rollout_stalled(deployment: &Value, rs_name: &str, now: i64) -> bool {
+    let Some(condition) = progressing(deployment) else {
+        return false;
+    };
+    let same_rollout = text(condition, "/message").contains(&format!("\"{rs_name}\""));
+    same_rollout
+        && (text(condition, "/reason") == "ProgressDeadlineExceeded"
+            || missed_deadline(deployment, now))
 }
 
 fn runs_to_completion(pod: &Value) -> bool {
