@@ -145,7 +145,9 @@ pub fn after_delete(api: &Api, t: &ResourceType, object: &Value) {
         let (items, _) = store.list(&resource.key_prefix());
         for (key, _) in items {
             let _ = store
-                .update(&key, false, |_| Ok(crate::store::Decision::Delete))
+                .update(&key, crate::store::Commit::Durable, |_| {
+                    Ok(crate::store::Decision::Delete)
+                })
                 .await;
         }
     });

@@ -280,20 +280,19 @@ pub fn prepare_create(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// The parts of an object that are not `metadata` or `status`: what a
-/// generation counts changes of.
-fn spec_part(object: &Value) -> Map<String, Value> {
-    object
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Whether two objects differ in what a generation counts changes of:
+/// everything but `metadata`, `status`, `apiVersion` and `kind`.
+fn spec_differs(old: &Value, new: &Value) -> bool {
+    let counted = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    let count = |m: &Map<String, Value>| m.keys().filter(|k| counted(k)).count();
+    count(old) != count(new)
+        || old
+            .iter()
+            .filter(|(k, _)| counted(k))
+            .any(|(k, v)| new.get(k) != Some(v))
 }
 
 /// Carries server-owned fields from the stored object into its replacement, and
@@ -317,15 +316,11 @@ pub fn prepare_update(
         }
         return Ok(());
     }
-    let old_meta = old
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let old_meta = old.get("metadata").and_then(Value::as_object);
     let meta = meta(new)?;
     drop_empty_metadata(meta);
     for field in SERVER_FIELDS {
-        match old_meta.get(field) {
+        match old_meta.and_then(|m| m.get(field)) {
             Some(v) => meta.insert(field.into(), v.clone()),
             None => meta.shift_remove(field),
         };
@@ -351,7 +346,7 @@ pub fn bump_generation(t: &ResourceType, old: &Value, new: &mut Value) {
     if let Some(stored) = &stored {
         meta_set(new, "generation", stored.clone());
     }
-    if tracks_generation && spec_part(old) != spec_part(new) {
+    if tracks_generation && spec_differs(old, new) {
         let generation = stored.and_then(|g| g.as_i64()).unwrap_or(0) + 1;
         meta_set(new, "generation", json!(generation));
     }
@@ -365,20 +360,35 @@ fn meta_set(object: &mut Value, field: &str, value: Value) {
 
 /// True when `new` differs from `old` only in what a write cannot change by
 /// itself (the resource version and the timestamps of field ownership).
+/// Compared in place: objects are not copied.
 pub fn is_noop(old: &Value, new: &Value) -> bool {
-    fn strip(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.shift_remove("resourceVersion");
-            if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
-                for e in entries.iter_mut().filter_map(Value::as_object_mut) {
-                    e.shift_remove("time");
-                }
-            }
-        }
-        v
+    fn same_except(old: &Map<String, Value>, new: &Map<String, Value>, ignored: &str) -> bool {
+        let count = |m: &Map<String, Value>| m.keys().filter(|k| *k != ignored).count();
+        count(old) == count(new)
+            && old
+                .iter()
+                .filter(|(k, _)| *k != ignored)
+                .all(|(k, v)| new.get(k).is_some_and(|n| same_under(k, v, n)))
     }
-    strip(old) == strip(new)
+    fn same_under(key: &str, old: &Value, new: &Value) -> bool {
+        match (key, old, new) {
+            ("metadata", Value::Object(o), Value::Object(n)) => {
+                same_except(o, n, "resourceVersion")
+            }
+            ("managedFields", Value::Array(o), Value::Array(n)) => {
+                o.len() == n.len()
+                    && o.iter().zip(n).all(|(o, n)| match (o, n) {
+                        (Value::Object(o), Value::Object(n)) => same_except(o, n, "time"),
+                        _ => o == n,
+                    })
+            }
+            _ => old == new,
+        }
+    }
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => same_except(o, n, ""),
+        _ => old == new,
+    }
 }
 
 /// The `resourceVersion` a write body carries, if any (a precondition).
@@ -409,4 +419,42 @@ pub fn is_deleting(object: &Value) -> bool {
     object
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_changes_only_versions_and_times_is_a_no_op() {
+        let old = json!({"metadata": {"name": "a", "resourceVersion": "1",
+            "managedFields": [{"manager": "m", "time": "t1", "fieldsV1": {}}]},
+            "spec": {"x": 1}});
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("2");
+        new["metadata"]["managedFields"][0]["time"] = json!("t2");
+        assert!(is_noop(&old, &new));
+        new["metadata"]["managedFields"][0]["manager"] = json!("other");
+        assert!(!is_noop(&old, &new));
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!is_noop(&old, &labelled));
+        let mut changed = old.clone();
+        changed["spec"]["x"] = json!(2);
+        assert!(!is_noop(&old, &changed));
+    }
+
+    #[test]
+    fn only_the_spec_part_counts_for_the_generation() {
+        let old = json!({"apiVersion": "v1", "metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"y": 1}});
+        let mut new = old.clone();
+        new["status"]["y"] = json!(2);
+        new["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!spec_differs(&old, &new));
+        new["spec"]["x"] = json!(2);
+        assert!(spec_differs(&old, &new));
+        let mut extra = old.clone();
+        extra["data"] = json!({"k": "v"});
+        assert!(spec_differs(&old, &extra));
+    }
 }

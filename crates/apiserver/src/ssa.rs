@@ -107,7 +107,12 @@ pub enum Part {
 
 /// The fields of `object` that ownership is tracked for.
 pub fn tracked(object: &Value, shape: Shape<'_>, part: Part) -> FieldSet {
-    let mut set = FieldSet::of(object, shape).without(&[
+    tracked_of(FieldSet::of(object, shape), part)
+}
+
+/// The tracked fields of an object's fields.
+fn tracked_of(fields: FieldSet, part: Part) -> FieldSet {
+    let mut set = fields.without(&[
         &["apiVersion"],
         &["kind"],
         &["metadata", "name"],
@@ -182,7 +187,8 @@ pub fn record_update(
     now: &str,
 ) {
     let mut entries = old.map(read_entries).unwrap_or_default();
-    let new_set = tracked(new, shape, part);
+    let present = FieldSet::of(new, shape);
+    let new_set = tracked_of(present.clone(), part);
     let changed = changed_fields(old, new, &new_set);
     let subresource = (part == Part::Status).then(|| "status".to_string());
     for e in entries.iter_mut() {
@@ -209,7 +215,6 @@ pub fn record_update(
             }),
         }
     }
-    let present = FieldSet::of(new, shape);
     prune(&mut entries, &present);
     write_entries(new, &entries);
 }

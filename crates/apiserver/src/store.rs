@@ -99,6 +99,19 @@ impl Event {
     }
 }
 
+/// How a write is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Everything but storing it.
+    DryRun,
+    /// Stored, and on disk before the write returns.
+    Durable,
+    /// Stored; on disk shortly after (with the next group commit). For the
+    /// built-in controllers, whose writes can be derived again: they do not
+    /// wait for the disk one write at a time.
+    Queued,
+}
+
 /// What an update function decides to do with an object.
 pub enum Decision {
     /// Store this object (its `resourceVersion` is set by the store).
@@ -337,14 +350,16 @@ impl Store {
         (Some(decode_events(&state.log, events_after)), rx)
     }
 
-    /// Reads `key`, lets `decide` choose what to do, and (unless `dry_run`)
-    /// applies and persists the decision. Waits until the write is on disk.
+    /// Reads `key`, lets `decide` choose what to do, and (unless a dry run)
+    /// applies and persists the decision; a durable commit waits until the
+    /// write is on disk.
     pub async fn update(
         &self,
         key: &str,
-        dry_run: bool,
+        commit: Commit,
         decide: impl FnOnce(Option<&Arc<Value>>) -> ApiResult<Decision>,
     ) -> ApiResult<Outcome> {
+        let dry_run = commit == Commit::DryRun;
         let (outcome, ack) = {
             let mut state = self.lock();
             let current = state.objects.get(key).cloned();
@@ -437,6 +452,9 @@ impl Store {
                 done,
             )
         };
+        if commit == Commit::Queued {
+            return Ok(outcome);
+        }
         match ack.await {
             Ok(Ok(())) => Ok(outcome),
             Ok(Err(e)) => Err(ApiError::internal(e)),
@@ -587,15 +605,19 @@ mod tests {
             let store = Store::open(&path, 100).unwrap();
             for name in ["a", "b", "c"] {
                 let out = store
-                    .update(&format!("/configmaps/default/{name}"), false, |_| {
-                        Ok(Decision::Put(cm(name)))
-                    })
+                    .update(
+                        &format!("/configmaps/default/{name}"),
+                        Commit::Durable,
+                        |_| Ok(Decision::Put(cm(name))),
+                    )
                     .await
                     .unwrap();
                 assert_eq!(out.kind, Some(EventKind::Added));
             }
             store
-                .update("/configmaps/default/b", false, |_| Ok(Decision::Delete))
+                .update("/configmaps/default/b", Commit::Durable, |_| {
+                    Ok(Decision::Delete)
+                })
                 .await
                 .unwrap();
             assert_eq!(store.revision(), 4);
@@ -635,7 +657,7 @@ mod tests {
             let mut object = cm("a");
             object["data"] = json!({"v": value});
             store
-                .update("/configmaps/default/a", false, |_| {
+                .update("/configmaps/default/a", Commit::Durable, |_| {
                     Ok(Decision::Put(object))
                 })
                 .await
@@ -656,15 +678,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb"), 100).unwrap();
         store
-            .update("k", false, |_| Ok(Decision::Put(cm("a"))))
+            .update("k", Commit::Durable, |_| Ok(Decision::Put(cm("a"))))
             .await
             .unwrap();
         store
-            .update("k", false, |_| Ok(Decision::Keep))
+            .update("k", Commit::Durable, |_| Ok(Decision::Keep))
             .await
             .unwrap();
         let out = store
-            .update("k", true, |_| Ok(Decision::Put(cm("b"))))
+            .update("k", Commit::DryRun, |_| Ok(Decision::Put(cm("b"))))
             .await
             .unwrap();
         assert_eq!(out.object.unwrap()["metadata"]["name"], "b");
@@ -679,7 +701,9 @@ mod tests {
         let store = Store::open(&path, 3).unwrap();
         for i in 0..10 {
             store
-                .update(&format!("k{i}"), false, |_| Ok(Decision::Put(cm("x"))))
+                .update(&format!("k{i}"), Commit::Durable, |_| {
+                    Ok(Decision::Put(cm("x")))
+                })
                 .await
                 .unwrap();
         }
@@ -698,7 +722,9 @@ mod tests {
         let (_, mut rx) = store.watch(0);
         for i in 0..5 {
             store
-                .update(&format!("k{i}"), false, |_| Ok(Decision::Put(cm("x"))))
+                .update(&format!("k{i}"), Commit::Durable, |_| {
+                    Ok(Decision::Put(cm("x")))
+                })
                 .await
                 .unwrap();
         }
@@ -716,7 +742,9 @@ mod tests {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 store
-                    .update(&format!("k{i}"), false, |_| Ok(Decision::Put(cm("x"))))
+                    .update(&format!("k{i}"), Commit::Durable, |_| {
+                        Ok(Decision::Put(cm("x")))
+                    })
                     .await
                     .unwrap()
             }));

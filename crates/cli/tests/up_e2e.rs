@@ -333,19 +333,28 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
         .expect("the first sync is in the history")
         .clone();
     let id = entry["id"].to_string();
+    let newest = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["id"].as_i64())
+        .max()
+        .unwrap();
     let (ok, text) = up.gitplane_app(&["rollback", "web", &id]);
     assert!(ok, "{text}");
     assert!(text.contains("automated sync turned off"), "{text}");
     assert!(text.contains("managed by application root"), "{text}");
+    // The rollback is the next history entry (root may heal web's spec and
+    // sync it forward again right after, as the CLI warned).
     let web = up.app("web");
-    let last = web["status"]["history"]
+    let rolled_back = web["status"]["history"]
         .as_array()
         .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    assert_eq!(last["revision"], first.as_str());
-    assert_eq!(web["status"]["operationState"]["phase"], "Succeeded");
+        .iter()
+        .find(|h| h["id"].as_i64() == Some(newest + 1))
+        .cloned()
+        .expect("the rollback is in the history");
+    assert_eq!(rolled_back["revision"], first.as_str());
 
     // As in Argo CD, root's sync (one wave of plain resources) succeeded once
     // applied; root's health is its children's, so the greedy app makes it

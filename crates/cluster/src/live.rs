@@ -131,6 +131,8 @@ struct State {
     listed: HashSet<(String, String)>,
     /// Keys of tracked objects by application.
     by_app: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Every namespace, tracked or not (syncs ask whether theirs exists).
+    namespaces: HashSet<String>,
 }
 
 impl State {
@@ -254,6 +256,15 @@ impl LiveCache {
             .collect()
     }
 
+    /// Whether a namespace exists, once Namespaces have been listed.
+    pub fn namespace_exists(&self, name: &str) -> Option<bool> {
+        let state = self.read();
+        state
+            .listed
+            .contains(&(String::new(), "Namespace".to_string()))
+            .then(|| state.namespaces.contains(name))
+    }
+
     /// One tracked object.
     pub fn get(&self, key: &ObjectKey) -> Option<Object> {
         self.read().objects.get(key).cloned()
@@ -286,6 +297,7 @@ async fn watch_kind(
     changes: broadcast::Sender<Change>,
 ) {
     let kind = (info.resource.group.clone(), info.resource.kind.clone());
+    let namespaces = kind.0.is_empty() && kind.1 == "Namespace";
     let api: Api<DynamicObject> = Api::all_with(client, &info.resource);
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -300,6 +312,9 @@ async fn watch_kind(
             }
         };
         let mut state = state.write().unwrap_or_else(|p| p.into_inner());
+        if namespaces {
+            note_namespace(&mut state, &event);
+        }
         match event {
             watcher::Event::Init => relisted = Some(BTreeMap::new()),
             watcher::Event::InitApply(d) => {
@@ -344,6 +359,24 @@ async fn watch_kind(
                 }
             }
         }
+    }
+}
+
+/// Keeps the set of namespace names current.
+fn note_namespace(state: &mut State, event: &watcher::Event<DynamicObject>) {
+    match event {
+        watcher::Event::Init => state.namespaces.clear(),
+        watcher::Event::InitApply(d) | watcher::Event::Apply(d) => {
+            if let Some(name) = &d.metadata.name {
+                state.namespaces.insert(name.clone());
+            }
+        }
+        watcher::Event::Delete(d) => {
+            if let Some(name) = &d.metadata.name {
+                state.namespaces.remove(name);
+            }
+        }
+        watcher::Event::InitDone => {}
     }
 }
 

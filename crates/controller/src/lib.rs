@@ -26,6 +26,7 @@
 
 mod deletion;
 pub mod graphs;
+mod known;
 pub mod leader;
 pub mod metrics;
 mod operation;
@@ -177,6 +178,9 @@ pub struct Controller {
     sources: Arc<Sources>,
     health: Arc<HealthChecker>,
     jq: Arc<dyn JqEvaluator>,
+    /// Applications and projects as last seen.
+    apps: known::Known,
+    projects: known::Known,
     /// Status refreshes.
     queue: Queue,
     /// Operation steps.
@@ -312,6 +316,8 @@ impl Controller {
             sources,
             health,
             jq,
+            apps: known::Known::default(),
+            projects: known::Known::default(),
             queue: Queue::default(),
             operations: Queue::default(),
             handed: Mutex::default(),
@@ -357,11 +363,13 @@ impl Controller {
             match event {
                 Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
                     if let Some(app) = to_object(app) {
+                        self.apps.remember(app.clone());
                         self.application_changed(&app);
                     }
                 }
                 Ok(watcher::Event::Delete(app)) => {
                     if let Some(name) = app.metadata.name {
+                        self.apps.forget(&name);
                         self.forget(&name);
                     }
                 }
@@ -388,6 +396,19 @@ impl Controller {
         let mut events = watcher(api, watcher::Config::default()).boxed();
         let mut listed = false;
         while let Some(event) = events.next().await {
+            match &event {
+                Ok(watcher::Event::Apply(project) | watcher::Event::InitApply(project)) => {
+                    if let Some(project) = to_object(project.clone()) {
+                        self.projects.remember(project);
+                    }
+                }
+                Ok(watcher::Event::Delete(project)) => {
+                    if let Some(name) = &project.metadata.name {
+                        self.projects.forget(name);
+                    }
+                }
+                _ => {}
+            }
             match event {
                 Ok(watcher::Event::InitDone) => listed = true,
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
@@ -456,6 +477,23 @@ impl Controller {
         } else if requested || phase == "Running" {
             self.operations.add(name);
         }
+    }
+
+    /// An Application as last seen (its watch, or the answer to a write),
+    /// or as the API server has it when it was never seen.
+    pub(crate) async fn application(&self, name: &str) -> Result<Option<Arc<Object>>, String> {
+        if let Some(app) = self.apps.get(name) {
+            return Ok(Some(app));
+        }
+        let found = self
+            .control
+            .get(&application_gvk(), &self.options.namespace, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(found.map(|app| {
+            self.apps.remember(app.clone());
+            Arc::new(app)
+        }))
     }
 
     /// Whether this replica's shard works on `app`.

@@ -57,13 +57,7 @@ impl Controller {
 
     /// One step of `name`'s operation, if it has one.
     pub(crate) async fn operate(&self, name: &str) -> Result<(), String> {
-        let ns = self.options.namespace.clone();
-        let Some(app) = self
-            .control
-            .get(&application_gvk(), &ns, name)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(app) = self.application(name).await? else {
             self.forget(name);
             return Ok(());
         };
@@ -225,7 +219,10 @@ impl Controller {
             .merge_patch(app, guarded, "gitplane-controller")
             .await;
         let result = match first {
-            Ok(_) => Ok(()),
+            Ok(written) => {
+                self.apps.remember(written);
+                Ok(())
+            }
             Err(e) if e.code() == Some(409) => {
                 let current = self
                     .control

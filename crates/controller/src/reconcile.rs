@@ -134,13 +134,7 @@ impl Controller {
     /// soon (the control cluster); everything else ends up in the app's
     /// conditions.
     pub(crate) async fn reconcile(&self, name: &str) -> Result<(), String> {
-        let ns = self.options.namespace.clone();
-        let Some(app) = self
-            .control
-            .get(&application_gvk(), &ns, name)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(app) = self.application(name).await? else {
             self.forget(name);
             return Ok(());
         };
@@ -161,13 +155,7 @@ impl Controller {
     /// app never compared, or with something else pending, gets a full
     /// reconcile instead.
     pub(crate) async fn refresh_health(&self, name: &str) -> Result<(), String> {
-        let ns = self.options.namespace.clone();
-        let Some(app) = self
-            .control
-            .get(&application_gvk(), &ns, name)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(app) = self.application(name).await? else {
             self.forget(name);
             return Ok(());
         };
@@ -496,11 +484,14 @@ impl Controller {
     /// The application's project, and whether it allows the spec.
     async fn project(&self, spec: &AppSpec) -> Result<ProjectSpec, Problem> {
         let name = spec.project();
-        let found = self
-            .control
-            .get(&project_gvk(), &self.options.namespace, name)
-            .await
-            .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
+        let found = match self.projects.get(name) {
+            Some(project) => Some((*project).clone()),
+            None => self
+                .control
+                .get(&project_gvk(), &self.options.namespace, name)
+                .await
+                .map_err(|e| Problem::new("ComparisonError", e.to_string()))?,
+        };
         let Some(project) = found else {
             return Err(Problem::new(
                 "InvalidSpecError",
@@ -773,11 +764,13 @@ impl Controller {
     }
 
     pub(crate) async fn write_patch(&self, app: &Object, patch: Value) -> Result<(), String> {
-        self.control
+        let written = self
+            .control
             .merge_patch(app, patch, "gitplane-controller")
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.apps.remember(written);
+        Ok(())
     }
 }
 

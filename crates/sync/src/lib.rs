@@ -230,6 +230,20 @@ pub(crate) async fn tracked(
         .collect())
 }
 
+/// Whether a namespace exists: the live cache knows, else the cluster says.
+/// (A namespace the cache has not seen yet is created again, harmlessly.)
+pub(crate) async fn namespace_exists(
+    cluster: &Cluster,
+    request: &SyncRequest<'_>,
+    name: &str,
+) -> Result<bool, SyncError> {
+    if let Some(known) = request.live.and_then(|c| c.namespace_exists(name)) {
+        return Ok(known);
+    }
+    let key = ObjectKey::new("", "Namespace", "", name);
+    Ok(cluster.get_key(&key).await?.is_some())
+}
+
 /// Where this application's objects can be, when its last operation
 /// finished and so recorded every object it had: the (group, kind,
 /// namespace)s of the desired objects and of the recorded ones. Otherwise (a

@@ -496,8 +496,7 @@ async fn absent_namespaces(
         .collect();
     let mut absent = BTreeSet::new();
     for namespace in created {
-        let key = ObjectKey::new("", "Namespace", "", namespace);
-        if cluster.get_key(&key).await?.is_none() {
+        if !crate::namespace_exists(cluster, request, namespace).await? {
             absent.insert(namespace.to_string());
         }
     }

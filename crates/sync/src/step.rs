@@ -358,14 +358,10 @@ impl Stepper<'_, '_> {
             return Ok(());
         }
         let name = self.request.namespace;
-        let key = ObjectKey::new("", "Namespace", "", name);
-        if self
-            .cluster
-            .get_key(&key)
+        let exists = crate::namespace_exists(self.cluster, self.request, name)
             .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+            .map_err(|e| e.to_string())?;
+        if exists {
             return Ok(());
         }
         let mut namespace = Object::with_type("v1", "Namespace", name);

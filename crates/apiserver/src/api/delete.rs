@@ -10,7 +10,7 @@ use super::{Api, ListOptions, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::hooks;
 use crate::semantics;
-use crate::store::Decision;
+use crate::store::{Commit, Decision};
 use gitplane_object::time::now_rfc3339;
 
 /// The finalizer that makes an owner wait for its dependents' deletion.
@@ -32,6 +32,14 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
+    fn commit(&self) -> Commit {
+        if self.dry_run {
+            Commit::DryRun
+        } else {
+            Commit::Durable
+        }
+    }
+
     /// Reads a `DeleteOptions` body (which may be empty), with the query's policy.
     pub fn from_body(body: &Value, query_policy: Option<&str>, dry_run: bool) -> ApiResult<Self> {
         let policy = body
@@ -84,7 +92,7 @@ impl Api {
         let t = target.resource.clone();
         let outcome = self
             .store
-            .update(&target.key(name), options.dry_run, |current| {
+            .update(&target.key(name), options.commit(), |current| {
                 let current = current.ok_or_else(|| ApiError::not_found(target.subject(name)))?;
                 let meta = |f: &str| {
                     current

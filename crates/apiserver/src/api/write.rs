@@ -21,7 +21,7 @@ use crate::registry::ResourceType;
 use crate::schema::{self, Rules};
 use crate::semantics::{self, body_resource_version};
 use crate::ssa::{self, Part};
-use crate::store::Decision;
+use crate::store::{Commit, Decision};
 use gitplane_object::time::now_rfc3339;
 
 /// Options of a write.
@@ -35,11 +35,22 @@ pub struct WriteOptions {
     pub validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
+    /// Return before the write is on disk (the built-in controllers).
+    pub queued: bool,
 }
 
 impl WriteOptions {
     fn manager(&self) -> &str {
         self.manager.as_deref().unwrap_or("unknown")
+    }
+
+    /// How the store commits the write.
+    pub(crate) fn commit(&self) -> Commit {
+        match (self.dry_run, self.queued) {
+            (true, _) => Commit::DryRun,
+            (false, true) => Commit::Queued,
+            (false, false) => Commit::Durable,
+        }
     }
 }
 
@@ -220,7 +231,7 @@ impl Api {
             .store
             .update(
                 &target.key(&name),
-                options.dry_run,
+                options.commit(),
                 |current| match current {
                     Some(_) => Err(ApiError::already_exists(target.subject(&subject_name))),
                     None => Ok(Decision::Put(body)),
@@ -438,7 +449,7 @@ impl Api {
         }
         let outcome = self
             .store
-            .update(&key, options.dry_run, |current| {
+            .update(&key, options.commit(), |current| {
                 let request = ssa::Apply {
                     manager: &manager,
                     api_version: &api_version,
@@ -552,7 +563,7 @@ impl Api {
         let mut warnings = warnings;
         let outcome = self
             .store
-            .update(&target.key(name), options.dry_run, |current| {
+            .update(&target.key(name), options.commit(), |current| {
                 let current = current.ok_or_else(|| ApiError::not_found(target.subject(name)))?;
                 let mut new = compute(current)
                     .map_err(|e| e.unwrap_or_else(|| ApiError::conflict(target.subject(name))))?;

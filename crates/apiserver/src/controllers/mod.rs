@@ -22,6 +22,9 @@ pub const MANAGER: &str = "gitplane-controller-manager";
 pub fn options() -> WriteOptions {
     WriteOptions {
         manager: Some(MANAGER.to_string()),
+        // What these controllers write they derive again after a crash: they
+        // need not wait for the disk, write after write.
+        queued: true,
         ..WriteOptions::default()
     }
 }

@@ -85,6 +85,7 @@ fn write_options(query: &Query) -> ApiResult<WriteOptions> {
         manager: query.field_manager.clone(),
         validation: FieldValidation::parse(query.field_validation.as_deref())?,
         force: query.force,
+        queued: false,
     })
 }
 

@@ -1,0 +1,84 @@
+//! The Applications and AppProjects of the control namespace as the
+//! controller last saw them — from its watches and from the answers to its
+//! own writes — so a reconcile or an operation step reads them from memory
+//! instead of asking the API server each time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use gitplane_object::Object;
+
+/// Objects of one kind by name, each the newest version seen.
+#[derive(Default)]
+pub(crate) struct Known {
+    objects: RwLock<HashMap<String, Arc<Object>>>,
+}
+
+/// A resource version as a number, when it is one (etcd's and gitplane's are).
+fn version(object: &Object) -> Option<u64> {
+    object
+        .str_at(&["metadata", "resourceVersion"])
+        .and_then(|v| v.parse().ok())
+}
+
+impl Known {
+    /// Keeps `object` unless a newer version of it is known already.
+    pub(crate) fn remember(&self, object: Object) {
+        let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        let newer = objects
+            .get(object.name())
+            .and_then(|known| version(known))
+            .zip(version(&object))
+            .is_some_and(|(known, new)| known > new);
+        if !newer {
+            objects.insert(object.name().to_string(), Arc::new(object));
+        }
+    }
+
+    /// The newest version seen of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Object>> {
+        self.objects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Forgets `name` (it was deleted).
+    pub(crate) fn forget(&self, name: &str) {
+        self.objects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(version: &str, note: &str) -> Object {
+        let mut o = Object::with_type("argoproj.io/v1alpha1", "Application", "a");
+        o.set(&["metadata", "resourceVersion"], version.into());
+        o.set(&["spec", "note"], note.into());
+        o
+    }
+
+    #[test]
+    fn an_older_version_never_replaces_a_newer_one() {
+        let known = Known::default();
+        known.remember(app("5", "new"));
+        known.remember(app("4", "old"));
+        assert_eq!(
+            known.get("a").unwrap().str_at(&["spec", "note"]),
+            Some("new")
+        );
+        known.remember(app("6", "newer"));
+        assert_eq!(
+            known.get("a").unwrap().str_at(&["spec", "note"]),
+            Some("newer")
+        );
+        known.forget("a");
+        assert!(known.get("a").is_none());
+    }
+}
