@@ -251,6 +251,7 @@ fn print_progress(progress: &Progress) {
         ),
         Progress::Waiting { message, .. } => eprintln!("{message}"),
         Progress::Pruned { count } => eprintln!("pruned {count} objects"),
+        Progress::Writing { .. } | Progress::Changed { .. } => {}
         Progress::Retrying {
             attempt,
             after_seconds,

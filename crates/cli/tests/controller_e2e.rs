@@ -237,23 +237,24 @@ fn apps_that_never_get_healthy_delay_only_themselves() {
             state["message"], "waiting for healthy state of apps/Deployment/web",
             "{name}"
         );
-        // Status is compared while the operation waits: the Deployment is
-        // Progressing, and the next wave's ConfigMap is still Missing.
-        let resources = stuck["status"]["resources"].as_array().unwrap();
-        let health_of = |kind: &str| {
-            resources
-                .iter()
-                .find(|r| r["kind"] == kind)
-                .map(|r| r["health"]["status"].clone())
-        };
-        assert_eq!(
-            health_of("Deployment"),
-            Some("Progressing".into()),
-            "{name}"
-        );
-        assert_eq!(health_of("ConfigMap"), Some("Missing".into()), "{name}");
-        assert_eq!(stuck["status"]["health"]["status"], "Missing", "{name}");
     }
+    // Status keeps moving while the operations wait: each stuck app shows
+    // its Deployment Progressing, and the next wave's ConfigMap Missing.
+    let health_of = |app: &Value, kind: &str| {
+        app["status"]["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["kind"] == kind))
+            .map(|r| r["health"]["status"].clone())
+    };
+    wait_for("the stuck apps' status", Duration::from_secs(30), || {
+        stuck.iter().all(|name| {
+            let stuck = app(&kubeconfig, name);
+            health_of(&stuck, "Deployment") == Some("Progressing".into())
+                && health_of(&stuck, "ConfigMap") == Some("Missing".into())
+                && stuck["status"]["health"]["status"] == "Missing"
+                && stuck["status"]["operationState"]["phase"] == "Running"
+        })
+    });
     // A change to a stuck app's object shows in its status at once, though
     // its operation still waits.
     let (ok, text) = common::kubectl(

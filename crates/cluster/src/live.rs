@@ -124,7 +124,7 @@ impl Cluster {
 #[derive(Default)]
 struct State {
     /// Tracked objects by key.
-    objects: BTreeMap<ObjectKey, Object>,
+    objects: BTreeMap<ObjectKey, Arc<Object>>,
     /// Kinds with a watch running.
     watched: HashSet<(String, String)>,
     /// Kinds whose initial list has arrived.
@@ -137,7 +137,7 @@ struct State {
 
 impl State {
     /// Stores an object; returns the application tracking it.
-    fn insert(&mut self, key: ObjectKey, object: Object) -> Option<String> {
+    fn insert(&mut self, key: ObjectKey, object: Arc<Object>) -> Option<String> {
         self.remove(&key);
         let app = Tracking::of(&object)?.app;
         self.by_app
@@ -244,8 +244,8 @@ impl LiveCache {
         }
     }
 
-    /// The objects `app` manages, by key.
-    pub fn objects_of(&self, app: &str) -> Vec<Object> {
+    /// The objects `app` manages, by key (shared with the cache, not copied).
+    pub fn objects_of(&self, app: &str) -> Vec<Arc<Object>> {
         let state = self.read();
         state
             .by_app
@@ -265,8 +265,8 @@ impl LiveCache {
             .then(|| state.namespaces.contains(name))
     }
 
-    /// One tracked object.
-    pub fn get(&self, key: &ObjectKey) -> Option<Object> {
+    /// One tracked object (shared with the cache, not copied).
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Object>> {
         self.read().objects.get(key).cloned()
     }
 
@@ -302,7 +302,7 @@ async fn watch_kind(
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut relisted: Option<BTreeMap<ObjectKey, Object>> = None;
+    let mut relisted: Option<BTreeMap<ObjectKey, Arc<Object>>> = None;
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(e) => e,
@@ -389,9 +389,16 @@ fn dynamic_key(d: &DynamicObject, info: &ResourceInfo) -> ObjectKey {
     )
 }
 
-/// The object, if it carries a valid tracking id.
-fn tracked(d: DynamicObject, info: &ResourceInfo) -> Option<Object> {
+/// The object, if it carries a valid tracking id. Most objects of a
+/// cluster (pods, replica sets, endpoints) carry none: they are looked at
+/// without being converted.
+fn tracked(d: DynamicObject, info: &ResourceInfo) -> Option<Arc<Object>> {
+    let annotations = d.metadata.annotations.as_ref()?;
+    if !annotations.contains_key(TRACKING_ANNOTATION) {
+        return None;
+    }
     to_object(d, info)
         .ok()
         .filter(|object| Tracking::of(object).is_some())
+        .map(Arc::new)
 }

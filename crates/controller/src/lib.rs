@@ -172,6 +172,9 @@ type Destination = (Arc<Cluster>, Arc<LiveCache>);
 
 /// The controller; see the crate docs.
 pub struct Controller {
+    /// Itself, for the tasks it starts as it goes (watches of destination
+    /// clusters).
+    me: std::sync::Weak<Controller>,
     control: Arc<Cluster>,
     live: Arc<LiveCache>,
     options: ControllerOptions,
@@ -194,6 +197,12 @@ pub struct Controller {
     /// Per application, whether an operation is asked for and the phase of
     /// the one recorded, as last seen: a change starts an operation step.
     operation_marks: Mutex<HashMap<String, (bool, String)>>,
+    /// Objects operations just deleted: when the deletion comes back through
+    /// the live cache, it is known, not drift to compare again.
+    own_deletions: Mutex<HashSet<ObjectKey>>,
+    /// Objects an operation step is writing right now: a change to them is
+    /// the step's own (it may come back before the step hears the answer).
+    writing: Mutex<HashSet<ObjectKey>>,
     renders: Mutex<HashMap<String, RenderResult>>,
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
@@ -278,16 +287,24 @@ pub(crate) fn hash_paths(object: &Object, paths: &[&[&str]]) -> u64 {
 /// A hash of an object without what changes when only its status does
 /// (`status`, `resourceVersion`, `managedFields`).
 fn shape_of(object: &Object) -> u64 {
-    let mut value = object.to_value();
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-    }
-    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        meta.remove("resourceVersion");
-        meta.remove("managedFields");
-    }
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
+    let mut hash = |key: &str, value: &serde_json::Value| {
+        key.hash(&mut hasher);
+        value.to_string().hash(&mut hasher);
+    };
+    for (key, value) in object.body() {
+        match (key.as_str(), value) {
+            ("status", _) => {}
+            ("metadata", serde_json::Value::Object(meta)) => {
+                for (key, value) in meta {
+                    if key != "resourceVersion" && key != "managedFields" {
+                        hash(key, value);
+                    }
+                }
+            }
+            _ => hash(key, value),
+        }
+    }
     hasher.finish()
 }
 
@@ -309,7 +326,8 @@ impl Controller {
         options: ControllerOptions,
     ) -> Arc<Controller> {
         let live = LiveCache::start(control.clone());
-        Arc::new(Controller {
+        Arc::new_cyclic(|me| Controller {
+            me: me.clone(),
             control,
             live,
             options,
@@ -323,6 +341,8 @@ impl Controller {
             handed: Mutex::default(),
             waiting: Mutex::default(),
             operation_marks: Mutex::default(),
+            own_deletions: Mutex::default(),
+            writing: Mutex::default(),
             renders: Mutex::default(),
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
@@ -340,7 +360,7 @@ impl Controller {
         tasks.spawn(self.clone().watch_applications(info));
         let projects = self.control.resolve(&project_gvk()).await?;
         tasks.spawn(self.clone().watch_projects(projects));
-        tasks.spawn(self.clone().watch_managed_objects());
+        tasks.spawn(self.clone().watch_managed_objects(self.live.clone()));
         tasks.spawn(self.clone().promote_due());
         for _ in 0..self.options.status_processors.max(1) {
             tasks.spawn(self.clone().work_status());
@@ -496,6 +516,49 @@ impl Controller {
         }))
     }
 
+    /// Remembers what an operation wrote (its shape, so the change is known
+    /// when it comes back through the live cache: not drift to compare
+    /// again) or deleted.
+    pub(crate) fn note_own_change(&self, key: &ObjectKey, stored: Option<&Object>) {
+        match stored {
+            Some(object) => {
+                self.shapes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), shape_of(object));
+            }
+            None => {
+                let mut deleted = self.own_deletions.lock().unwrap_or_else(|p| p.into_inner());
+                // Deletions that never came back must not pile up.
+                if deleted.len() > 100_000 {
+                    deleted.clear();
+                }
+                deleted.insert(key.clone());
+            }
+        }
+    }
+
+    /// Marks objects as being written by an operation step (`true`), or no
+    /// longer (`false`).
+    pub(crate) fn note_writing(&self, keys: &[ObjectKey], writing: bool) {
+        let mut set = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            if writing {
+                set.insert(key.clone());
+            } else {
+                set.remove(key);
+            }
+        }
+    }
+
+    /// Whether `key`'s disappearance is a deletion an operation made.
+    fn is_own_deletion(&self, key: &ObjectKey) -> bool {
+        self.own_deletions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+    }
+
     /// Whether this replica's shard works on `app`.
     pub(crate) fn owns(&self, app: &Object) -> bool {
         let Some(shard) = self.options.shard else {
@@ -529,8 +592,8 @@ impl Controller {
     /// application after the debounce — a full reconcile when more than its
     /// status changed (drift to heal, or an object gone), else only a health
     /// refresh, which reads the cache and compares nothing.
-    async fn watch_managed_objects(self: Arc<Self>) {
-        let mut changes = self.live.subscribe();
+    async fn watch_managed_objects(self: Arc<Self>, cache: Arc<LiveCache>) {
+        let mut changes = cache.subscribe();
         loop {
             let Change { key, app } = match changes.recv().await {
                 Ok(change) => change,
@@ -552,17 +615,25 @@ impl Controller {
                 // reconcile looks at everything anyway.
                 continue;
             }
-            let object = self.live.get(&key);
-            let shape = object.as_ref().map(shape_of);
-            let same_shape = {
-                let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
-                match shape {
-                    Some(shape) => shapes.insert(key, shape) == Some(shape),
-                    None => {
-                        // Gone: self-heal puts it back.
-                        shapes.remove(&key);
-                        false
-                    }
+            let object = cache.get(&key);
+            let shape = object.as_deref().map(shape_of);
+            let being_written = self
+                .writing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&key);
+            let same_shape = match shape {
+                Some(shape) => {
+                    let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
+                    shapes.insert(key, shape) == Some(shape) || being_written
+                }
+                None => {
+                    // Gone: self-heal puts it back (unless a sync pruned it).
+                    self.shapes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
+                    self.is_own_deletion(&key)
                 }
             };
             // An operation waiting on this app's objects looks again now.

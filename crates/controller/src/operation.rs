@@ -11,7 +11,8 @@
 use std::time::{Duration, Instant};
 
 use gitplane_object::Object;
-use gitplane_sync::{Comparison, Next, OperationPhase, OperationState, SyncError};
+
+use gitplane_sync::{Comparison, Next, OperationPhase, OperationState, Progress, SyncError};
 use serde_json::{Value, json};
 
 use crate::reconcile::{Problem, patch_failed_operation};
@@ -129,15 +130,25 @@ impl Controller {
         };
         let fresh = self.take_handed(name);
         let started = Instant::now();
-        let next = match gitplane_sync::step(
-            &prepared.cluster,
-            &request,
-            &mut state,
-            fresh,
-            &|_| {},
-        )
-        .await
-        {
+        let written = std::sync::Mutex::new(Vec::new());
+        let note = |progress: &Progress| match progress {
+            Progress::Writing { keys } => {
+                self.note_writing(keys, true);
+                written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(keys.iter().cloned());
+            }
+            Progress::Changed { key, stored } => self.note_own_change(key, stored.as_deref()),
+            _ => {}
+        };
+        let stepped =
+            gitplane_sync::step(&prepared.cluster, &request, &mut state, fresh, &note).await;
+        self.note_writing(
+            &written.into_inner().unwrap_or_else(|p| p.into_inner()),
+            false,
+        );
+        let next = match stepped {
             Ok(next) => next,
             Err(SyncError::Invalid(message)) => {
                 state.finish(OperationPhase::Error, message);
@@ -156,9 +167,12 @@ impl Controller {
         if starting {
             patch["operation"] = Value::Null;
         }
+        let synced = next == Next::Done
+            && state.phase == OperationPhase::Succeeded
+            && !request.options.dry_run;
         if next == Next::Done {
             self.metrics.synced(state.phase.as_str());
-            if state.phase == OperationPhase::Succeeded && !request.options.dry_run {
+            if synced {
                 let limit = spec.revision_history_limit.unwrap_or(10) as usize;
                 patch["status"]["history"] = status::append_history(
                     app.get(&["status", "history"]),
@@ -168,26 +182,59 @@ impl Controller {
                     op.initiated_by.as_ref(),
                     limit,
                 );
+                // What the sync did is the comparison: the app is Synced at
+                // the revision; health comes from the live objects.
+                let live = &prepared.live;
+                let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
+                let health = |o: &Object| self.health.check(o);
+                let resources =
+                    status::resources_after_sync(&state, &request.desired, &lookup, &health);
+                status::set_compared(&mut patch, spec, &revision, &resources);
             }
             if state.phase != OperationPhase::Succeeded {
                 tracing::info!("{name}: sync {}: {}", state.phase.as_str(), state.message);
             }
         }
         self.write_operation(app, patch).await?;
-        self.after_step(app, &next, starting);
+        if synced {
+            self.report_policies(name, &prepared).await;
+        }
+        self.after_step(app, &next, starting, synced);
         Ok(())
     }
 
-    /// Schedules what follows a step.
-    fn after_step(&self, app: &Object, next: &Next, started_now: bool) {
+    /// Writes the policy results of what a sync applied as PolicyReports
+    /// (now the namespaces they go to exist: the sync may have made them).
+    async fn report_policies(&self, name: &str, prepared: &crate::reconcile::Prepared) {
+        let report = match self.check_policies(prepared).await {
+            Ok(Some(report)) => report,
+            Ok(None) => return,
+            Err(problem) => {
+                tracing::warn!("{name}: policies: {}", problem.message);
+                return;
+            }
+        };
+        let (report, checked) = &report;
+        if let Err(e) = self
+            .policy
+            .write_reports(&prepared.cluster, name, checked, report)
+            .await
+        {
+            tracing::warn!("{name}: writing policy reports: {e}");
+        }
+    }
+
+    /// Schedules what follows a step. An operation that did not end synced
+    /// is compared again (after the debounce, so the changes it made are in).
+    fn after_step(&self, app: &Object, next: &Next, started_now: bool, synced: bool) {
         let name = app.name();
         match next {
             Next::Done => {
                 self.waiting_done(name);
-                // The result is compared at once (and again if the objects
-                // it wrote change within the debounce).
-                self.queue
-                    .add_at(name, Instant::now() + self.options.self_heal_debounce);
+                if !synced {
+                    self.queue
+                        .add_at(name, Instant::now() + self.options.self_heal_debounce);
+                }
                 // An operation asked for while this one ran starts now.
                 let requested_meanwhile =
                     !started_now && app.get(&["operation"]).is_some_and(|o| !o.is_null());
@@ -294,7 +341,12 @@ impl Controller {
         self.metrics.synced(phase.as_str());
         let patch = json!({"operation": null, "status": {"operationState": state}});
         self.write_operation(app, patch).await?;
-        self.after_step(app, &Next::Done, matches!(pending, Pending::Requested(_)));
+        self.after_step(
+            app,
+            &Next::Done,
+            matches!(pending, Pending::Requested(_)),
+            false,
+        );
         Ok(())
     }
 

@@ -396,27 +396,13 @@ impl Controller {
         let lookup = |key: &gitplane_object::ObjectKey| live.get(key);
         let health = |o: &Object| self.health.check(o);
         let resources = status::resources(&diffs, &lookup, &health);
-        let sync = if resources.iter().any(|r| r.out_of_sync) {
-            "OutOfSync"
-        } else {
-            "Synced"
-        };
-        let health = status::aggregate_health(&resources);
+        status::set_compared(&mut patch, &spec, &revision, &resources);
         let status_patch = &mut patch["status"];
-        status_patch["sync"] = json!({
-            "status": sync,
-            "revision": revision,
-            "comparedTo": {"source": spec.source, "destination": spec.destination},
-        });
         if spec.sources.len() > 1 {
             status_patch["sync"]["revisions"] = json!(prepared.rendered.revisions);
         }
-        status_patch["health"] =
-            json!({"status": health.status.as_str(), "message": health.message});
-        status_patch["resources"] = status::resources_json(&resources);
         status_patch["summary"] = json!({"images": status::images(&prepared.rendered.objects)});
         status_patch["conditions"] = json!(conditions);
-        status_patch["reconciledAt"] = gitplane_object::time::now_rfc3339().into();
         status_patch["observedAt"] = status_patch["reconciledAt"].clone();
         status_patch["sourceType"] = prepared.rendered.source_type.into();
         let started = patch["status"].get("operationState").is_some() && blocked.is_none();
@@ -702,6 +688,10 @@ impl Controller {
         .map_err(|e| Problem::new("InvalidSpecError", e))?;
         let cluster = Arc::new(cluster);
         let live = LiveCache::start(cluster.clone());
+        // Changes on that cluster bring health refreshes and self-heal too.
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(me.watch_managed_objects(live.clone()));
+        }
         remotes.insert(key, (cluster.clone(), live.clone()));
         Ok((cluster, live))
     }

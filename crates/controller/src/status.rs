@@ -56,7 +56,7 @@ fn version_of(diff: &ObjectDiff) -> String {
 /// The resources of a comparison, with health from `live` objects.
 pub fn resources(
     diffs: &[ObjectDiff],
-    live: &dyn Fn(&ObjectKey) -> Option<Object>,
+    live: &dyn Fn(&ObjectKey) -> Option<std::sync::Arc<Object>>,
     health: &dyn Fn(&Object) -> Option<Health>,
 ) -> Vec<ResourceStatus> {
     diffs
@@ -79,6 +79,78 @@ pub fn resources(
             }
         })
         .collect()
+}
+
+/// The resources after a successful sync, from its results: what it applied
+/// or found unchanged is in sync, what it pruned is gone, what it left for
+/// pruning is not; health from the live objects (else as the sync last saw
+/// it).
+pub fn resources_after_sync(
+    state: &OperationState,
+    desired: &[Object],
+    live: &dyn Fn(&ObjectKey) -> Option<std::sync::Arc<Object>>,
+    health: &dyn Fn(&Object) -> Option<Health>,
+) -> Vec<ResourceStatus> {
+    let version = |key: &ObjectKey| {
+        desired
+            .iter()
+            .find(|o| o.kind() == key.kind && o.name() == key.name && o.group() == key.group)
+            .map(|o| {
+                o.api_version()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    state
+        .resources
+        .iter()
+        .filter(|r| !r.hook && r.phase != gitplane_sync::Phase::SyncFail)
+        .filter(|r| !matches!(r.status, ResultStatus::Pruned | ResultStatus::Skipped))
+        .map(|r| {
+            let left_for_pruning = matches!(
+                r.status,
+                ResultStatus::RequiresPruning | ResultStatus::PruneSkipped
+            );
+            ResourceStatus {
+                key: r.key.clone(),
+                version: version(&r.key),
+                out_of_sync: left_for_pruning || r.status == ResultStatus::SyncFailed,
+                requires_pruning: left_for_pruning,
+                health: live(&r.key)
+                    .and_then(|o| health(&o))
+                    .or_else(|| r.health.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Writes a comparison's result into a status patch: sync (at `revision`),
+/// health, resources, and no conditions.
+pub fn set_compared(
+    patch: &mut Value,
+    spec: &crate::spec::AppSpec,
+    revision: &str,
+    resources: &[ResourceStatus],
+) {
+    let sync = if resources.iter().any(|r| r.out_of_sync) {
+        "OutOfSync"
+    } else {
+        "Synced"
+    };
+    let health = aggregate_health(resources);
+    let status = &mut patch["status"];
+    status["sync"] = json!({
+        "status": sync,
+        "revision": revision,
+        "comparedTo": {"source": spec.source, "destination": spec.destination},
+    });
+    status["health"] = json!({"status": health.status.as_str(), "message": health.message});
+    status["resources"] = resources_json(resources);
+    status["conditions"] = json!([]);
+    status["reconciledAt"] = gitplane_object::time::now_rfc3339().into();
 }
 
 /// The application's health: the worst of its resources' (Healthy if none).
@@ -334,8 +406,8 @@ pub fn append_history(
 /// `status.summary.images`: every container image of the desired objects.
 pub fn images(desired: &[Object]) -> Vec<String> {
     let mut images = std::collections::BTreeSet::new();
-    for object in desired {
-        collect_images(&object.to_value(), &mut images);
+    for value in desired.iter().flat_map(|o| o.body().values()) {
+        collect_images(value, &mut images);
     }
     images.into_iter().collect()
 }

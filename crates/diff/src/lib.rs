@@ -93,8 +93,8 @@ pub fn diff(
         key: key.clone(),
         message,
     };
-    let live_raw = live.map(Object::to_value);
-    let mut target = match (predicted, desired, &live_raw) {
+    let mut live_side = live.map(Object::to_value);
+    let mut target = match (predicted, desired, &live_side) {
         (Some(p), _, _) => Some(p.to_value()),
         (None, Some(d), Some(l)) => {
             let mut d = d.to_value();
@@ -108,8 +108,13 @@ pub fn diff(
         }
         (None, None, _) => None,
     };
-    let mut live_side = live_raw.clone();
     let rules: Vec<&IgnoreRule> = options.rules.iter().filter(|r| r.matches(key)).collect();
+    // Ignore rules read the live object as it was; only they need a copy.
+    let live_raw = if rules.is_empty() {
+        None
+    } else {
+        live_side.clone()
+    };
     for side in [target.as_mut(), live_side.as_mut()].into_iter().flatten() {
         if !rules.is_empty() {
             let ignored =

@@ -34,7 +34,7 @@ mod step;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gitplane_cluster::{Cluster, ClusterError, LiveCache, Tracking};
@@ -111,10 +111,25 @@ impl SyncRequest<'_> {
         hasher.update([0]);
         hasher.update(self.namespace.as_bytes());
         for object in &self.desired {
-            hasher.update(object.to_value().to_string().as_bytes());
+            // Written straight into the hash: no copy, no string.
+            let _ = serde_json::to_writer(HashWriter(&mut hasher), object.body());
         }
         hasher.update(format!("{:?}", self.options).as_bytes());
         format!("{:x}", hasher.finalize())
+    }
+}
+
+/// Feeds what is written to it into a SHA-256.
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -156,6 +171,19 @@ pub enum Progress {
     Pruned {
         /// How many.
         count: usize,
+    },
+    /// The sync is about to write or delete these objects (for watchers
+    /// that want to know their own changes when they see them come back).
+    Writing {
+        /// The objects.
+        keys: Vec<ObjectKey>,
+    },
+    /// The sync wrote or deleted an object.
+    Changed {
+        /// The object.
+        key: ObjectKey,
+        /// It as the server stored it; `None` once deleted.
+        stored: Option<Arc<Object>>,
     },
     /// The operation failed and is retried.
     Retrying {
@@ -201,7 +229,7 @@ pub async fn compare(
     let prunes = tasks
         .iter()
         .filter_map(|t| match &t.action {
-            plan::Action::Prune { live } => Some((**live).clone()),
+            plan::Action::Prune { live } => Some(live.clone()),
             _ => None,
         })
         .collect();
@@ -218,10 +246,15 @@ pub(crate) async fn tracked(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     scope: Option<&BTreeSet<(String, String, String)>>,
-) -> Result<BTreeMap<ObjectKey, Object>, SyncError> {
+) -> Result<BTreeMap<ObjectKey, Arc<Object>>, SyncError> {
     let objects = match request.live.filter(|c| c.listed()) {
         Some(cache) => cache.objects_of(request.app),
-        None => cluster.tracked_objects(Some(request.app), scope).await?,
+        None => cluster
+            .tracked_objects(Some(request.app), scope)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
     };
     Ok(objects
         .into_iter()

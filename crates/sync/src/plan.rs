@@ -6,6 +6,7 @@
 //! for a later wave's objects just before they are applied.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use gitplane_cluster::{
@@ -31,7 +32,7 @@ pub(crate) enum Action {
     /// Run a hook (the object carries the name this operation gives it).
     Hook { object: Box<Object>, spec: HookSpec },
     /// Delete a live object that is no longer desired.
-    Prune { live: Box<Object> },
+    Prune { live: Arc<Object> },
     /// Report only (skipped, requires pruning, prune skipped).
     Report {
         status: ResultStatus,
@@ -77,7 +78,7 @@ pub(crate) enum Checked {
     Compare {
         object: Box<Object>,
         diff: Box<ObjectDiff>,
-        live: Option<Box<Object>>,
+        live: Option<Arc<Object>>,
     },
     /// Another application's object: left alone.
     Shared(String),
@@ -91,7 +92,7 @@ pub(crate) enum Checked {
 #[derive(Debug, Clone, Default)]
 pub struct Comparison {
     pub(crate) checks: BTreeMap<ObjectKey, Checked>,
-    pub(crate) prunes: Vec<Object>,
+    pub(crate) prunes: Vec<Arc<Object>>,
     pub(crate) request_hash: String,
 }
 
@@ -256,7 +257,7 @@ impl HookNaming<'_> {
 pub(crate) fn tasks(
     request: &SyncRequest<'_>,
     desired: &[Object],
-    tracked: &BTreeMap<ObjectKey, Object>,
+    tracked: &BTreeMap<ObjectKey, Arc<Object>>,
     naming: &HookNaming<'_>,
 ) -> Vec<Task> {
     let mut tasks = Vec::with_capacity(desired.len());
@@ -309,9 +310,7 @@ pub(crate) fn tasks(
                     key: key.clone(),
                     phase: Phase::Sync,
                     wave,
-                    action: Action::Prune {
-                        live: Box::new(live.clone()),
-                    },
+                    action: Action::Prune { live: live.clone() },
                 },
                 last,
             ));
@@ -428,7 +427,7 @@ pub(crate) async fn check_all(
     request: &SyncRequest<'_>,
     desired: &[Object],
     tasks: &[&Task],
-    tracked: &BTreeMap<ObjectKey, Object>,
+    tracked: &BTreeMap<ObjectKey, Arc<Object>>,
 ) -> Result<BTreeMap<ObjectKey, Checked>, SyncError> {
     let objects: Vec<&Object> = tasks
         .iter()
@@ -508,7 +507,7 @@ async fn check(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     object: &Object,
-    tracked: &BTreeMap<ObjectKey, Object>,
+    tracked: &BTreeMap<ObjectKey, Arc<Object>>,
     desired: &[Object],
     absent: &BTreeSet<String>,
 ) -> (ObjectKey, Checked) {
@@ -521,7 +520,7 @@ async fn check_object(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     object: &Object,
-    tracked: &BTreeMap<ObjectKey, Object>,
+    tracked: &BTreeMap<ObjectKey, Arc<Object>>,
     desired: &[Object],
     absent: &BTreeSet<String>,
 ) -> Checked {
@@ -531,11 +530,11 @@ async fn check_object(
         Some(live) => Some(live.clone()),
         None if in_absent_namespace => None,
         None => match cluster.get_key(&key).await {
-            Ok(live) => live,
+            Ok(live) => live.map(Arc::new),
             Err(e) => return refused(object, e.to_string()),
         },
     };
-    if let Some(owner) = live.as_ref().and_then(Tracking::of).map(|t| t.app)
+    if let Some(owner) = live.as_deref().and_then(Tracking::of).map(|t| t.app)
         && owner != request.app
         && !request.options.take_over_shared
     {
@@ -590,13 +589,13 @@ async fn check_object(
         &key,
         Some(&object),
         predicted.as_ref(),
-        live.as_ref(),
+        live.as_deref(),
         &options,
     ) {
         Ok(diff) => Checked::Compare {
             object: Box::new(object),
             diff: Box::new(diff),
-            live: live.map(Box::new),
+            live,
         },
         Err(e) => refused(&object, e.message),
     }
@@ -647,7 +646,7 @@ mod tests {
                 phase: Phase::Sync,
                 wave,
                 action: Action::Prune {
-                    live: Box::new(Object::with_type("v1", "ConfigMap", name)),
+                    live: Arc::new(Object::with_type("v1", "ConfigMap", name)),
                 },
             },
             false,

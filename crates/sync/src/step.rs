@@ -142,7 +142,7 @@ struct Stepper<'s, 'r> {
     progress: &'s (dyn Fn(&Progress) + Send + Sync),
     now: i64,
     desired: &'s [Object],
-    tracked: &'s BTreeMap<ObjectKey, Object>,
+    tracked: &'s BTreeMap<ObjectKey, std::sync::Arc<Object>>,
     /// Objects checked in this step.
     checks: BTreeMap<ObjectKey, Checked>,
     /// Tasks that had finished before this step: only their records are
@@ -406,14 +406,14 @@ impl Stepper<'_, '_> {
         &self,
         key: &ObjectKey,
         written: Option<&str>,
-    ) -> Result<Option<Object>, SyncError> {
+    ) -> Result<Option<std::sync::Arc<Object>>, SyncError> {
         if let Some(cache) = self.request.live.filter(|c| c.listed())
             && let Some(object) = cache.get(key)
             && written.is_none_or(|rv| not_older(resource_version(&object), rv))
         {
             return Ok(Some(object));
         }
-        Ok(self.cluster.get_key(key).await?)
+        Ok(self.cluster.get_key(key).await?.map(std::sync::Arc::new))
     }
 
     /// Looks at every running task again (see the module docs).
@@ -433,11 +433,11 @@ impl Stepper<'_, '_> {
             let live = self
                 .live_object(&task.key, result.resource_version.as_deref())
                 .await?;
-            let health = live.as_ref().and_then(|o| self.request.health.check(o));
+            let health = live.as_deref().and_then(|o| self.request.health.check(o));
             let mut updated = result.clone();
             updated.health = health.clone();
             if task.is_hook() {
-                let (progress, message) = hook_progress(live.as_ref(), health.as_ref());
+                let (progress, message) = hook_progress(live.as_deref(), health.as_ref());
                 updated.progress = progress;
                 updated.message = message;
                 if progress == OperationPhase::Running
@@ -450,7 +450,7 @@ impl Stepper<'_, '_> {
                     );
                 }
             } else {
-                match resource_progress(live.as_ref(), health.as_ref()) {
+                match resource_progress(live.as_deref(), health.as_ref()) {
                     Some((progress, message)) => {
                         updated.progress = progress;
                         updated.message = message;
@@ -541,6 +541,9 @@ impl Stepper<'_, '_> {
         wave: i32,
         batch: &[&Task],
     ) -> Result<Batch, SyncError> {
+        (self.progress)(&Progress::Writing {
+            keys: batch.iter().map(|t| t.key.clone()).collect(),
+        });
         let pruned = self.prune(batch).await;
         if let Err(reason) = pruned {
             return Ok(Batch::Failed(reason));
@@ -611,6 +614,10 @@ impl Stepper<'_, '_> {
             match outcome {
                 Ok(()) => {
                     count += 1;
+                    (self.progress)(&Progress::Changed {
+                        key: task.key.clone(),
+                        stored: None,
+                    });
                     self.record(
                         task,
                         ResultStatus::Pruned,
@@ -727,6 +734,10 @@ impl Stepper<'_, '_> {
                         applied += 1;
                         crds |= task.key.kind == "CustomResourceDefinition";
                         let rv = Some(resource_version(&stored).to_string());
+                        (self.progress)(&Progress::Changed {
+                            key: task.key.clone(),
+                            stored: Some(std::sync::Arc::new(stored)),
+                        });
                         self.record(task, ResultStatus::Synced, OperationPhase::Running, "", rv);
                     }
                     Err(e) => {
