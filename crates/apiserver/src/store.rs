@@ -161,7 +161,7 @@ struct State {
 /// The events of the log after `after`, decoded; each modification's
 /// previous version is the one logged before it, when the log has it. Only
 /// the events asked for, and one earlier version per key, are decoded.
-fn decode_events(log: &VecDeque<Logged>, after: u64) -> Vec<Arc<Event>> {
+fn decode_events(log: &VecDeque<Logged>, prefix: &str, after: u64) -> Vec<Arc<Event>> {
     let start = log.partition_point(|l| l.revision <= after);
     let decode = |l: &Logged| {
         serde_json::from_slice::<Value>(&l.object)
@@ -169,8 +169,8 @@ fn decode_events(log: &VecDeque<Logged>, after: u64) -> Vec<Arc<Event>> {
             .map(Arc::new)
     };
     let mut latest: HashMap<&str, Option<Arc<Value>>> = HashMap::new();
-    let mut events = Vec::with_capacity(log.len() - start);
-    for logged in log.range(start..) {
+    let mut events = Vec::new();
+    for logged in log.range(start..).filter(|l| l.key.starts_with(prefix)) {
         let Some(object) = decode(logged) else {
             continue;
         };
@@ -335,10 +335,13 @@ impl Store {
         state.revision
     }
 
-    /// Subscribes to changes; with `events_after`, also returns the logged events
-    /// after that revision (or `None` if they have been compacted).
+    /// Subscribes to changes; also returns the logged events under the key
+    /// `prefix` after revision `events_after` (or `None` if they have been
+    /// compacted). Only those events are decoded: a watch of one kind that
+    /// resumes never pays for the others' changes.
     pub fn watch(
         &self,
+        prefix: &str,
         events_after: u64,
     ) -> (Option<Vec<Arc<Event>>>, broadcast::Receiver<Arc<Event>>) {
         let state = self.lock();
@@ -347,7 +350,7 @@ impl Store {
         if events_after < state.compacted {
             return (None, rx);
         }
-        (Some(decode_events(&state.log, events_after)), rx)
+        (Some(decode_events(&state.log, prefix, events_after)), rx)
     }
 
     /// Reads `key`, lets `decide` choose what to do, and (unless a dry run)
@@ -633,7 +636,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "c"]);
         assert_eq!(items[1].1["metadata"]["resourceVersion"], "3");
-        let (backlog, _) = store.watch(1);
+        let (backlog, _) = store.watch("", 1);
         let kinds: Vec<_> = backlog
             .unwrap()
             .iter()
@@ -663,7 +666,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let (backlog, _) = store.watch(2);
+        let (backlog, _) = store.watch("", 2);
         let backlog = backlog.unwrap();
         assert_eq!(backlog.len(), 1);
         let event = &backlog[0];
@@ -707,19 +710,19 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(store.watch(2).0.is_none(), "revision 2 is compacted");
-        assert_eq!(store.watch(7).0.unwrap().len(), 3);
+        assert!(store.watch("", 2).0.is_none(), "revision 2 is compacted");
+        assert_eq!(store.watch("", 7).0.unwrap().len(), 3);
         store.close();
         let store = Store::open(&path, 3).unwrap();
-        assert!(store.watch(2).0.is_none());
-        assert_eq!(store.watch(7).0.unwrap().len(), 3);
+        assert!(store.watch("", 2).0.is_none());
+        assert_eq!(store.watch("", 7).0.unwrap().len(), 3);
     }
 
     #[tokio::test]
     async fn watchers_receive_changes_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb"), 100).unwrap();
-        let (_, mut rx) = store.watch(0);
+        let (_, mut rx) = store.watch("", 0);
         for i in 0..5 {
             store
                 .update(&format!("k{i}"), Commit::Durable, |_| {

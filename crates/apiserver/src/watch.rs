@@ -62,11 +62,11 @@ pub fn start(
     let (tx, rx) = mpsc::channel(256);
     let (initial, backlog, live) = match from {
         Some(rv) if !options.initial_events => {
-            let (backlog, live) = api.store.watch(rv);
+            let (backlog, live) = api.store.watch(&prefix, rv);
             (Vec::new(), backlog, live)
         }
         _ => {
-            let (_, live) = api.store.watch(api.store.revision());
+            let (_, live) = api.store.watch(&prefix, api.store.revision());
             let (items, revision) = api.store.list(&prefix);
             let initial = items
                 .into_iter()
@@ -157,7 +157,7 @@ impl Stream {
                         // Fell behind the live stream: catch up from the
                         // change log, or (if it no longer reaches back that
                         // far) end with 410 so the client re-lists.
-                        let (backlog, fresh) = store.watch(sent_up_to);
+                        let (backlog, fresh) = store.watch(&self.prefix, sent_up_to);
                         let Some(backlog) = backlog else {
                             let status = ApiError::expired("the watch fell behind; re-list and watch again").to_status();
                             let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;

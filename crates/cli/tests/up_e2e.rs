@@ -188,6 +188,26 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+impl Up {
+    /// Waits until `name` is Synced and Healthy; on timeout, fails with its
+    /// status (what it waited for, its conditions).
+    fn wait_converged(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let app = self.app(name);
+            if converged(&app) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {name} to converge: {:#}",
+                app["status"]
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 fn converged(app: &Value) -> bool {
     app["status"]["sync"]["status"] == "Synced" && app["status"]["health"]["status"] == "Healthy"
 }
@@ -536,9 +556,7 @@ fn apps_sync_to_clusters_from_secrets_and_refuse_exec_plugins() {
         assert!(ok, "{text}");
     }
 
-    wait_for("far synced to the other cluster", || {
-        converged(&up.app("far"))
-    });
+    up.wait_converged("far");
     let (ok, text) = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&remote_kubeconfig)
@@ -641,7 +659,7 @@ fn policies_in_the_repository_block_a_violating_sync() {
     write(repo, "platform/policies/policies.yaml", POLICIES);
     commit(repo, "policies");
     let up = start_up(repo, data.path());
-    wait_for("web converged", || converged(&up.app("web")));
+    up.wait_converged("web");
     wait_for("the audit result reported", || {
         up.json(&["get", "policyreports", "-n", "web"])
             .is_some_and(|list| {

@@ -391,12 +391,16 @@ fn dynamic_key(d: &DynamicObject, info: &ResourceInfo) -> ObjectKey {
 
 /// The object, if it carries a valid tracking id. Most objects of a
 /// cluster (pods, replica sets, endpoints) carry none: they are looked at
-/// without being converted.
-fn tracked(d: DynamicObject, info: &ResourceInfo) -> Option<Arc<Object>> {
+/// without being converted. `metadata.managedFields` is dropped: it is often
+/// the larger part of an object and only an ignore rule naming field managers
+/// reads it (such comparisons list the objects themselves, see
+/// `gitplane_sync`).
+fn tracked(mut d: DynamicObject, info: &ResourceInfo) -> Option<Arc<Object>> {
     let annotations = d.metadata.annotations.as_ref()?;
     if !annotations.contains_key(TRACKING_ANNOTATION) {
         return None;
     }
+    d.metadata.managed_fields = None;
     to_object(d, info)
         .ok()
         .filter(|object| Tracking::of(object).is_some())

@@ -242,12 +242,19 @@ pub async fn compare(
 
 /// The application's tracked objects, by key: from the live cache once it
 /// has listed everything, else listed from the cluster (within `scope`).
+/// The live cache keeps no `managedFields`, so an application whose ignore
+/// rules name field managers always lists.
 pub(crate) async fn tracked(
     cluster: &Cluster,
     request: &SyncRequest<'_>,
     scope: Option<&BTreeSet<(String, String, String)>>,
 ) -> Result<BTreeMap<ObjectKey, Arc<Object>>, SyncError> {
-    let objects = match request.live.filter(|c| c.listed()) {
+    let reads_managers = request
+        .ignore
+        .iter()
+        .any(|rule| !rule.managed_fields_managers.is_empty());
+    let cache = request.live.filter(|c| c.listed() && !reads_managers);
+    let objects = match cache {
         Some(cache) => cache.objects_of(request.app),
         None => cluster
             .tracked_objects(Some(request.app), scope)

@@ -53,7 +53,7 @@ pub fn name_of(object: &Value) -> &str {
 
 /// Starts every controller.
 pub fn start(api: &Api, simulate: bool) {
-    let (_, events) = api.store.watch(api.store.revision());
+    let (_, events) = api.store.watch("", api.store.revision());
     let gc = gc::GarbageCollector::new(api.clone());
     let namespaces = namespace::NamespaceController::new(api.clone());
     let simulator = simulate.then(|| simulate::Simulator::new(api.clone()));
