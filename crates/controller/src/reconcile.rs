@@ -405,6 +405,13 @@ impl Controller {
         status_patch["conditions"] = json!(conditions);
         status_patch["observedAt"] = status_patch["reconciledAt"].clone();
         status_patch["sourceType"] = prepared.rendered.source_type.into();
+        if self.operation_moved(app) {
+            // An operation wrote its results while this compared: what was
+            // compared may predate them, and would overwrite them with a
+            // stale OutOfSync. Compare again instead.
+            self.queue.add(name);
+            return Ok(());
+        }
         let started = patch["status"].get("operationState").is_some() && blocked.is_none();
         self.finish(app, &spec, patch).await?;
         if started {
@@ -733,6 +740,22 @@ impl Controller {
             Some(spec) => self.finish(app, spec, patch).await,
             None => self.finish(app, &AppSpec::default(), patch).await,
         }
+    }
+
+    /// Whether the application's operation started, stepped or ended since
+    /// `app` was read (the operation processors' writes are remembered as
+    /// soon as they are answered).
+    fn operation_moved(&self, app: &Object) -> bool {
+        let Some(latest) = self.apps.get(app.name()) else {
+            return false;
+        };
+        let mark = |o: &Object| {
+            ["phase", "startedAt", "finishedAt"].map(|k| {
+                o.str_at(&["status", "operationState", k])
+                    .map(str::to_string)
+            })
+        };
+        mark(&latest) != mark(app)
     }
 
     /// Writes the patch (unless only times would change) and the summary.
