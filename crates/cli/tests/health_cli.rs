@@ -53,3 +53,34 @@ fn failing_cases_are_listed_and_exit_one() {
     );
     assert_eq!(lines[1], "1 passed, 1 failed");
 }
+
+#[test]
+fn check_prints_each_objects_health_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop, generation: 1}\n\
+         spec: {replicas: 1}\n\
+         status: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1, readyReplicas: 1}\n\
+         ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n",
+    )
+    .unwrap();
+    let (code, out) = gitplane(&["health", "check", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["kind"], "Deployment");
+    assert_eq!(listed[0]["namespace"], "shop");
+    assert_eq!(listed[0]["health"]["status"], "Healthy", "{out}");
+    assert_eq!(listed[1]["name"], "settings");
+    assert!(
+        listed[1]["health"].is_null(),
+        "no health check for a ConfigMap"
+    );
+    let (code, table) = gitplane(&["health", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("Deployment/shop/web") && table.contains("Healthy"),
+        "{table}"
+    );
+}

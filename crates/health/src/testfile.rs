@@ -12,23 +12,55 @@
 use std::path::{Path, PathBuf};
 
 use gitplane_object::{LoadOptions, Syntax, parse_values};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::lua::{LuaLimits, compile, run_script};
-use crate::{Health, HealthError};
+use crate::{Health, HealthError, HealthStatus};
 
-#[derive(Deserialize)]
-struct TestFile {
-    #[serde(default)]
-    tests: Vec<TestEntry>,
+/// A field of a test file's mapping, matched as Argo CD's loader matches it
+/// (YAML turned into JSON and decoded by Go, whose field names match
+/// case-insensitively, an exact match first): `inputpath` is `inputPath`.
+fn field<'a>(map: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = map.as_object()?;
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TestEntry {
-    health_status: Health,
-    input_path: String,
+/// A string field; absent or null is empty, as Go's zero value.
+fn text_field(map: &Value, name: &str) -> Result<String, String> {
+    match field(map, name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(other) => Err(format!("{name}: expected a string, found {other}")),
+    }
+}
+
+/// The cases of a test file: each input path and the health it expects (a
+/// case without `message` expects none, as in Argo CD).
+fn cases_of(file: &Value) -> Result<Vec<(String, Health)>, String> {
+    let tests = match field(file, "tests") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(tests)) => tests,
+        Some(_) => return Err("tests: expected a list".into()),
+    };
+    tests
+        .iter()
+        .enumerate()
+        .map(|(i, test)| {
+            let at = |e: String| format!("tests[{i}]: {e}");
+            let expected =
+                field(test, "healthStatus").ok_or_else(|| at("no healthStatus".into()))?;
+            let status = text_field(expected, "status").map_err(at)?;
+            let status = HealthStatus::parse(&status)
+                .ok_or_else(|| at(format!("unknown health status {status:?}")))?;
+            let message = text_field(expected, "message").map_err(at)?;
+            let input = text_field(test, "inputPath").map_err(at)?;
+            Ok((input, Health::new(status, message)))
+        })
+        .collect()
 }
 
 /// One case and its outcome.
@@ -38,8 +70,9 @@ pub struct TestCase {
     pub file: PathBuf,
     /// The input object's path, as the file gives it.
     pub input: String,
-    /// The health the file expects.
-    pub expected: Health,
+    /// The health the file expects; `None` when the file itself could not
+    /// be read (then the case stands for the whole file, and fails).
+    pub expected: Option<Health>,
     /// What the script gave (or why it could not run).
     pub actual: Result<Health, String>,
 }
@@ -47,7 +80,7 @@ pub struct TestCase {
 impl TestCase {
     /// Whether the script gave the expected status and message.
     pub fn passed(&self) -> bool {
-        self.actual.as_ref() == Ok(&self.expected)
+        self.expected.is_some() && self.actual.as_ref().ok() == self.expected.as_ref()
     }
 }
 
@@ -123,32 +156,59 @@ fn confined(base: &Path, relative: &str) -> Result<PathBuf, String> {
 }
 
 /// Runs every case of every `health_test.yaml` under `dir` against its
-/// sibling `health.lua`.
+/// sibling `health.lua`. A test file or script that cannot be read or
+/// compiled fails its cases (or, unreadable, counts as one failing case);
+/// it never stops the run.
 pub fn run_health_tests(dir: &Path, limits: LuaLimits) -> Result<TestReport, HealthError> {
     let mut files = Vec::new();
     find_test_files(dir, &mut files)?;
     let mut report = TestReport::default();
     for file in files {
-        let base = file.parent().unwrap_or(dir);
-        let script_path = base.join("health.lua");
-        let source =
-            std::fs::read_to_string(&script_path).map_err(|e| read_error(&script_path, e))?;
-        compile(&script_path, &source)?;
-        let tests: TestFile =
-            serde_json::from_value(read_yaml(&file)?).map_err(|e| read_error(&file, e))?;
-        for test in tests.tests {
-            let actual = confined(base, &test.input_path)
-                .and_then(|input| read_yaml(&input).map_err(|e| e.to_string()))
-                .and_then(|object| {
-                    run_script(&source, &script_path.display().to_string(), &object, limits)
-                });
-            report.cases.push(TestCase {
-                file: file.clone(),
-                input: test.input_path,
-                expected: test.health_status,
-                actual,
-            });
-        }
+        report.cases.extend(run_test_file(&file, limits));
     }
     Ok(report)
+}
+
+/// The cases of one test file, run against the script beside it.
+fn run_test_file(file: &Path, limits: LuaLimits) -> Vec<TestCase> {
+    let cases = read_yaml(file)
+        .map_err(|e| e.to_string())
+        .and_then(|value| cases_of(&value).map_err(|e| format!("{}: {e}", file.display())));
+    let cases = match cases {
+        Ok(cases) => cases,
+        Err(message) => {
+            return vec![TestCase {
+                file: file.to_path_buf(),
+                input: String::new(),
+                expected: None,
+                actual: Err(message),
+            }];
+        }
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let script_path = base.join("health.lua");
+    let script = std::fs::read_to_string(&script_path)
+        .map_err(|e| read_error(&script_path, e).to_string())
+        .and_then(|source| {
+            compile(&script_path, &source)
+                .map(|()| source)
+                .map_err(|e| e.to_string())
+        });
+    let name = script_path.display().to_string();
+    cases
+        .into_iter()
+        .map(|(input, expected)| {
+            let actual = script.as_ref().map_err(String::clone).and_then(|source| {
+                confined(base, &input)
+                    .and_then(|path| read_yaml(&path).map_err(|e| e.to_string()))
+                    .and_then(|object| run_script(source, &name, &object, limits))
+            });
+            TestCase {
+                file: file.to_path_buf(),
+                input,
+                expected: Some(expected),
+                actual,
+            }
+        })
+        .collect()
 }

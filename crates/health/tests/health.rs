@@ -355,3 +355,88 @@ fn a_script_that_does_not_compile_names_its_file() {
         .to_string();
     assert!(error.contains("example.com/Thing/health.lua"), "{error}");
 }
+
+/// Writes `example.com/Thing` under `dir` with a script, an input and a
+/// test file.
+fn thing(dir: &Path, script: &str, tests: &str) {
+    let kind = dir.join("example.com/Thing");
+    std::fs::create_dir_all(&kind).unwrap();
+    std::fs::write(kind.join("health.lua"), script).unwrap();
+    std::fs::write(kind.join("in.yaml"), "kind: Thing\nstatus: {ready: 2}\n").unwrap();
+    std::fs::write(kind.join("health_test.yaml"), tests).unwrap();
+}
+
+#[test]
+fn test_files_are_read_as_argo_cd_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keys in any case (Go's JSON decoding), a case without a message
+    // expects none.
+    thing(
+        dir.path(),
+        "if obj.status.ready == 2 then return {status = 'Healthy'} end\n\
+         return {status = 'Degraded', message = 'not ready'}",
+        "Tests:\n- healthstatus: {STATUS: Healthy}\n  inputpath: in.yaml\n\
+         - healthStatus: {status: Healthy, message: ''}\n  InputPath: in.yaml\n",
+    );
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    let failures: Vec<_> = report.failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(report.passed(), 2);
+}
+
+#[test]
+fn an_unreadable_file_is_a_failing_case_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    thing(
+        dir.path(),
+        "return {status = 'Healthy'}",
+        "tests:\n- healthStatus: {status: Healthy}\n  inputPath: in.yaml\n",
+    );
+    let broken = dir.path().join("example.com/Broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("health.lua"), "return {status = 'Healthy'}").unwrap();
+    std::fs::write(
+        broken.join("health_test.yaml"),
+        "tests: [{healthStatus: {status: Fine}}]\n",
+    )
+    .unwrap();
+    let uncompiled = dir.path().join("example.com/Uncompiled");
+    std::fs::create_dir_all(&uncompiled).unwrap();
+    std::fs::write(uncompiled.join("health.lua"), "return {status = ").unwrap();
+    std::fs::write(
+        uncompiled.join("health_test.yaml"),
+        "tests: [{healthStatus: {status: Healthy}, inputPath: in.yaml}]\n",
+    )
+    .unwrap();
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    assert_eq!(report.passed(), 1, "the readable file still ran");
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let unreadable = failures[0].actual.as_ref().unwrap_err();
+    assert!(failures[0].expected.is_none());
+    assert!(
+        unreadable.contains("Broken/health_test.yaml") && unreadable.contains("\"Fine\""),
+        "{unreadable}"
+    );
+    let uncompiled = failures[1].actual.as_ref().unwrap_err();
+    assert!(uncompiled.contains("Uncompiled/health.lua"), "{uncompiled}");
+}
+
+#[test]
+fn scripts_may_use_goto_as_argo_cd_scripts_do() {
+    let dir = tempfile::tempdir().unwrap();
+    thing(
+        dir.path(),
+        "local ready = 0\n\
+         for _, n in ipairs({1, 2, 3}) do\n\
+           if n == 2 then goto continue end\n\
+           ready = ready + n\n\
+           ::continue::\n\
+         end\n\
+         return {status = 'Healthy', message = 'sum ' .. ready}",
+        "tests:\n- healthStatus: {status: Healthy, message: sum 4}\n  inputPath: in.yaml\n",
+    );
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    let failures: Vec<_> = report.failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+}
