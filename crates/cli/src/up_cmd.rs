@@ -423,15 +423,17 @@ async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> b
             quiet_since = Instant::now();
         }
         let Some(timeout) = timeout else { continue };
-        let idle = controller.busy() == 0;
         let converged = !apps.is_empty() && apps.iter().all(AppSummary::converged);
         let quiet = quiet_since.elapsed();
-        // Settled: nothing queued, no operation under way, and everything
-        // converged, or nothing has changed for a while (something is stuck
-        // and says why).
-        if idle
-            && ((converged && quiet > Duration::from_secs(1)) || quiet > Duration::from_secs(30))
-        {
+        // Settled: everything converged with no operation under way (status
+        // refreshes may still be queued: with thousands of apps one always
+        // is), or nothing queued and nothing changed for a while (something
+        // is stuck and says why).
+        let converged_for_good = converged
+            && controller.operations_busy() == 0
+            && quiet > Duration::from_secs(1);
+        let stuck = controller.busy() == 0 && quiet > Duration::from_secs(30);
+        if converged_for_good || stuck {
             return true;
         }
         if started.elapsed() > timeout {

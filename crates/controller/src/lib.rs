@@ -750,8 +750,15 @@ impl Controller {
     /// Applications queued or being worked on, or whose operation is under
     /// way.
     pub fn busy(&self) -> usize {
+        self.queue.busy() + self.operations_busy()
+    }
+
+    /// Applications whose operation is queued, being worked on or waiting.
+    /// Unlike [`Controller::busy`], periodic status refreshes do not count:
+    /// with thousands of applications one is always due.
+    pub fn operations_busy(&self) -> usize {
         let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).len();
-        self.queue.busy() + self.operations.busy() + waiting
+        self.operations.busy() + waiting
     }
 
     /// Updates the operation fields of an application's summary.
