@@ -20,10 +20,12 @@ pub struct HealthArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum HealthCommand {
-    /// Find every `health_test.yaml` under DIR (Argo CD's
-    /// `resource_customizations/<group>/<Kind>/` layout), run the sibling
-    /// `health.lua` on each case's input in the Lua sandbox, print a line per
-    /// failing case and `N passed, M failed`. Exit status 1 if any failed.
+    /// Find every `health_test.yaml` and `actions/action_test.yaml` under
+    /// DIR (Argo CD's `resource_customizations/<group>/<Kind>/` layout), run
+    /// the sibling `health.lua` (or the actions' `discovery.lua` and
+    /// `<action>/action.lua`) on each case's input in the Lua sandbox, print
+    /// a line per failing case and `N passed, M failed`. Exit status 1 if any
+    /// failed.
     Test {
         /// The directory to search.
         dir: PathBuf,
@@ -171,6 +173,16 @@ fn test(dir: &Path, all: bool) -> Result<ExitCode> {
                 "FAIL {}",
                 show(&case.actual).trim_start_matches("an error: ")
             ),
+        }
+    }
+    for case in &report.actions {
+        match &case.failure {
+            None if all => println!("PASS {}: {}", case.file.display(), case.name),
+            None => {}
+            Some(why) => {
+                failed += 1;
+                println!("FAIL {}: {}: {why}", case.file.display(), case.name);
+            }
         }
     }
     println!("{} passed, {failed} failed", report.passed());

@@ -4,6 +4,7 @@
 //! `resource_customizations/<group>/<Kind>/health.lua` layout, run in a
 //! sandbox. [`run_health_tests`] runs Argo CD `health_test.yaml` files.
 
+mod actions;
 mod builtin;
 mod lua;
 mod testfile;
@@ -14,6 +15,7 @@ use std::path::Path;
 use gitplane_object::Object;
 use serde::{Deserialize, Serialize};
 
+pub use actions::ActionCase;
 pub use lua::{Customizations, LuaLimits};
 pub use testfile::{TestCase, TestReport, run_health_tests};
 

@@ -48,7 +48,8 @@ const PATTERN_SUBJECT_LIMIT: usize = 65_536;
 
 /// Runs before every script: takes away what a health check must not have.
 /// Compiled traces would not count instructions, so the JIT is off; of
-/// `os`, only `time` and `date` stay, as in Argo CD's safe `os`.
+/// `os`, only `time` and `date` stay, as in Argo CD's safe `os`, which
+/// `require("os")` returns (Argo CD's action scripts start so).
 const PRELUDE: &str = r#"
 jit.off()
 jit.flush()
@@ -58,6 +59,13 @@ for _, name in ipairs({"dofile", "loadfile", "load", "loadstring", "require",
                        "module", "collectgarbage", "getfenv", "setfenv",
                        "newproxy", "gcinfo", "print"}) do
   _G[name] = nil
+end
+local safe_os = os
+require = function(name)
+  if name == "os" then
+    return safe_os
+  end
+  error("module '" .. tostring(name) .. "' not found", 2)
 end
 string.dump = nil
 for _, name in ipairs({"find", "match", "gmatch", "gsub"}) do
@@ -72,7 +80,7 @@ end
 "#;
 
 /// A sandboxed interpreter with `obj` set.
-fn sandbox(object: &Value, limits: LuaLimits) -> mlua::Result<Lua> {
+pub(crate) fn sandbox(object: &Value, limits: LuaLimits) -> mlua::Result<Lua> {
     let lua = Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS | StdLib::JIT,
         LuaOptions::new(),
@@ -94,9 +102,12 @@ fn sandbox(object: &Value, limits: LuaLimits) -> mlua::Result<Lua> {
     )?;
     let prelude = format!("local LIMIT = {PATTERN_SUBJECT_LIMIT}\n{PRELUDE}");
     lua.load(prelude).set_name("prelude").exec()?;
+    // Plain tables, as gopher-lua gives Argo CD's scripts: a script may copy
+    // a table's metatable (`setmetatable(t, getmetatable(obj))`).
     let options = SerializeOptions::new()
         .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
+        .serialize_unit_to_null(false)
+        .set_array_metatable(false);
     lua.globals()
         .set("obj", lua.to_value_with(object, options)?)?;
     Ok(lua)
@@ -127,6 +138,40 @@ pub(crate) fn run_script(
     let status = HealthStatus::parse(&status)
         .ok_or_else(|| format!("{name}: returned the unknown status {status:?}"))?;
     Ok(Health::new(status, message.unwrap_or_default()))
+}
+
+/// Runs a script (a resource action or its discovery) on an object, with
+/// `actionParams` set when given, and returns what it returned as JSON.
+/// An error the script raises is returned as its message alone, as Argo CD
+/// reports it (`error("invalid number", 0)` is `invalid number`).
+pub(crate) fn run_to_json(
+    source: &str,
+    name: &str,
+    object: &Value,
+    params: Option<&serde_json::Map<String, Value>>,
+    limits: LuaLimits,
+) -> Result<Value, String> {
+    let fail = |e: mlua::Error| match &e {
+        mlua::Error::RuntimeError(message) => first_line(message).to_string(),
+        mlua::Error::CallbackError { cause, .. } => first_line(&cause.to_string()).to_string(),
+        _ => format!("{name}: {}", first_line(&e.to_string())),
+    };
+    let lua = sandbox(object, limits).map_err(fail)?;
+    if let Some(params) = params {
+        let table = lua.to_value(params).map_err(fail)?;
+        lua.globals().set("actionParams", table).map_err(fail)?;
+    }
+    let returned: mlua::Value = lua.load(source).set_name(name).eval().map_err(fail)?;
+    if !returned.is_table() {
+        return Err(format!(
+            "{name}: returned {} instead of a table",
+            returned.type_name()
+        ));
+    }
+    let options = mlua::serde::DeserializeOptions::new()
+        .deny_unsupported_types(false)
+        .sort_keys(true);
+    lua.from_value_with(returned, options).map_err(fail)
 }
 
 /// Lua errors carry a traceback; the first line says what happened.
@@ -264,7 +309,11 @@ mod tests {
             ("os", "os.execute('touch /tmp/gitplane-escaped')"),
             ("load", "load('return 1')()"),
             ("loadstring", "loadstring('return 1')()"),
-            ("require", "require('os')"),
+            ("require", "require('io')"),
+            (
+                "require os",
+                "require('os').execute('touch /tmp/gitplane-escaped')",
+            ),
             ("dofile", "dofile('/etc/passwd')"),
             ("dump", "string.dump(function() end)"),
             ("debug", "debug.getinfo(1)"),
@@ -276,7 +325,9 @@ mod tests {
         ] {
             let error = run(source).expect_err(name);
             assert!(
-                error.contains("attempt to") || error.contains("nil"),
+                error.contains("attempt to")
+                    || error.contains("nil")
+                    || error.contains("not found"),
                 "{name}: {error}"
             );
         }

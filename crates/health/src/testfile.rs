@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use gitplane_object::{LoadOptions, Syntax, parse_values};
 use serde_json::Value;
 
+use crate::actions::{ActionCase, run_action_file};
 use crate::lua::{LuaLimits, compile, run_script};
 use crate::{Health, HealthError, HealthStatus};
 
 /// A field of a test file's mapping, matched as Argo CD's loader matches it
 /// (YAML turned into JSON and decoded by Go, whose field names match
 /// case-insensitively, an exact match first): `inputpath` is `inputPath`.
-fn field<'a>(map: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(map: &'a Value, name: &str) -> Option<&'a Value> {
     let map = map.as_object()?;
     map.get(name).or_else(|| {
         map.iter()
@@ -30,7 +31,7 @@ fn field<'a>(map: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// A string field; absent or null is empty, as Go's zero value.
-fn text_field(map: &Value, name: &str) -> Result<String, String> {
+pub(crate) fn text_field(map: &Value, name: &str) -> Result<String, String> {
     match field(map, name) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(text)) => Ok(text.clone()),
@@ -87,14 +88,23 @@ impl TestCase {
 /// The outcome of every case found.
 #[derive(Debug, Default)]
 pub struct TestReport {
-    /// Every case, passed or not, in file order.
+    /// Every health case, passed or not, in file order.
     pub cases: Vec<TestCase>,
+    /// Every resource action case (`actions/action_test.yaml`), in file
+    /// order.
+    pub actions: Vec<ActionCase>,
 }
 
 impl TestReport {
-    /// Cases that passed.
+    /// Cases that passed, health and action ones.
     pub fn passed(&self) -> usize {
         self.cases.iter().filter(|c| c.passed()).count()
+            + self.actions.iter().filter(|c| c.failure.is_none()).count()
+    }
+
+    /// Action cases that failed.
+    pub fn action_failures(&self) -> impl Iterator<Item = &ActionCase> {
+        self.actions.iter().filter(|c| c.failure.is_some())
     }
 
     /// Cases that failed.
@@ -110,7 +120,7 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> HealthError {
     }
 }
 
-/// Every `health_test.yaml` under `dir`, sorted.
+/// Every `health_test.yaml` and `action_test.yaml` under `dir`, sorted.
 fn find_test_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HealthError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| read_error(dir, e))?
@@ -121,7 +131,11 @@ fn find_test_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HealthError
         let meta = std::fs::symlink_metadata(&path).map_err(|e| read_error(&path, e))?;
         if meta.is_dir() {
             find_test_files(&path, out)?;
-        } else if meta.is_file() && path.file_name().is_some_and(|n| n == "health_test.yaml") {
+        } else if meta.is_file()
+            && path
+                .file_name()
+                .is_some_and(|n| n == "health_test.yaml" || n == "action_test.yaml")
+        {
             out.push(path);
         }
     }
@@ -129,7 +143,7 @@ fn find_test_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HealthError
 }
 
 /// Reads one YAML or JSON document.
-fn read_yaml(path: &Path) -> Result<Value, HealthError> {
+pub(crate) fn read_yaml(path: &Path) -> Result<Value, HealthError> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
     let name = path.display().to_string();
     let mut documents = parse_values(&bytes, &name, Syntax::Yaml, &LoadOptions::default())
@@ -142,7 +156,7 @@ fn read_yaml(path: &Path) -> Result<Value, HealthError> {
 
 /// An input path inside the test's directory (symlinks and `..` that leave
 /// it are refused).
-fn confined(base: &Path, relative: &str) -> Result<PathBuf, String> {
+pub(crate) fn confined(base: &Path, relative: &str) -> Result<PathBuf, String> {
     let root = base.canonicalize().map_err(|e| e.to_string())?;
     let path = base
         .join(relative)
@@ -156,7 +170,8 @@ fn confined(base: &Path, relative: &str) -> Result<PathBuf, String> {
 }
 
 /// Runs every case of every `health_test.yaml` under `dir` against its
-/// sibling `health.lua`. A test file or script that cannot be read or
+/// sibling `health.lua`, and every case of every `actions/action_test.yaml`
+/// against the actions beside it. A test file or script that cannot be read or
 /// compiled fails its cases (or, unreadable, counts as one failing case);
 /// it never stops the run.
 pub fn run_health_tests(dir: &Path, limits: LuaLimits) -> Result<TestReport, HealthError> {
@@ -164,7 +179,11 @@ pub fn run_health_tests(dir: &Path, limits: LuaLimits) -> Result<TestReport, Hea
     find_test_files(dir, &mut files)?;
     let mut report = TestReport::default();
     for file in files {
-        report.cases.extend(run_test_file(&file, limits));
+        if file.file_name().is_some_and(|n| n == "action_test.yaml") {
+            report.actions.extend(run_action_file(&file, limits));
+        } else {
+            report.cases.extend(run_test_file(&file, limits));
+        }
     }
     Ok(report)
 }

@@ -440,3 +440,123 @@ fn scripts_may_use_goto_as_argo_cd_scripts_do() {
     let failures: Vec<_> = report.failures().collect();
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// Writes `apps/Deployment/actions/` with a discovery script, two actions
+/// and their test file, as Argo CD lays them out.
+fn deployment_actions(dir: &Path, tests: &str) {
+    let actions = dir.join("apps/Deployment/actions");
+    std::fs::create_dir_all(actions.join("restart")).unwrap();
+    std::fs::create_dir_all(actions.join("scale")).unwrap();
+    std::fs::create_dir_all(actions.join("snapshot")).unwrap();
+    std::fs::write(
+        actions.join("discovery.lua"),
+        "local actions = {}\n\
+         actions['restart'] = {iconClass = 'fa fa-redo'}\n\
+         actions['scale'] = {disabled = obj.spec.paused == true, params = {{name = 'replicas', default = '1'}}}\n\
+         return actions",
+    )
+    .unwrap();
+    std::fs::write(
+        actions.join("restart/action.lua"),
+        "local os = require('os')\n\
+         obj.spec.template.metadata = obj.spec.template.metadata or {}\n\
+         obj.spec.template.metadata.annotations = {['kubectl.kubernetes.io/restartedAt'] = os.date('!%Y-%m-%dT%XZ')}\n\
+         return obj",
+    )
+    .unwrap();
+    std::fs::write(
+        actions.join("scale/action.lua"),
+        "local n = tonumber(actionParams['replicas'])\n\
+         if not n then error('invalid number: ' .. actionParams['replicas'], 0) end\n\
+         obj.spec.replicas = n\n\
+         return obj",
+    )
+    .unwrap();
+    std::fs::write(
+        actions.join("snapshot/action.lua"),
+        "local cm = {apiVersion = 'v1', kind = 'ConfigMap', metadata = {name = obj.metadata.name .. '-snapshot', namespace = obj.metadata.namespace}, data = {replicas = tostring(obj.spec.replicas)}}\n\
+         return {{operation = 'create', resource = cm}}",
+    )
+    .unwrap();
+    std::fs::create_dir_all(actions.join("testdata")).unwrap();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+         spec:\n  replicas: 2\n  template:\n    spec:\n      containers: []\n";
+    std::fs::write(actions.join("testdata/web.yaml"), deployment).unwrap();
+    std::fs::write(
+        actions.join("testdata/web-scaled.yaml"),
+        deployment.replace("replicas: 2", "replicas: 6"),
+    )
+    .unwrap();
+    std::fs::write(
+        actions.join("testdata/web-restarted.yaml"),
+        deployment.replace(
+            "    spec:\n      containers",
+            "    metadata:\n      annotations:\n        kubectl.kubernetes.io/restartedAt: \"2020-01-01T00:00:00Z\"\n    spec:\n      containers",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        actions.join("testdata/snapshot.yaml"),
+        "- unstructuredObj:\n    apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: web-snapshot, namespace: shop}\n    data: {replicas: \"2\"}\n",
+    )
+    .unwrap();
+    std::fs::write(actions.join("action_test.yaml"), tests).unwrap();
+}
+
+#[test]
+fn resource_action_tests_run_as_argo_cd_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    deployment_actions(
+        dir.path(),
+        "discoveryTests:\n\
+         - inputPath: testdata/web.yaml\n  result:\n\
+         \x20 - {name: restart, iconClass: fa fa-redo}\n\
+         \x20 - {name: scale, disabled: false, params: [{name: replicas}]}\n\
+         actionTests:\n\
+         - {action: restart, inputPath: testdata/web.yaml, expectedOutputPath: testdata/web-restarted.yaml}\n\
+         - {action: scale, inputPath: testdata/web.yaml, expectedOutputPath: testdata/web-scaled.yaml, parameters: {replicas: '6'}}\n\
+         - {action: scale, inputPath: testdata/web.yaml, expectedErrorMessage: 'invalid number: many', parameters: {replicas: many}}\n\
+         - {action: snapshot, inputPath: testdata/web.yaml, expectedOutputPath: testdata/snapshot.yaml}\n",
+    );
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    let failures: Vec<_> = report.action_failures().collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(report.actions.len(), 5);
+    assert_eq!(report.passed(), 5);
+}
+
+#[test]
+fn failing_resource_actions_say_where_they_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    deployment_actions(
+        dir.path(),
+        "discoveryTests:\n\
+         - inputPath: testdata/web.yaml\n  result: [{name: restart, iconClass: fa fa-redo}]\n\
+         actionTests:\n\
+         - {action: scale, inputPath: testdata/web.yaml, expectedOutputPath: testdata/web-scaled.yaml, parameters: {replicas: '5'}}\n\
+         - {action: scale, inputPath: testdata/web.yaml, expectedErrorMessage: 'no', parameters: {replicas: '5'}}\n\
+         - {action: ../../escape, inputPath: testdata/web.yaml, expectedOutputPath: testdata/web.yaml}\n",
+    );
+    let report = run_health_tests(dir.path(), LuaLimits::default()).unwrap();
+    let failures: Vec<String> = report
+        .action_failures()
+        .map(|c| format!("{}: {}", c.name, c.failure.clone().unwrap()))
+        .collect();
+    assert_eq!(failures.len(), 4, "{failures:?}");
+    assert!(
+        failures[0].contains("\"scale\""),
+        "scale is not expected: {}",
+        failures[0]
+    );
+    assert!(failures[1].contains("/spec/replicas"), "{}", failures[1]);
+    assert!(
+        failures[2].contains("expected the error"),
+        "{}",
+        failures[2]
+    );
+    assert!(
+        failures[3].contains("invalid action name"),
+        "{}",
+        failures[3]
+    );
+}
