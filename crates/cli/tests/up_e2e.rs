@@ -738,3 +738,41 @@ fn policies_in_the_repository_block_a_violating_sync() {
             .is_some()
     );
 }
+
+/// An app whose kind is not served yet (its CRD comes from elsewhere, here
+/// kubectl) converges once it is, without a Git change, a refresh or its
+/// hour-long interval.
+#[test]
+fn an_app_waiting_for_its_kind_converges_once_the_crd_is_served() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    write(
+        repo,
+        "bootstrap/widgets.yaml",
+        &child_app("widgets", "apps/widgets", "default", repo),
+    );
+    write(
+        repo,
+        "apps/widgets/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec: {size: 3}\n",
+    );
+    commit(repo, "a widget");
+    let up = start_up(repo, data.path());
+    wait_for("the widget app to report its kind is not served", || {
+        up.app("widgets")["status"]["conditions"]
+            .to_string()
+            .contains("is not served")
+    });
+    let crd = data.path().join("crd.yaml");
+    std::fs::write(
+        &crd,
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n",
+    )
+    .unwrap();
+    let (ok, text) = up.kubectl(&["apply", "-f", crd.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    up.wait_converged("widgets");
+    assert!(up.json(&["get", "widget", "w", "-n", "widgets"]).is_some());
+}

@@ -150,7 +150,7 @@ impl Controller {
         );
         let next = match stepped {
             Ok(next) => next,
-            Err(SyncError::Invalid(message)) => {
+            Err(SyncError::Invalid(message) | SyncError::KindNotServed(message)) => {
                 state.finish(OperationPhase::Error, message);
                 Next::Done
             }

@@ -21,6 +21,9 @@ use crate::{AppSummary, Controller, application_gvk, project_gvk};
 /// A fetch resolved within this long is reused (fetches of one repository
 /// by many applications coalesce; webhooks and hard refreshes invalidate).
 const FETCH_REUSE: Duration = Duration::from_secs(3);
+/// An application whose objects' kind is not served is compared again
+/// after this long.
+const KIND_RETRY: Duration = Duration::from_secs(5);
 /// Files larger than this are refused by the renderer.
 const MAX_FILE_BYTES: u64 = 8 << 20;
 
@@ -335,6 +338,12 @@ impl Controller {
         let comparison = match compared {
             Ok(comparison) => comparison,
             Err(e) => {
+                if matches!(e, gitplane_sync::SyncError::KindNotServed(_)) {
+                    // Its CRD may come from another application or a graph
+                    // being expanded: nothing in Git needs to change, and no
+                    // watched object tells when; look again soon.
+                    self.queue.add_at(name, Instant::now() + KIND_RETRY);
+                }
                 let problem = Problem::new("ComparisonError", e.to_string());
                 return self.write_problem(app, Some(&spec), problem).await;
             }

@@ -72,6 +72,11 @@ pub enum SyncError {
     /// The desired objects cannot be synced as given.
     #[error("{0}")]
     Invalid(String),
+    /// A desired object's kind is not served (yet): its CRD may be on its
+    /// way (another application, a graph controller), so trying again
+    /// later can succeed without any change in Git.
+    #[error("{0}")]
+    KindNotServed(String),
     /// The operation state could not be kept.
     #[error("operation state: {0}")]
     Store(String),
@@ -213,6 +218,7 @@ pub async fn compare(
     request: &SyncRequest<'_>,
     previous: Option<&OperationState>,
 ) -> Result<Comparison, SyncError> {
+    plan::learn_unknown_kinds(cluster, &request.desired).await;
     let desired = plan::prepare(cluster, request)?;
     let scope = known_scope(request, previous);
     let tracked = tracked(cluster, request, scope.as_ref()).await?;

@@ -156,13 +156,30 @@ fn is_namespaced(
     crds.get(&(object.group().to_string(), object.kind().to_string()))
         .copied()
         .ok_or_else(|| {
-            SyncError::Invalid(format!(
+            SyncError::KindNotServed(format!(
                 "{}: {} {} is not served by the cluster and no CustomResourceDefinition in this sync defines it",
                 object.origin().map(|o| o.to_string()).unwrap_or_else(|| object.key().to_string()),
                 object.api_version(),
                 object.kind()
             ))
         })
+}
+
+/// Refreshes the cluster's discovery once if a desired kind is unknown to
+/// it and no CRD among the desired defines it, as kubectl does: a CRD
+/// created since (by another application, a graph controller, a person) is
+/// then served. A cluster that still does not know it is left to
+/// [`prepare`] to report.
+pub(crate) async fn learn_unknown_kinds(cluster: &Cluster, desired: &[Object]) {
+    let crds = crds_in(desired);
+    let unknown = desired.iter().find(|o| {
+        cluster.preferred(o.group(), o.kind()).is_none()
+            && !crds.contains_key(&(o.group().to_string(), o.kind().to_string()))
+    });
+    if let Some(object) = unknown {
+        // Unknown after the refresh too is reported by `prepare`.
+        let _ = cluster.resolve(&object.gvk()).await;
+    }
 }
 
 /// (group, kind) → namespaced, for the CRDs among the desired objects.

@@ -93,6 +93,7 @@ pub async fn step(
         state.restart();
         state.request_hash = hash;
     }
+    plan::learn_unknown_kinds(cluster, &request.desired).await;
     let desired = plan::prepare(cluster, request)?;
     let tracked = crate::tracked(cluster, request, state.scope.as_ref()).await?;
     let naming = HookNaming {
