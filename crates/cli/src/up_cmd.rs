@@ -429,9 +429,8 @@ async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> b
         // refreshes may still be queued: with thousands of apps one always
         // is), or nothing queued and nothing changed for a while (something
         // is stuck and says why).
-        let converged_for_good = converged
-            && controller.operations_busy() == 0
-            && quiet > Duration::from_secs(1);
+        let converged_for_good =
+            converged && controller.operations_busy() == 0 && quiet > Duration::from_secs(1);
         let stuck = controller.busy() == 0 && quiet > Duration::from_secs(30);
         if converged_for_good || stuck {
             return true;
