@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use gitplane_health::{Health, HealthChecker, LuaLimits, run_health_tests};
+use gitplane_health::{Customizations, Health, HealthChecker, LuaLimits, run_health_tests};
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 use serde_json::{Value, json};
 
@@ -45,6 +45,12 @@ enum HealthCommand {
         /// as `_`), as `gitplane health test` reads them.
         #[arg(long)]
         customizations: Option<PathBuf>,
+        /// Argo CD's settings ConfigMap as a file (`kubectl get cm argocd-cm
+        /// -n argocd -o yaml`): its `resource.customizations.health.*` (and
+        /// legacy `resource.customizations`) scripts, which win over
+        /// `--customizations` for the same kind, as in Argo CD.
+        #[arg(long)]
+        argocd_cm: Option<PathBuf>,
         /// `table`, or `json`/`yaml`: a list of `{apiVersion, kind,
         /// namespace, name, health}`, `health` being `{status, message}` or
         /// `null` for a kind with no health check.
@@ -67,8 +73,12 @@ pub fn run(args: &HealthArgs) -> Result<ExitCode> {
         HealthCommand::Check {
             file,
             customizations,
+            argocd_cm,
             output,
-        } => check(file, customizations.as_ref(), output),
+        } => {
+            let checker = checker(customizations.as_deref(), argocd_cm.as_deref())?;
+            check(file, &checker, output)
+        }
     }
 }
 
@@ -91,14 +101,46 @@ fn read_objects(file: &Path) -> Result<Vec<Object>> {
     )?)
 }
 
-fn check(file: &Path, customizations: Option<&PathBuf>, output: &str) -> Result<ExitCode> {
+/// The built-in checks with the customizations of a directory and of an
+/// `argocd-cm` file (which wins for the same kind).
+fn checker(dir: Option<&Path>, argocd_cm: Option<&Path>) -> Result<HealthChecker> {
+    let limits = LuaLimits::default();
+    let mut customizations = match dir {
+        Some(dir) => Customizations::load(dir, limits)?,
+        None => Customizations::default(),
+    };
+    if let Some(file) = argocd_cm {
+        let objects = read_objects(file)?;
+        let [settings] = objects.as_slice() else {
+            bail!(
+                "{}: expected one ConfigMap, found {} objects",
+                file.display(),
+                objects.len()
+            );
+        };
+        if settings.kind() != "ConfigMap" {
+            bail!(
+                "{}: expected a ConfigMap, found a {}",
+                file.display(),
+                settings.kind()
+            );
+        }
+        let data = settings
+            .get(&["data"])
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let from_cm = Customizations::from_argocd_cm(&data, limits)
+            .with_context(|| file.display().to_string())?;
+        customizations = customizations.overridden_by(from_cm);
+    }
+    Ok(HealthChecker::with(customizations))
+}
+
+fn check(file: &Path, checker: &HealthChecker, output: &str) -> Result<ExitCode> {
     if !matches!(output, "table" | "json" | "yaml") {
         bail!("unknown output {output}: use table, json or yaml");
     }
-    let checker = match customizations {
-        Some(dir) => HealthChecker::with_customizations(dir, LuaLimits::default())?,
-        None => HealthChecker::builtin(),
-    };
     let judged: Vec<(Object, Option<Health>)> = read_objects(file)?
         .into_iter()
         .map(|object| {

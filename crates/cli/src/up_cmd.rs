@@ -169,10 +169,11 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         policy_path: Some(args.policy_path.clone()).filter(|p| !p.is_empty()),
         ..ControllerOptions::default()
     };
+    let health = health_checker(&control, &args.namespace).await?;
     let controller = Controller::new(
         control.clone(),
         sources,
-        Arc::new(HealthChecker::builtin()),
+        Arc::new(health),
         Arc::new(SandboxedJq::new()?),
         options,
     );
@@ -402,6 +403,40 @@ async fn apply_root(
     };
     control.apply(&Object::new(map), &options).await?;
     Ok(())
+}
+
+/// Argo CD's built-in health checks, with the Lua health customizations of
+/// the control namespace's `argocd-cm` ConfigMap, if there is one (read at
+/// start: a change takes effect at the next start; one that does not
+/// compile is reported and none of them is used).
+async fn health_checker(control: &Cluster, namespace: &str) -> Result<HealthChecker> {
+    let config_map = gitplane_object::Gvk::new("", "v1", "ConfigMap");
+    let Some(settings) = control.get(&config_map, namespace, "argocd-cm").await? else {
+        return Ok(HealthChecker::builtin());
+    };
+    let data = settings
+        .get(&["data"])
+        .and_then(serde_json::Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let limits = gitplane_health::LuaLimits::default();
+    let customizations = match gitplane_health::Customizations::from_argocd_cm(&data, limits) {
+        Ok(customizations) => customizations,
+        Err(e) => {
+            // One broken script must not stop every application's sync.
+            eprintln!(
+                "warning: {namespace}/argocd-cm: {e}; its health customizations are not used"
+            );
+            return Ok(HealthChecker::builtin());
+        }
+    };
+    if !customizations.is_empty() {
+        println!(
+            "health: {} Lua customizations from {namespace}/argocd-cm",
+            customizations.len()
+        );
+    }
+    Ok(HealthChecker::with(customizations))
 }
 
 /// Up to this many applications, every change of one prints a line; with

@@ -384,3 +384,52 @@ fn replicas_elect_one_leader_and_the_standby_takes_over_after_a_kill() {
     assert_eq!(lease["spec"]["holderIdentity"], "two");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
 }
+
+#[test]
+fn health_customizations_come_from_the_control_namespaces_argocd_cm() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = common::start_apiserver(&dir.path().join("cluster"), true);
+    let kubeconfig = dir.path().join("cluster/kubeconfig");
+    let (ok, text) = common::kubectl(&kubeconfig, &["create", "namespace", "gitplane"], None);
+    assert!(ok, "{text}");
+    let settings = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: gitplane}\n\
+        data:\n  resource.customizations.health.ConfigMap: |\n    \
+        return {status = 'Degraded', message = 'judged by argocd-cm'}\n";
+    let (ok, text) = common::kubectl(&kubeconfig, &["apply", "-f", "-"], Some(settings));
+    assert!(ok, "{text}");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    write(
+        &repo,
+        "apps/web/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
+    );
+    write(
+        &repo,
+        "bootstrap/web.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: apps/web\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{prune: true}}\n    syncOptions: [CreateNamespace=true]\n",
+            repo.display()
+        ),
+    );
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "one config map"]);
+    let up = start_up(
+        &repo,
+        &dir.path().join("up"),
+        &["--kubeconfig", kubeconfig.to_str().unwrap()],
+    );
+    wait_for(
+        "web judged by the argocd-cm script",
+        Duration::from_secs(60),
+        || {
+            let web = app(&kubeconfig, "web");
+            web["status"]["health"]["status"] == "Degraded"
+                && web["status"]["health"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("judged by argocd-cm"))
+        },
+    );
+    assert!(up.printed("Lua customizations from gitplane/argocd-cm"));
+}

@@ -84,3 +84,36 @@ fn check_prints_each_objects_health_as_json() {
         "{table}"
     );
 }
+
+#[test]
+fn check_reads_health_scripts_from_an_argocd_cm_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("widget.yaml");
+    std::fs::write(
+        &objects,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nstatus: {phase: Broken}\n",
+    )
+    .unwrap();
+    let cm = dir.path().join("argocd-cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata:\n  \
+         resource.customizations.health.example.com_Widget: |\n    \
+         if obj.status.phase == 'Broken' then return {status = 'Degraded', message = 'broken'} end\n    \
+         return {status = 'Healthy'}\n",
+    )
+    .unwrap();
+    let (code, out) = gitplane(&[
+        "health",
+        "check",
+        objects.to_str().unwrap(),
+        "--argocd-cm",
+        cm.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["health"]["status"], "Degraded", "{out}");
+    assert_eq!(listed[0]["health"]["message"], "broken");
+}

@@ -158,6 +158,12 @@ impl HealthChecker {
         })
     }
 
+    /// Built-in checks plus the given customizations (from a directory, an
+    /// `argocd-cm`, or both: see [`Customizations::overridden_by`]).
+    pub fn with(customizations: Customizations) -> Self {
+        HealthChecker { customizations }
+    }
+
     /// The health of a live object. `None` means gitplane has no opinion
     /// about this kind (Argo CD shows no health for it either); callers count
     /// it as healthy.

@@ -179,6 +179,19 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
+/// Argo CD's settings key holding every resource override as YAML.
+const LEGACY_KEY: &str = "resource.customizations";
+/// Argo CD's settings keys holding one kind's health script.
+const HEALTH_KEY: &str = "resource.customizations.health.";
+
+/// `group<sep>Kind` (or a bare `Kind`, of the core group) as (group, kind).
+fn group_kind_of(text: &str, separator: char) -> (String, String) {
+    match text.rsplit_once(separator) {
+        Some((group, kind)) => (group.to_string(), kind.to_string()),
+        None => (String::new(), text.to_string()),
+    }
+}
+
 struct Script {
     path: PathBuf,
     source: String,
@@ -247,6 +260,66 @@ impl Customizations {
             }
         }
         Ok(Customizations { scripts, limits })
+    }
+
+    /// The health scripts of Argo CD's settings ConfigMap (`argocd-cm`):
+    /// keys `resource.customizations.health.<group>_<Kind>` (or `.<Kind>`
+    /// for the core group) holding a script, and the older single key
+    /// `resource.customizations`, a YAML map from `<group>/<Kind>` to
+    /// `{health.lua: …}`; the split keys win, as in Argo CD. Each script
+    /// must compile; errors name the key.
+    pub fn from_argocd_cm(
+        data: &serde_json::Map<String, Value>,
+        limits: LuaLimits,
+    ) -> Result<Self, HealthError> {
+        let mut scripts = HashMap::new();
+        if let Some(Value::String(legacy)) = data.get(LEGACY_KEY) {
+            let name = format!("argocd-cm {LEGACY_KEY}");
+            let parsed = gitplane_object::parse_values(
+                legacy.as_bytes(),
+                &name,
+                gitplane_object::Syntax::Yaml,
+                &gitplane_object::LoadOptions::default(),
+            )
+            .map_err(|e| read_error(Path::new(&name), e))?;
+            let overrides = parsed.into_iter().next().map(|(value, _)| value);
+            for (group_kind, over) in overrides.iter().filter_map(Value::as_object).flatten() {
+                if let Some(Value::String(source)) = over.get("health.lua") {
+                    let key = group_kind_of(group_kind, '/');
+                    let path = PathBuf::from(format!("argocd-cm {LEGACY_KEY} {group_kind}"));
+                    compile(&path, source)?;
+                    scripts.insert(
+                        key,
+                        Script {
+                            path,
+                            source: source.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        for (key, value) in data {
+            let (Some(group_kind), Value::String(source)) = (key.strip_prefix(HEALTH_KEY), value)
+            else {
+                continue;
+            };
+            let path = PathBuf::from(format!("argocd-cm {key}"));
+            compile(&path, source)?;
+            scripts.insert(
+                group_kind_of(group_kind, '_'),
+                Script {
+                    path,
+                    source: source.clone(),
+                },
+            );
+        }
+        Ok(Customizations { scripts, limits })
+    }
+
+    /// Adds `other`'s scripts, replacing this one's for the same kinds.
+    pub fn overridden_by(mut self, other: Customizations) -> Self {
+        self.scripts.extend(other.scripts);
+        self
     }
 
     /// How many scripts are loaded.

@@ -560,3 +560,50 @@ fn failing_resource_actions_say_where_they_differ() {
         failures[3]
     );
 }
+
+#[test]
+fn argocd_cm_health_customizations_apply_as_in_argo_cd() {
+    use gitplane_health::Customizations;
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        "resource.customizations.health.example.com_Widget":
+            "return {status = 'Degraded', message = 'split key'}",
+        "resource.customizations.health.ConfigMap":
+            "return {status = 'Suspended', message = 'core group'}",
+        "resource.customizations":
+            "example.com/Widget:\n  health.lua: |\n    return {status = 'Healthy', message = 'legacy'}\n\
+             example.com/Gadget:\n  health.lua: |\n    return {status = 'Healthy', message = 'legacy gadget'}\n",
+        "url": "https://argocd.example.com",
+    }))
+    .unwrap();
+    let customizations = Customizations::from_argocd_cm(&data, LuaLimits::default()).unwrap();
+    let checker = HealthChecker::with(customizations);
+    let widget = object("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
+    assert_eq!(
+        checker.check(&widget),
+        Some(Health::new(Degraded, "split key")),
+        "the split key wins over the legacy map"
+    );
+    let gadget = object("apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n");
+    assert_eq!(
+        checker.check(&gadget),
+        Some(Health::new(Healthy, "legacy gadget"))
+    );
+    let config = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
+    assert_eq!(
+        checker.check(&config),
+        Some(Health::new(Suspended, "core group"))
+    );
+
+    let broken: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+        serde_json::json!({"resource.customizations.health.example.com_Widget": "return {"}),
+    )
+    .unwrap();
+    let error = Customizations::from_argocd_cm(&broken, LuaLimits::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("resource.customizations.health.example.com_Widget"),
+        "{error}"
+    );
+}
