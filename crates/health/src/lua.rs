@@ -211,12 +211,38 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> HealthError {
     }
 }
 
-/// `_` and `core` name the core group in the directory layout.
-pub(crate) fn group_of_dir(name: &str) -> &str {
+/// A group's directory name as a group pattern: `_` and `core` name the
+/// core group; elsewhere `_` stands for any text, as in Argo CD's
+/// `_.crossplane.io` (every group under crossplane.io).
+pub(crate) fn group_of_dir(name: &str) -> String {
     match name {
-        "_" | "core" => "",
-        other => other,
+        "_" | "core" => String::new(),
+        other => other.replace('_', "*"),
     }
+}
+
+/// A kind's directory name as a kind pattern: `_` is any kind.
+fn kind_of_dir(name: &str) -> String {
+    name.replace('_', "*")
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any text.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let Some((head, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut remaining) = text.strip_prefix(head) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let last = parts.pop().unwrap_or_default();
+    for part in parts {
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
 }
 
 /// Checks that a script compiles (in a sandbox, running nothing).
@@ -255,7 +281,7 @@ impl Customizations {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
                 };
-                let key = (group_of_dir(&name(&group)).to_string(), name(&kind));
+                let key = (group_of_dir(&name(&group)), kind_of_dir(&name(&kind)));
                 scripts.insert(key, Script { path, source });
             }
         }
@@ -322,6 +348,25 @@ impl Customizations {
         self
     }
 
+    /// The script for a group and kind: one named exactly, else the first
+    /// (in key order) whose patterns match (`*.crossplane.io`, `*`).
+    fn script_for(&self, group: &str, kind: &str) -> Option<&Script> {
+        let exact = (group.to_string(), kind.to_string());
+        if let Some(script) = self.scripts.get(&exact) {
+            return Some(script);
+        }
+        let mut patterns: Vec<_> = self
+            .scripts
+            .iter()
+            .filter(|((g, k), _)| g.contains('*') || k.contains('*'))
+            .collect();
+        patterns.sort_by(|a, b| a.0.cmp(b.0));
+        patterns
+            .into_iter()
+            .find(|((g, k), _)| glob_match(g, group) && glob_match(k, kind))
+            .map(|(_, script)| script)
+    }
+
     /// How many scripts are loaded.
     pub fn len(&self) -> usize {
         self.scripts.len()
@@ -335,8 +380,7 @@ impl Customizations {
     /// The customization's verdict, if there is one for this kind; a failing
     /// script is an error message.
     pub(crate) fn check(&self, object: &Object) -> Option<Result<Health, String>> {
-        let key = (object.group().to_string(), object.kind().to_string());
-        let script = self.scripts.get(&key)?;
+        let script = self.script_for(object.group(), object.kind())?;
         let name = script.path.display().to_string();
         Some(run_script(
             &script.source,
@@ -424,6 +468,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.contains("subject longer than"), "{error}");
+    }
+
+    #[test]
+    fn patterns_match_as_globs() {
+        assert!(glob_match("*.crossplane.io", "ec2.aws.crossplane.io"));
+        assert!(!glob_match("*.crossplane.io", "crossplane.io.evil"));
+        assert!(glob_match("*", "Anything"));
+        assert!(glob_match("a*c*e", "abcde"));
+        assert!(!glob_match("a*c*e", "abcd"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("ab*ba", "aba"));
     }
 
     #[test]

@@ -607,3 +607,37 @@ fn argocd_cm_health_customizations_apply_as_in_argo_cd() {
         "{error}"
     );
 }
+
+#[test]
+fn wildcard_customizations_apply_to_every_matching_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |path: &str, message: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!("return {{status = 'Healthy', message = '{message}'}}"),
+        )
+        .unwrap();
+    };
+    script("_.example.com/_/health.lua", "any kind under example.com");
+    script("db.example.com/Database/health.lua", "exactly a Database");
+    let checker = HealthChecker::with_customizations(dir.path(), LuaLimits::default()).unwrap();
+    let cache = object("apiVersion: cache.example.com/v1\nkind: Cache\nmetadata: {name: c}\n");
+    assert_eq!(
+        checker.check(&cache),
+        Some(Health::new(Healthy, "any kind under example.com"))
+    );
+    let database = object("apiVersion: db.example.com/v1\nkind: Database\nmetadata: {name: d}\n");
+    assert_eq!(
+        checker.check(&database),
+        Some(Health::new(Healthy, "exactly a Database")),
+        "an exact match wins over a pattern"
+    );
+    let other = object("apiVersion: example.org/v1\nkind: Cache\nmetadata: {name: c}\n");
+    assert_eq!(
+        checker.check(&other),
+        None,
+        "example.org is not under example.com"
+    );
+}
