@@ -1,6 +1,8 @@
 //! `gitplane app`: Applications through the Kubernetes API, like `argocd
 //! app`, so they work the same against the embedded server or a real cluster.
 
+mod actions;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -89,6 +91,13 @@ enum Action {
         #[arg(long, value_parser = parse_duration, default_value = "1m")]
         timeout: Duration,
     },
+    /// Resource actions on the application's live objects (as `argocd app
+    /// actions`): restart, scale, suspend, run a CronJob now, and those of
+    /// the control namespace's argocd-cm.
+    Actions {
+        #[command(subcommand)]
+        command: actions::ActionsCommand,
+    },
     /// Delete the Application; with --cascade (the default) its resources too.
     Delete {
         name: String,
@@ -166,6 +175,7 @@ impl Apps {
                 .await
             }
             Action::History { name } => self.history(name).await,
+            Action::Actions { command } => self.actions(command).await,
             Action::Rollback { name, id, timeout } => self.rollback(name, *id, *timeout).await,
             Action::Refresh { name, hard } => {
                 let mode = if *hard { "hard" } else { "normal" };

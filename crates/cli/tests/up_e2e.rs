@@ -59,6 +59,17 @@ fn child_app(name: &str, path: &str, project: &str, repo: &Path) -> String {
     )
 }
 
+/// A repository holding one app, `web`, of one Deployment (not committed).
+fn web_app(repo: &Path) {
+    git(repo, &["init", "-q", "-b", "main"]);
+    write(
+        repo,
+        "bootstrap/web.yaml",
+        &child_app("web", "apps/web", "default", repo),
+    );
+    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+}
+
 const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
 
 fn fixture(repo: &Path) {
@@ -432,13 +443,7 @@ fn a_restart_mid_sync_resumes_without_running_the_hook_again() {
     let repo_dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let repo = repo_dir.path();
-    git(repo, &["init", "-q", "-b", "main"]);
-    write(
-        repo,
-        "bootstrap/web.yaml",
-        &child_app("web", "apps/web", "default", repo),
-    );
-    write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    web_app(repo);
     write(
         repo,
         "apps/web/migrate.yaml",
@@ -775,4 +780,53 @@ fn an_app_waiting_for_its_kind_converges_once_the_crd_is_served() {
     assert!(ok, "{text}");
     up.wait_converged("widgets");
     assert!(up.json(&["get", "widget", "w", "-n", "widgets"]).is_some());
+}
+
+/// `gitplane app actions`: the built-in actions of a Deployment, listed and
+/// run against the live object (a restart survives self-heal, as in Argo CD).
+#[test]
+fn actions_restart_and_scale_a_deployment() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    web_app(repo);
+    commit(repo, "web");
+    let up = start_up(repo, data.path());
+    up.wait_converged("web");
+    let target = ["--kind", "Deployment", "--resource-name", "web"];
+    let (ok, text) =
+        up.gitplane_app(&[&["actions", "list", "web"][..], &target, &["-o", "json"]].concat());
+    assert!(ok, "{text}");
+    let offered: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["pause", "restart", "resume", "scale"]);
+
+    let (ok, text) =
+        up.gitplane_app(&[&["actions", "run", "web", "restart"][..], &target].concat());
+    assert!(ok, "{text}");
+    let (ok, text) = up.gitplane_app(
+        &[
+            &["actions", "run", "web", "scale"][..],
+            &target,
+            &["--param", "replicas=oops"],
+        ]
+        .concat(),
+    );
+    assert!(
+        !ok && text.contains("invalid number of replicas: oops"),
+        "{text}"
+    );
+    let deployment = up.json(&["get", "deployment", "web", "-n", "web"]).unwrap();
+    assert!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{deployment}"
+    );
+    let (ok, text) =
+        up.gitplane_app(&[&["actions", "run", "web", "explode"][..], &target].concat());
+    assert!(!ok && text.contains("no action \"explode\""), "{text}");
 }

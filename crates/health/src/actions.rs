@@ -25,12 +25,245 @@
 //! not compared, numbers compare by value), after the values actions stamp
 //! with the current time are set aside on both sides.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::lua::{LuaLimits, run_to_json};
+use crate::HealthError;
+use crate::lua::{LuaLimits, compile, run_to_json};
 use crate::testfile::{confined, field, read_yaml, text_field};
+
+/// One kind's actions: the script that says which it offers, and each
+/// action's script.
+#[derive(Clone)]
+struct KindActions {
+    origin: String,
+    discovery: String,
+    actions: BTreeMap<String, String>,
+}
+
+/// A built-in kind's actions: group, kind, discovery script, and each
+/// action's name and script.
+type BuiltinActions = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// gitplane's own scripts for the actions Argo CD offers on built-in kinds.
+const BUILTIN: &[BuiltinActions] = &[
+    (
+        "apps",
+        "Deployment",
+        include_str!("../actions/deployment-discovery.lua"),
+        &[
+            ("restart", include_str!("../actions/restart.lua")),
+            ("pause", include_str!("../actions/pause.lua")),
+            ("resume", include_str!("../actions/resume.lua")),
+            ("scale", include_str!("../actions/scale.lua")),
+        ],
+    ),
+    (
+        "apps",
+        "StatefulSet",
+        include_str!("../actions/statefulset-discovery.lua"),
+        &[
+            ("restart", include_str!("../actions/restart.lua")),
+            ("scale", include_str!("../actions/scale.lua")),
+        ],
+    ),
+    (
+        "apps",
+        "DaemonSet",
+        include_str!("../actions/daemonset-discovery.lua"),
+        &[("restart", include_str!("../actions/restart.lua"))],
+    ),
+    (
+        "batch",
+        "CronJob",
+        include_str!("../actions/cronjob-discovery.lua"),
+        &[
+            ("suspend", include_str!("../actions/cronjob-suspend.lua")),
+            ("resume", include_str!("../actions/cronjob-resume.lua")),
+            (
+                "create-job",
+                include_str!("../actions/cronjob-create-job.lua"),
+            ),
+        ],
+    ),
+];
+
+/// Argo CD's settings keys holding one kind's actions.
+const ACTIONS_KEY: &str = "resource.customizations.actions.";
+
+/// What an action does to the cluster: `create` a new object, or `patch`
+/// the object it ran on into the given one.
+pub type ImpactedResource = (String, Value);
+
+/// The resource actions gitplane offers on live objects (as Argo CD's
+/// `app actions`): built-in ones for Deployments, StatefulSets, DaemonSets
+/// and CronJobs, replaced per kind by `argocd-cm`'s
+/// `resource.customizations.actions.<group>_<Kind>`.
+pub struct ResourceActions {
+    kinds: HashMap<(String, String), KindActions>,
+    limits: LuaLimits,
+}
+
+impl ResourceActions {
+    /// The built-in actions.
+    pub fn builtin(limits: LuaLimits) -> Self {
+        let kinds = BUILTIN
+            .iter()
+            .map(|(group, kind, discovery, actions)| {
+                let scripts = KindActions {
+                    origin: format!("built-in actions of {group}/{kind}"),
+                    discovery: discovery.to_string(),
+                    actions: actions
+                        .iter()
+                        .map(|(name, source)| (name.to_string(), source.to_string()))
+                        .collect(),
+                };
+                ((group.to_string(), kind.to_string()), scripts)
+            })
+            .collect();
+        ResourceActions { kinds, limits }
+    }
+
+    /// The built-in actions, with the kinds `argocd-cm` customizes replaced:
+    /// each `resource.customizations.actions.<group>_<Kind>` (or `.<Kind>`)
+    /// holds YAML with `discovery.lua` and `definitions` (`name`,
+    /// `action.lua`). Every script must compile; errors name the key.
+    pub fn with_argocd_cm(
+        data: &Map<String, Value>,
+        limits: LuaLimits,
+    ) -> Result<Self, HealthError> {
+        let mut actions = ResourceActions::builtin(limits);
+        for (key, value) in data {
+            let (Some(group_kind), Value::String(text)) = (key.strip_prefix(ACTIONS_KEY), value)
+            else {
+                continue;
+            };
+            let origin = format!("argocd-cm {key}");
+            let invalid = |message: String| HealthError::Read {
+                path: origin.clone(),
+                message,
+            };
+            let config = read_yaml_text(text, &origin).map_err(invalid)?;
+            let discovery = text_field(&config, "discovery.lua").map_err(invalid)?;
+            compile(Path::new(&origin), &discovery)?;
+            let mut scripts = BTreeMap::new();
+            for definition in list(&config, "definitions") {
+                let name = text_field(definition, "name").map_err(invalid)?;
+                let source = text_field(definition, "action.lua").map_err(invalid)?;
+                compile(Path::new(&format!("{origin} {name}")), &source)?;
+                scripts.insert(name, source);
+            }
+            let (group, kind) = match group_kind.rsplit_once('_') {
+                Some((group, kind)) => (group.to_string(), kind.to_string()),
+                None => (String::new(), group_kind.to_string()),
+            };
+            let kind_actions = KindActions {
+                origin,
+                discovery,
+                actions: scripts,
+            };
+            actions.kinds.insert((group, kind), kind_actions);
+        }
+        Ok(actions)
+    }
+
+    /// The actions offered on an object (name, params, disabled, iconClass,
+    /// displayName), in name order; none for a kind without actions.
+    pub fn discover(&self, object: &Value) -> Result<Vec<Value>, String> {
+        let Some(scripts) = self.kind_actions(object) else {
+            return Ok(Vec::new());
+        };
+        let returned = run_to_json(
+            &scripts.discovery,
+            &scripts.origin,
+            object,
+            None,
+            self.limits,
+        )?;
+        let offered = match returned {
+            Value::Object(actions) => actions,
+            Value::Array(items) if items.is_empty() => Map::new(),
+            other => {
+                return Err(format!(
+                    "{}: returned {other}, not a table of actions",
+                    scripts.origin
+                ));
+            }
+        };
+        let mut actions: Vec<Value> = offered
+            .into_iter()
+            .map(|(name, value)| {
+                let mut action = resource_action(&value);
+                action["name"] = Value::String(name);
+                action
+            })
+            .collect();
+        actions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        Ok(actions)
+    }
+
+    /// Runs an action the object offers (and that is not disabled) with
+    /// its parameters; returns what it creates and patches.
+    pub fn run(
+        &self,
+        object: &Value,
+        action: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Vec<ImpactedResource>, String> {
+        let offered = self.discover(object)?;
+        let Some(found) = offered.iter().find(|a| a["name"] == action) else {
+            let names: Vec<&str> = offered.iter().filter_map(|a| a["name"].as_str()).collect();
+            return Err(format!(
+                "no action {action:?} here (offered: {})",
+                names.join(", ")
+            ));
+        };
+        if found["disabled"] == true {
+            return Err(format!("the action {action:?} is disabled for this object"));
+        }
+        let scripts = self.kind_actions(object).ok_or("no actions")?;
+        let source = scripts.actions.get(action).ok_or_else(|| {
+            format!(
+                "{}: offers {action:?} but defines no script for it",
+                scripts.origin
+            )
+        })?;
+        let name = format!("{} {action}", scripts.origin);
+        let returned = run_to_json(source, &name, object, Some(params), self.limits)?;
+        impacted_resources(returned, object)
+    }
+
+    fn kind_actions(&self, object: &Value) -> Option<&KindActions> {
+        let group = object["apiVersion"]
+            .as_str()
+            .and_then(|v| v.rsplit_once('/'))
+            .map_or("", |(group, _)| group);
+        self.kinds
+            .get(&(group.to_string(), kind(object).to_string()))
+    }
+}
+
+fn read_yaml_text(text: &str, name: &str) -> Result<Value, String> {
+    let documents = gitplane_object::parse_values(
+        text.as_bytes(),
+        name,
+        gitplane_object::Syntax::Yaml,
+        &gitplane_object::LoadOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(documents
+        .into_iter()
+        .next()
+        .map(|(v, _)| v)
+        .unwrap_or(Value::Null))
+}
 
 /// One discovery or action case and what went wrong, if anything.
 #[derive(Debug, Clone)]
@@ -447,6 +680,123 @@ mod tests {
         assert_eq!(
             first_difference(&want, &got, "").as_deref(),
             Some("/spec/replicas")
+        );
+    }
+
+    fn deployment(paused: bool) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"replicas": 2, "paused": paused, "template": {"spec": {"containers": []}}}})
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect()
+    }
+
+    #[test]
+    fn built_in_deployment_actions() {
+        let actions = ResourceActions::builtin(LuaLimits::default());
+        let offered = actions.discover(&deployment(false)).unwrap();
+        let names: Vec<&str> = offered.iter().filter_map(|a| a["name"].as_str()).collect();
+        assert_eq!(names, ["pause", "restart", "resume", "scale"]);
+        assert_eq!(offered[2]["disabled"], true, "resume: not paused");
+        assert_eq!(offered[3]["params"], json!([{"name": "replicas"}]));
+
+        let scaled = actions
+            .run(&deployment(false), "scale", &params(&[("replicas", "5")]))
+            .unwrap();
+        assert_eq!(scaled[0].0, "patch");
+        assert_eq!(scaled[0].1["spec"]["replicas"], 5.0);
+        let error = actions
+            .run(&deployment(false), "scale", &params(&[("replicas", "x")]))
+            .unwrap_err();
+        assert_eq!(error, "invalid number of replicas: x");
+
+        let restarted = actions
+            .run(&deployment(false), "restart", &Map::new())
+            .unwrap();
+        let stamp = &restarted[0].1["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+        assert!(
+            stamp
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.len() == 20),
+            "{stamp}"
+        );
+
+        let resumed = actions
+            .run(&deployment(true), "resume", &Map::new())
+            .unwrap();
+        assert!(resumed[0].1["spec"].get("paused").is_none());
+        let error = actions
+            .run(&deployment(false), "resume", &Map::new())
+            .unwrap_err();
+        assert!(error.contains("disabled"), "{error}");
+        let error = actions
+            .run(&deployment(false), "explode", &Map::new())
+            .unwrap_err();
+        assert!(
+            error.contains("offered: pause, restart, resume, scale"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_cron_job_runs_now_as_a_job_it_owns() {
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "report", "namespace": "ops", "uid": "u-1"},
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never"}}}}}});
+        let actions = ResourceActions::builtin(LuaLimits::default());
+        let impacted = actions.run(&cron, "create-job", &Map::new()).unwrap();
+        let (operation, job) = &impacted[0];
+        assert_eq!(operation, "create");
+        assert_eq!(job["kind"], "Job");
+        assert!(
+            job["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("report-manual-")
+        );
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(
+            job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+            "manual"
+        );
+        let suspended = actions.run(&cron, "suspend", &Map::new()).unwrap();
+        assert_eq!(suspended[0].1["spec"]["suspend"], true);
+    }
+
+    #[test]
+    fn argocd_cm_replaces_a_kinds_actions() {
+        let data = params(&[(
+            "resource.customizations.actions.apps_Deployment",
+            "discovery.lua: |\n  return {wake = {}}\ndefinitions:\n- name: wake\n  action.lua: |\n    obj.metadata.labels = {awake = 'yes'}\n    return obj\n",
+        )]);
+        let actions = ResourceActions::with_argocd_cm(&data, LuaLimits::default()).unwrap();
+        let names: Vec<Value> = actions
+            .discover(&deployment(false))
+            .unwrap()
+            .into_iter()
+            .map(|a| a["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("wake")]);
+        let woken = actions
+            .run(&deployment(false), "wake", &Map::new())
+            .unwrap();
+        assert_eq!(woken[0].1["metadata"]["labels"]["awake"], "yes");
+        let broken = params(&[(
+            "resource.customizations.actions.apps_Deployment",
+            "discovery.lua: 'return {'\n",
+        )]);
+        let error = ResourceActions::with_argocd_cm(&broken, LuaLimits::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("resource.customizations.actions.apps_Deployment"),
+            "{error}"
         );
     }
 

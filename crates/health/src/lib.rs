@@ -15,7 +15,7 @@ use std::path::Path;
 use gitplane_object::Object;
 use serde::{Deserialize, Serialize};
 
-pub use actions::ActionCase;
+pub use actions::{ActionCase, ImpactedResource, ResourceActions};
 pub use lua::{Customizations, LuaLimits};
 pub use testfile::{TestCase, TestReport, run_health_tests};
 

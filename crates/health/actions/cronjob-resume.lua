@@ -1,0 +1,3 @@
+-- Lets the schedule create Jobs again.
+obj.spec.suspend = false
+return obj

@@ -1,0 +1,3 @@
+-- Stops the schedule from creating Jobs.
+obj.spec.suspend = true
+return obj

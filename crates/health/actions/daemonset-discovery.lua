@@ -1,0 +1,2 @@
+-- A DaemonSet can be restarted.
+return {restart = {iconClass = "fa fa-fw fa-redo"}}

@@ -1,0 +1,3 @@
+-- Resumes a paused rollout.
+obj.spec.paused = nil
+return obj
