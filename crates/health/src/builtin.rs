@@ -225,60 +225,101 @@ fn replica_set(r: &Object) -> Health {
     }
 }
 
-/// Container waiting reasons that will not clear up on their own.
-const STUCK_REASONS: [&str; 6] = [
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "InvalidImageName",
-    "CreateContainerError",
-];
-
+/// A Pod, as gitops-engine judges it. Pods meant to keep running
+/// (`restartPolicy: Always`, or any policy with the annotation
+/// `argocd.argoproj.io/ignore-restart-policy: "true"` on a pod that is not a
+/// hook) are Degraded while a container waits on an error or back-off, and
+/// Healthy once Ready; pods meant to finish are Progressing until they have.
 fn pod(p: &Object) -> Health {
-    let statuses = ["initContainerStatuses", "containerStatuses"]
-        .iter()
-        .filter_map(|f| p.get(&["status", f]).and_then(Value::as_array))
-        .flatten();
-    for status in statuses {
-        let waiting = status.pointer("/state/waiting");
-        let reason = waiting
-            .and_then(|w| w.get("reason"))
-            .and_then(Value::as_str);
-        if let Some(reason) = reason.filter(|r| STUCK_REASONS.contains(r)) {
-            let message = waiting
-                .and_then(|w| w.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or(reason);
-            return Health::new(Degraded, message);
+    // The API server defaults a missing policy to Always.
+    let policy = p.str_at(&["spec", "restartPolicy"]).unwrap_or("Always");
+    let keeps_running = policy == "Always"
+        || (p.annotation("argocd.argoproj.io/ignore-restart-policy") == Some("true")
+            && !is_hook(p));
+    let containers: Vec<&Value> = p
+        .get(&["status", "containerStatuses"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let text = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if keeps_running {
+        let stuck: Vec<String> = containers
+            .iter()
+            .filter(|c| {
+                let reason = text(c, "/state/waiting/reason");
+                reason.starts_with("Err")
+                    || reason.ends_with("Error")
+                    || reason.ends_with("BackOff")
+            })
+            .map(|c| text(c, "/state/waiting/message"))
+            .collect();
+        if !stuck.is_empty() {
+            return Health::new(Degraded, stuck.join(", "));
         }
     }
-    let message = p.str_at(&["status", "message"]).unwrap_or("");
-    match p.str_at(&["status", "phase"]).unwrap_or("Pending") {
+    let message = p.str_at(&["status", "message"]).unwrap_or("").to_string();
+    match p.str_at(&["status", "phase"]).unwrap_or("") {
         "Pending" => Health::new(Progressing, message),
         "Succeeded" => Health::new(Healthy, message),
-        "Failed" => Health::new(
-            Degraded,
-            if message.is_empty() {
-                "the pod failed"
-            } else {
-                message
-            },
-        ),
-        "Running" => {
-            // A pod that should stop (a hook) is healthy only when it has.
-            if p.str_at(&["spec", "restartPolicy"])
-                .is_some_and(|r| r != "Always")
+        "Failed" if !message.is_empty() => Health::new(Degraded, message),
+        "Failed" => {
+            let init = p
+                .get(&["status", "initContainerStatuses"])
+                .and_then(Value::as_array);
+            let why = init
+                .into_iter()
+                .flatten()
+                .chain(containers.iter().copied())
+                .find_map(container_failure)
+                .unwrap_or_default();
+            Health::new(Degraded, why)
+        }
+        "Running" if keeps_running => {
+            if condition(p, "Ready").is_some_and(|c| c.0 == "True") {
+                Health::new(Healthy, message)
+            } else if containers
+                .iter()
+                .any(|c| c.pointer("/lastState/terminated").is_some())
             {
-                return Health::new(Progressing, message);
-            }
-            match condition(p, "Ready") {
-                Some(("True", _, _)) => Health::new(Healthy, message),
-                _ => Health::new(Progressing, message),
+                Health::new(Degraded, message)
+            } else {
+                Health::new(Progressing, message)
             }
         }
+        "Running" if matches!(policy, "OnFailure" | "Never") => Health::new(Progressing, message),
         _ => Health::new(Unknown, message),
     }
+}
+
+/// Why a container failed: its termination message, an OOM kill, or its
+/// exit code; `None` if it did not fail.
+fn container_failure(container: &Value) -> Option<String> {
+    let terminated = container.pointer("/state/terminated")?;
+    let text = |key: &str| terminated.get(key).and_then(Value::as_str).unwrap_or("");
+    if !text("message").is_empty() {
+        return Some(text("message").to_string());
+    }
+    if text("reason") == "OOMKilled" {
+        return Some("OOMKilled".into());
+    }
+    let code = terminated
+        .get("exitCode")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+    (code != 0).then(|| format!("container {name:?} failed with exit code {code}"))
+}
+
+/// Whether an object is a sync hook (Argo CD's or Helm's annotation).
+fn is_hook(object: &Object) -> bool {
+    object.annotation("argocd.argoproj.io/hook").is_some()
+        || object.annotation("helm.sh/hook").is_some()
 }
 
 fn job(j: &Object) -> Health {
@@ -301,14 +342,13 @@ fn cron_job(c: &Object) -> Health {
     Health::healthy()
 }
 
+/// Whether the load balancer reports any ingress point (an entry counts
+/// even without an ip or hostname, as gitops-engine counts it).
 fn has_address(object: &Object) -> bool {
     object
         .get(&["status", "loadBalancer", "ingress"])
         .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter()
-                .any(|i| i.get("ip").is_some() || i.get("hostname").is_some())
-        })
+        .is_some_and(|a| !a.is_empty())
 }
 
 fn load_balanced(object: &Object, what: &str) -> Health {
@@ -338,27 +378,51 @@ fn pvc(p: &Object) -> Health {
     }
 }
 
+/// Condition reasons with which an autoscaler reports it cannot work.
+const HPA_FAILURES: &[(&str, &str)] = &[
+    ("AbleToScale", "FailedGetScale"),
+    ("AbleToScale", "FailedUpdateScale"),
+    ("ScalingActive", "FailedGetResourceMetric"),
+    ("ScalingActive", "FailedGetObjectMetric"),
+    ("ScalingActive", "FailedGetPodsMetric"),
+    ("ScalingActive", "FailedGetExternalMetric"),
+    ("ScalingActive", "FailedComputeMetricsReplicas"),
+    ("ScalingActive", "InvalidSelector"),
+];
+
+/// A HorizontalPodAutoscaler, as gitops-engine judges it: its conditions
+/// (`status.conditions` in v2, the `autoscaling.alpha.kubernetes.io/conditions`
+/// annotation in v1) are Degraded for a known failure reason, else Healthy
+/// when it is able to scale (or is limited), else Progressing.
 fn hpa(h: &Object) -> Health {
-    let failing = h
-        .get(&["status", "conditions"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| {
-            let status = c.get("status").and_then(Value::as_str);
-            let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
-            status == Some("False") && (reason.starts_with("Failed") || reason == "Invalid")
-        });
-    if let Some(c) = failing {
-        return Health::new(
-            Degraded,
-            c.get("message").and_then(Value::as_str).unwrap_or(""),
-        );
+    let waiting = || Health::new(Progressing, "Waiting to Autoscale");
+    let conditions: Vec<Value> = if h.api_version() == "autoscaling/v1" {
+        let Some(annotation) = h.annotation("autoscaling.alpha.kubernetes.io/conditions") else {
+            return waiting();
+        };
+        match serde_json::from_str(annotation) {
+            Ok(conditions) => conditions,
+            Err(e) => return Health::new(Unknown, format!("the conditions annotation: {e}")),
+        }
+    } else {
+        h.get(&["status", "conditions"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    if let Some(failed) = conditions
+        .iter()
+        .find(|c| HPA_FAILURES.contains(&(text(c, "type").as_str(), text(c, "reason").as_str())))
+    {
+        return Health::new(Degraded, text(failed, "message"));
     }
-    match condition(h, "ScalingActive").or_else(|| condition(h, "AbleToScale")) {
-        Some(("True", _, message)) => Health::new(Healthy, message),
-        Some((_, _, message)) => Health::new(Progressing, message),
-        None => Health::new(Progressing, "Waiting for the autoscaler to report"),
+    match conditions.iter().find(|c| {
+        matches!(text(c, "type").as_str(), "AbleToScale" | "ScalingLimited")
+            && text(c, "status") == "True"
+    }) {
+        Some(able) => Health::new(Healthy, text(able, "message")),
+        None => waiting(),
     }
 }
 

@@ -641,3 +641,50 @@ fn wildcard_customizations_apply_to_every_matching_kind() {
         "example.org is not under example.com"
     );
 }
+
+#[test]
+fn built_in_checks_judge_as_gitops_engine_does() {
+    // autoscaling/v1 keeps its conditions in an annotation.
+    let v1 = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  annotations:\n    autoscaling.alpha.kubernetes.io/conditions: '";
+    let able =
+        r#"[{"type":"AbleToScale","status":"True","reason":"SucceededRescale","message":"ok"}]"#;
+    let failed = r#"[{"type":"ScalingActive","status":"False","reason":"FailedGetObjectMetric","message":"no metric"}]"#;
+    assert_eq!(status(&format!("{v1}{able}'\n")), (Healthy, "ok".into()));
+    assert_eq!(
+        status(&format!("{v1}{failed}'\n")),
+        (Degraded, "no metric".into())
+    );
+    let bare = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\n";
+    assert_eq!(status(bare).0, Progressing);
+    // A load balancer entry counts even without an address.
+    let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: LoadBalancer}\nstatus: {loadBalancer: {ingress: [{}]}}\n";
+    assert_eq!(status(lb).0, Healthy);
+    // A pod meant to finish is not Degraded by a back-off; one that failed
+    // says which container and how.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+    let backoff = "containerStatuses: [{name: app, state: {waiting: {reason: CrashLoopBackOff}}}]";
+    assert_eq!(
+        status(&format!(
+            "{pod}spec: {{restartPolicy: OnFailure}}\nstatus: {{phase: Running, {backoff}}}"
+        ))
+        .0,
+        Progressing
+    );
+    assert_eq!(
+        status(&format!(
+            "{pod}spec: {{restartPolicy: Never}}\nstatus: {{phase: Failed, containerStatuses: [{{name: app, state: {{terminated: {{exitCode: 2}}}}}}]}}"
+        )),
+        (Degraded, "container \"app\" failed with exit code 2".into())
+    );
+    // The ignore-restart-policy annotation makes a Never pod judged as a
+    // long-running one (but not a hook).
+    let ignoring = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {argocd.argoproj.io/ignore-restart-policy: 'true'}\n";
+    let ready = "status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}";
+    assert_eq!(
+        status(&format!(
+            "{ignoring}spec: {{restartPolicy: Never}}\n{ready}\n"
+        ))
+        .0,
+        Healthy
+    );
+}
