@@ -8,13 +8,8 @@
 # resource_customizations/ directory is read, nothing is copied). GITPLANE is
 # the binary (default: target/release/gitplane, built if missing).
 set -eu
-checkout=${1:?usage: $0 ARGO_CD_CHECKOUT [GITPLANE]}
-gitplane=${2:-target/release/gitplane}
-if [ ! -x "$gitplane" ]; then
-    cargo build --release --bin gitplane
-fi
+. "$(dirname "$0")/common.sh"
 dir="$checkout/resource_customizations"
 [ -d "$dir" ] || { echo "$dir: not a directory" >&2; exit 2; }
-echo "argo-cd $(git -C "$checkout" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
 # Exit status 1 only says some case failed; the lines say which.
 "$gitplane" health test --all "$dir" || true

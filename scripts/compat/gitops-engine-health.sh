@@ -11,11 +11,7 @@
 # holds gitops-engine/); nothing is copied. GITPLANE defaults to
 # target/release/gitplane (built if missing). Needs python3.
 set -eu
-checkout=${1:?usage: $0 ARGO_CD_CHECKOUT [GITPLANE]}
-gitplane=${2:-target/release/gitplane}
-if [ ! -x "$gitplane" ]; then
-    cargo build --release --bin gitplane
-fi
+. "$(dirname "$0")/common.sh"
 dir="$checkout/gitops-engine/pkg/health"
 [ -f "$dir/health_test.go" ] || { echo "$dir/health_test.go: not found" >&2; exit 2; }
 GITPLANE="$gitplane" DIR="$dir" python3 - <<'PY'
