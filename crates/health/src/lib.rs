@@ -169,7 +169,8 @@ impl HealthChecker {
     /// it as healthy.
     pub fn check(&self, object: &Object) -> Option<Health> {
         match self.customizations.check(object) {
-            Some(result) => Some(result.unwrap_or_else(|e| Health::new(HealthStatus::Unknown, e))),
+            Some(Ok(health)) => health,
+            Some(Err(e)) => Some(Health::new(HealthStatus::Unknown, e)),
             None => builtin::check(object),
         }
     }

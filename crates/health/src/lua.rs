@@ -113,17 +113,19 @@ pub(crate) fn sandbox(object: &Value, limits: LuaLimits) -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-/// Runs a health.lua script on an object.
+/// Runs a health.lua script on an object. A script that returns nothing
+/// gives the object no health, as in Argo CD.
 pub(crate) fn run_script(
     source: &str,
     name: &str,
     object: &Value,
     limits: LuaLimits,
-) -> Result<Health, String> {
+) -> Result<Option<Health>, String> {
     let fail = |e: mlua::Error| format!("{name}: {}", first_line(&e.to_string()));
     let lua = sandbox(object, limits).map_err(fail)?;
     let returned: mlua::Value = lua.load(source).set_name(name).eval().map_err(fail)?;
     let table = match returned {
+        mlua::Value::Nil => return Ok(None),
         mlua::Value::Table(t) => t,
         other => {
             return Err(format!(
@@ -137,7 +139,7 @@ pub(crate) fn run_script(
     let status = status.ok_or_else(|| format!("{name}: returned no status"))?;
     let status = HealthStatus::parse(&status)
         .ok_or_else(|| format!("{name}: returned the unknown status {status:?}"))?;
-    Ok(Health::new(status, message.unwrap_or_default()))
+    Ok(Some(Health::new(status, message.unwrap_or_default())))
 }
 
 /// Runs a script (a resource action or its discovery) on an object, with
@@ -377,9 +379,9 @@ impl Customizations {
         self.scripts.is_empty()
     }
 
-    /// The customization's verdict, if there is one for this kind; a failing
-    /// script is an error message.
-    pub(crate) fn check(&self, object: &Object) -> Option<Result<Health, String>> {
+    /// The customization's verdict, if there is one for this kind (which
+    /// may be no health at all); a failing script is an error message.
+    pub(crate) fn check(&self, object: &Object) -> Option<Result<Option<Health>, String>> {
         let script = self.script_for(object.group(), object.kind())?;
         let name = script.path.display().to_string();
         Some(run_script(
@@ -403,6 +405,7 @@ mod tests {
             &json!({"kind": "Thing", "status": {"ready": true, "n": null}}),
             LuaLimits::default(),
         )
+        .and_then(|health| health.ok_or_else(|| "no health".to_string()))
     }
 
     #[test]
@@ -468,6 +471,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.contains("subject longer than"), "{error}");
+    }
+
+    #[test]
+    fn a_script_returning_nothing_gives_no_health() {
+        let returned = run_script("return nil", "t.lua", &json!({}), LuaLimits::default());
+        assert_eq!(returned, Ok(None));
     }
 
     #[test]

@@ -221,6 +221,9 @@ fn run_test_file(file: &Path, limits: LuaLimits) -> Vec<TestCase> {
                 confined(base, &input)
                     .and_then(|path| read_yaml(&path).map_err(|e| e.to_string()))
                     .and_then(|object| run_script(source, &name, &object, limits))
+                    .and_then(|health| {
+                        health.ok_or_else(|| format!("{name}: returned nothing (no health)"))
+                    })
             });
             TestCase {
                 file: file.to_path_buf(),
