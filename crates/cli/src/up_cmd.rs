@@ -410,15 +410,7 @@ async fn apply_root(
 /// start: a change takes effect at the next start; one that does not
 /// compile is reported and none of them is used).
 async fn health_checker(control: &Cluster, namespace: &str) -> Result<HealthChecker> {
-    let config_map = gitplane_object::Gvk::new("", "v1", "ConfigMap");
-    let Some(settings) = control.get(&config_map, namespace, "argocd-cm").await? else {
-        return Ok(HealthChecker::builtin());
-    };
-    let data = settings
-        .get(&["data"])
-        .and_then(serde_json::Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let data = gitplane_controller::argocd_cm_data(control, namespace).await?;
     let limits = gitplane_health::LuaLimits::default();
     let customizations = match gitplane_health::Customizations::from_argocd_cm(&data, limits) {
         Ok(customizations) => customizations,

@@ -173,6 +173,14 @@ fn a_platform_of_apps_with_autoscalers_and_shared_namespaces_converges() {
     assert_eq!(pdb["status"]["currentHealthy"], 2);
 }
 
+/// An auto-syncing Application `name` of `apps/<name>` in namespace `name`.
+fn application(repo: &Path, name: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: apps/{name}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
+        repo.display()
+    )
+}
+
 fn multi_wave_app(repo: &Path, name: &str, fault: Option<&str>) {
     let annotations = match fault {
         Some(fault) => format!("simulate.gitplane.dev/pods: {fault}"),
@@ -193,10 +201,7 @@ fn multi_wave_app(repo: &Path, name: &str, fault: Option<&str>) {
     write(
         repo,
         &format!("bootstrap/{name}.yaml"),
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: apps/{name}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
-            repo.display()
-        ),
+        &application(repo, name),
     );
 }
 
@@ -313,14 +318,7 @@ fn replicas_elect_one_leader_and_the_standby_takes_over_after_a_kill() {
         "apps/web/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
     );
-    write(
-        &repo,
-        "bootstrap/web.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: apps/web\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
-            repo.display()
-        ),
-    );
+    write(&repo, "bootstrap/web.yaml", &application(&repo, "web"));
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "an app with a slow hook"]);
     let cluster = ["--kubeconfig", kubeconfig.to_str().unwrap()];
@@ -405,14 +403,7 @@ fn health_customizations_come_from_the_control_namespaces_argocd_cm() {
         "apps/web/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
     );
-    write(
-        &repo,
-        "bootstrap/web.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: apps/web\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{prune: true}}\n    syncOptions: [CreateNamespace=true]\n",
-            repo.display()
-        ),
-    );
+    write(&repo, "bootstrap/web.yaml", &application(&repo, "web"));
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "one config map"]);
     let up = start_up(

@@ -74,6 +74,23 @@ pub fn project_gvk() -> Gvk {
     Gvk::new("argoproj.io", "v1alpha1", "AppProject")
 }
 
+/// The `data` of Argo CD's settings ConfigMap, `argocd-cm`, in `namespace`
+/// (empty when there is none): resource customizations live there.
+pub async fn argocd_cm_data(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ClusterError> {
+    let config_map = Gvk::new("", "v1", "ConfigMap");
+    let settings = cluster.get(&config_map, namespace, "argocd-cm").await?;
+    Ok(settings
+        .and_then(|s| {
+            s.get(&["data"])
+                .and_then(serde_json::Value::as_object)
+                .cloned()
+        })
+        .unwrap_or_default())
+}
+
 /// What can stop the controller from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {

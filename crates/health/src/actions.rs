@@ -31,8 +31,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::HealthError;
+use crate::lua::group_kind_of;
 use crate::lua::{LuaLimits, compile, run_to_json};
-use crate::testfile::{confined, field, read_yaml, text_field};
+use crate::testfile::{confined, field, first_document, read_yaml, text_field};
 
 /// One kind's actions: the script that says which it offers, and each
 /// action's script.
@@ -150,7 +151,7 @@ impl ResourceActions {
                 path: origin.clone(),
                 message,
             };
-            let config = read_yaml_text(text, &origin).map_err(invalid)?;
+            let config = first_document(text.as_bytes(), &origin).map_err(invalid)?;
             let discovery = text_field(&config, "discovery.lua").map_err(invalid)?;
             compile(Path::new(&origin), &discovery)?;
             let mut scripts = BTreeMap::new();
@@ -160,10 +161,7 @@ impl ResourceActions {
                 compile(Path::new(&format!("{origin} {name}")), &source)?;
                 scripts.insert(name, source);
             }
-            let (group, kind) = match group_kind.rsplit_once('_') {
-                Some((group, kind)) => (group.to_string(), kind.to_string()),
-                None => (String::new(), group_kind.to_string()),
-            };
+            let (group, kind) = group_kind_of(group_kind, '_');
             let kind_actions = KindActions {
                 origin,
                 discovery,
@@ -177,36 +175,12 @@ impl ResourceActions {
     /// The actions offered on an object (name, params, disabled, iconClass,
     /// displayName), in name order; none for a kind without actions.
     pub fn discover(&self, object: &Value) -> Result<Vec<Value>, String> {
-        let Some(scripts) = self.kind_actions(object) else {
-            return Ok(Vec::new());
-        };
-        let returned = run_to_json(
-            &scripts.discovery,
-            &scripts.origin,
-            object,
-            None,
-            self.limits,
-        )?;
-        let offered = match returned {
-            Value::Object(actions) => actions,
-            Value::Array(items) if items.is_empty() => Map::new(),
-            other => {
-                return Err(format!(
-                    "{}: returned {other}, not a table of actions",
-                    scripts.origin
-                ));
+        match self.kind_actions(object) {
+            Some(scripts) => {
+                offered_actions(&scripts.discovery, &scripts.origin, object, self.limits)
             }
-        };
-        let mut actions: Vec<Value> = offered
-            .into_iter()
-            .map(|(name, value)| {
-                let mut action = resource_action(&value);
-                action["name"] = Value::String(name);
-                action
-            })
-            .collect();
-        actions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        Ok(actions)
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Runs an action the object offers (and that is not disabled) with
@@ -241,28 +215,9 @@ impl ResourceActions {
     }
 
     fn kind_actions(&self, object: &Value) -> Option<&KindActions> {
-        let group = object["apiVersion"]
-            .as_str()
-            .and_then(|v| v.rsplit_once('/'))
-            .map_or("", |(group, _)| group);
         self.kinds
-            .get(&(group.to_string(), kind(object).to_string()))
+            .get(&(group(object).to_string(), kind(object).to_string()))
     }
-}
-
-fn read_yaml_text(text: &str, name: &str) -> Result<Value, String> {
-    let documents = gitplane_object::parse_values(
-        text.as_bytes(),
-        name,
-        gitplane_object::Syntax::Yaml,
-        &gitplane_object::LoadOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(documents
-        .into_iter()
-        .next()
-        .map(|(v, _)| v)
-        .unwrap_or(Value::Null))
 }
 
 /// One discovery or action case and what went wrong, if anything.
@@ -323,28 +278,42 @@ fn discovery_case(base: &Path, test: &Value, input: &str, limits: LuaLimits) -> 
     let object = read_input(base, input)?;
     let path = base.join("discovery.lua");
     let source = read_script(&path)?;
-    let returned = run_to_json(&source, &path.display().to_string(), &object, None, limits)?;
     let expected: Vec<Value> = field(test, "result")
         .and_then(Value::as_array)
         .map(|items| items.iter().map(resource_action).collect())
         .unwrap_or_default();
-    let offered = match returned {
-        Value::Object(actions) => actions,
-        Value::Array(items) if items.is_empty() => Map::new(),
-        other => {
-            return Err(format!(
-                "discovery returned {other}, not a table of actions"
-            ));
-        }
-    };
-    for (name, value) in offered {
-        let mut action = resource_action(&value);
-        action["name"] = Value::String(name.clone());
+    let name = path.display().to_string();
+    for action in offered_actions(&source, &name, &object, limits)? {
         if !expected.contains(&action) {
             return Err(format!("offers {action}, which is not among the expected"));
         }
     }
     Ok(())
+}
+
+/// The actions a discovery script offers on an object, as Argo CD's
+/// `ResourceAction`s, in name order.
+fn offered_actions(
+    discovery: &str,
+    name: &str,
+    object: &Value,
+    limits: LuaLimits,
+) -> Result<Vec<Value>, String> {
+    let offered = match run_to_json(discovery, name, object, None, limits)? {
+        Value::Object(actions) => actions,
+        Value::Array(items) if items.is_empty() => Map::new(),
+        other => return Err(format!("{name}: returned {other}, not a table of actions")),
+    };
+    let mut actions: Vec<Value> = offered
+        .into_iter()
+        .map(|(action_name, value)| {
+            let mut action = resource_action(&value);
+            action["name"] = Value::String(action_name);
+            action
+        })
+        .collect();
+    actions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(actions)
 }
 
 /// An action as Argo CD's `ResourceAction` holds it: name, params (of which
@@ -500,6 +469,14 @@ fn expected_objects(output: Value) -> Vec<Value> {
     }
 }
 
+/// The API group of an object (empty for the core group).
+fn group(object: &Value) -> &str {
+    object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit_once('/'))
+        .map_or("", |(group, _)| group)
+}
+
 fn kind(object: &Value) -> &str {
     object["kind"].as_str().unwrap_or_default()
 }
@@ -545,11 +522,7 @@ fn same_object(expected: &Value, result: &Value, source: &Value) -> bool {
 /// own action test sets aside.
 fn set_aside_stamped_times(object: &mut Value) {
     const FIXED: &str = "0001-01-01T00:00:00Z";
-    let group = object["apiVersion"]
-        .as_str()
-        .and_then(|v| v.rsplit_once('/'))
-        .map_or("", |(group, _)| group)
-        .to_string();
+    let group = group(object).to_string();
     let kind = kind(object).to_string();
     let annotate = |object: &mut Value, pointer: &str, key: &str, value: &str| {
         if let Some(Value::Object(meta)) = object.pointer_mut(pointer) {

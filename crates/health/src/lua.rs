@@ -187,7 +187,7 @@ const LEGACY_KEY: &str = "resource.customizations";
 const HEALTH_KEY: &str = "resource.customizations.health.";
 
 /// `group<sep>Kind` (or a bare `Kind`, of the core group) as (group, kind).
-fn group_kind_of(text: &str, separator: char) -> (String, String) {
+pub(crate) fn group_kind_of(text: &str, separator: char) -> (String, String) {
     match text.rsplit_once(separator) {
         Some((group, kind)) => (group.to_string(), kind.to_string()),
         None => (String::new(), text.to_string()),
@@ -303,15 +303,9 @@ impl Customizations {
         let mut scripts = HashMap::new();
         if let Some(Value::String(legacy)) = data.get(LEGACY_KEY) {
             let name = format!("argocd-cm {LEGACY_KEY}");
-            let parsed = gitplane_object::parse_values(
-                legacy.as_bytes(),
-                &name,
-                gitplane_object::Syntax::Yaml,
-                &gitplane_object::LoadOptions::default(),
-            )
-            .map_err(|e| read_error(Path::new(&name), e))?;
-            let overrides = parsed.into_iter().next().map(|(value, _)| value);
-            for (group_kind, over) in overrides.iter().filter_map(Value::as_object).flatten() {
+            let overrides = crate::testfile::first_document(legacy.as_bytes(), &name)
+                .map_err(|e| read_error(Path::new(&name), e))?;
+            for (group_kind, over) in overrides.as_object().into_iter().flatten() {
                 if let Some(Value::String(source)) = over.get("health.lua") {
                     let key = group_kind_of(group_kind, '/');
                     let path = PathBuf::from(format!("argocd-cm {LEGACY_KEY} {group_kind}"));

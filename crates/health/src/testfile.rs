@@ -145,13 +145,19 @@ fn find_test_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HealthError
 /// Reads one YAML or JSON document.
 pub(crate) fn read_yaml(path: &Path) -> Result<Value, HealthError> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    let name = path.display().to_string();
-    let mut documents = parse_values(&bytes, &name, Syntax::Yaml, &LoadOptions::default())
-        .map_err(|e| read_error(path, e))?;
-    if documents.is_empty() {
-        return Err(read_error(path, "no document"));
-    }
-    Ok(documents.swap_remove(0).0)
+    first_document(&bytes, &path.display().to_string()).map_err(|e| read_error(path, e))
+}
+
+/// The first YAML (or JSON) document of `bytes`, read as Kubernetes reads
+/// manifests; `name` says where they came from in errors.
+pub(crate) fn first_document(bytes: &[u8], name: &str) -> Result<Value, String> {
+    let documents = parse_values(bytes, name, Syntax::Yaml, &LoadOptions::default())
+        .map_err(|e| e.to_string())?;
+    documents
+        .into_iter()
+        .next()
+        .map(|(value, _)| value)
+        .ok_or_else(|| "no document".to_string())
 }
 
 /// An input path inside the test's directory (symlinks and `..` that leave

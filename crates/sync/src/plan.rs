@@ -13,7 +13,7 @@ use gitplane_cluster::{
     ApplyOptions, Cluster, ClusterError, TRACKING_ANNOTATION, Tracking, tracking_id,
 };
 use gitplane_diff::{DiffOptions, ObjectDiff, diff, keep_live_values};
-use gitplane_object::{Object, ObjectKey};
+use gitplane_object::{Gvk, Object, ObjectKey};
 
 use crate::hooks::{HookSpec, Role, hook_wave, role_of};
 use crate::options::ResourceOptions;
@@ -171,15 +171,25 @@ fn is_namespaced(
 /// then served. A cluster that still does not know it is left to
 /// [`prepare`] to report.
 pub(crate) async fn learn_unknown_kinds(cluster: &Cluster, desired: &[Object]) {
-    let crds = crds_in(desired);
-    let unknown = desired.iter().find(|o| {
-        cluster.preferred(o.group(), o.kind()).is_none()
-            && !crds.contains_key(&(o.group().to_string(), o.kind().to_string()))
-    });
-    if let Some(object) = unknown {
+    if let Some(gvk) = unknown_kind(cluster, desired) {
         // Unknown after the refresh too is reported by `prepare`.
-        let _ = cluster.resolve(&object.gvk()).await;
+        let _ = cluster.resolve(&gvk).await;
     }
+}
+
+/// A desired kind neither the cluster nor a desired CRD defines. Every
+/// compare asks: the usual case (every kind known) only looks kinds up; the
+/// desired CRDs are gathered only when one is not known.
+fn unknown_kind(cluster: &Cluster, desired: &[Object]) -> Option<Gvk> {
+    let mut unknown = desired
+        .iter()
+        .filter(|o| cluster.preferred(o.group(), o.kind()).is_none())
+        .peekable();
+    unknown.peek()?;
+    let crds = crds_in(desired);
+    unknown
+        .find(|o| !crds.contains_key(&(o.group().to_string(), o.kind().to_string())))
+        .map(Object::gvk)
 }
 
 /// (group, kind) → namespaced, for the CRDs among the desired objects.

@@ -179,19 +179,7 @@ impl Apps {
 
     /// The built-in actions with the control namespace's `argocd-cm` ones.
     async fn resource_actions(&self) -> Result<ResourceActions> {
-        let config_map = Gvk::new("", "v1", "ConfigMap");
-        let data = match self
-            .cluster
-            .get(&config_map, &self.namespace, "argocd-cm")
-            .await?
-        {
-            Some(settings) => settings
-                .get(&["data"])
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
-            None => Map::new(),
-        };
+        let data = gitplane_controller::argocd_cm_data(&self.cluster, &self.namespace).await?;
         ResourceActions::with_argocd_cm(&data, LuaLimits::default())
             .with_context(|| format!("{}/argocd-cm", self.namespace))
     }
