@@ -19,16 +19,20 @@
 //! refused, functions whose result can dwarf their input (`replace`,
 //! `lists.range`) check the size first, and a deadline stops the rest. See
 //! [`limits`].
+//!
+//! Resource graphs also see kro's functions ([`kro`], [`Library::Kro`]).
 
 mod ast;
 mod error;
+pub mod kro;
 pub mod limits;
 mod program;
 mod value;
 
 pub use error::CelError;
+pub use kro::is_omit;
 pub use limits::Limits;
-pub use program::{Activation, Env, Program};
+pub use program::{Activation, Env, Library, Program};
 pub use value::{from_json, to_json};
 
 /// The CEL value type (from the `cel` crate, through `kube-cel`).

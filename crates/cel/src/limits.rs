@@ -161,7 +161,7 @@ fn with_meter<T>(f: impl FnOnce(&mut Meter) -> T) -> Option<T> {
 }
 
 /// The limits of the evaluation running on this thread.
-fn current_limits() -> Limits {
+pub(crate) fn current_limits() -> Limits {
     with_meter(|meter| meter.limits).unwrap_or_default()
 }
 
@@ -382,6 +382,19 @@ pub(crate) fn check_supported(expr: &IdedExpr) -> Result<(), CelError> {
 /// index, which the interpreter gets right. Calls that a macro generates to carry its accumulator (they take
 /// the accumulator itself as an argument) are not wrapped: guarding them
 /// would copy the growing result on every iteration.
+/// Whether an (uninstrumented) expression is an optional select or index,
+/// or a step after one.
+fn is_optional_chain(expr: &IdedExpr) -> bool {
+    match &expr.expr {
+        Expr::Call(call) if call.func_name == "_?._" || call.func_name == "_[?_]" => true,
+        Expr::Call(call) if call.func_name == "_[_]" => {
+            call.args.first().is_some_and(is_optional_chain)
+        }
+        Expr::Select(select) if !select.test => is_optional_chain(&select.operand),
+        _ => false,
+    }
+}
+
 pub(crate) fn instrument(expr: IdedExpr) -> IdedExpr {
     instrument_node(expr, None)
 }
@@ -394,6 +407,10 @@ fn instrument_node(mut expr: IdedExpr, accumulator: Option<&str>) -> IdedExpr {
             // (it should be an empty optional); `m[?"missing"]` is the same
             // operation and works.
             if call.func_name == "_?._" {
+                call.func_name = "_[?_]".to_string();
+            }
+            // Indexing an optional is optional too (`a.?b[0]` is `a.?b[?0]`).
+            if call.func_name == "_[_]" && call.args.first().is_some_and(is_optional_chain) {
                 call.func_name = "_[?_]".to_string();
             }
             let plumbing = accumulator.is_some_and(|accu| {
@@ -414,6 +431,27 @@ fn instrument_node(mut expr: IdedExpr, accumulator: Option<&str>) -> IdedExpr {
             } else {
                 call_guarded(id, call)
             }
+        }
+        // Once a chain is optional, every later step is (`a.?b.c` is
+        // `a.?b.?c`, as in cel-go); the interpreter would make `.c` on an
+        // optional a `false`.
+        Expr::Select(select) if !select.test && is_optional_chain(&select.operand) => {
+            let field = IdedExpr {
+                id,
+                expr: Expr::Literal(LiteralValue::String(select.field.as_str().into())),
+            };
+            let call = CallExpr {
+                func_name: "_[?_]".to_string(),
+                target: None,
+                args: vec![*select.operand, field],
+            };
+            return instrument_node(
+                IdedExpr {
+                    id,
+                    expr: Expr::Call(call),
+                },
+                accumulator,
+            );
         }
         Expr::Select(mut select) => {
             select.operand = Box::new(instrument_node(*select.operand, accumulator));

@@ -20,6 +20,7 @@ const CACHE_CAPACITY: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     limits: Limits,
+    library: Library,
     cache: Arc<Mutex<HashMap<String, Arc<Program>>>>,
 }
 
@@ -28,7 +29,17 @@ impl Env {
     pub fn new(limits: Limits) -> Self {
         Env {
             limits,
+            library: Library::Standard,
             cache: Arc::default(),
+        }
+    }
+
+    /// An environment with these limits whose programs also see `library`'s
+    /// functions.
+    pub fn with_library(limits: Limits, library: Library) -> Self {
+        Env {
+            library,
+            ..Env::new(limits)
         }
     }
 
@@ -42,7 +53,7 @@ impl Env {
         if let Some(program) = self.lock_cache().get(source) {
             return Ok(program.clone());
         }
-        let program = Arc::new(Program::compile(source, self.limits)?);
+        let program = Arc::new(Program::compile_with(source, self.limits, self.library)?);
         let mut cache = self.lock_cache();
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
@@ -58,11 +69,24 @@ impl Env {
     }
 }
 
+/// Which functions a program sees besides CEL's standard ones and the
+/// Kubernetes libraries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Library {
+    /// What the Kubernetes API server offers (ValidatingAdmissionPolicy,
+    /// CRD validation rules, Kyverno's CEL).
+    #[default]
+    Standard,
+    /// Also kro's functions (see [`crate::kro`]), for resource graphs.
+    Kro,
+}
+
 /// A compiled, instrumented expression.
 #[derive(Debug)]
 pub struct Program {
     source: String,
     limits: Limits,
+    library: Library,
     /// The expression as evaluated: metered by [`limits::instrument`].
     metered: IdedExpr,
     /// The top-level variables it reads, sorted.
@@ -72,8 +96,17 @@ pub struct Program {
 }
 
 impl Program {
-    /// Parses and checks `source` under `limits`.
+    /// Parses and checks `source` under `limits`, with the standard library.
     pub fn compile(source: &str, limits: Limits) -> Result<Program, CelError> {
+        Program::compile_with(source, limits, Library::Standard)
+    }
+
+    /// Parses and checks `source` under `limits`, for `library`.
+    pub fn compile_with(
+        source: &str,
+        limits: Limits,
+        library: Library,
+    ) -> Result<Program, CelError> {
         limits::check_source(source, &limits)?;
         let recursion = u16::try_from(limits.max_nesting * 2).unwrap_or(u16::MAX);
         let parsed = Parser::new()
@@ -93,6 +126,7 @@ impl Program {
         Ok(Program {
             source: source.to_string(),
             limits,
+            library,
             metered,
             variables,
             paths,
@@ -124,7 +158,11 @@ impl Program {
     /// Evaluates the expression and says how many units of work (see
     /// [`Limits::cost_budget`]) it took, also when it failed.
     pub fn evaluate_costed(&self, activation: &Activation) -> (Result<Value, CelError>, u64) {
-        ROOT.with(|root| {
+        let root = match self.library {
+            Library::Standard => &ROOT,
+            Library::Kro => &KRO_ROOT,
+        };
+        root.with(|root| {
             let mut context = root.new_inner_scope();
             for (name, value) in &activation.variables {
                 if self.variables.iter().any(|w| w == name) {
@@ -199,6 +237,12 @@ thread_local! {
     /// The functions, registered once per thread: CEL's standard library, the
     /// Kubernetes libraries, and the metering functions.
     static ROOT: Context<'static> = build_root();
+    /// The same, plus kro's functions.
+    static KRO_ROOT: Context<'static> = {
+        let mut context = build_root();
+        crate::kro::register(&mut context);
+        context
+    };
 }
 
 fn build_root() -> Context<'static> {
@@ -233,11 +277,14 @@ fn describe_execution_error(error: &kube_cel::cel::ExecutionError) -> String {
 const FUNCTION_NAMESPACES: &[&str] = &[
     "base64",
     "format",
+    "hash",
     "ip",
+    "json",
     "jsonpatch",
     "lists",
     "math",
     "optional",
+    "random",
     "sets",
     "strings",
 ];

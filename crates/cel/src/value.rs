@@ -39,7 +39,9 @@ pub fn from_json(json: &Json) -> Value {
 
 /// A CEL value as JSON. Map keys come out sorted (as Go's `encoding/json`
 /// writes maps), an empty optional is `null`, bytes are base64, timestamps
-/// RFC 3339 and durations Go-style seconds (`"90s"`).
+/// RFC 3339 and durations Go-style seconds (`"90s"`). Map entries and list
+/// elements that are kro's `omit()` are left out; `omit()` itself is not
+/// JSON.
 pub fn to_json(value: &Value) -> Result<Json, CelError> {
     Ok(match value {
         Value::Null => Json::Null,
@@ -51,7 +53,13 @@ pub fn to_json(value: &Value) -> Result<Json, CelError> {
             .ok_or_else(|| CelError::NotJson(format!("{f} is not a JSON number")))?,
         Value::String(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(base64_encode(b)),
-        Value::List(items) => Json::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Value::List(items) => Json::Array(
+            items
+                .iter()
+                .filter(|v| !crate::kro::is_omit(v))
+                .map(to_json)
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Map(map) => map_to_json(map)?,
         Value::Timestamp(t) => Json::String(t.to_rfc3339()),
         Value::Duration(d) => Json::String(format!("{}s", d.num_seconds())),
@@ -60,6 +68,12 @@ pub fn to_json(value: &Value) -> Result<Json, CelError> {
                 Some(inner) => to_json(inner)?,
                 None => Json::Null,
             },
+            None if crate::kro::is_omit(value) => {
+                return Err(CelError::NotJson(
+                    "omit() (it removes the field it is written to, and cannot be part of a value)"
+                        .to_string(),
+                ));
+            }
             None => return Err(CelError::NotJson("an opaque value".to_string())),
         },
         Value::Function(name, _) => {
@@ -70,7 +84,7 @@ pub fn to_json(value: &Value) -> Result<Json, CelError> {
 
 fn map_to_json(map: &Map) -> Result<Json, CelError> {
     let mut entries: Vec<(String, &Value)> = Vec::with_capacity(map.map.len());
-    for (key, value) in map.map.iter() {
+    for (key, value) in map.map.iter().filter(|(_, v)| !crate::kro::is_omit(v)) {
         let key = match key {
             Key::String(s) => s.to_string(),
             Key::Int(i) => i.to_string(),

@@ -186,3 +186,109 @@ fn message_construction_is_refused() {
 fn metering_functions_cannot_be_called_from_source() {
     assert!(eval("@gp_tick()").is_err());
 }
+
+#[test]
+fn optional_selects_chain_through_absent_fields() {
+    assert_eq!(
+        eval("schema.?spec.missing.deeper.orValue('none')").unwrap(),
+        json!("none")
+    );
+    assert_eq!(
+        eval("schema.?spec.name.orValue('none')").unwrap(),
+        json!("shop")
+    );
+    assert_eq!(
+        eval("schema.?nothing.name.orValue('none')").unwrap(),
+        json!("none")
+    );
+}
+
+#[test]
+fn explicit_optional_chain() {
+    assert_eq!(
+        eval("schema.?spec.?missing.?deeper.orValue('none')").unwrap(),
+        json!("none")
+    );
+    assert_eq!(
+        eval("schema.?spec.?ports[?1].orValue(0)").unwrap(),
+        json!(443)
+    );
+}
+
+fn eval_kro(source: &str) -> Result<serde_json::Value, CelError> {
+    let env = gitplane_cel::Env::with_library(Limits::default(), gitplane_cel::Library::Kro);
+    let activation = Activation::new().with_json("schema", &json!({"metadata": {"uid": "1234"}}));
+    env.compile(source)?.evaluate_json(&activation)
+}
+
+#[test]
+fn kro_functions() {
+    // The same seed gives the same value; the alphabet is [0-9a-z].
+    let a = eval_kro("random.seededString(12, schema.metadata.uid)").unwrap();
+    assert_eq!(a, eval_kro("random.seededString(12, '1234')").unwrap());
+    assert!(
+        a.as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+    );
+    let n = eval_kro("random.seededInt(5, 10, 'x')")
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    assert!((5..10).contains(&n));
+    assert!(eval_kro("random.seededInt(5, 5, 'x')").is_err());
+    assert!(eval_kro("random.seededString(0, 'x')").is_err());
+    // SHA-256 and MD5 of "abc" (FIPS 180-2 and RFC 1321 test vectors), base64 as JSON bytes.
+    assert_eq!(
+        eval_kro("base64.encode(hash.sha256('abc'))").unwrap(),
+        json!("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
+    );
+    assert_eq!(
+        eval_kro("base64.encode(hash.md5('abc'))").unwrap(),
+        json!("kAFQmDzST7DWlj99KOF/cg==")
+    );
+    assert_eq!(
+        eval_kro("json.marshal({'b': 1, 'a': ['<x>']})").unwrap(),
+        json!(r#"{"a":["\u003cx\u003e"],"b":1}"#)
+    );
+    assert_eq!(
+        eval_kro("json.unmarshal('{\"a\": [1, true]}').a[0]").unwrap(),
+        json!(1.0)
+    );
+    assert_eq!(
+        eval_kro("lists.setAtIndex([1, 2, 3], 1, 9)").unwrap(),
+        json!([1, 9, 3])
+    );
+    assert_eq!(
+        eval_kro("lists.insertAtIndex([1, 2], 2, 9)").unwrap(),
+        json!([1, 2, 9])
+    );
+    assert_eq!(
+        eval_kro("lists.removeAtIndex([1, 2, 3], 0)").unwrap(),
+        json!([2, 3])
+    );
+    assert!(
+        eval_kro("lists.removeAtIndex([1], 1)")
+            .unwrap_err()
+            .to_string()
+            .contains("out of bounds")
+    );
+    assert_eq!(
+        eval_kro("{'a': 1, 'b': 2}.merge({'b': 3})").unwrap(),
+        json!({"a": 1, "b": 3})
+    );
+    assert_eq!(
+        eval_kro("{'a': {'x': 1, 'y': 1}}.deepMerge({'a': {'y': 2}})").unwrap(),
+        json!({"a": {"x": 1, "y": 2}})
+    );
+    // omit() disappears from maps and lists; on its own it is not a value.
+    assert_eq!(eval_kro("{'a': 1, 'b': omit()}").unwrap(), json!({"a": 1}));
+    assert_eq!(eval_kro("[1, omit(), 2]").unwrap(), json!([1, 2]));
+    assert!(eval_kro("omit()").is_err());
+}
+
+#[test]
+fn kro_functions_are_not_in_the_standard_library() {
+    assert!(eval("random.seededString(3, 'x')").is_err());
+}
