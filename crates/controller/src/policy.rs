@@ -210,7 +210,12 @@ pub(crate) async fn expand_instances(cluster: &Cluster, objects: &[Object]) -> V
             return objects.to_vec();
         }
     };
-    match gitplane_graph::expand_offline(objects.to_vec(), &graphs, &gitplane_cel::Env::default()) {
+    match gitplane_graph::expand_offline(
+        objects.to_vec(),
+        &graphs,
+        &gitplane_graph::cel_env(),
+        "default",
+    ) {
         Ok(expansion) => expansion.objects,
         Err(e) => {
             tracing::debug!("expanding instances for policy checks: {e}");

@@ -15,15 +15,10 @@ pub fn crd_name(graph: &Graph) -> String {
 /// The CustomResourceDefinition for a graph's instances, as kro generates it.
 pub fn generate_crd(graph: &Graph) -> Json {
     let schema = &graph.schema;
-    let mut labels = Map::new();
-    labels.insert("kro.run/owned".into(), json!("true"));
-    labels.insert(
-        "kro.run/resource-graph-definition-name".into(),
-        json!(graph.name),
-    );
-    if let Some(uid) = &graph.uid {
-        labels.insert("kro.run/resource-graph-definition-id".into(), json!(uid));
-    }
+    let mut labels: Map<String, Json> = crate::expand::instance_labels(graph)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     if let Some(Json::Object(extra)) = schema.crd_metadata.get("labels") {
         for (k, v) in extra {
             labels.insert(k.clone(), v.clone());
@@ -78,25 +73,32 @@ pub fn generate_crd(graph: &Graph) -> Json {
     })
 }
 
+/// The graph's `additionalPrinterColumns`, or kro's defaults (state, the
+/// Ready condition, age) when it sets none.
 fn printer_columns(graph: &Graph) -> Json {
-    let mut columns: Vec<Json> = if graph.schema.printer_columns.is_empty() {
-        vec![
-            json!({"name": "State", "type": "string", "jsonPath": ".status.state"}),
-            json!({"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}),
-        ]
-    } else {
-        graph.schema.printer_columns.clone()
-    };
-    for column in &graph.schema.spec.print_columns {
-        columns
-            .push(json!({"name": column.name, "type": column.kind, "jsonPath": column.json_path}));
+    if !graph.schema.printer_columns.is_empty() {
+        return Json::Array(graph.schema.printer_columns.clone());
     }
-    if graph.schema.printer_columns.is_empty() {
-        columns.push(
-            json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
-        );
-    }
-    Json::Array(columns)
+    json!([
+        {
+            "name": "State",
+            "description": "The state of a ResourceGraphDefinition instance",
+            "type": "string",
+            "jsonPath": ".status.state",
+        },
+        {
+            "name": "Ready",
+            "description": "Whether a ResourceGraphDefinition instance is ready",
+            "type": "string",
+            "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status",
+        },
+        {
+            "name": "Age",
+            "description": "Age of the resource",
+            "type": "date",
+            "jsonPath": ".metadata.creationTimestamp",
+        },
+    ])
 }
 
 /// `status`: kro's `state` and `conditions`, and the graph's own fields
@@ -109,9 +111,10 @@ fn status_schema(graph: &Graph) -> Json {
         &mut vec![Step::Key("status".into())],
     );
     if let Some(properties) = schema.get_mut("properties").and_then(Json::as_object_mut) {
-        properties.insert("state".into(), json!({"type": "string"}));
-        properties.insert(
-            "conditions".into(),
+        properties
+            .entry("state")
+            .or_insert_with(|| json!({"type": "string"}));
+        properties.entry("conditions").or_insert_with(|| {
             json!({
                 "type": "array",
                 "items": {
@@ -121,13 +124,12 @@ fn status_schema(graph: &Graph) -> Json {
                         "status": {"type": "string"},
                         "reason": {"type": "string"},
                         "message": {"type": "string"},
-                        "lastTransitionTime": {"type": "string", "format": "date-time"},
-                        "observedGeneration": {"type": "integer", "format": "int64"}
-                    },
-                    "required": ["type", "status"]
+                        "lastTransitionTime": {"type": "string"},
+                        "observedGeneration": {"type": "integer"}
+                    }
                 }
-            }),
-        );
+            })
+        });
     }
     schema
 }

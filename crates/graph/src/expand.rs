@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::error::{GraphError, Location};
 use crate::openapi::{apply_defaults, validate};
 use crate::rgd::{Body, Graph, Resource, Scope};
-use crate::template::{Field, FieldError, FieldPath, set_at};
+use crate::template::{Field, FieldError, FieldPath, remove_all, set_at};
 
 /// Most objects one collection may hold (as kro).
 pub const MAX_COLLECTION_SIZE: usize = 1000;
@@ -488,11 +488,14 @@ impl Expander<'_> {
             Body::Template => "template",
             Body::External { .. } => "externalRef",
         };
+        let mut omitted = Vec::new();
         for (path, field) in &resource.fields {
-            let result =
-                self.evaluate_field(resource, &format!("{base}.{path}"), field, activation)?;
-            set_at(&mut value, &path.0, result);
+            match self.evaluate_field(resource, &format!("{base}.{path}"), field, activation)? {
+                Some(result) => set_at(&mut value, &path.0, result),
+                None => omitted.push(path.0.clone()),
+            }
         }
+        remove_all(&mut value, omitted);
         match value {
             Json::Object(body) => Ok(Object::new(body)),
             _ => Err(Failed::error(GraphError::Evaluation {
@@ -640,7 +643,7 @@ impl Expander<'_> {
         field_name: &str,
         field: &Field,
         activation: &Activation,
-    ) -> Result<Json, Failed> {
+    ) -> Result<Option<Json>, Failed> {
         field.evaluate(activation).map_err(|e| match e {
             FieldError::Cel(source, error) => {
                 let program = field.programs().into_iter().find(|p| p.source() == source);
@@ -729,7 +732,8 @@ impl Expander<'_> {
                 field,
                 &self.activation,
             ) {
-                Ok(value) => set_at(&mut status, inner, value),
+                Ok(Some(value)) => set_at(&mut status, inner, value),
+                Ok(None) => missing_paths.push(FieldPath(inner.to_vec())),
                 Err(Failed::Waits(u)) => {
                     unresolved.push(u);
                     missing_paths.push(FieldPath(inner.to_vec()));
@@ -737,9 +741,10 @@ impl Expander<'_> {
                 Err(Failed::Error(e)) => return Err(*e),
             }
         }
-        for path in missing_paths {
-            remove_at(&mut status, &path.0);
-        }
+        remove_all(
+            &mut status,
+            missing_paths.into_iter().map(|p| p.0).collect(),
+        );
         match status {
             Json::Object(fields) => Ok((fields, unresolved)),
             _ => Ok((Map::new(), unresolved)),
@@ -747,49 +752,47 @@ impl Expander<'_> {
     }
 }
 
-fn remove_at(value: &mut Json, path: &[crate::template::Step]) {
-    use crate::template::Step;
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut node = value;
-    for step in parents {
-        node = match (step, node) {
-            (Step::Key(k), Json::Object(m)) => match m.get_mut(k) {
-                Some(c) => c,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    if let (Step::Key(k), Json::Object(m)) = (last, node) {
-        m.remove(k);
-    }
-}
-
-/// The labels kro puts on every object it creates for an instance.
+/// The labels kro puts on every object it creates for an instance: the
+/// instance's identity (`kro.run/instance-*`, the namespace only for a
+/// namespaced graph), `app.kubernetes.io/managed-by: kro`, the node id, and
+/// the labels of [`instance_labels`].
 pub fn ownership_labels(
     graph: &Graph,
     instance: &Object,
     node_id: &str,
 ) -> Vec<(&'static str, String)> {
     let mut labels = vec![
+        ("kro.run/instance-name", instance.name().to_string()),
+        ("kro.run/instance-group", graph.schema.group.clone()),
+        ("kro.run/instance-version", graph.schema.version.clone()),
+        ("kro.run/instance-kind", graph.schema.kind.clone()),
+        ("app.kubernetes.io/managed-by", "kro".to_string()),
+        ("kro.run/node-id", node_id.to_string()),
+    ];
+    if graph.schema.scope == Scope::Namespaced {
+        labels.push((
+            "kro.run/instance-namespace",
+            instance.namespace().unwrap_or_default().to_string(),
+        ));
+    }
+    if let Some(uid) = instance.str_at(&["metadata", "uid"]) {
+        labels.push(("kro.run/instance-id", uid.to_string()));
+    }
+    labels.extend(instance_labels(graph));
+    labels
+}
+
+/// The labels kro puts on an instance (and on the CRD of its graph):
+/// `kro.run/owned`, `kro.run/kro-version` and the graph's name and uid.
+pub fn instance_labels(graph: &Graph) -> Vec<(&'static str, String)> {
+    let mut labels = vec![
         ("kro.run/owned", "true".to_string()),
         (
             "kro.run/kro-version",
             format!("gitplane-{}", env!("CARGO_PKG_VERSION")),
         ),
-        ("kro.run/node-id", node_id.to_string()),
-        ("kro.run/instance-name", instance.name().to_string()),
-        (
-            "kro.run/instance-namespace",
-            instance.namespace().unwrap_or_default().to_string(),
-        ),
         ("kro.run/resource-graph-definition-name", graph.name.clone()),
     ];
-    if let Some(uid) = instance.str_at(&["metadata", "uid"]) {
-        labels.push(("kro.run/instance-id", uid.to_string()));
-    }
     if let Some(uid) = &graph.uid {
         labels.push(("kro.run/resource-graph-definition-id", uid.clone()));
     }

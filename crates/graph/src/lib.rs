@@ -32,7 +32,7 @@ pub use crd::{breaking_changes, crd_name, generate_crd};
 pub use error::{GraphError, Location};
 pub use expand::{
     Expansion, MAX_COLLECTION_SIZE, Node, Observed, Offline, Outcome, Unresolved, expand,
-    is_cluster_scoped_builtin, is_instance, ownership_labels, prepare_instance,
+    instance_labels, is_cluster_scoped_builtin, is_instance, ownership_labels, prepare_instance,
 };
 pub use offline::{OfflineExpansion, expand_offline};
 pub use ready::is_ready;
@@ -40,5 +40,11 @@ pub use rgd::{
     ALLOW_BREAKING_CHANGES, Body, Graph, InstanceSchema, KRO_GROUP, RGD_API_VERSION, RGD_KIND,
     Resource, Scope,
 };
-pub use simpleschema::{PrintColumn, SpecSchema};
+pub use simpleschema::SpecSchema;
 pub use status::{Readiness, graph_status};
+
+/// The CEL environment graphs are compiled in: the default limits and kro's
+/// function library (`random.seededString`, `omit()`, …).
+pub fn cel_env() -> gitplane_cel::Env {
+    gitplane_cel::Env::with_library(gitplane_cel::Limits::default(), gitplane_cel::Library::Kro)
+}

@@ -7,7 +7,7 @@ use gitplane_object::Object;
 
 use crate::error::GraphError;
 use crate::expand::{Offline, Outcome, Unresolved, expand, is_instance};
-use crate::rgd::Graph;
+use crate::rgd::{Graph, Scope};
 
 /// The rendered set with every instance expanded.
 #[derive(Debug, Clone, Default)]
@@ -26,11 +26,14 @@ pub struct OfflineExpansion {
 }
 
 /// Expands every instance in `objects` whose graph is among `objects` or
-/// `graphs`.
+/// `graphs`. An instance of a namespaced graph without `metadata.namespace`
+/// is placed in `namespace`, as `kubectl apply` places it in the context's
+/// namespace (`default` unless told otherwise).
 pub fn expand_offline(
     objects: Vec<Object>,
     graphs: &[Object],
     env: &Env,
+    namespace: &str,
 ) -> Result<OfflineExpansion, GraphError> {
     let mut compiled: Vec<Graph> = Vec::new();
     for object in objects.iter().chain(graphs).filter(|o| Graph::is_rgd(o)) {
@@ -63,6 +66,17 @@ pub fn expand_offline(
         let Some(graph) = compiled.iter().find(|g| is_instance(g, object)) else {
             out.objects.push(object.clone());
             continue;
+        };
+        let placed;
+        let object = if graph.schema.scope == Scope::Namespaced && object.namespace().is_none() {
+            placed = {
+                let mut copy = object.clone();
+                copy.set_namespace(namespace);
+                copy
+            };
+            &placed
+        } else {
+            object
         };
         let expansion = expand(graph, object, &offline)?;
         out.instances += 1;

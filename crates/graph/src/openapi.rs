@@ -63,6 +63,7 @@ pub fn validate(value: &Json, schema: &Json, path: &str, problems: &mut Vec<Stri
             list.join(", ")
         ));
     }
+    validate_rules(value, schema, path, problems);
     match value {
         Json::Number(n) => validate_number(n.as_f64().unwrap_or(0.0), schema, path, problems),
         Json::String(s) => validate_string(s, schema, path, problems),
@@ -97,6 +98,46 @@ pub fn validate(value: &Json, schema: &Json, path: &str, problems: &mut Vec<Stri
             }
         }
         _ => {}
+    }
+}
+
+/// The schema's `x-kubernetes-validations` CEL rules with `self` as the
+/// value. Transition rules (those reading `oldSelf`, like `immutable=true`)
+/// judge an update, so they do not apply to an instance on its own, as on
+/// create.
+fn validate_rules(value: &Json, schema: &Json, path: &str, problems: &mut Vec<String>) {
+    let Some(Json::Array(rules)) = schema.get("x-kubernetes-validations") else {
+        return;
+    };
+    for rule in rules {
+        let Some(source) = rule.get("rule").and_then(Json::as_str) else {
+            continue;
+        };
+        let message = rule
+            .get("message")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("failed rule: {source}"));
+        let program = match gitplane_cel::Program::compile(source, gitplane_cel::Limits::default())
+        {
+            Ok(program) => program,
+            Err(e) => {
+                problems.push(format!("{path}: the rule `{source}` does not compile: {e}"));
+                continue;
+            }
+        };
+        if program.variables().iter().any(|v| v == "oldSelf") {
+            continue;
+        }
+        let activation = gitplane_cel::Activation::new().with_json("self", value);
+        match program.evaluate_json(&activation) {
+            Ok(Json::Bool(true)) => {}
+            Ok(Json::Bool(false)) => problems.push(format!("{path}: Invalid value: {message}")),
+            Ok(other) => problems.push(format!(
+                "{path}: the rule `{source}` returned {other}, not a boolean"
+            )),
+            Err(e) => problems.push(format!("{path}: the rule `{source}` failed: {e}")),
+        }
     }
 }
 
@@ -219,7 +260,8 @@ mod tests {
     fn schema() -> Json {
         spec_to_openapi(
             &json!({
-                "name": "string | required=true pattern=\"^[a-z]+$\"",
+                "name": "string | required=true pattern=\"^[a-z]+$\" immutable=true",
+                "port": "integer | default=80 validation=\"self != 22\"",
                 "replicas": "integer | default=2 minimum=1 maximum=5",
                 "mode": "string | enum=\"a,b\" default=a",
                 "tags": "[]string | uniqueItems=true maxItems=2",
@@ -238,13 +280,13 @@ mod tests {
         apply_defaults(&mut spec, &schema());
         assert_eq!(
             spec,
-            json!({"name": "shop", "replicas": 2, "mode": "a", "ingress": {"enabled": false, "host": "example.com"}})
+            json!({"name": "shop", "port": 80, "replicas": 2, "mode": "a", "ingress": {"enabled": false, "host": "example.com"}})
         );
     }
 
     #[test]
     fn every_violation_is_reported_with_its_path() {
-        let spec = json!({"name": "Shop", "replicas": 9, "mode": "c", "tags": ["x", "x", "y"], "bogus": 1, "ingress": {"enabled": "yes"}, "extra": {"any": [1]}});
+        let spec = json!({"name": "Shop", "port": 22, "replicas": 9, "mode": "c", "tags": ["x", "x", "y"], "bogus": 1, "ingress": {"enabled": "yes"}, "extra": {"any": [1]}});
         let mut problems = Vec::new();
         validate(&spec, &schema(), "spec", &mut problems);
         let text = problems.join("\n");
@@ -256,6 +298,7 @@ mod tests {
             "spec.tags[1]: duplicate value",
             "spec.bogus: unknown field",
             "spec.ingress.enabled: must be of type boolean",
+            "spec.port: Invalid value: validation failed",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

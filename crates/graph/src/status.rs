@@ -21,14 +21,22 @@ pub struct Readiness {
 /// `status` as kro writes it: `state` (`Active` or `Inactive`),
 /// `topologicalOrder`, each resource's dependencies, and the conditions
 /// `GraphAccepted`, `KindReady`, `ControllerReady` and `Ready` (their
-/// conjunction). `now` is the RFC 3339 time for `lastTransitionTime`.
-pub fn graph_status(graph: Result<&Graph, &GraphError>, readiness: Readiness, now: &str) -> Json {
+/// conjunction), each with the graph's `generation` as its
+/// `observedGeneration`. `now` is the RFC 3339 time for
+/// `lastTransitionTime`.
+pub fn graph_status(
+    graph: Result<&Graph, &GraphError>,
+    readiness: Readiness,
+    generation: i64,
+    now: &str,
+) -> Json {
     let condition = |kind: &str, ok: Option<bool>, reason: &str, message: &str| {
         json!({
             "type": kind,
             "status": match ok { Some(true) => "True", Some(false) => "False", None => "Unknown" },
             "reason": reason,
             "message": message,
+            "observedGeneration": generation,
             "lastTransitionTime": now,
         })
     };

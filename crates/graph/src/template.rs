@@ -13,7 +13,7 @@ use gitplane_cel::{Activation, CelError, Env, Program};
 use serde_json::Value as Json;
 
 /// One step of a path into a JSON value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
     /// A field of an object.
     Key(String),
@@ -101,12 +101,18 @@ impl Field {
         }
     }
 
-    /// Evaluates the field.
-    pub fn evaluate(&self, activation: &Activation) -> Result<Json, FieldError> {
+    /// Evaluates the field: its value, or `None` where a standalone
+    /// expression returned kro's `omit()` (the field is to be left out).
+    pub fn evaluate(&self, activation: &Activation) -> Result<Option<Json>, FieldError> {
         match self {
-            Field::Standalone(program) => program
-                .evaluate_json(activation)
-                .map_err(|e| FieldError::Cel(program.source().to_string(), e)),
+            Field::Standalone(program) => {
+                let cel_error = |e| FieldError::Cel(program.source().to_string(), e);
+                let value = program.evaluate(activation).map_err(cel_error)?;
+                if gitplane_cel::is_omit(&value) {
+                    return Ok(None);
+                }
+                gitplane_cel::to_json(&value).map(Some).map_err(cel_error)
+            }
             Field::Template(parts) => {
                 let mut out = String::new();
                 for part in parts {
@@ -128,7 +134,7 @@ impl Field {
                         }
                     }
                 }
-                Ok(Json::String(out))
+                Ok(Some(Json::String(out)))
             }
         }
     }
@@ -311,6 +317,45 @@ pub fn set_at(target: &mut Json, path: &[Step], value: Json) {
         };
     }
     *node = value;
+}
+
+/// Removes the field or list element at `path`, if it is there.
+pub fn remove_at(target: &mut Json, path: &[Step]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = target;
+    for step in parents {
+        node = match (step, node) {
+            (Step::Key(key), Json::Object(fields)) => match fields.get_mut(key) {
+                Some(child) => child,
+                None => return,
+            },
+            (Step::Index(i), Json::Array(items)) => match items.get_mut(*i) {
+                Some(child) => child,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match (last, node) {
+        (Step::Key(key), Json::Object(fields)) => {
+            fields.shift_remove(key);
+        }
+        (Step::Index(i), Json::Array(items)) if *i < items.len() => {
+            items.remove(*i);
+        }
+        _ => {}
+    }
+}
+
+/// Removes the fields at `paths`, list elements from the last to the first
+/// so that removing one does not move the others.
+pub fn remove_all(target: &mut Json, mut paths: Vec<Vec<Step>>) {
+    paths.sort_by(|a, b| b.cmp(a));
+    for path in paths {
+        remove_at(target, &path);
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use gitplane_cel::Env;
 use gitplane_graph::expand_offline;
 use gitplane_object::{LoadOptions, Syntax, load_objects, yaml::to_yaml_stream};
 
@@ -27,7 +26,8 @@ fn run(dir: &Path) -> Result<(String, String), String> {
     let bytes = std::fs::read(dir.join("input.yaml")).unwrap();
     let objects = load_objects(&bytes, "input.yaml", Syntax::Yaml, &LoadOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let expansion = expand_offline(objects, &[], &Env::default()).map_err(|e| e.to_string())?;
+    let expansion = expand_offline(objects, &[], &gitplane_graph::cel_env(), "default")
+        .map_err(|e| e.to_string())?;
     let values: Vec<_> = expansion.objects.iter().map(|o| o.to_value()).collect();
     let mut notes = String::new();
     for (instance, id, u) in &expansion.unresolved {

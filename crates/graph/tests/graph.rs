@@ -2,7 +2,6 @@
 //! The graph API: order, CRD, expansion against live objects, readiness,
 //! status projection and deletion order.
 
-use gitplane_cel::Env;
 use gitplane_graph::{Graph, Observed, Outcome, breaking_changes, expand, generate_crd, is_ready};
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 use serde_json::{Value, json};
@@ -48,7 +47,7 @@ impl Observed for Live {
 #[test]
 fn order_and_generated_crd() {
     let objects = fixture("basic-webapp");
-    let graph = Graph::compile(&objects[0], &Env::default()).unwrap();
+    let graph = Graph::compile(&objects[0], &gitplane_graph::cel_env()).unwrap();
     assert_eq!(graph.topological_order(), vec!["deployment", "service"]);
     let crd = generate_crd(&graph);
     assert_eq!(crd["metadata"]["name"], json!("webapps.example.com"));
@@ -86,7 +85,7 @@ fn order_and_generated_crd() {
 #[test]
 fn expansion_against_live_objects_projects_status() {
     let objects = fixture("basic-webapp");
-    let graph = Graph::compile(&objects[0], &Env::default()).unwrap();
+    let graph = Graph::compile(&objects[0], &gitplane_graph::cel_env()).unwrap();
     let instance = &objects[1];
     // Nothing exists yet: the deployment is desired, the service waits for it.
     let empty = expand(&graph, instance, &Live(Vec::new())).unwrap();
@@ -132,7 +131,7 @@ spec:
       template: {apiVersion: v1, kind: Pod, metadata: {name: '${"p" + string(num)}'}}
 "#,
     );
-    let graph = Graph::compile(&rgd[0], &Env::default()).unwrap();
+    let graph = Graph::compile(&rgd[0], &gitplane_graph::cel_env()).unwrap();
     let deploy = &graph.resources[0];
     assert!(
         is_ready(
@@ -162,7 +161,7 @@ spec:
 #[test]
 fn deletion_runs_in_reverse_dependency_order() {
     let objects = fixture("unresolved-status");
-    let graph = Graph::compile(&objects[0], &Env::default()).unwrap();
+    let graph = Graph::compile(&objects[0], &gitplane_graph::cel_env()).unwrap();
     let layers: Vec<Vec<&str>> = graph
         .deletion_layers()
         .iter()
@@ -188,7 +187,7 @@ fn breaking_schema_changes_between_two_graph_versions() {
         &["spec", "schema", "spec", "tier"],
         json!("string | required=true"),
     );
-    let env = Env::default();
+    let env = gitplane_graph::cel_env();
     let before = Graph::compile(&old[0], &env).unwrap();
     let after = Graph::compile(&new_rgd, &env).unwrap();
     let changes = breaking_changes(&before.schema.spec.openapi, &after.schema.spec.openapi);

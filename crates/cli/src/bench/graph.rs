@@ -153,7 +153,8 @@ fn expand_instances(text: &str) -> Result<gitplane_graph::OfflineExpansion> {
     Ok(gitplane_graph::expand_offline(
         objects,
         &[],
-        &gitplane_cel::Env::default(),
+        &gitplane_graph::cel_env(),
+        "default",
     )?)
 }
 
