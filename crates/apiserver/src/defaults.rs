@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
     match (group, kind) {
         ("", "Pod") => pod_spec(object.pointer_mut("/spec"), true),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            set_missing(object, "/spec/conversion/strategy", json!("None"));
+        }
         ("apps", "Deployment") => {
             set_missing(object, "/spec/replicas", json!(1));
             set_missing(object, "/spec/revisionHistoryLimit", json!(10));

@@ -258,6 +258,16 @@ fn drop_empty_metadata(meta: &mut Map<String, Value>) {
     }
 }
 
+/// Drops the empty `labels`, `annotations`, `finalizers` and
+/// `ownerReferences` of an object about to be stored (see
+/// [`drop_empty_metadata`]); every write path ends here or in
+/// [`prepare_create`]/[`prepare_update`].
+pub fn drop_empty(object: &mut Value) {
+    if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+        drop_empty_metadata(meta);
+    }
+}
+
 /// Fills in the server-owned metadata of a new object.
 pub fn prepare_create(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
     let tracks_generation = t.tracks_generation || t.crd.is_some();

@@ -713,6 +713,7 @@ fn finish_update(
     status_write: bool,
 ) -> ApiResult<Decision> {
     if !status_write {
+        semantics::drop_empty(&mut new);
         hooks::validate(t, &new)?;
         hooks::on_write(t, Some(current), &mut new);
     }
