@@ -109,7 +109,11 @@ pub(super) async fn write_status(cluster: &Cluster, rgd: &Object, served: &Serve
         ),
         Served::Invalid(error) => (Err(error), Readiness::default()),
     };
-    let mut status = graph_status(graph, readiness, &now);
+    let generation = rgd
+        .get(&["metadata", "generation"])
+        .and_then(|g| g.as_i64())
+        .unwrap_or(1);
+    let mut status = graph_status(graph, readiness, generation, &now);
     crate::graphs::instance::keep_transition_times(&mut status, rgd.get(&["status"]));
     if rgd.get(&["status"]) == Some(&status) {
         return;

@@ -55,9 +55,10 @@ pub(super) async fn reconcile_instance(
     if instance.get(&["metadata", "deletionTimestamp"]).is_some() {
         return delete_children(cluster, graph, &instance, options).await;
     }
-    if let Err(e) = ensure_finalizer(cluster, &instance).await {
+    let labels = gitplane_graph::instance_labels(graph);
+    if let Err(e) = ensure_managed(cluster, &instance, &labels).await {
         tracing::warn!(
-            "{} {}: adding the finalizer: {e}",
+            "{} {}: adding the finalizer and labels: {e}",
             graph.schema.kind,
             instance.name()
         );
@@ -360,16 +361,39 @@ async fn delete_children(
     Some(options.wait_interval)
 }
 
-async fn ensure_finalizer(cluster: &Cluster, instance: &Object) -> Result<(), String> {
-    let mut finalizers = finalizers(instance);
-    if finalizers.iter().any(|f| f == FINALIZER) {
+/// Puts kro's finalizer and `labels` on an object (an instance, or a graph
+/// with no labels), in one merge patch; none when they are all there.
+pub(super) async fn ensure_managed(
+    cluster: &Cluster,
+    object: &Object,
+    labels: &[(&'static str, String)],
+) -> Result<(), String> {
+    let mut finalizers = finalizers(object);
+    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+    let missing: serde_json::Map<String, Value> = labels
+        .iter()
+        .filter(|(k, v)| object.label(k) != Some(v.as_str()))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    if has_finalizer && missing.is_empty() {
         return Ok(());
     }
-    finalizers.push(FINALIZER.to_string());
-    set_finalizers(cluster, instance, finalizers).await
+    if !has_finalizer {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let mut metadata = json!({"finalizers": finalizers});
+    if !missing.is_empty() {
+        metadata["labels"] = Value::Object(missing);
+    }
+    cluster
+        .merge_patch(object, json!({"metadata": metadata}), FIELD_MANAGER)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-async fn remove_finalizer(cluster: &Cluster, instance: &Object) -> Result<(), String> {
+/// Takes kro's finalizer off an object.
+pub(super) async fn remove_finalizer(cluster: &Cluster, instance: &Object) -> Result<(), String> {
     let finalizers = finalizers(instance)
         .into_iter()
         .filter(|f| f != FINALIZER)
@@ -452,12 +476,12 @@ fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Valu
         json!(if ready { "ACTIVE" } else { "IN_PROGRESS" }),
     );
     let resolved_message = if resolved {
-        "all resources resolved".to_string()
+        "runtime graph created and all resources resolved".to_string()
     } else {
         waiting.join("; ")
     };
     let ready_message = if ready {
-        "all resources are ready".to_string()
+        "all resources are created and ready".to_string()
     } else {
         format!("waiting for {}", not_ready.join(", "))
     };
@@ -493,8 +517,8 @@ fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Valu
 }
 
 /// kro's instance conditions: `InstanceManaged` (always, once reconciled),
-/// `GraphResolved` and `ResourcesReady` as given, and `Ready` (with the
-/// readiness message).
+/// `GraphResolved` and `ResourcesReady` as given, and `Ready` (no message
+/// when true; else the message of the first that is not).
 fn instance_conditions(
     resolved: (bool, &str, &str),
     ready: (bool, &str, &str),
@@ -506,7 +530,7 @@ fn instance_conditions(
             "InstanceManaged",
             true,
             "Managed",
-            "finalizer and labels set",
+            "instance is properly managed with finalizers and labels",
             generation
         ),
         condition(
@@ -517,7 +541,19 @@ fn instance_conditions(
             generation
         ),
         condition("ResourcesReady", ready.0, ready.1, ready.2, generation),
-        condition("Ready", overall.0, overall.1, ready.2, generation),
+        // As kro's condition set: no message once Ready, else the first
+        // dependent condition's.
+        condition(
+            "Ready",
+            overall.0,
+            overall.1,
+            match (overall.0, resolved.0) {
+                (true, _) => "",
+                (false, false) => resolved.2,
+                (false, true) => ready.2,
+            },
+            generation
+        ),
     ])
 }
 

@@ -159,7 +159,7 @@ impl GraphController {
         Arc::new(GraphController {
             cluster,
             options,
-            env: Env::default(),
+            env: gitplane_graph::cel_env(),
             queue: Queue::default(),
             graphs: Mutex::default(),
             graph_prints: Mutex::default(),
@@ -217,11 +217,7 @@ impl GraphController {
                 }
                 Ok(watcher::Event::Delete(rgd)) => {
                     if let Some(name) = rgd.metadata.name {
-                        self.lock_graphs().remove(&name);
-                        self.graph_prints
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&name);
+                        self.forget_graph(&name);
                     }
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
@@ -234,8 +230,21 @@ impl GraphController {
     }
 
     /// A graph was created or changed: serve it, and reconcile its instances.
+    /// A graph being deleted stops being served and loses kro's finalizer;
+    /// its CRD and instances stay, as with kro (which deletes CRDs only when
+    /// told to).
     async fn graph_changed(self: Arc<Self>, rgd: Object) {
         let name = rgd.name().to_string();
+        if rgd.get(&["metadata", "deletionTimestamp"]).is_some() {
+            self.forget_graph(&name);
+            if let Err(e) = instance::remove_finalizer(&self.cluster, &rgd).await {
+                tracing::warn!("ResourceGraphDefinition {name}: removing the finalizer: {e}");
+            }
+            return;
+        }
+        if let Err(e) = instance::ensure_managed(&self.cluster, &rgd, &[]).await {
+            tracing::warn!("ResourceGraphDefinition {name}: adding the finalizer: {e}");
+        }
         let print = crate::hash_paths(&rgd, &[&["spec"], &["metadata", "annotations"]]);
         let previous = self
             .graph_prints
@@ -277,6 +286,15 @@ impl GraphController {
             }
         }
         definition::write_status(&self.cluster, &rgd, &served).await;
+    }
+
+    /// Stops serving a graph's instances.
+    fn forget_graph(&self, name: &str) {
+        self.lock_graphs().remove(name);
+        self.graph_prints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     async fn watch_instances(self: Arc<Self>, graph: Arc<Graph>) {
