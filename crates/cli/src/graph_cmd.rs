@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use gitplane_cel::Env;
-use gitplane_graph::{Graph, Readiness, generate_crd, graph_status};
+use gitplane_graph::{Graph, GraphError, Readiness, generate_crd, graph_status};
 use gitplane_object::{LoadOptions, Object, Syntax, load_objects, yaml};
 
 use crate::output::ReportFormat;
@@ -93,19 +92,25 @@ fn run_controller(args: &RunArgs) -> Result<ExitCode> {
 
 fn check(args: &CheckArgs) -> Result<ExitCode> {
     let objects = read_graphs(&args.file)?;
-    let env = Env::default();
+    let env = gitplane_graph::cel_env();
     let mut documents = Vec::new();
     let mut text = String::new();
     for object in &objects {
-        let graph = Graph::compile(object, &env).map_err(anyhow::Error::new)?;
+        let graph = Graph::compile(object, &env).map_err(|e| at_line(&args.file, &e))?;
         if args.crd {
             documents.push(generate_crd(&graph));
             continue;
         }
         let mut checked = object.to_value();
+        checked["metadata"]["finalizers"] = serde_json::json!([FINALIZER]);
+        let generation = object
+            .get(&["metadata", "generation"])
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(1);
         checked["status"] = graph_status(
             Ok(&graph),
             Readiness::default(),
+            generation,
             &gitplane_object::time::now_rfc3339(),
         );
         documents.push(checked);
@@ -118,6 +123,85 @@ fn check(args: &CheckArgs) -> Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The finalizer kro (and gitplane's graph controller) puts on every graph.
+const FINALIZER: &str = "kro.run/finalizer";
+
+/// A graph's error prefixed with `FILE:LINE` where the line can be found.
+fn at_line(file: &std::path::Path, error: &GraphError) -> anyhow::Error {
+    let line = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| line_of(&text, error));
+    match line {
+        Some(line) => anyhow::anyhow!("{}:{line}: {error}", file.display()),
+        None => anyhow::anyhow!("{}: {error}", file.display()),
+    }
+}
+
+/// The line (1-based) a graph error points at: the graph's `name:`, then
+/// its resource's `id:`, then each key of the field path in turn, then the
+/// line holding the expression. A best effort on the text, since parsed
+/// objects keep no positions; it stops at the last step it finds.
+fn line_of(text: &str, error: &GraphError) -> Option<usize> {
+    let (location, message) = match error {
+        GraphError::Invalid { location, message }
+        | GraphError::Evaluation { location, message } => (location, message.as_str()),
+        _ => return None,
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let find = |from: usize, wanted: &dyn Fn(&str) -> bool| {
+        (from..lines.len()).find(|&i| wanted(lines[i].trim_start().trim_start_matches("- ")))
+    };
+    let name = location.graph.as_str();
+    let mut at = find(0, &|l| {
+        l.strip_prefix("name:")
+            .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+    })?;
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(resource) = &location.resource {
+        at = find(at, &|l| {
+            l.strip_prefix("id:")
+                .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == resource)
+        })
+        .unwrap_or(at);
+    }
+    if let Some(field) = &location.field {
+        keys.extend(field_keys(field));
+        // Schema errors name the field inside the schema first.
+        if field.starts_with("spec.schema")
+            && let Some((path, _)) = message.split_once(": ")
+            && !path.contains(' ')
+        {
+            keys.extend(field_keys(path).into_iter().skip(1));
+        }
+    }
+    for key in keys {
+        let Some(next) = find(at + 1, &|l| {
+            l.strip_prefix(key.as_str())
+                .is_some_and(|r| r.starts_with(':'))
+        }) else {
+            break;
+        };
+        at = next;
+    }
+    if let Some(expression) = location
+        .expression
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        && let Some(found) = (at..lines.len()).find(|&i| lines[i].contains(expression.trim()))
+    {
+        at = found;
+    }
+    Some(at + 1)
+}
+
+/// `template.spec.containers[0].image` as `[template, spec, containers, image]`.
+fn field_keys(path: &str) -> Vec<String> {
+    path.split('.')
+        .map(|step| step.split('[').next().unwrap_or_default().to_string())
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 /// The ResourceGraphDefinitions in a file (an error if there are none).

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::output::ReportFormat;
 use crate::policy_test;
-use crate::render_cmd::{expand_graphs, root_and_path};
+use crate::render_cmd::{ExpandArgs, root_and_path};
 
 /// `gitplane policy`.
 #[derive(Debug, clap::Args)]
@@ -63,13 +63,10 @@ pub struct CheckArgs {
     /// `latest`).
     #[arg(long, value_parser = parse_standard, env = "GITPLANE_PSS")]
     pub pss: Option<Standard>,
-    /// Expand resource-graph instances first (see `render --expand-graphs`),
-    /// so the objects a WebApp becomes are what is checked.
-    #[arg(long, env = "GITPLANE_EXPAND_GRAPHS")]
-    pub expand_graphs: bool,
-    /// Graphs to expand with (a file or directory); implies --expand-graphs.
-    #[arg(long, env = "GITPLANE_GRAPHS")]
-    pub graphs: Option<PathBuf>,
+    /// Expanding resource-graph instances first, so the objects a WebApp
+    /// becomes are what is checked.
+    #[command(flatten)]
+    pub expand: ExpandArgs,
     /// Output format: text (the default), yaml or json.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
     pub output: ReportFormat,
@@ -133,9 +130,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode> {
         );
     }
     let mut objects = render_paths(&args.paths)?;
-    if args.expand_graphs || args.graphs.is_some() {
-        objects = expand_graphs(objects, args.graphs.as_deref())?;
-    }
+    objects = args.expand.apply(objects)?;
     let report = gitplane_policy::check(&objects, args.pss, &policies).map_err(|e| anyhow!(e))?;
     let findings: Vec<Value> = report.findings.iter().map(finding_json).collect();
     let out = match args.output {

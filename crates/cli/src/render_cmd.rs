@@ -17,6 +17,14 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml, env = "GITPLANE_OUTPUT")]
     pub output: Format,
+    #[command(flatten)]
+    pub expand: ExpandArgs,
+}
+
+/// Expanding resource-graph instances offline (shared by `render` and
+/// `policy check`).
+#[derive(Debug, clap::Args)]
+pub struct ExpandArgs {
     /// Expand every instance of a ResourceGraphDefinition found in the
     /// output (or in --graphs) into the objects it stands for, as kro would.
     /// Fields only a cluster writes (a status) are reported as unresolved on
@@ -27,6 +35,29 @@ pub struct RenderArgs {
     /// addition to those in the output); implies --expand-graphs.
     #[arg(long, env = "GITPLANE_GRAPHS")]
     pub graphs: Option<PathBuf>,
+    /// The namespace of instances that set none (of graphs whose scope is
+    /// Namespaced), as `kubectl apply -n` would place them; their children
+    /// follow.
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "default",
+        env = "GITPLANE_NAMESPACE"
+    )]
+    pub namespace: String,
+}
+
+impl ExpandArgs {
+    /// The objects with their instances expanded, if asked to.
+    pub fn apply(
+        &self,
+        objects: Vec<gitplane_object::Object>,
+    ) -> Result<Vec<gitplane_object::Object>> {
+        if !self.expand_graphs && self.graphs.is_none() {
+            return Ok(objects);
+        }
+        expand_graphs(objects, self.graphs.as_deref(), &self.namespace)
+    }
 }
 
 /// What to render: a path and how to read it (shared by every command that
@@ -114,10 +145,7 @@ fn default_root(path: &Path) -> PathBuf {
 
 /// Runs `gitplane render`.
 pub fn run(args: &RenderArgs) -> Result<ExitCode> {
-    let mut objects = args.source.render()?;
-    if args.expand_graphs || args.graphs.is_some() {
-        objects = expand_graphs(objects, args.graphs.as_deref())?;
-    }
+    let objects = args.expand.apply(args.source.render()?)?;
     let text = format_objects(&objects, args.output)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -125,9 +153,10 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
 
 /// Expands the graph instances among `objects` (see `--expand-graphs`),
 /// reporting what stays unresolved on stderr.
-pub(crate) fn expand_graphs(
+fn expand_graphs(
     objects: Vec<gitplane_object::Object>,
     graphs: Option<&Path>,
+    namespace: &str,
 ) -> Result<Vec<gitplane_object::Object>> {
     let extra = match graphs {
         Some(path) => {
@@ -143,7 +172,8 @@ pub(crate) fn expand_graphs(
         }
         None => Vec::new(),
     };
-    let expansion = gitplane_graph::expand_offline(objects, &extra, &gitplane_cel::Env::default())?;
+    let expansion =
+        gitplane_graph::expand_offline(objects, &extra, &gitplane_graph::cel_env(), namespace)?;
     let mut stderr = std::io::stderr().lock();
     for (instance, id, unresolved) in &expansion.unresolved {
         writeln!(

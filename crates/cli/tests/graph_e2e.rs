@@ -264,6 +264,56 @@ fn instances_converge_heal_prune_and_delete_in_reverse_order() {
 }
 
 #[test]
+fn kro_functions_and_omit_work_in_the_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let _controller = start_graph_controller(&kc);
+    // The fixture holds the graph and an instance without a namespace.
+    let input = repo_root().join("crates/graph/tests/fixtures/kro-functions/input.yaml");
+    let rgd: String = std::fs::read_to_string(&input)
+        .unwrap()
+        .split("\n---\n")
+        .next()
+        .unwrap()
+        .to_string();
+    kubectl_stdin(&kc, &["apply", "-f", "-"], &rgd);
+    wait_for("the graph's kind served", || {
+        jsonpath(&kc, &["get", "rgd", "tokens"], "{.status.state}") == "Active"
+            && kubectl(&kc, &["get", "tokens"]).0
+    });
+    assert_eq!(
+        jsonpath(
+            &kc,
+            &["get", "crd", "tokens.kro.run"],
+            "{.spec.versions[0].additionalPrinterColumns[*].description}"
+        ),
+        "The state of a ResourceGraphDefinition instance Whether a ResourceGraphDefinition instance is ready Age of the resource"
+    );
+    let (ok, out) = kubectl(&kc, &["apply", "-f", input.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    // The name comes from random.seededString(8, "shop"), as kro computes it.
+    wait_for("the ConfigMap named by random.seededString", || {
+        kubectl(&kc, &["get", "configmap", "shop-nhzf7nuk", "-n", "default"]).0
+    });
+    let get = |path: &str| jsonpath(&kc, &["get", "configmap", "shop-nhzf7nuk"], path);
+    assert_eq!(get("{.data.port}"), "32429");
+    assert_eq!(get("{.data.items}"), r#"["a","c"]"#);
+    assert_eq!(get("{.metadata.labels.tier}"), "web");
+    assert_eq!(get("{.metadata.annotations}"), "");
+    // Pinning brings the field omit() left out.
+    kubectl_stdin(
+        &kc,
+        &["apply", "-f", "-"],
+        "apiVersion: kro.run/v1alpha1\nkind: Token\nmetadata: {name: shop}\nspec: {pinned: true}\n",
+    );
+    wait_for("the annotation once pinned", || {
+        get("{.metadata.annotations.pinned-to}") == "node-a"
+    });
+}
+
+#[test]
 fn an_invalid_graph_is_reported_in_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -323,6 +373,25 @@ fn graph_check_and_offline_expansion() {
         fixtures.join("basic-webapp/input.yaml").to_str().unwrap(),
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("listKind: WebAppList"));
+    // Errors name the file and the line of what they point at.
+    for (fixture, line) in [("unknown-identifier", 19), ("marker-without-quotes", 12)] {
+        let file = fixtures.join(fixture).join("input.yaml");
+        let out = gitplane(&["graph", "check", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("input.yaml:{line}: ResourceGraphDefinition")),
+            "{fixture}: {stderr}"
+        );
+    }
+    // A namespaceless instance lands in -n (default: default).
+    let functions = fixtures.join("kro-functions/input.yaml");
+    let render = |extra: &[&str]| {
+        let mut args = vec!["render", functions.to_str().unwrap(), "--expand-graphs"];
+        args.extend_from_slice(extra);
+        String::from_utf8_lossy(&gitplane(&args).stdout).to_string()
+    };
+    assert!(render(&[]).contains("namespace: default"));
+    assert!(render(&["-n", "team-a"]).contains("namespace: team-a"));
     let out = gitplane(&[
         "render",
         fixtures
