@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use gitplane_object::{Object, ObjectKey};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -270,6 +271,30 @@ impl LiveCache {
         self.read().objects.get(key).cloned()
     }
 
+    /// Records an object a write just stored (the answer to an apply), so a
+    /// comparison right after the write sees it even if the watch event is
+    /// still on its way. Announces nothing: the writer knows. An object the
+    /// cache already holds at a later resourceVersion is left alone.
+    pub fn observe_written(&self, object: &Object) {
+        let mut written = object.clone();
+        if let Some(Value::Object(meta)) = written.get_mut(&["metadata"]) {
+            meta.shift_remove("managedFields");
+        }
+        if Tracking::of(&written).is_none() {
+            return;
+        }
+        let key = written.key();
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state
+            .objects
+            .get(&key)
+            .is_some_and(|cached| is_newer(cached, &written))
+        {
+            return;
+        }
+        state.insert(key, Arc::new(written));
+    }
+
     /// Keys of tracked objects as they change.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -345,6 +370,15 @@ async fn watch_kind(
             watcher::Event::Apply(d) => {
                 let key = dynamic_key(&d, &info);
                 let app = match tracked(d, &info) {
+                    // An event older than what a write already recorded.
+                    Some(object)
+                        if state
+                            .objects
+                            .get(&key)
+                            .is_some_and(|cached| is_newer(cached, &object)) =>
+                    {
+                        None
+                    }
                     Some(object) => state.insert(key.clone(), object),
                     None => state.remove(&key),
                 };
@@ -395,6 +429,17 @@ fn dynamic_key(d: &DynamicObject, info: &ResourceInfo) -> ObjectKey {
 /// the larger part of an object and only an ignore rule naming field managers
 /// reads it (such comparisons list the objects themselves, see
 /// `gitplane_sync`).
+/// Whether `a` is a later version of its object than `b`. resourceVersions
+/// are opaque to clients, but every API server (etcd's revisions, gitplane's
+/// counter) makes them integers; anything else counts as not later.
+fn is_newer(a: &Object, b: &Object) -> bool {
+    let version = |o: &Object| {
+        o.str_at(&["metadata", "resourceVersion"])
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    matches!((version(a), version(b)), (Some(a), Some(b)) if a > b)
+}
+
 fn tracked(mut d: DynamicObject, info: &ResourceInfo) -> Option<Arc<Object>> {
     let annotations = d.metadata.annotations.as_ref()?;
     if !annotations.contains_key(TRACKING_ANNOTATION) {
@@ -405,4 +450,27 @@ fn tracked(mut d: DynamicObject, info: &ResourceInfo) -> Option<Arc<Object>> {
         .ok()
         .filter(|object| Tracking::of(object).is_some())
         .map(Arc::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(version: &str) -> Object {
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": version}});
+        let Value::Object(body) = value else {
+            unreachable!()
+        };
+        Object::new(body)
+    }
+
+    #[test]
+    fn later_versions_are_newer_by_number() {
+        assert!(is_newer(&at("10"), &at("9")));
+        assert!(!is_newer(&at("9"), &at("10")));
+        assert!(!is_newer(&at("9"), &at("9")));
+        // Opaque versions never hold back an event.
+        assert!(!is_newer(&at("b"), &at("a")));
+    }
 }

@@ -214,9 +214,6 @@ pub struct Controller {
     /// Per application, whether an operation is asked for and the phase of
     /// the one recorded, as last seen: a change starts an operation step.
     operation_marks: Mutex<HashMap<String, (bool, String)>>,
-    /// Objects operations just deleted: when the deletion comes back through
-    /// the live cache, it is known, not drift to compare again.
-    own_deletions: Mutex<HashSet<ObjectKey>>,
     /// Objects an operation step is writing right now: a change to them is
     /// the step's own (it may come back before the step hears the answer).
     writing: Mutex<HashSet<ObjectKey>>,
@@ -358,7 +355,6 @@ impl Controller {
             handed: Mutex::default(),
             waiting: Mutex::default(),
             operation_marks: Mutex::default(),
-            own_deletions: Mutex::default(),
             writing: Mutex::default(),
             renders: Mutex::default(),
             remotes: tokio::sync::Mutex::default(),
@@ -533,25 +529,15 @@ impl Controller {
         }))
     }
 
-    /// Remembers what an operation wrote (its shape, so the change is known
-    /// when it comes back through the live cache: not drift to compare
-    /// again) or deleted.
+    /// Remembers the shape of what an operation wrote, so the change is known
+    /// when it comes back through the live cache: not drift to compare again
+    /// (a deletion, `None`, is compared again when it comes back).
     pub(crate) fn note_own_change(&self, key: &ObjectKey, stored: Option<&Object>) {
-        match stored {
-            Some(object) => {
-                self.shapes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), shape_of(object));
-            }
-            None => {
-                let mut deleted = self.own_deletions.lock().unwrap_or_else(|p| p.into_inner());
-                // Deletions that never came back must not pile up.
-                if deleted.len() > 100_000 {
-                    deleted.clear();
-                }
-                deleted.insert(key.clone());
-            }
+        if let Some(object) = stored {
+            self.shapes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), shape_of(object));
         }
     }
 
@@ -569,13 +555,6 @@ impl Controller {
     }
 
     /// Whether `key`'s disappearance is a deletion an operation made.
-    fn is_own_deletion(&self, key: &ObjectKey) -> bool {
-        self.own_deletions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key)
-    }
-
     /// Whether this replica's shard works on `app`.
     pub(crate) fn owns(&self, app: &Object) -> bool {
         let Some(shard) = self.options.shard else {
@@ -645,12 +624,14 @@ impl Controller {
                     shapes.insert(key, shape) == Some(shape) || being_written
                 }
                 None => {
-                    // Gone: self-heal puts it back (unless a sync pruned it).
+                    // Gone: compared again, whoever deleted it (self-heal puts
+                    // it back; after a prune, the comparison that may have
+                    // seen it still there is corrected).
                     self.shapes
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&key);
-                    self.is_own_deletion(&key)
+                    false
                 }
             };
             // An operation waiting on this app's objects looks again now.

@@ -139,7 +139,12 @@ impl Controller {
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(keys.iter().cloned());
             }
-            Progress::Changed { key, stored } => self.note_own_change(key, stored.as_deref()),
+            Progress::Changed { key, stored } => {
+                if let Some(object) = stored {
+                    prepared.live.observe_written(object);
+                }
+                self.note_own_change(key, stored.as_deref())
+            }
             _ => {}
         };
         let stepped =
