@@ -289,6 +289,31 @@ fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// kro's rules for `shortNames` and `categories` (from its CRD): at most 32,
+/// each a lowercase DNS label of at most 63 characters, no repeats.
+fn check_names(names: &[String]) -> Result<(), String> {
+    if names.len() > 32 {
+        return Err(format!("at most 32 entries, found {}", names.len()));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let well_formed = name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !well_formed {
+            return Err(format!(
+                "{name:?} is not valid (lowercase letters, digits and '-', starting with a letter, at most 63)"
+            ));
+        }
+        if names[..i].contains(name) {
+            return Err(format!("{name:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 fn compile_schema(
     schema: Option<&Json>,
     graph: &str,
@@ -377,6 +402,11 @@ fn compile_schema(
             })
             .unwrap_or_default()
     };
+    let short_names = strings("shortNames");
+    let categories = strings("categories");
+    for (key, names) in [("shortNames", &short_names), ("categories", &categories)] {
+        check_names(names).map_err(|m| GraphError::invalid(at(key), m))?;
+    }
     Ok(InstanceSchema {
         version,
         kind,
@@ -390,8 +420,8 @@ fn compile_schema(
             .and_then(Json::as_array)
             .cloned()
             .unwrap_or_default(),
-        short_names: strings("shortNames"),
-        categories: strings("categories"),
+        short_names,
+        categories,
         crd_metadata: schema.get("metadata").cloned().unwrap_or(Json::Null),
     })
 }

@@ -65,6 +65,15 @@ fn order_and_generated_crd() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(columns, vec!["State", "Ready", "Age"]);
+    // kro writes a description for each default column.
+    assert_eq!(
+        version["additionalPrinterColumns"][0]["description"],
+        json!("The state of a ResourceGraphDefinition instance")
+    );
+    assert_eq!(
+        version["additionalPrinterColumns"][2]["description"],
+        json!("Age of the resource")
+    );
     let schema = &version["schema"]["openAPIV3Schema"]["properties"];
     assert_eq!(schema["spec"]["required"], json!(["image"]));
     assert_eq!(
@@ -80,6 +89,22 @@ fn order_and_generated_crd() {
         json!({"type": "string"})
     );
     assert!(schema["status"]["properties"]["conditions"].is_object());
+}
+
+#[test]
+fn short_names_and_categories_follow_kros_rules() {
+    let rgd = |names: &str| {
+        load(&format!(
+            "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {{name: x}}\n\
+             spec:\n  schema:\n    apiVersion: v1\n    kind: X\n    shortNames: {names}\n  resources: []\n"
+        ))
+    };
+    let env = gitplane_graph::cel_env();
+    assert!(Graph::compile(&rgd("[x, x-2]")[0], &env).is_ok());
+    for bad in ["[X]", "[a, a]", "[-a]", "[a-]"] {
+        let error = Graph::compile(&rgd(bad)[0], &env).unwrap_err().to_string();
+        assert!(error.contains("spec.schema.shortNames"), "{bad}: {error}");
+    }
 }
 
 #[test]
