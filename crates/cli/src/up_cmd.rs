@@ -406,9 +406,9 @@ async fn apply_root(
 }
 
 /// Argo CD's built-in health checks, with the Lua health customizations of
-/// the control namespace's `argocd-cm` ConfigMap, if there is one (read at
-/// start: a change takes effect at the next start; one that does not
-/// compile is reported and none of them is used).
+/// the control namespace's `argocd-cm` ConfigMap, if there is one (settings
+/// that do not compile are reported and none of them is used; the
+/// controller follows later changes).
 async fn health_checker(control: &Cluster, namespace: &str) -> Result<HealthChecker> {
     let data = gitplane_controller::argocd_cm_data(control, namespace).await?;
     let limits = gitplane_health::LuaLimits::default();

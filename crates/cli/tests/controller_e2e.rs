@@ -384,7 +384,7 @@ fn replicas_elect_one_leader_and_the_standby_takes_over_after_a_kill() {
 }
 
 #[test]
-fn health_customizations_come_from_the_control_namespaces_argocd_cm() {
+fn health_customizations_come_from_the_control_namespaces_argocd_cm_and_follow_it() {
     let dir = tempfile::tempdir().unwrap();
     let _server = common::start_apiserver(&dir.path().join("cluster"), true);
     let kubeconfig = dir.path().join("cluster/kubeconfig");
@@ -423,4 +423,29 @@ fn health_customizations_come_from_the_control_namespaces_argocd_cm() {
         },
     );
     assert!(up.printed("Lua customizations from gitplane/argocd-cm"));
+    // A change to argocd-cm is used at once, without a restart.
+    let (ok, text) = common::kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "configmap",
+            "argocd-cm",
+            "-n",
+            "gitplane",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data": {"resource.customizations.health.ConfigMap": "return {status = 'Healthy', message = 'changed live'}"}}"#,
+        ],
+        None,
+    );
+    assert!(ok, "{text}");
+    wait_for(
+        "web judged by the changed script",
+        Duration::from_secs(60),
+        || {
+            let web = app(&kubeconfig, "web");
+            web["status"]["health"]["status"] == "Healthy"
+        },
+    );
 }

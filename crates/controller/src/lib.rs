@@ -375,6 +375,7 @@ impl Controller {
         tasks.spawn(self.clone().watch_projects(projects));
         tasks.spawn(self.clone().watch_managed_objects(self.live.clone()));
         tasks.spawn(self.clone().promote_due());
+        tasks.spawn(self.clone().follow_argocd_cm());
         for _ in 0..self.options.status_processors.max(1) {
             tasks.spawn(self.clone().work_status());
         }
@@ -695,6 +696,78 @@ impl Controller {
     fn schedule_interval(&self, name: &str) {
         let wait = self.options.reconcile_interval + jitter_for(name, self.options.jitter);
         self.queue.add_at(name, Instant::now() + wait);
+    }
+
+    /// Keeps the health checks' Lua customizations those of the control
+    /// namespace's `argocd-cm`, as Argo CD does: a change is compiled and used
+    /// at once, and every application is compared again; settings that do not
+    /// compile are reported and the previous ones kept.
+    async fn follow_argocd_cm(self: Arc<Self>) {
+        let info = match self.control.resolve(&Gvk::new("", "v1", "ConfigMap")).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!("argocd-cm changes are not followed: {e}");
+                return;
+            }
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.control.client().clone(),
+            &self.options.namespace,
+            &info.resource,
+        );
+        let config = watcher::Config::default().fields("metadata.name=argocd-cm");
+        let mut events = watcher(api, config).boxed();
+        let mut last: Option<String> = None;
+        while let Some(event) = events.next().await {
+            let data = match event {
+                Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => to_object(cm)
+                    .and_then(|cm| {
+                        cm.get(&["data"])
+                            .and_then(serde_json::Value::as_object)
+                            .cloned()
+                    })
+                    .unwrap_or_default(),
+                Ok(watcher::Event::Delete(_)) => serde_json::Map::new(),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                Err(e) => {
+                    tracing::warn!("watching argocd-cm: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let print = serde_json::Value::Object(data.clone()).to_string();
+            if last.as_ref() == Some(&print) {
+                continue;
+            }
+            let first = last.replace(print).is_none();
+            match gitplane_health::Customizations::from_argocd_cm(&data, Default::default()) {
+                Ok(customizations) => {
+                    self.health.replace(customizations);
+                    if !first {
+                        tracing::info!("argocd-cm changed: health customizations reloaded");
+                        self.refresh_all();
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "{}/argocd-cm: {e}; the previous health customizations stay",
+                    self.options.namespace
+                ),
+            }
+        }
+    }
+
+    /// Queues every known application for a full reconcile.
+    fn refresh_all(&self) {
+        let names: Vec<String> = self
+            .summaries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for name in &names {
+            self.queue.add(name);
+        }
     }
 
     /// A webhook said `url` changed: fetch it again and reconcile the

@@ -141,7 +141,7 @@ pub enum HealthError {
 /// one is loaded, else the built-in check.
 #[derive(Default)]
 pub struct HealthChecker {
-    customizations: Customizations,
+    customizations: std::sync::RwLock<Customizations>,
 }
 
 impl HealthChecker {
@@ -153,22 +153,34 @@ impl HealthChecker {
     /// Built-in checks plus the Lua customizations under `dir`
     /// (`<group>/<Kind>/health.lua`; the core group is `_` or `core`).
     pub fn with_customizations(dir: &Path, limits: LuaLimits) -> Result<Self, HealthError> {
-        Ok(HealthChecker {
-            customizations: Customizations::load(dir, limits)?,
-        })
+        Ok(HealthChecker::with(Customizations::load(dir, limits)?))
     }
 
     /// Built-in checks plus the given customizations (from a directory, an
     /// `argocd-cm`, or both: see [`Customizations::overridden_by`]).
     pub fn with(customizations: Customizations) -> Self {
-        HealthChecker { customizations }
+        HealthChecker {
+            customizations: std::sync::RwLock::new(customizations),
+        }
+    }
+
+    /// Uses `customizations` from now on (the settings changed).
+    pub fn replace(&self, customizations: Customizations) {
+        *self
+            .customizations
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = customizations;
     }
 
     /// The health of a live object. `None` means gitplane has no opinion
     /// about this kind (Argo CD shows no health for it either); callers count
     /// it as healthy.
     pub fn check(&self, object: &Object) -> Option<Health> {
-        match self.customizations.check(object) {
+        let customizations = self
+            .customizations
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match customizations.check(object) {
             Some(Ok(health)) => health,
             Some(Err(e)) => Some(Health::new(HealthStatus::Unknown, e)),
             None => builtin::check(object),
