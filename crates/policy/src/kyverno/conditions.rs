@@ -105,11 +105,38 @@ fn elements(value: &Value) -> Vec<Value> {
 }
 
 /// Whether `set` (a list, or a scalar standing for a list of one)
-/// contains `item`, with wildcards in either.
+/// contains `item`, with wildcards in either. A set written as a numeric
+/// range (`"5000-6000"`, bounds included; `"!5000-6000"` for outside it)
+/// holds the numbers in it, as in Kyverno's `In` operators.
 fn contains(set: &Value, item: &Value) -> bool {
+    if let Value::String(text) = set
+        && let Some(inside) = in_range(text, item)
+    {
+        return inside;
+    }
     elements(set)
         .iter()
         .any(|candidate| loosely_equal(item, candidate) || loosely_equal(candidate, item))
+}
+
+/// `Some(whether item is in it)` when `text` is a range `min-max` or
+/// `!min-max` and `item` a number (or a string holding one).
+fn in_range(text: &str, item: &Value) -> Option<bool> {
+    let (negated, range) = match text.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    // The separator is the first '-' after the first character (a minimum
+    // may be negative: "-10-10").
+    let split = range.char_indices().skip(1).find(|(_, c)| *c == '-')?.0;
+    let min: f64 = range[..split].trim().parse().ok()?;
+    let max: f64 = range[split + 1..].trim().parse().ok()?;
+    let number = match item {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    Some((min..=max).contains(&number) != negated)
 }
 
 #[cfg(test)]
@@ -134,6 +161,11 @@ mod tests {
                 json!(["NET_ADMIN"]),
                 false,
             ),
+            ("AnyNotIn", json!([5555]), json!("5000-6000"), false),
+            ("AnyNotIn", json!([5555, 80]), json!("5000-6000"), true),
+            ("AllIn", json!(["5001", 6000]), json!("5000-6000"), true),
+            ("AnyIn", json!([80]), json!("!5000-6000"), true),
+            ("AnyIn", json!([-5]), json!("-10-10"), true),
             (
                 "AnyNotIn",
                 json!(["NET_ADMIN", "CHOWN"]),
