@@ -179,14 +179,16 @@ fn map(
                 },
                 None => return Err(Mismatch::Skip { path: here }),
             },
+            // A key with a wildcard (`=(container.apparmor…/*)`) stands for
+            // every field it matches.
             Anchor::Equality(_) => {
-                if let Some(v) = value {
-                    element(v, sub, &here)?;
+                for (k, v) in fields_named(resource, key) {
+                    element(v, sub, &format!("{path}{k}/"))?;
                 }
             }
             Anchor::Negation(_) => {
-                if value.is_some() {
-                    return Err(fail(&here, format!("field {key} is not allowed")));
+                if let Some((k, _)) = fields_named(resource, key).first() {
+                    return Err(fail(&here, format!("field {k} is not allowed")));
                 }
             }
             Anchor::Existence(_) => {
@@ -217,6 +219,19 @@ fn map(
         }
     }
     Ok(())
+}
+
+/// The fields a pattern key names: the one field, or every field a key with
+/// wildcards matches.
+fn fields_named<'r>(resource: &'r Map<String, Value>, key: &str) -> Vec<(&'r String, &'r Value)> {
+    if has_wildcard(key) {
+        resource
+            .iter()
+            .filter(|(k, _)| wildcard_match(key, k))
+            .collect()
+    } else {
+        resource.get_key_value(key).into_iter().collect()
+    }
 }
 
 fn existence(resource: &Value, pattern: &Value, path: &str) -> Result<(), Mismatch> {
@@ -447,6 +462,11 @@ mod tests {
         ));
         let wildcard_key = json!({"metadata": {"labels": {"app*": "?*"}}});
         assert!(validate(&pod("x"), &wildcard_key).is_ok());
+        // An equality anchor with a wildcard checks every field it matches.
+        let armor = json!({"=(metadata)": {"=(annotations)": {"=(armor/*)": "runtime/default"}}});
+        let annotated = |v: &str| json!({"metadata": {"annotations": {"armor/c1": "runtime/default", "armor/c2": v}}});
+        assert!(validate(&annotated("runtime/default"), &armor).is_ok());
+        assert!(validate(&annotated("unconfined"), &armor).is_err());
         let limits = json!({"spec": {"containers": [{"resources": {"limits": {"memory": "?*", "cpu": "?*"}}}]}});
         let failure = validate(&pod("x"), &limits).unwrap_err();
         assert_eq!(failure.path(), "/spec/containers/0/resources/limits/cpu/");
