@@ -14,9 +14,10 @@ use gitplane_policy::{
     Operation, PolicySet, Request, RuleResult, Supplied, UserInfo, Verdict, strings,
 };
 use gitplane_render::fs::EntryKind;
-use gitplane_render::{RelPath, RenderOptions, Root};
+use gitplane_render::{RelPath, Root};
 
 use crate::output::ReportFormat;
+use crate::render_cmd::root_and_path;
 
 const TEST_FILES: [&str; 2] = ["kyverno-test.yaml", "kyverno-test.yml"];
 
@@ -36,26 +37,13 @@ struct Row {
 
 /// Runs every test under `dir`; exit 1 if any result differs.
 pub fn run(dir: &Path, format: ReportFormat) -> Result<ExitCode> {
-    let dir = std::fs::canonicalize(dir)
-        .with_context(|| format!("{}: no such file or directory", dir.display()))?;
-    let (root_dir, only) = if dir.is_file() {
-        let parent = dir.parent().context("a test file has a parent directory")?;
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        (parent.to_path_buf(), Some(name))
+    // Reads stay inside the Git work tree holding DIR (else the current
+    // directory, if it holds DIR): a test names `../policy.yaml`.
+    let (root, start) = root_and_path(dir, None)?;
+    let tests = if root.kind(&start)? == Some(EntryKind::File) {
+        vec![start]
     } else {
-        (dir.clone(), None)
-    };
-    let root = Root::open(
-        &root_dir,
-        RenderOptions::default().load.limits.max_bytes as u64,
-    )?;
-    let tests = match only {
-        Some(name) => vec![RelPath::root().join(&name)],
-        None => find_tests(&root, &RelPath::root())?,
+        find_tests(&root, &start)?
     };
     if tests.is_empty() {
         bail!("{}: no kyverno-test.yaml found", dir.display());
@@ -188,6 +176,8 @@ struct Applied {
     object: Object,
     mutated: Value,
     results: Vec<RuleResult>,
+    /// What generate rules create for it: (policy, rule, object).
+    generated: Vec<(String, String, Object)>,
 }
 
 fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
@@ -202,7 +192,7 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
         anyhow!("invalid policies:\n  {}", lines.join("\n  "))
     })?;
     set.bind_unbound_policies();
-    let resources = read_objects(root, &base, &strings(&doc["resources"]))?;
+    let resources = in_default_namespace(read_objects(root, &base, &strings(&doc["resources"]))?);
     let values = read_variables(root, &base, doc["variables"].as_str())?;
     let user = read_user(root, &base, doc["userinfo"].as_str())?;
     let operation = values
@@ -227,6 +217,11 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
                         .find(|r| r.kind() == "Namespace" && r.name() == ns)
                         .map(Object::to_value)
                 })
+                // As Kyverno's CLI: a namespace the test does not hold is a
+                // bare Namespace of that name.
+                .or_else(|| {
+                    Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                })
         });
         let request = Request {
             object: &body,
@@ -243,10 +238,13 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
         };
         let lookup: &[Object] = &resources;
         results.extend(set.validate(&after, &lookup, &values.supplied).results);
+        let (generated, generate_results) = set.generate(&after, &values.supplied);
+        results.extend(generate_results);
         applied.push(Applied {
             object: object.clone(),
             mutated,
             results,
+            generated,
         });
     }
     let mut rows = Vec::new();
@@ -285,7 +283,12 @@ fn compare(
         .or_else(|| expected["patchedResource"].as_str())
         .map(|f| vec![f.to_string()])
         .unwrap_or_default();
-    let patched = read_objects(root, base, &patched_files)?;
+    let patched = in_default_namespace(read_objects(root, base, &patched_files)?);
+    let generated_files: Vec<String> = expected["generatedResource"]
+        .as_str()
+        .map(|f| vec![f.to_string()])
+        .unwrap_or_default();
+    let expected_generated = read_objects(root, base, &generated_files)?;
     let mut rows = Vec::new();
     for name in names {
         let (namespace, short) = match name.split_once('/') {
@@ -305,7 +308,7 @@ fn compare(
         let results: Vec<&RuleResult> = targets
             .iter()
             .flat_map(|a| a.results.iter())
-            .filter(|r| r.policy == policy_name && (rule.is_empty() || r.rule == rule))
+            .filter(|r| r.policy == policy_name && (rule.is_empty() || is_rule(&r.rule, rule)))
             .collect();
         let actual = results
             .iter()
@@ -331,6 +334,33 @@ fn compare(
                     .unwrap_or_default(),
             ),
         };
+        if ok
+            && !generated_files.is_empty()
+            && let Some(target) = targets.first()
+        {
+            let produced = target
+                .generated
+                .iter()
+                .find(|(p, r, _)| p == policy_name && (rule.is_empty() || r == rule));
+            match (produced, expected_generated.first()) {
+                (None, _) => {
+                    ok = false;
+                    detail = "the rule generated nothing".into();
+                }
+                (Some(_), None) => {
+                    ok = false;
+                    detail = "the generated resource file holds no object".into();
+                }
+                (Some((_, _, made)), Some(wanted)) if wanted.to_value() != made.to_value() => {
+                    ok = false;
+                    detail = format!(
+                        "generated resource differs: {}",
+                        first_difference(&wanted.to_value(), &made.to_value(), "")
+                    );
+                }
+                _ => {}
+            }
+        }
         if ok
             && !patched.is_empty()
             && let Some(target) = targets.first()
@@ -373,6 +403,32 @@ fn compare(
         });
     }
     Ok(rows)
+}
+
+/// As Kyverno's CLI: a namespaced resource (or patched resource) that names
+/// no namespace is in `default`.
+fn in_default_namespace(objects: Vec<Object>) -> Vec<Object> {
+    objects
+        .into_iter()
+        .map(|mut object| {
+            if object.namespace().is_none()
+                && !gitplane_graph::is_cluster_scoped_builtin(object.api_version(), object.kind())
+            {
+                object.set_namespace("default");
+            }
+            object
+        })
+        .collect()
+}
+
+/// Whether a result's rule is the expected one: the rule itself, or the rule
+/// Kyverno generated from it for pod controllers (`autogen-R`,
+/// `autogen-cronjob-R`), which Kyverno's CLI reports under the rule's name.
+fn is_rule(actual: &str, expected: &str) -> bool {
+    let generated = actual
+        .strip_prefix("autogen-cronjob-")
+        .or_else(|| actual.strip_prefix("autogen-"));
+    actual == expected || generated == Some(expected)
 }
 
 /// The first path where two values differ, with both sides.

@@ -251,6 +251,24 @@ impl PolicySet {
         evaluation
     }
 
+    /// What every Kyverno generate rule selecting the request would create,
+    /// as `(policy, rule, object)`, and the generate rules' results.
+    pub fn generate(
+        &self,
+        request: &Request,
+        supplied: &Supplied,
+    ) -> (Vec<(String, String, Object)>, Vec<RuleResult>) {
+        let shared = Shared::new(*request);
+        let mut results = Vec::new();
+        let mut generated = Vec::new();
+        for policy in &self.kyverno {
+            for (rule, object) in policy.generate(&shared, supplied, &mut results) {
+                generated.push((policy.name.clone(), rule, object));
+            }
+        }
+        (generated, results)
+    }
+
     /// Applies every Kyverno mutate rule, policy by policy; returns the
     /// mutated object and the mutate rules' results.
     pub fn mutate(&self, request: &Request, supplied: &Supplied) -> (Value, Vec<RuleResult>) {

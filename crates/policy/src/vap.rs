@@ -169,7 +169,7 @@ fn compile(env: &Env, what: &str, source: &str) -> Result<Arc<Program>, String> 
     Ok(program)
 }
 
-fn named_programs(
+pub(crate) fn named_programs(
     env: &Env,
     value: &Value,
     list: &str,

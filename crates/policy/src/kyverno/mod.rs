@@ -84,6 +84,8 @@ struct Rule {
     matching: Match,
     exclude: Option<Match>,
     preconditions: Option<Value>,
+    /// `celPreconditions`: named CEL expressions that must all hold.
+    cel_preconditions: Vec<(String, std::sync::Arc<gitplane_cel::Program>)>,
     context: Vec<Value>,
     mode: Mode,
     overrides: Vec<(Mode, Vec<String>)>,
@@ -101,6 +103,8 @@ enum Body {
         json6902: Option<Value>,
         foreach: Vec<Value>,
     },
+    /// A `generate` rule with `data`: the object it creates.
+    Generate(Value),
     Unsupported(String),
 }
 
@@ -190,7 +194,9 @@ impl Policy {
         }
         let mut cost = 0;
         for rule in &self.rules {
-            if matches!(rule.body, Body::Mutate { .. }) || !rule.selects(request) {
+            if matches!(rule.body, Body::Mutate { .. } | Body::Generate(_))
+                || !rule.selects(request)
+            {
                 continue;
             }
             let mut result = |verdict: Verdict, message: String| {
@@ -215,6 +221,49 @@ impl Policy {
             result(verdict, message);
         }
         cost
+    }
+
+    /// The objects the generate rules that select a request would create
+    /// (as `(rule, object)`), with a result per rule: computed offline from
+    /// `generate.data`, variables substituted.
+    pub fn generate(
+        &self,
+        shared: &Shared,
+        supplied: &Supplied,
+        out: &mut Vec<RuleResult>,
+    ) -> Vec<(String, Object)> {
+        let request = &shared.request;
+        let mut generated = Vec::new();
+        if !self.applies_to(request) {
+            return generated;
+        }
+        for rule in &self.rules {
+            let Body::Generate(spec) = &rule.body else {
+                continue;
+            };
+            if !rule.selects(request) {
+                continue;
+            }
+            let outcome = rule
+                .vars(&self.name, shared, supplied)
+                .and_then(|vars| generated_object(spec, &vars).map_err(|e| (Verdict::Error, e)));
+            let (verdict, message) = match outcome {
+                Ok(object) => {
+                    generated.push((rule.name.clone(), object));
+                    (Verdict::Pass, String::new())
+                }
+                Err((verdict, message)) => (verdict, message),
+            };
+            out.push(RuleResult::new(
+                Engine::Kyverno,
+                &self.name,
+                &rule.name,
+                verdict,
+                Mode::Audit,
+                message,
+            ));
+        }
+        generated
     }
 
     /// Applies the mutate rules in order; returns the mutated object and a
@@ -252,6 +301,10 @@ impl Policy {
                     mutate_once(&current, smp.as_ref(), json6902.as_ref(), foreach, &vars)
                 });
             let (verdict, message) = match outcome {
+                // As Kyverno: a patch that changes nothing is skipped.
+                Ok(Some(patched)) if patched == current => {
+                    (Verdict::Skip, "the patch changes nothing".to_string())
+                }
                 Ok(Some(patched)) => {
                     current = patched;
                     (Verdict::Pass, String::new())
@@ -349,6 +402,12 @@ impl Rule {
             matching,
             exclude,
             preconditions: raw.get("preconditions").cloned(),
+            cel_preconditions: crate::vap::named_programs(
+                env,
+                raw,
+                "celPreconditions",
+                "expression",
+            )?,
             context: raw["context"].as_array().cloned().unwrap_or_default(),
             mode,
             overrides,
@@ -378,6 +437,21 @@ impl Rule {
         supplied: &Supplied,
     ) -> Result<Vars, (Verdict, String)> {
         let request = &shared.request;
+        for (name, program) in &self.cel_preconditions {
+            match program.evaluate_json(shared.activation()) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => {
+                    return Err((Verdict::Skip, format!("celPreconditions {name:?} not met")));
+                }
+                Ok(other) => {
+                    return Err((
+                        Verdict::Error,
+                        format!("celPreconditions {name:?}: returned {other}, not a boolean"),
+                    ));
+                }
+                Err(e) => return Err((Verdict::Error, format!("celPreconditions {name:?}: {e}"))),
+            }
+        }
         let mut vars = shared.vars().clone();
         let given = supplied.for_rule(policy, &self.name, request.name());
         for (key, value) in &given {
@@ -496,11 +570,14 @@ impl Rule {
 
 impl Body {
     fn parse(env: &Env, raw: &Value) -> Result<Body, String> {
-        if raw.get("generate").is_some() {
-            return Ok(Body::Unsupported(
-                "generate rules create other resources in a cluster; gitplane does not run them"
-                    .into(),
-            ));
+        if let Some(generate) = raw.get("generate") {
+            if generate.get("data").is_none() {
+                return Ok(Body::Unsupported(
+                    "generate.clone copies an object from the cluster; gitplane computes only generate.data"
+                        .into(),
+                ));
+            }
+            return Ok(Body::Generate(generate.clone()));
         }
         if raw.get("verifyImages").is_some() {
             return Ok(Body::Unsupported(
@@ -764,6 +841,36 @@ fn check_foreach(entries: &[Value], vars: &Vars) -> Result<Outcome, String> {
     })
 }
 
+/// The object a `generate` rule with `data` creates: its kind, name and
+/// namespace, and the data's fields, variables substituted.
+fn generated_object(spec: &Value, vars: &Vars) -> Result<Object, String> {
+    let spec = vars.substitute(spec)?;
+    let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
+    let (kind, name) = (text("kind"), text("name"));
+    if kind.is_empty() || name.is_empty() {
+        return Err("generate: kind and name are required".to_string());
+    }
+    let mut body = match spec.get("data") {
+        Some(Value::Object(data)) => data.clone(),
+        _ => Map::new(),
+    };
+    let mut metadata = match body.remove("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    metadata.insert("name".into(), Value::String(name));
+    let namespace = text("namespace");
+    if !namespace.is_empty() {
+        metadata.insert("namespace".into(), Value::String(namespace));
+    }
+    let mut object = Map::new();
+    object.insert("apiVersion".into(), Value::String(text("apiVersion")));
+    object.insert("kind".into(), Value::String(kind));
+    object.insert("metadata".into(), Value::Object(metadata));
+    object.extend(body);
+    Ok(Object::new(object))
+}
+
 fn check_pod_security(
     object: &Value,
     standard: Standard,
@@ -773,18 +880,32 @@ fn check_pod_security(
         return Ok(Outcome::Skip("not a pod or pod controller".into()));
     };
     let mut failures = pss::check_pod(metadata, spec, standard);
-    for exclusion in exclusions {
-        if exclusion.images.is_empty() {
-            failures.retain(|f| !exclusion.checks.contains(&f.check));
-            continue;
+    // An exclusion without images exempts its controls entirely; one with
+    // images exempts the containers running them. Several exclusions of one
+    // control add up, whatever their order.
+    let whole: Vec<&str> = exclusions
+        .iter()
+        .filter(|e| e.images.is_empty())
+        .flat_map(|e| e.checks.iter().copied())
+        .collect();
+    failures.retain(|f| !whole.contains(&f.check));
+    let mut by_images: Vec<(&str, Vec<String>)> = Vec::new();
+    for exclusion in exclusions.iter().filter(|e| !e.images.is_empty()) {
+        for check in exclusion.checks.iter().filter(|c| !whole.contains(c)) {
+            match by_images.iter_mut().find(|(c, _)| c == check) {
+                Some((_, images)) => images.extend(exclusion.images.iter().cloned()),
+                None => by_images.push((check, exclusion.images.clone())),
+            }
         }
-        // Recheck the excluded controls without the excluded images' containers.
-        let pruned = without_images(spec, &exclusion.images);
+    }
+    for (check, images) in by_images {
+        // Recheck the control without the exempt images' containers.
+        let pruned = without_images(spec, &images);
         let kept: Vec<pss::Failure> = pss::check_pod(metadata, &pruned, standard)
             .into_iter()
-            .filter(|f| exclusion.checks.contains(&f.check))
+            .filter(|f| f.check == check)
             .collect();
-        failures.retain(|f| !exclusion.checks.contains(&f.check));
+        failures.retain(|f| f.check != check);
         failures.extend(kept);
     }
     Ok(if failures.is_empty() {
