@@ -300,23 +300,24 @@ pub fn compile_value(
     Ok(())
 }
 
-/// Sets the value at `path` (which exists, since it came from the same value).
-pub fn set_at(target: &mut Json, path: &[Step], value: Json) {
+/// The value at `path`, if every step is there.
+fn node_at<'a>(target: &'a mut Json, path: &[Step]) -> Option<&'a mut Json> {
     let mut node = target;
     for step in path {
         node = match (step, node) {
-            (Step::Key(key), Json::Object(fields)) => match fields.get_mut(key) {
-                Some(child) => child,
-                None => return,
-            },
-            (Step::Index(i), Json::Array(items)) => match items.get_mut(*i) {
-                Some(child) => child,
-                None => return,
-            },
-            _ => return,
+            (Step::Key(key), Json::Object(fields)) => fields.get_mut(key)?,
+            (Step::Index(i), Json::Array(items)) => items.get_mut(*i)?,
+            _ => return None,
         };
     }
-    *node = value;
+    Some(node)
+}
+
+/// Sets the value at `path` (which exists, since it came from the same value).
+pub fn set_at(target: &mut Json, path: &[Step], value: Json) {
+    if let Some(node) = node_at(target, path) {
+        *node = value;
+    }
 }
 
 /// Removes the field or list element at `path`, if it is there.
@@ -324,20 +325,9 @@ pub fn remove_at(target: &mut Json, path: &[Step]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    let mut node = target;
-    for step in parents {
-        node = match (step, node) {
-            (Step::Key(key), Json::Object(fields)) => match fields.get_mut(key) {
-                Some(child) => child,
-                None => return,
-            },
-            (Step::Index(i), Json::Array(items)) => match items.get_mut(*i) {
-                Some(child) => child,
-                None => return,
-            },
-            _ => return,
-        };
-    }
+    let Some(node) = node_at(target, parents) else {
+        return;
+    };
     match (last, node) {
         (Step::Key(key), Json::Object(fields)) => {
             fields.shift_remove(key);

@@ -254,16 +254,21 @@ impl Policy {
                 }
                 Err((verdict, message)) => (verdict, message),
             };
-            out.push(RuleResult::new(
-                Engine::Kyverno,
-                &self.name,
-                &rule.name,
-                verdict,
-                Mode::Audit,
-                message,
-            ));
+            out.push(self.audit_result(rule, verdict, message));
         }
         generated
+    }
+
+    /// A result of a rule that does not enforce anything (mutate, generate).
+    fn audit_result(&self, rule: &Rule, verdict: Verdict, message: String) -> RuleResult {
+        RuleResult::new(
+            Engine::Kyverno,
+            &self.name,
+            &rule.name,
+            verdict,
+            Mode::Audit,
+            message,
+        )
     }
 
     /// Applies the mutate rules in order; returns the mutated object and a
@@ -315,14 +320,7 @@ impl Policy {
                 ),
                 Err(message) => (Verdict::Error, message),
             };
-            out.push(RuleResult::new(
-                Engine::Kyverno,
-                &self.name,
-                &rule.name,
-                verdict,
-                Mode::Audit,
-                message,
-            ));
+            out.push(self.audit_result(rule, verdict, message));
         }
         current
     }
