@@ -343,12 +343,87 @@ fn versions_change_what_is_allowed() {
         "baseline:v1.34",
         "procMount (container \"app\" must not set securityContext.procMount to \"Unmasked\")",
     );
-    passes(user_ns, "baseline:v1.35");
+    passes(user_ns.clone(), "baseline:v1.35");
+    // From 1.35 restricted takes back what baseline allows a user namespace.
+    fails(
+        user_ns,
+        "restricted:v1.35",
+        "procMount (container \"app\" must not set securityContext.procMount to \"Unmasked\")",
+    );
     assert!(Standard::parse("strict").is_err());
     assert!(Standard::parse("restricted:v2").is_err());
     assert_eq!(
         Standard::parse("restricted").unwrap().to_string(),
         "restricted:latest"
+    );
+}
+
+/// Restricted checks apply from the version that introduced them, and a
+/// Windows pod or one in a user namespace is exempt where PSA exempts it.
+#[test]
+fn restricted_checks_start_at_their_version() {
+    let ids = |spec: &Value, standard: &str| -> Vec<&'static str> {
+        check_pod(&json!({}), spec, Standard::parse(standard).unwrap())
+            .iter()
+            .map(|f| f.check)
+            .collect()
+    };
+    let bare = json!({"securityContext": {"runAsNonRoot": true},
+        "containers": [{"name": "app", "image": "app:1"}]});
+    passes(bare.clone(), "restricted:v1.0");
+    assert_eq!(
+        ids(&bare, "restricted:v1.8"),
+        vec!["allowPrivilegeEscalation"]
+    );
+    assert!(!ids(&bare, "restricted:v1.18").contains(&"seccompProfile_restricted"));
+    assert!(ids(&bare, "restricted:v1.19").contains(&"seccompProfile_restricted"));
+    assert!(!ids(&bare, "restricted:v1.21").contains(&"capabilities_restricted"));
+    assert!(ids(&bare, "restricted:v1.22").contains(&"capabilities_restricted"));
+    let root = with(&format!("{C}/runAsUser"), json!(0));
+    passes(root.clone(), "restricted:v1.22");
+    assert_eq!(ids(&root, "restricted:v1.23"), vec!["runAsUser"]);
+    let mut windows = bare.clone();
+    windows["os"] = json!({"name": "windows"});
+    assert!(ids(&windows, "restricted:v1.24").contains(&"allowPrivilegeEscalation"));
+    assert!(ids(&windows, "restricted:v1.25").is_empty());
+}
+
+/// Before 1.19, seccomp is judged by the alpha annotations.
+#[test]
+fn seccomp_annotations_count_before_1_19() {
+    let mut pod = json!({"metadata": {"annotations": {
+        "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+        "container.seccomp.security.alpha.kubernetes.io/app": "runtime/default"}},
+        "spec": hardened()});
+    let metadata = pod["metadata"].clone();
+    let failures = check_pod(
+        &metadata,
+        &pod["spec"],
+        Standard::parse("baseline:v1.18").unwrap(),
+    );
+    assert_eq!(
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod=\"unconfined\")"
+        ]
+    );
+    assert!(
+        check_pod(
+            &metadata,
+            &pod["spec"],
+            Standard::parse("baseline:v1.19").unwrap()
+        )
+        .is_empty()
+    );
+    pod["metadata"]["annotations"]["seccomp.security.alpha.kubernetes.io/pod"] =
+        json!("localhost/p");
+    assert!(
+        check_pod(
+            &pod["metadata"],
+            &pod["spec"],
+            Standard::parse("baseline:v1.18").unwrap()
+        )
+        .is_empty()
     );
 }
 

@@ -33,6 +33,7 @@ pub(super) const RESTRICTED: &[Check] = &[
     run_as_user,
     seccomp_restricted,
     capabilities_restricted,
+    proc_mount_restricted,
 ];
 
 /// A pod's metadata and spec, with its containers of every kind.
@@ -62,6 +63,16 @@ impl<'a> Pod<'a> {
     }
 
     /// The pod-level security context field.
+    /// `spec.os.name: windows` (from 1.25 some restricted checks exempt it).
+    fn is_windows(&self) -> bool {
+        at(self.spec, &["os", "name"]).and_then(Value::as_str) == Some("windows")
+    }
+
+    /// `spec.hostUsers: false` (from 1.35 some checks exempt it).
+    fn in_user_namespace(&self) -> bool {
+        self.spec.get("hostUsers").and_then(Value::as_bool) == Some(false)
+    }
+
     fn pod_security(&self, path: &[&str]) -> Option<&'a Value> {
         at(self.spec.get("securityContext")?, path)
     }
@@ -331,10 +342,23 @@ fn se_linux_options(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
 }
 
 fn proc_mount(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
-    // From 1.35, a pod in a user namespace may use any procMount.
-    if minor >= 35 && pod.spec.get("hostUsers").and_then(Value::as_bool) == Some(false) {
+    // From 1.35, a pod in a user namespace may use any procMount at baseline.
+    if minor >= 35 && pod.in_user_namespace() {
         return None;
     }
+    proc_mount_failure(pod, "procMount")
+}
+
+/// From 1.35, restricted takes back what baseline allows a pod in a user
+/// namespace.
+fn proc_mount_restricted(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 35 || !pod.in_user_namespace() {
+        return None;
+    }
+    proc_mount_failure(pod, "procMount_restricted")
+}
+
+fn proc_mount_failure(pod: &Pod<'_>, check: &'static str) -> Option<Failure> {
     let mut details = Vec::new();
     for (name, container) in &pod.containers {
         if let Some(mount) = security(container, &["procMount"]).and_then(Value::as_str)
@@ -345,14 +369,56 @@ fn proc_mount(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
             ));
         }
     }
-    failure_if("procMount", "procMount", details)
+    failure_if(check, "procMount", details)
 }
 
 fn seccomp_type(value: Option<&Value>) -> Option<&str> {
     value.and_then(|v| v.get("type")).and_then(Value::as_str)
 }
 
-fn seccomp_baseline(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+/// Before 1.19, seccomp was set by the alpha annotations: they may name
+/// only the runtime's default or a local profile.
+fn seccomp_annotations(pod: &Pod<'_>) -> Option<Failure> {
+    let annotations = pod.metadata.get("annotations");
+    let valid =
+        |v: &str| v == "runtime/default" || v == "docker/default" || v.starts_with("localhost/");
+    let mut forbidden: Vec<String> = Vec::new();
+    let mut check = |key: String| {
+        if let Some(value) = annotations
+            .and_then(|a| a.get(&key))
+            .and_then(Value::as_str)
+            && !valid(value)
+        {
+            forbidden.push(format!("{key}={value:?}"));
+        }
+    };
+    check("seccomp.security.alpha.kubernetes.io/pod".to_string());
+    for (name, _) in &pod.containers {
+        check(format!(
+            "container.seccomp.security.alpha.kubernetes.io/{name}"
+        ));
+    }
+    if forbidden.is_empty() {
+        return None;
+    }
+    forbidden.sort();
+    forbidden.dedup();
+    let noun = if forbidden.len() == 1 {
+        "annotation"
+    } else {
+        "annotations"
+    };
+    failure(
+        "seccompProfile_baseline",
+        "seccompProfile",
+        format!("forbidden {noun} {}", forbidden.join(", ")),
+    )
+}
+
+fn seccomp_baseline(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 19 {
+        return seccomp_annotations(pod);
+    }
     let mut details = Vec::new();
     if seccomp_type(pod.pod_security(&["seccompProfile"])) == Some("Unconfined") {
         details.push(
@@ -501,7 +567,10 @@ fn restricted_volumes(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     failure_if("restrictedVolumes", "restricted volume types", details)
 }
 
-fn allow_privilege_escalation(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+fn allow_privilege_escalation(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 8 || (minor >= 25 && pod.is_windows()) {
+        return None;
+    }
     let bad = pod.containers_where(|c| {
         security(c, &["allowPrivilegeEscalation"]).and_then(Value::as_bool) != Some(false)
     });
@@ -518,7 +587,10 @@ fn allow_privilege_escalation(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     )
 }
 
-fn run_as_non_root(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+fn run_as_non_root(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor >= 35 && pod.in_user_namespace() {
+        return None;
+    }
     let pod_value = pod.pod_security(&["runAsNonRoot"]).and_then(Value::as_bool);
     let mut details = Vec::new();
     if pod_value == Some(false) {
@@ -549,7 +621,10 @@ fn run_as_non_root(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     failure_if("runAsNonRoot", "runAsNonRoot != true", details)
 }
 
-fn run_as_user(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+fn run_as_user(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 23 || (minor >= 35 && pod.in_user_namespace()) {
+        return None;
+    }
     let mut details = Vec::new();
     if pod.pod_security(&["runAsUser"]).and_then(Value::as_i64) == Some(0) {
         details.push("pod must not set runAsUser=0".to_string());
@@ -565,7 +640,10 @@ fn run_as_user(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     failure_if("runAsUser", "runAsUser=0", details)
 }
 
-fn seccomp_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+fn seccomp_restricted(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 19 || (minor >= 25 && pod.is_windows()) {
+        return None;
+    }
     let allowed = |t: Option<&str>| matches!(t, Some("RuntimeDefault" | "Localhost"));
     let pod_type = seccomp_type(pod.pod_security(&["seccompProfile"]));
     let mut details = Vec::new();
@@ -598,7 +676,10 @@ fn seccomp_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     failure_if("seccompProfile_restricted", "seccompProfile", details)
 }
 
-fn capabilities_restricted(pod: &Pod<'_>, _: u32) -> Option<Failure> {
+fn capabilities_restricted(pod: &Pod<'_>, minor: u32) -> Option<Failure> {
+    if minor < 22 || (minor >= 25 && pod.is_windows()) {
+        return None;
+    }
     let mut details = Vec::new();
     let no_drop_all = pod.containers_where(|c| {
         !security(c, &["capabilities", "drop"])

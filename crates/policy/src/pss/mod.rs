@@ -174,7 +174,7 @@ pub fn checks_of_control(control: &str) -> Option<Vec<&'static str>> {
         "Host Ports" => &["hostPorts"],
         "AppArmor" => &["appArmorProfile"],
         "SELinux" => &["seLinuxOptions"],
-        "/proc Mount Type" => &["procMount"],
+        "/proc Mount Type" => &["procMount", "procMount_restricted"],
         "Seccomp" => &["seccompProfile_baseline", "seccompProfile_restricted"],
         "Sysctls" => &["sysctls"],
         "Volume Types" => &["restrictedVolumes"],
