@@ -10,6 +10,7 @@
 
 pub mod autogen;
 mod conditions;
+mod functions;
 pub(crate) mod images;
 mod matching;
 mod mutate;

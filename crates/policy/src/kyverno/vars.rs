@@ -12,17 +12,12 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use gitplane_object::{Map, Value};
-use jmespath::functions::{ArgumentType, CustomFunction, Signature};
-use jmespath::{
-    Context as JpContext, ErrorReason, Expression, JmespathError, Rcvar, Runtime, Variable,
-};
+use jmespath::{Expression, Rcvar, Runtime, Variable};
 
 /// Longest `{{ … }}` expression accepted, in bytes.
 const MAX_EXPRESSION: usize = 4096;
 /// Most substitutions one value may need.
 const MAX_SUBSTITUTIONS: usize = 10_000;
-/// Largest regex a `regex_match` may compile, in bytes of compiled program.
-const MAX_REGEX: usize = 1 << 20;
 
 /// The values `{{ … }}` can read.
 #[derive(Debug, Clone)]
@@ -213,129 +208,9 @@ fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         let mut runtime = Runtime::new();
         runtime.register_builtin_functions();
-        register_kyverno_functions(&mut runtime);
+        super::functions::register_all(&mut runtime);
         runtime
     })
-}
-
-fn error(ctx: &JpContext<'_>, message: String) -> JmespathError {
-    JmespathError::new(ctx.expression, ctx.offset, ErrorReason::Parse(message))
-}
-
-fn string_arg(args: &[Rcvar], i: usize) -> String {
-    args.get(i)
-        .and_then(|a| a.as_string().cloned())
-        .unwrap_or_default()
-}
-
-fn string_result(s: String) -> Result<Rcvar, JmespathError> {
-    Ok(Rcvar::new(Variable::String(s)))
-}
-
-/// Kyverno's string functions most policies use.
-fn register_kyverno_functions(runtime: &mut Runtime) {
-    let strings = |n: usize| Signature::new(vec![ArgumentType::String; n], None);
-    runtime.register_function(
-        "to_upper",
-        Box::new(CustomFunction::new(
-            strings(1),
-            Box::new(|args, _| string_result(string_arg(args, 0).to_uppercase())),
-        )),
-    );
-    runtime.register_function(
-        "to_lower",
-        Box::new(CustomFunction::new(
-            strings(1),
-            Box::new(|args, _| string_result(string_arg(args, 0).to_lowercase())),
-        )),
-    );
-    runtime.register_function(
-        "equal_fold",
-        Box::new(CustomFunction::new(
-            strings(2),
-            Box::new(|args, _| {
-                let equal =
-                    string_arg(args, 0).to_lowercase() == string_arg(args, 1).to_lowercase();
-                Ok(Rcvar::new(Variable::Bool(equal)))
-            }),
-        )),
-    );
-    runtime.register_function(
-        "replace_all",
-        Box::new(CustomFunction::new(
-            strings(3),
-            Box::new(|args, _| {
-                string_result(
-                    string_arg(args, 0).replace(&string_arg(args, 1), &string_arg(args, 2)),
-                )
-            }),
-        )),
-    );
-    runtime.register_function(
-        "split",
-        Box::new(CustomFunction::new(
-            strings(2),
-            Box::new(|args, _| {
-                let parts = string_arg(args, 0)
-                    .split(string_arg(args, 1).as_str())
-                    .map(|p| Rcvar::new(Variable::String(p.to_string())))
-                    .collect();
-                Ok(Rcvar::new(Variable::Array(parts)))
-            }),
-        )),
-    );
-    runtime.register_function(
-        "trim",
-        Box::new(CustomFunction::new(
-            strings(2),
-            Box::new(|args, _| {
-                let cutset: Vec<char> = string_arg(args, 1).chars().collect();
-                string_result(
-                    string_arg(args, 0)
-                        .trim_matches(cutset.as_slice())
-                        .to_string(),
-                )
-            }),
-        )),
-    );
-    runtime.register_function(
-        "truncate",
-        Box::new(CustomFunction::new(
-            Signature::new(vec![ArgumentType::String, ArgumentType::Number], None),
-            Box::new(|args, _| {
-                let n = args
-                    .get(1)
-                    .and_then(|a| a.as_number())
-                    .unwrap_or(0.0)
-                    .max(0.0) as usize;
-                string_result(string_arg(args, 0).chars().take(n).collect())
-            }),
-        )),
-    );
-    runtime.register_function(
-        "regex_match",
-        Box::new(CustomFunction::new(
-            Signature::new(
-                vec![
-                    ArgumentType::String,
-                    ArgumentType::Union(vec![ArgumentType::String, ArgumentType::Number]),
-                ],
-                None,
-            ),
-            Box::new(|args, ctx| {
-                let subject = match args.get(1).map(|a| &**a) {
-                    Some(Variable::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                };
-                let regex = regex::RegexBuilder::new(&string_arg(args, 0))
-                    .size_limit(MAX_REGEX)
-                    .build()
-                    .map_err(|e| error(ctx, format!("regex_match: {e}")))?;
-                Ok(Rcvar::new(Variable::Bool(regex.is_match(&subject))))
-            }),
-        )),
-    );
 }
 
 #[cfg(test)]
