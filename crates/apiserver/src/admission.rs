@@ -21,9 +21,13 @@ use crate::store::Store;
 const GROUP: &str = "admissionregistration.k8s.io";
 const POLICY_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicies/";
 const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings/";
+/// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
+/// Kyverno installed).
+const KYVERNO_PREFIXES: [&str; 2] = ["kyverno.io/clusterpolicies/", "kyverno.io/policies/"];
 
-/// The stored ValidatingAdmissionPolicies and bindings, compiled; rebuilt
-/// when one of them changes (their keys and resourceVersions differ).
+/// The stored ValidatingAdmissionPolicies and bindings, and Kyverno
+/// ClusterPolicies and Policies, compiled; rebuilt when one of them changes
+/// (their keys and resourceVersions differ).
 #[derive(Default)]
 pub struct PolicyCache {
     current: Mutex<Option<(Vec<String>, Arc<PolicySet>)>>,
@@ -34,6 +38,9 @@ impl PolicyCache {
     pub fn get(&self, store: &Store) -> Arc<PolicySet> {
         let (mut objects, _) = store.list(POLICY_PREFIX);
         objects.extend(store.list(BINDING_PREFIX).0);
+        for prefix in KYVERNO_PREFIXES {
+            objects.extend(store.list(prefix).0);
+        }
         let fingerprint: Vec<String> = objects
             .iter()
             .map(|(key, object)| {
@@ -68,12 +75,16 @@ impl PolicyCache {
 /// Refuses a ValidatingAdmissionPolicy or binding that does not compile,
 /// as the API server's validation does (CEL syntax, actions, params).
 pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
-    if t.group != GROUP
-        || !matches!(
+    let is_policy = match t.group.as_str() {
+        GROUP => matches!(
             t.kind.as_str(),
             "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
-        )
-    {
+        ),
+        // Kyverno's webhook refuses a policy that does not compile.
+        "kyverno.io" => matches!(t.kind.as_str(), "ClusterPolicy" | "Policy"),
+        _ => false,
+    };
+    if !is_policy {
         return Ok(());
     }
     let Some(body) = object.as_object() else {
@@ -121,8 +132,9 @@ pub struct Write<'a> {
 }
 
 /// Evaluates the policies on a write: an error when a binding with `Deny`
-/// refuses it (422 `Invalid`, or the validation's `reason`), else the
-/// warnings of `Warn` bindings. `Audit` results have no audit log to go to.
+/// refuses it (422 `Invalid`, or the validation's `reason`) or an `Enforce`
+/// Kyverno rule fails it, else the warnings of `Warn` bindings. `Audit`
+/// results have no audit log or report to go to yet.
 pub fn validating_policies(
     set: &PolicySet,
     params: &[Object],
@@ -147,10 +159,15 @@ pub fn validating_policies(
     let evaluation = set.validate(&request, &params, &gitplane_policy::Supplied::default());
     let mut warnings = Vec::new();
     for result in evaluation.results {
-        let subject = format!(
-            "ValidatingAdmissionPolicy '{}' with binding '{}'",
-            result.policy, result.rule
-        );
+        let subject = match result.engine {
+            gitplane_policy::Engine::Kyverno => {
+                format!("Kyverno policy {} (rule {})", result.policy, result.rule)
+            }
+            _ => format!(
+                "ValidatingAdmissionPolicy '{}' with binding '{}'",
+                result.policy, result.rule
+            ),
+        };
         match (result.verdict, result.mode) {
             (Verdict::Fail | Verdict::Error, Mode::Enforce) => {
                 return Err(denied(

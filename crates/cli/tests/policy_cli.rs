@@ -352,6 +352,61 @@ fn the_embedded_server_enforces_namespace_pod_security_labels() {
 /// ConfigMap parameter refuses creations and updates (client-side and
 /// server-side apply, scale by patch) with the policy's message; a Warn
 /// binding warns; an object the binding's selector leaves out is admitted.
+/// Stored Kyverno policies admit writes as Kyverno's webhook would: an
+/// Enforce rule refuses, an Audit rule lets through, a policy that does not
+/// compile is refused itself.
+#[test]
+fn the_embedded_server_enforces_stored_kyverno_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = common::start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let fixtures = repo_root().join("crates/cli/tests/fixtures/policy/kyverno-admission");
+    let crds = fixtures.join("crds.yaml");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    let policies = std::fs::read_to_string(fixtures.join("policies.yaml")).unwrap();
+    let mut applied = (false, String::new());
+    for _ in 0..50 {
+        applied = kubectl(&kc, &["apply", "-f", "-"], Some(&policies));
+        if applied.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(applied.0, "{}", applied.1);
+    let broken = policies.replace("pattern:", "patern:");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
+    assert!(!ok, "a policy that does not compile is refused: {out}");
+    assert!(
+        out.contains("ClusterPolicy") && out.contains("no-latest"),
+        "{out}"
+    );
+    let pod = |name: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default}}\nspec: {{containers: [{{name: a, image: '{image}'}}]}}\n"
+        )
+    };
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&pod("floating", "nginx:latest")),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Kyverno policy pinned-images (rule no-latest)")
+            && out.contains("images must be pinned"),
+        "{out}"
+    );
+    // Pinned: admitted, though the Audit rule fails (no team label).
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&pod("pinned", "nginx:1.27")),
+    );
+    assert!(ok, "{out}");
+}
+
 #[test]
 fn the_embedded_server_enforces_validating_admission_policies() {
     let dir = tempfile::tempdir().unwrap();
