@@ -99,14 +99,16 @@ fn is_true(value: Option<&Value>) -> bool {
     value.and_then(Value::as_bool) == Some(true)
 }
 
+/// The singular or plural of a noun for `n` things, as PSA's `pluralize`.
+fn pluralize(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 /// `container "a"` or `containers "a", "b"`.
 fn containers_phrase(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    if names.len() == 1 {
-        format!("container {}", quoted[0])
-    } else {
-        format!("containers {}", quoted.join(", "))
-    }
+    let noun = pluralize(names.len(), "container", "containers");
+    format!("{noun} {}", quoted.join(", "))
 }
 
 fn failure(check: &'static str, reason: &str, detail: String) -> Option<Failure> {
@@ -212,11 +214,7 @@ fn host_path_volumes(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     if names.is_empty() {
         return None;
     }
-    let noun = if names.len() == 1 {
-        "volume"
-    } else {
-        "volumes"
-    };
+    let noun = pluralize(names.len(), "volume", "volumes");
     failure(
         "hostPathVolumes",
         "hostPath volumes",
@@ -237,11 +235,7 @@ fn host_ports(pod: &Pod<'_>, _: u32) -> Option<Failure> {
             .map(|p| p.to_string())
             .collect();
         if !ports.is_empty() {
-            let noun = if ports.len() == 1 {
-                "hostPort"
-            } else {
-                "hostPorts"
-            };
+            let noun = pluralize(ports.len(), "hostPort", "hostPorts");
             details.push(format!(
                 "container {name:?} uses {noun} {}",
                 ports.join(", ")
@@ -289,11 +283,11 @@ fn app_armor(pod: &Pod<'_>, _: u32) -> Option<Failure> {
     if bad.is_empty() {
         return None;
     }
-    let reason = if bad.len() == 1 {
-        "forbidden AppArmor profile"
-    } else {
-        "forbidden AppArmor profiles"
-    };
+    let reason = pluralize(
+        bad.len(),
+        "forbidden AppArmor profile",
+        "forbidden AppArmor profiles",
+    );
     failure("appArmorProfile", reason, bad.join(", "))
 }
 
@@ -403,11 +397,7 @@ fn seccomp_annotations(pod: &Pod<'_>) -> Option<Failure> {
     }
     forbidden.sort();
     forbidden.dedup();
-    let noun = if forbidden.len() == 1 {
-        "annotation"
-    } else {
-        "annotations"
-    };
+    let noun = pluralize(forbidden.len(), "annotation", "annotations");
     failure(
         "seccompProfile_baseline",
         "seccompProfile",
