@@ -4,9 +4,9 @@
 //! arithmetic, semantic versions and times.
 //!
 //! Not here yet (a policy using one fails with "unknown function"):
-//! `time_parse`, `time_to_cron`, `time_truncate`, `time_since`, `x509_decode`,
-//! `image_normalize`, `random`, `is_external_url`, and quantities or durations
-//! as arithmetic operands (numbers only).
+//! `time_parse`, `time_to_cron`, `x509_decode`, `image_normalize`, `random`,
+//! `is_external_url`, Go time layouts other than RFC 3339 in `time_since`,
+//! and quantities or durations as arithmetic operands (numbers only).
 
 use std::collections::BTreeMap;
 
@@ -550,6 +550,54 @@ fn register_times(runtime: &mut Runtime) {
             let shifted =
                 time(ctx, &text(a, 0))? + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
             string(shifted.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }),
+    );
+    register(
+        runtime,
+        "time_utc",
+        vec![Str],
+        Box::new(move |a, ctx| {
+            let t = time(ctx, &text(a, 0))?.with_timezone(&chrono::Utc);
+            string(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }),
+    );
+    register(
+        runtime,
+        "time_truncate",
+        vec![Str, Str],
+        Box::new(move |a, ctx| {
+            let step = super::values::parse_duration(&text(a, 1))
+                .filter(|s| *s > 0.0)
+                .ok_or_else(|| {
+                    error(ctx, format!("{:?} is not a positive duration", text(a, 1)))
+                })?;
+            let t = time(ctx, &text(a, 0))?.with_timezone(&chrono::Utc);
+            let step_ms = (step * 1000.0) as i64;
+            let ms = t.timestamp_millis();
+            let truncated = chrono::DateTime::from_timestamp_millis(ms - ms.rem_euclid(step_ms))
+                .ok_or_else(|| error(ctx, "time_truncate: out of range".to_string()))?;
+            string(truncated.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }),
+    );
+    // time_since(layout, start, end): only RFC 3339 (layout ""); an empty
+    // end is now.
+    register(
+        runtime,
+        "time_since",
+        vec![Str, Str, Str],
+        Box::new(move |a, ctx| {
+            if !text(a, 0).is_empty() {
+                return Err(error(
+                    ctx,
+                    "time_since: only RFC 3339 times (layout \"\") are supported".to_string(),
+                ));
+            }
+            let start = time(ctx, &text(a, 1))?;
+            let end = match text(a, 2).as_str() {
+                "" => chrono::Utc::now().fixed_offset(),
+                other => time(ctx, other)?,
+            };
+            string(go_duration((end - start).num_milliseconds()))
         }),
     );
     register(
