@@ -49,6 +49,140 @@ pub(crate) fn register(context: &mut Context<'static>) {
     context.add_function("merge", map_merge);
     context.add_function("deepMerge", map_deep_merge);
     context.add_function("omit", omit);
+    context.add_function("runtime.newCondition", new_condition);
+    context.add_function("runtime.condition", find_condition);
+}
+
+/// The keys of a condition `runtime.newCondition` builds.
+const CONDITION_KEYS: [&str; 4] = ["type", "status", "reason", "message"];
+
+/// `runtime.newCondition({type: …, status: …, reason: …, message: …})`:
+/// the condition, checked (`type` and `status` required, `status` one of
+/// True, False, Unknown). Bare keys were made strings at compile time
+/// ([`condition_keys_as_strings`]).
+fn new_condition(fields: Value) -> ResolveResult {
+    const F: &str = "runtime.newCondition";
+    let Value::Map(map) = fields else {
+        return Err(error(F, "runtime.newCondition: the argument must be a map"));
+    };
+    let get = |key: &str| map.map.get(&Key::String(Arc::new(key.to_string())));
+    let mut out: HashMap<Key, Value> = HashMap::new();
+    for key in CONDITION_KEYS {
+        let value = match get(key) {
+            Some(Value::String(s)) => s.to_string(),
+            Some(other) => {
+                return Err(error(
+                    F,
+                    format!("runtime.newCondition: {key} must be a string, found {other:?}"),
+                ));
+            }
+            None if key == "type" || key == "status" => {
+                return Err(error(
+                    F,
+                    format!("runtime.newCondition: '{key}' is required"),
+                ));
+            }
+            None => String::new(),
+        };
+        if key == "status" && !matches!(value.as_str(), "True" | "False" | "Unknown") {
+            return Err(error(
+                F,
+                format!(
+                    "runtime.newCondition: status must be True, False or Unknown, found {value:?}"
+                ),
+            ));
+        }
+        out.insert(
+            Key::String(Arc::new(key.to_string())),
+            Value::String(Arc::new(value)),
+        );
+    }
+    Ok(Value::Map(Map { map: Arc::new(out) }))
+}
+
+/// `runtime.condition(object, type)`: the condition of that type in the
+/// object's `status.conditions`, or an empty one.
+fn find_condition(object: Value, wanted: Arc<String>) -> ResolveResult {
+    let key = |k: &str| Key::String(Arc::new(k.to_string()));
+    let conditions = match &object {
+        Value::Map(m) => match m.map.get(&key("status")) {
+            Some(Value::Map(status)) => status.map.get(&key("conditions")).cloned(),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(Value::List(items)) = conditions {
+        for item in items.iter() {
+            if let Value::Map(c) = item
+                && matches!(c.map.get(&key("type")), Some(Value::String(t)) if **t == *wanted)
+            {
+                let mut out: HashMap<Key, Value> = HashMap::new();
+                for k in CONDITION_KEYS {
+                    let v = c
+                        .map
+                        .get(&key(k))
+                        .cloned()
+                        .unwrap_or(Value::String(Arc::default()));
+                    out.insert(key(k), v);
+                }
+                return Ok(Value::Map(Map { map: Arc::new(out) }));
+            }
+        }
+    }
+    let empty: HashMap<Key, Value> = CONDITION_KEYS
+        .iter()
+        .map(|k| (key(k), Value::String(Arc::default())))
+        .collect();
+    Ok(Value::Map(Map {
+        map: Arc::new(empty),
+    }))
+}
+
+/// kro's `runtime.newCondition({type: 'A', status: 'True'})` writes its keys
+/// bare; CEL would read them as variables. They become strings, and only
+/// the four condition keys are allowed (a compile error otherwise, as kro's
+/// macro reports it).
+pub(crate) fn condition_keys_as_strings(
+    expr: &mut kube_cel::cel::common::ast::IdedExpr,
+) -> Result<(), String> {
+    use kube_cel::cel::common::ast::{EntryExpr, Expr, LiteralValue};
+    if let Expr::Call(call) = &mut expr.expr
+        && call.func_name == "newCondition"
+        && matches!(call.target.as_deref().map(|t| &t.expr), Some(Expr::Ident(n)) if n == "runtime")
+        && let Some(Expr::Map(map)) = call.args.first_mut().map(|a| &mut a.expr)
+    {
+        let mut seen = Vec::new();
+        for entry in &mut map.entries {
+            if let EntryExpr::MapEntry(e) = &mut entry.expr {
+                let Expr::Ident(name) = &e.key.expr else {
+                    return Err("runtime.newCondition: keys must be bare identifiers (type, status, reason, message)".to_string());
+                };
+                let name = name.clone();
+                if !CONDITION_KEYS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "runtime.newCondition: unknown key {name:?} (allowed: type, status, reason, message)"
+                    ));
+                }
+                if seen.contains(&name) {
+                    return Err(format!("runtime.newCondition: duplicate key {name:?}"));
+                }
+                e.key.expr = Expr::Literal(LiteralValue::String(name.as_str().into()));
+                seen.push(name);
+            }
+        }
+        for required in ["type", "status"] {
+            if !seen.iter().any(|k| k == required) {
+                return Err(format!("runtime.newCondition: '{required}' is required"));
+            }
+        }
+    }
+    let mut result = Ok(());
+    crate::ast::for_each_child_mut(expr, &mut |child| {
+        if result.is_ok() {
+            result = condition_keys_as_strings(child);
+        }
+    });
+    result
 }
 
 fn omit() -> ResolveResult {

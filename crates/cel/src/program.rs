@@ -115,6 +115,10 @@ impl Program {
             .parse(source)
             .map_err(|e| CelError::Syntax(one_line(&e.to_string())))?;
         limits::check_supported(&parsed)?;
+        let mut parsed = parsed;
+        if library == Library::Kro {
+            crate::kro::condition_keys_as_strings(&mut parsed).map_err(CelError::Syntax)?;
+        }
         let mut paths = Vec::new();
         collect_paths(&parsed, &mut Vec::new(), &mut paths);
         paths.sort();
@@ -285,6 +289,7 @@ const FUNCTION_NAMESPACES: &[&str] = &[
     "math",
     "optional",
     "random",
+    "runtime",
     "sets",
     "strings",
 ];

@@ -292,3 +292,29 @@ fn kro_functions() {
 fn kro_functions_are_not_in_the_standard_library() {
     assert!(eval("random.seededString(3, 'x')").is_err());
 }
+
+#[test]
+fn kro_runtime_conditions() {
+    assert_eq!(
+        eval_kro("runtime.newCondition({type: 'AppReady', status: 'True', reason: 'Up'})").unwrap(),
+        json!({"type": "AppReady", "status": "True", "reason": "Up", "message": ""})
+    );
+    let err = |source: &str| eval_kro(source).unwrap_err().to_string();
+    assert!(err("runtime.newCondition({type: 'A'})").contains("'status' is required"));
+    assert!(
+        err("runtime.newCondition({type: 'A', status: 'Yes'})").contains("True, False or Unknown")
+    );
+    assert!(
+        err("runtime.newCondition({type: 'A', status: 'True', colour: 'x'})")
+            .contains("unknown key")
+    );
+    let object = "{'status': {'conditions': [{'type': 'Ready', 'status': 'False', 'reason': 'R', 'message': 'm'}]}}";
+    assert_eq!(
+        eval_kro(&format!("runtime.condition({object}, 'Ready').status")).unwrap(),
+        json!("False")
+    );
+    assert_eq!(
+        eval_kro(&format!("runtime.condition({object}, 'Other').status")).unwrap(),
+        json!("")
+    );
+}

@@ -314,6 +314,52 @@ fn kro_functions_and_omit_work_in_the_controller() {
 }
 
 #[test]
+fn custom_conditions_are_written_after_kros_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let _controller = start_graph_controller(&kc);
+    let input = repo_root().join("crates/graph/tests/fixtures/custom-conditions/input.yaml");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let (rgd, instance) = text.split_once("\n---\n").unwrap();
+    kubectl_stdin(&kc, &["apply", "-f", "-"], rgd);
+    wait_for("the graph's kind served", || {
+        jsonpath(&kc, &["get", "rgd", "published"], "{.status.state}") == "Active"
+            && kubectl(&kc, &["get", "publisheds"]).0
+    });
+    kubectl_stdin(&kc, &["apply", "-f", "-"], instance);
+    let condition = |kind: &str, field: &str| {
+        jsonpath(
+            &kc,
+            &["get", "published", "site"],
+            &format!("{{.status.conditions[?(@.type==\"{kind}\")].{field}}}"),
+        )
+    };
+    wait_for("the custom conditions", || {
+        condition("ConfigPublished", "status") == "True"
+            && condition("Ready", "reason") == "Composed"
+    });
+    assert_eq!(condition("ConfigPublished", "message"), "site-published");
+    assert_eq!(condition("Ready", "status"), "True");
+    assert_eq!(condition("ResourcesReady", "status"), "True");
+    // runtime is refused outside status.conditions, as kro refuses it.
+    let misplaced = rgd.replace(
+        "greeting: ${schema.spec.greeting}",
+        "greeting: ${runtime.condition(schema, 'Ready').status}",
+    );
+    let file = dir.path().join("misplaced.yaml");
+    std::fs::write(&file, misplaced).unwrap();
+    let out = gitplane(&["graph", "check", file.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("runtime is only available in schema.status.conditions"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn an_invalid_graph_is_reported_in_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

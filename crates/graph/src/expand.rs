@@ -187,6 +187,9 @@ pub struct Expansion {
     pub status: Map<String, Json>,
     /// The status fields that could not (yet).
     pub unresolved_status: Vec<Unresolved>,
+    /// What each resource id stood for in the expressions (the live object,
+    /// or the list of a collection's), for the custom conditions.
+    pub bound: Map<String, Json>,
 }
 
 impl Expansion {
@@ -279,12 +282,59 @@ pub fn expand(
         });
     }
     let (status, unresolved_status) = expander.project_status()?;
+    let bound = expander.bound;
     Ok(Expansion {
         instance,
         nodes,
         status,
         unresolved_status,
+        bound,
     })
+}
+
+/// kro's custom conditions of an expanded instance, given kro's own
+/// conditions (which `runtime.condition(schema, …)` reads). A condition
+/// whose expression cannot be evaluated yet (a resource not there) is left
+/// out; one that fails is an error naming it.
+pub fn custom_conditions(
+    graph: &Graph,
+    expansion: &Expansion,
+    builtin: &[Json],
+) -> Result<Vec<Json>, String> {
+    if graph.schema.custom_conditions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut schema = schema_variable(&expansion.instance);
+    schema["status"] = json!({"conditions": builtin});
+    let mut activation = Activation::new();
+    activation.set_json("schema", &schema);
+    for (id, value) in &expansion.bound {
+        activation.set_json(id, value);
+    }
+    let mut out = Vec::new();
+    for (path, field) in &graph.schema.custom_conditions {
+        let waits = field.programs().iter().any(|p| {
+            p.variables()
+                .iter()
+                .any(|v| v != "schema" && !expansion.bound.contains_key(v))
+        });
+        if waits {
+            continue;
+        }
+        match field.evaluate(&activation) {
+            Ok(Some(condition)) if condition.get("type").is_some() => out.push(condition),
+            Ok(_) => {
+                return Err(format!(
+                    "{path}: not a condition (use runtime.newCondition)"
+                ));
+            }
+            Err(FieldError::Cel(source, e)) => return Err(format!("{path}: `{source}`: {e}")),
+            Err(FieldError::NotAString(source, _)) => {
+                return Err(format!("{path}: `{source}`: not a condition"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `schema` in expressions: the instance's apiVersion, kind, metadata, spec.

@@ -31,8 +31,9 @@ pub mod template;
 pub use crd::{breaking_changes, crd_name, generate_crd};
 pub use error::{GraphError, Location};
 pub use expand::{
-    Expansion, MAX_COLLECTION_SIZE, Node, Observed, Offline, Outcome, Unresolved, expand,
-    instance_labels, is_cluster_scoped_builtin, is_instance, ownership_labels, prepare_instance,
+    Expansion, MAX_COLLECTION_SIZE, Node, Observed, Offline, Outcome, Unresolved,
+    custom_conditions, expand, instance_labels, is_cluster_scoped_builtin, is_instance,
+    ownership_labels, prepare_instance,
 };
 pub use offline::{OfflineExpansion, expand_offline};
 pub use ready::is_ready;

@@ -110,6 +110,10 @@ pub struct InstanceSchema {
     pub status_template: Json,
     /// The expressions of `status`, by path (`status.url`).
     pub status_fields: Vec<(FieldPath, Field)>,
+    /// kro's custom conditions: the `${runtime.newCondition(…)}` entries of
+    /// `status.conditions`, evaluated once kro's own conditions are known
+    /// (see [`crate::custom_conditions`]).
+    pub custom_conditions: Vec<(FieldPath, Field)>,
     /// `additionalPrinterColumns`, as written.
     pub printer_columns: Vec<Json>,
     /// `shortNames`.
@@ -231,6 +235,9 @@ impl Graph {
             resources.push(compile_resource(resource, i, &ids, &schema, &name, env)?);
         }
         check_status_references(&schema, &ids, &name)?;
+        for resource in &resources {
+            check_no_runtime(resource, &name)?;
+        }
         let dependencies: Vec<Vec<usize>> =
             resources.iter().map(|r| r.dependencies.clone()).collect();
         let order = dag::topological_order(&dependencies).map_err(|cycle| GraphError::Cycle {
@@ -369,7 +376,7 @@ fn compile_schema(
         schema.get("types"),
     )
     .map_err(|m| GraphError::invalid(at("spec"), m))?;
-    let status_template = schema
+    let mut status_template = schema
         .get("status")
         .cloned()
         .unwrap_or(Json::Object(Map::new()));
@@ -389,6 +396,27 @@ fn compile_schema(
         },
         message,
     })?;
+    // `status.conditions` holds kro's custom conditions, not fields.
+    let is_condition =
+        |path: &FieldPath| matches!(path.0.get(1), Some(Step::Key(k)) if k == "conditions");
+    let (custom_conditions, status_fields): (Vec<_>, Vec<_>) = status_fields
+        .into_iter()
+        .partition(|(path, _)| is_condition(path));
+    if let Json::Object(fields) = &mut status_template {
+        fields.shift_remove("conditions");
+    }
+    for (path, field) in &status_fields {
+        if field
+            .programs()
+            .iter()
+            .any(|p| p.source().contains("runtime."))
+        {
+            return Err(GraphError::invalid(
+                at(&path.to_string()),
+                "runtime is only available in schema.status.conditions",
+            ));
+        }
+    }
     let strings = |key: &str| -> Vec<String> {
         schema
             .get(key)
@@ -415,6 +443,7 @@ fn compile_schema(
         spec,
         status_template,
         status_fields,
+        custom_conditions,
         printer_columns: schema
             .get("additionalPrinterColumns")
             .and_then(Json::as_array)
@@ -817,12 +846,37 @@ fn check_spec_path(schema: &Json, rest: &[String], at: &str) -> Result<(), Strin
     }
 }
 
+/// kro offers `runtime` only in `schema.status.conditions`.
+fn check_no_runtime(resource: &Resource, graph: &str) -> Result<(), GraphError> {
+    let programs = resource
+        .fields
+        .iter()
+        .flat_map(|(_, f)| f.programs())
+        .chain(&resource.ready_when)
+        .chain(&resource.include_when)
+        .chain(resource.for_each.iter().map(|(_, p)| p));
+    for program in programs {
+        if program.source().contains("runtime.") {
+            return Err(GraphError::invalid(
+                Location {
+                    graph: graph.to_string(),
+                    resource: Some(resource.id.clone()),
+                    expression: Some(program.source().to_string()),
+                    ..Location::default()
+                },
+                "runtime is only available in schema.status.conditions",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_status_references(
     schema: &InstanceSchema,
     ids: &[String],
     graph: &str,
 ) -> Result<(), GraphError> {
-    for (path, field) in &schema.status_fields {
+    for (path, field) in schema.status_fields.iter().chain(&schema.custom_conditions) {
         for program in field.programs() {
             let checked = match program
                 .variables()

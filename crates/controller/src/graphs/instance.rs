@@ -66,7 +66,7 @@ pub(super) async fn reconcile_instance(
     }
     match converge(cluster, graph, &instance).await {
         Ok(converged) => {
-            let status = instance_status(&converged, &instance);
+            let status = instance_status(graph, &converged, &instance);
             if let Err(e) = write_status(cluster, &instance, status).await {
                 tracing::warn!("{e}");
             }
@@ -448,7 +448,7 @@ fn condition(kind: &str, ok: bool, reason: &str, message: &str, generation: Opti
 /// The status kro writes on an instance: the graph's status fields, `state`
 /// and the conditions `InstanceManaged`, `GraphResolved`, `ResourcesReady`
 /// and `Ready`.
-fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Value> {
+fn instance_status(graph: &Graph, converged: &Converged, instance: &Object) -> Map<String, Value> {
     let generation = instance
         .get(&["metadata", "generation"])
         .and_then(Value::as_i64);
@@ -513,7 +513,47 @@ fn instance_status(converged: &Converged, instance: &Object) -> Map<String, Valu
             generation,
         ),
     );
+    add_custom_conditions(graph, converged, &mut status, generation);
     status
+}
+
+/// kro's custom conditions (`runtime.newCondition` in the graph's
+/// `status.conditions`) after kro's own; one named like kro's (`Ready`)
+/// takes its place.
+fn add_custom_conditions(
+    graph: &Graph,
+    converged: &Converged,
+    status: &mut Map<String, Value>,
+    generation: Option<i64>,
+) {
+    let Some(Value::Array(conditions)) = status.get_mut("conditions") else {
+        return;
+    };
+    let custom = match gitplane_graph::custom_conditions(graph, &converged.expansion, conditions) {
+        Ok(custom) => custom,
+        Err(e) => {
+            tracing::warn!(
+                "{} {}: custom conditions: {e}",
+                graph.schema.kind,
+                converged.expansion.instance.name()
+            );
+            return;
+        }
+    };
+    let now = gitplane_object::time::now_rfc3339();
+    for mut condition in custom {
+        condition["lastTransitionTime"] = json!(now);
+        if let Some(generation) = generation {
+            condition["observedGeneration"] = json!(generation);
+        }
+        match conditions
+            .iter_mut()
+            .find(|c| c["type"] == condition["type"])
+        {
+            Some(existing) => *existing = condition,
+            None => conditions.push(condition),
+        }
+    }
 }
 
 /// kro's instance conditions: `InstanceManaged` (always, once reconciled),
