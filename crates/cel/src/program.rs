@@ -142,6 +142,20 @@ impl Program {
         &self.source
     }
 
+    /// Whether the expression calls a function of namespace `ns`
+    /// (`runtime.newCondition(…)` for `runtime`).
+    pub fn calls_namespace(&self, ns: &str) -> bool {
+        let mut found = false;
+        crate::ast::visit(&self.metered, &mut |node| {
+            if let Expr::Call(call) = &node.expr
+                && matches!(call.target.as_deref(), Some(IdedExpr { expr: Expr::Ident(t), .. }) if t == ns)
+            {
+                found = true;
+            }
+        });
+        found
+    }
+
     /// The top-level variables the expression reads (not those a macro binds).
     pub fn variables(&self) -> &[String] {
         &self.variables

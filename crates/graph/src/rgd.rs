@@ -409,7 +409,7 @@ fn compile_schema(
         if field
             .programs()
             .iter()
-            .any(|p| p.source().contains("runtime."))
+            .any(|p| p.calls_namespace("runtime"))
         {
             return Err(GraphError::invalid(
                 at(&path.to_string()),
@@ -856,7 +856,7 @@ fn check_no_runtime(resource: &Resource, graph: &str) -> Result<(), GraphError> 
         .chain(&resource.include_when)
         .chain(resource.for_each.iter().map(|(_, p)| p));
     for program in programs {
-        if program.source().contains("runtime.") {
+        if program.calls_namespace("runtime") {
             return Err(GraphError::invalid(
                 Location {
                     graph: graph.to_string(),

@@ -224,3 +224,28 @@ fn breaking_schema_changes_between_two_graph_versions() {
         ]
     );
 }
+
+/// A field named `runtime` is a field: only calls of kro's `runtime`
+/// functions are refused outside `status.conditions`.
+#[test]
+fn runtime_is_refused_outside_conditions_but_a_runtime_field_is_not() {
+    let rgd = |value: &str| {
+        load(&format!(
+            "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {{name: x}}\n\
+             spec:\n  schema:\n    apiVersion: v1\n    kind: X\n    spec:\n      runtime:\n        name: string | default=a\n\
+             \x20 resources:\n  - id: cm\n    template:\n      apiVersion: v1\n      kind: ConfigMap\n      metadata: {{name: x}}\n      data: {{v: \"{value}\"}}\n"
+        ))
+    };
+    let env = gitplane_graph::cel_env();
+    assert!(Graph::compile(&rgd("${schema.spec.runtime.name}")[0], &env).is_ok());
+    let error = Graph::compile(
+        &rgd("${runtime.condition(schema, 'Ready').status}")[0],
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("only available in schema.status.conditions"),
+        "{error}"
+    );
+}
