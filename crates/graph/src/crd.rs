@@ -154,10 +154,56 @@ fn object_schema_of(template: &Json, graph: &Graph, path: &mut Vec<Step>) -> Jso
                 .map(|(_, f)| f);
             match field {
                 Some(Field::Template(_)) => json!({"type": "string"}),
-                _ => json!({"x-kubernetes-preserve-unknown-fields": true}),
+                Some(Field::Standalone(program)) => spec_type_of(program, graph)
+                    .unwrap_or_else(|| json!({"x-kubernetes-preserve-unknown-fields": true})),
+                None => json!({"x-kubernetes-preserve-unknown-fields": true}),
             }
         }
     }
+}
+
+/// The type of a status field that is a plain `schema.spec…` path, from the
+/// instance's schema (as kro's type check gives it): its structure and
+/// types, without defaults, descriptions or validations.
+fn spec_type_of(program: &gitplane_cel::Program, graph: &Graph) -> Option<Json> {
+    let [path] = program.field_paths() else {
+        return None;
+    };
+    if path.len() < 3
+        || path[0] != "schema"
+        || path[1] != "spec"
+        || program.source().trim() != path.join(".")
+    {
+        return None;
+    }
+    let mut node = &graph.schema.spec.openapi;
+    for step in &path[2..] {
+        node = node.get("properties")?.get(step)?;
+    }
+    Some(type_only(node))
+}
+
+/// A schema's structure and types alone.
+fn type_only(schema: &Json) -> Json {
+    let mut out = Map::new();
+    for key in ["type", "x-kubernetes-preserve-unknown-fields"] {
+        if let Some(v) = schema.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(Json::Object(properties)) = schema.get("properties") {
+        let typed: Map<String, Json> = properties
+            .iter()
+            .map(|(k, v)| (k.clone(), type_only(v)))
+            .collect();
+        out.insert("properties".into(), Json::Object(typed));
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(v) = schema.get(key).filter(|v| v.is_object()) {
+            out.insert(key.into(), type_only(v));
+        }
+    }
+    Json::Object(out)
 }
 
 /// The changes from `old` to `new` (each an instance `spec` schema) that

@@ -249,3 +249,27 @@ fn runtime_is_refused_outside_conditions_but_a_runtime_field_is_not() {
         "{error}"
     );
 }
+
+/// A status field that echoes a spec field has that field's type in the
+/// generated CRD, as kro's type check gives it; others accept any value.
+#[test]
+fn status_fields_typed_from_the_spec() {
+    let objects = load(
+        "apiVersion: kro.run/v1alpha1\nkind: ResourceGraphDefinition\nmetadata: {name: x}\n\
+         spec:\n  schema:\n    apiVersion: v1\n    kind: X\n    spec:\n      replicas: integer | default=2 minimum=1\n      \
+         ports: '[]integer'\n    status:\n      replicas: ${schema.spec.replicas}\n      ports: ${schema.spec.ports}\n      \
+         doubled: ${schema.spec.replicas * 2}\n  resources: []\n",
+    );
+    let graph = Graph::compile(&objects[0], &gitplane_graph::cel_env()).unwrap();
+    let crd = generate_crd(&graph);
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    assert_eq!(status["replicas"], json!({"type": "integer"}));
+    assert_eq!(
+        status["ports"],
+        json!({"type": "array", "items": {"type": "integer"}})
+    );
+    assert_eq!(
+        status["doubled"],
+        json!({"x-kubernetes-preserve-unknown-fields": true})
+    );
+}
