@@ -113,6 +113,8 @@ impl Vars {
         if !text.contains("{{") {
             return Ok(Value::String(text.to_string()));
         }
+        let resolved = self.resolve_nested(text, budget)?;
+        let text = resolved.as_str();
         let trimmed = text.trim();
         if let Some(inner) = trimmed
             .strip_prefix("{{")
@@ -151,6 +153,51 @@ impl Vars {
         out.push_str(rest);
         Ok(Value::String(out))
     }
+}
+
+impl Vars {
+    /// Variables inside variables (`{{ regex_match('…', '{{request.object.x}}') }}`)
+    /// are substituted from the inside out, as text, as Kyverno does.
+    fn resolve_nested(&self, text: &str, budget: &mut usize) -> Result<String, String> {
+        let mut text = text.to_string();
+        while let Some((open, close)) = innermost_nested(&text) {
+            *budget = budget
+                .checked_sub(1)
+                .ok_or("too many variable substitutions")?;
+            let replacement = match self.search(&text[open + 2..close])? {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            text.replace_range(open..close + 2, &replacement);
+        }
+        Ok(text)
+    }
+}
+
+/// The byte range of a `{{…}}` nested in another one (its `{{` and the
+/// start of its `}}`), the innermost first; escaped `\{{` do not count.
+fn innermost_nested(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut opened: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        match &bytes[i..i + 2] {
+            b"{{" if i == 0 || bytes[i - 1] != b'\\' => {
+                opened.push(i);
+                i += 2;
+            }
+            b"}}" if !opened.is_empty() => {
+                let open = opened.pop()?;
+                if !opened.is_empty() {
+                    return Some((open, i));
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn insert_path(object: &mut BTreeMap<String, Rcvar>, path: &str, value: Rcvar) {
@@ -225,6 +272,22 @@ mod tests {
                 .as_object()
                 .unwrap_or(&Map::new()),
         )
+    }
+
+    #[test]
+    fn nested_variables_are_substituted_from_the_inside_out() {
+        let v = vars();
+        assert_eq!(
+            v.substitute_text("{{ regex_match('^[a-z]+$', '{{request.object.metadata.name}}') }}")
+                .unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            v.substitute_text("x-{{ to_upper('{{request.object.metadata.name}}') }}-y")
+                .unwrap(),
+            json!("x-WEB-y")
+        );
+        assert_eq!(innermost_nested("\\{{ a }} {{ b }}"), None);
     }
 
     #[test]
