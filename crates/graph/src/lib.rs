@@ -45,7 +45,13 @@ pub use simpleschema::SpecSchema;
 pub use status::{Readiness, graph_status};
 
 /// The CEL environment graphs are compiled in: the default limits and kro's
-/// function library (`random.seededString`, `omit()`, …).
+/// function library (`random.seededString`, `omit()`, …). One per process,
+/// so every caller shares its cache of compiled expressions (the controller
+/// expands graphs on every comparison).
 pub fn cel_env() -> gitplane_cel::Env {
-    gitplane_cel::Env::with_library(gitplane_cel::Limits::default(), gitplane_cel::Library::Kro)
+    static ENV: std::sync::OnceLock<gitplane_cel::Env> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        gitplane_cel::Env::with_library(gitplane_cel::Limits::default(), gitplane_cel::Library::Kro)
+    })
+    .clone()
 }

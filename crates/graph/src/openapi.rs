@@ -101,6 +101,13 @@ pub fn validate(value: &Json, schema: &Json, path: &str, problems: &mut Vec<Stri
     }
 }
 
+/// The environment CRD validation rules compile in (the API server's: no
+/// kro functions), shared so each rule compiles once per process.
+fn rules_env() -> &'static gitplane_cel::Env {
+    static ENV: std::sync::OnceLock<gitplane_cel::Env> = std::sync::OnceLock::new();
+    ENV.get_or_init(gitplane_cel::Env::default)
+}
+
 /// The schema's `x-kubernetes-validations` CEL rules with `self` as the
 /// value. Transition rules (those reading `oldSelf`, like `immutable=true`)
 /// judge an update, so they do not apply to an instance on its own, as on
@@ -118,8 +125,7 @@ fn validate_rules(value: &Json, schema: &Json, path: &str, problems: &mut Vec<St
             .and_then(Json::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| format!("failed rule: {source}"));
-        let program = match gitplane_cel::Program::compile(source, gitplane_cel::Limits::default())
-        {
+        let program = match rules_env().compile(source) {
             Ok(program) => program,
             Err(e) => {
                 problems.push(format!("{path}: the rule `{source}` does not compile: {e}"));
