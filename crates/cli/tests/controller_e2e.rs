@@ -27,6 +27,19 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(output.status.success(), "git {args:?}: {output:?}");
 }
 
+/// Commits the app `web` (a ConfigMap `settings`, and its Application under
+/// `bootstrap/`), with whatever else was written to the repository.
+fn commit_web_app(repo: &Path, message: &str) {
+    write(
+        repo,
+        "apps/web/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
+    );
+    write(repo, "bootstrap/web.yaml", &application(repo, "web"));
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", message]);
+}
+
 fn write(repo: &Path, path: &str, text: &str) {
     let path = repo.join(path);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -313,14 +326,7 @@ fn replicas_elect_one_leader_and_the_standby_takes_over_after_a_kill() {
         "apps/web/migrate.yaml",
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec:\n  template:\n    metadata:\n      annotations: {gitplane.dev/simulate-duration: '6'}\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
     );
-    write(
-        &repo,
-        "apps/web/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
-    );
-    write(&repo, "bootstrap/web.yaml", &application(&repo, "web"));
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "an app with a slow hook"]);
+    commit_web_app(&repo, "an app with a slow hook");
     let cluster = ["--kubeconfig", kubeconfig.to_str().unwrap()];
     let leader = start_up(
         &repo,
@@ -398,14 +404,7 @@ fn health_customizations_come_from_the_control_namespaces_argocd_cm_and_follow_i
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
-    write(
-        &repo,
-        "apps/web/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
-    );
-    write(&repo, "bootstrap/web.yaml", &application(&repo, "web"));
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "one config map"]);
+    commit_web_app(&repo, "one config map");
     let up = start_up(
         &repo,
         &dir.path().join("up"),

@@ -198,10 +198,7 @@ fn map(
             }
             Anchor::Add(_) => {}
             Anchor::None(_) if has_wildcard(key) => {
-                let matching: Vec<(&String, &Value)> = resource
-                    .iter()
-                    .filter(|(k, _)| wildcard_match(key, k))
-                    .collect();
+                let matching = fields_named(resource, key);
                 if matching.is_empty() {
                     return Err(fail(&here, format!("no field matches {key}")));
                 }
