@@ -76,13 +76,92 @@ pub fn parse_documents(
             ),
         });
     }
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut text = std::borrow::Cow::Borrowed(text.strip_prefix('\u{feff}').unwrap_or(text));
+    // Each retry indents one more quoted scalar's continuation lines.
+    for _ in 0..MAX_REINDENTS {
+        match parse_events(&text, dialect, limits) {
+            Err(Reject::Scan(e)) if e.info() == QUOTED_INDENT_ERROR => {
+                match indent_quoted_continuation(&text, e.marker().line(), e.marker().col()) {
+                    Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                    None => return Err(scan_error(e)),
+                }
+            }
+            Err(Reject::Scan(e)) => return Err(scan_error(e)),
+            Err(Reject::Build(e)) => return Err(e),
+            Ok(documents) => return Ok(documents),
+        }
+    }
+    parse_events(&text, dialect, limits).map_err(|reject| match reject {
+        Reject::Scan(e) => scan_error(e),
+        Reject::Build(e) => e,
+    })
+}
+
+/// saphyr's error for a quoted scalar's continuation line indented less
+/// than its mapping, which Go's YAML (kubectl, Helm, Gatekeeper) accepts.
+const QUOTED_INDENT_ERROR: &str = "invalid indentation in quoted scalar";
+/// At most this many quoted scalars are re-indented in one file.
+const MAX_REINDENTS: usize = 64;
+
+enum Reject {
+    Scan(ScanError),
+    Build(YamlError),
+}
+
+fn parse_events(
+    text: &str,
+    dialect: Dialect,
+    limits: &Limits,
+) -> Result<Vec<ParsedDocument>, Reject> {
     let mut builder = Builder::new(dialect, limits);
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(scan_error)?;
-        builder.handle(event, span)?;
+        let (event, span) = event.map_err(Reject::Scan)?;
+        builder.handle(event, span).map_err(Reject::Build)?;
     }
     Ok(builder.documents)
+}
+
+/// Indents the continuation lines of the quoted scalar opening at `line`
+/// (1-based) and `column` (0-based) past the column, up to its closing
+/// quote. Leading blanks of continuation lines are folded away, so the
+/// scalar's value does not change. `None` if nothing needed indenting.
+fn indent_quoted_continuation(text: &str, line: usize, column: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let opening = lines.get(line.checked_sub(1)?)?;
+    let quote = opening[column.min(opening.len())..].chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let mut changed = false;
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for (i, current) in lines.iter().enumerate().skip(line) {
+        let indent = current.len() - current.trim_start_matches(' ').len();
+        if indent <= column && !current.trim().is_empty() {
+            out[i] = format!("{}{}", " ".repeat(column + 1 - indent), current);
+            changed = true;
+        }
+        if closes_quoted_scalar(current, quote) {
+            break;
+        }
+    }
+    changed.then(|| out.join("\n"))
+}
+
+/// Whether a line holds the quote that closes a scalar (not `\"` in a
+/// double-quoted one, not `''` in a single-quoted one).
+fn closes_quoted_scalar(line: &str, quote: char) -> bool {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if quote == '"' => i += 1,
+            '\'' if quote == '\'' && chars.get(i + 1) == Some(&'\'') => i += 1,
+            c if c == quote => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 fn scan_error(e: ScanError) -> YamlError {
@@ -412,6 +491,22 @@ mod tests {
         assert_eq!(docs[1].value, json!({"b": ["x", "y"]}));
         assert_eq!(docs[1].line, 4);
         assert_eq!(docs[2].value, Value::Null);
+    }
+
+    #[test]
+    fn quoted_scalars_continued_at_their_keys_indentation_read_as_go_reads_them() {
+        let text = "spec:\n  description: \"When set, the TLS\n  is optional.\"\n  other: 'a\n  b'\nnext: 1\n";
+        let v = &parse(text).unwrap()[0];
+        assert_eq!(v["spec"]["description"], "When set, the TLS is optional.");
+        assert_eq!(v["spec"]["other"], "a b");
+        assert_eq!(v["next"], 1);
+        // Anything else stays an error, at its line.
+        let broken = parse("a: \"open\nb: 1\n").unwrap_err();
+        assert!(
+            broken.message.contains("quoted scalar"),
+            "{}",
+            broken.message
+        );
     }
 
     #[test]
