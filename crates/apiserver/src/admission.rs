@@ -1,7 +1,8 @@
 //! Admission the server applies on writes, as a cluster's built-in plugins
 //! do: Pod Security admission from the namespace's
 //! `pod-security.kubernetes.io/*` labels, and ValidatingAdmissionPolicies
-//! with their bindings ([`validating_policies`]).
+//! with their bindings, Kyverno policies and Gatekeeper constraints
+//! ([`validating_policies`]).
 //!
 //! As the upstream plugin: the `enforce` level refuses a Pod being created
 //! (403, PSA's message); `warn` (and `audit`, which has no log here) adds a
@@ -24,6 +25,12 @@ const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpo
 /// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
 /// Kyverno installed).
 const KYVERNO_PREFIXES: [&str; 2] = ["kyverno.io/clusterpolicies/", "kyverno.io/policies/"];
+/// Gatekeeper's templates and constraints (every constraint kind is in the
+/// constraints group), stored once the template CRD is.
+const GATEKEEPER_PREFIXES: [&str; 2] = [
+    "templates.gatekeeper.sh/constrainttemplates/",
+    "constraints.gatekeeper.sh/",
+];
 
 /// The stored ValidatingAdmissionPolicies and bindings, and Kyverno
 /// ClusterPolicies and Policies, compiled; rebuilt when one of them changes
@@ -38,7 +45,7 @@ impl PolicyCache {
     pub fn get(&self, store: &Store) -> Arc<PolicySet> {
         let (mut objects, _) = store.list(POLICY_PREFIX);
         objects.extend(store.list(BINDING_PREFIX).0);
-        for prefix in KYVERNO_PREFIXES {
+        for prefix in KYVERNO_PREFIXES.iter().chain(&GATEKEEPER_PREFIXES) {
             objects.extend(store.list(prefix).0);
         }
         let fingerprint: Vec<String> = objects
@@ -80,8 +87,11 @@ pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
             t.kind.as_str(),
             "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
         ),
-        // Kyverno's webhook refuses a policy that does not compile.
+        // Kyverno's webhook refuses a policy that does not compile, and
+        // Gatekeeper's a template or constraint.
         "kyverno.io" => matches!(t.kind.as_str(), "ClusterPolicy" | "Policy"),
+        "templates.gatekeeper.sh" => t.kind == "ConstraintTemplate",
+        "constraints.gatekeeper.sh" => true,
         _ => false,
     };
     if !is_policy {
@@ -159,37 +169,46 @@ pub fn validating_policies(
     let evaluation = set.validate(&request, &params, &gitplane_policy::Supplied::default());
     let mut warnings = Vec::new();
     for result in evaluation.results {
-        let subject = match result.engine {
-            gitplane_policy::Engine::Kyverno => {
-                format!("Kyverno policy {} (rule {})", result.policy, result.rule)
-            }
-            _ => format!(
-                "ValidatingAdmissionPolicy '{}' with binding '{}'",
-                result.policy, result.rule
-            ),
-        };
+        let (refusal, warning) = texts(&result);
         match (result.verdict, result.mode) {
             (Verdict::Fail | Verdict::Error, Mode::Enforce) => {
-                return Err(denied(
-                    write,
-                    &subject,
-                    &result.message,
-                    result.reason.as_deref(),
-                ));
+                return Err(denied(write, refusal, result.reason.as_deref()));
             }
-            (Verdict::Fail | Verdict::Warn | Verdict::Error, Mode::Warn) => {
-                warnings.push(format!(
-                    "Validation failed for {subject}: {}",
-                    result.message
-                ));
-            }
+            (Verdict::Fail | Verdict::Warn | Verdict::Error, Mode::Warn) => warnings.push(warning),
             _ => {}
         }
     }
     Ok(warnings)
 }
 
-fn denied(write: &Write, subject: &str, message: &str, reason: Option<&str>) -> ApiError {
+/// What a refusal and a warning say, as each engine words them in a cluster.
+fn texts(result: &gitplane_policy::RuleResult) -> (String, String) {
+    let subject = match result.engine {
+        gitplane_policy::Engine::Gatekeeper => {
+            // Gatekeeper's webhook: `[constraint] message`.
+            let message = format!("[{}] {}", result.policy, result.message);
+            return (
+                format!(
+                    "admission webhook \"validation.gatekeeper.sh\" denied the request: {message}"
+                ),
+                message,
+            );
+        }
+        gitplane_policy::Engine::Kyverno => {
+            format!("Kyverno policy {} (rule {})", result.policy, result.rule)
+        }
+        _ => format!(
+            "ValidatingAdmissionPolicy '{}' with binding '{}'",
+            result.policy, result.rule
+        ),
+    };
+    (
+        format!("{subject} denied request: {}", result.message),
+        format!("Validation failed for {subject}: {}", result.message),
+    )
+}
+
+fn denied(write: &Write, text: String, reason: Option<&str>) -> ApiError {
     let t = write.t;
     let resource = if t.group.is_empty() {
         t.plural.clone()
@@ -201,7 +220,6 @@ fn denied(write: &Write, subject: &str, message: &str, reason: Option<&str>) -> 
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let text = format!("{subject} denied request: {message}");
     match reason {
         Some("Forbidden") => {
             ApiError::forbidden(format!("{resource} \"{name}\" is forbidden: {text}"))

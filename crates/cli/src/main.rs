@@ -9,6 +9,7 @@ mod health_cmd;
 mod output;
 mod policy_cmd;
 mod policy_test;
+mod policy_verify;
 mod portal;
 mod render_cmd;
 mod sandbox;

@@ -1,7 +1,7 @@
 //! `gitplane policy`: `check` evaluates Pod Security Standards,
-//! ValidatingAdmissionPolicies and Kyverno policies on what paths render
-//! to, before anything reaches a cluster; `test` runs Kyverno CLI test
-//! files.
+//! ValidatingAdmissionPolicies, Kyverno policies and Gatekeeper constraints
+//! on what paths render to, before anything reaches a cluster; `test` runs
+//! Kyverno CLI test files and `verify` Gatekeeper (gator) suites.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,8 +15,8 @@ use gitplane_render::{RenderOptions, render};
 use serde_json::{Value, json};
 
 use crate::output::ReportFormat;
-use crate::policy_test;
 use crate::render_cmd::{ExpandArgs, root_and_path};
+use crate::{policy_test, policy_verify};
 
 /// `gitplane policy`.
 #[derive(Debug, clap::Args)]
@@ -30,14 +30,15 @@ enum PolicySubcommand {
     /// Render each PATH (a file, a plain directory or a kustomization) and
     /// check every object against the policies in --policies
     /// (ValidatingAdmissionPolicies with their bindings, Kyverno
-    /// ClusterPolicies and Policies) and, for pods — Pods and the templates
+    /// ClusterPolicies and Policies, Gatekeeper ConstraintTemplates with
+    /// their Constraints) and, for pods — Pods and the templates
     /// of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs
     /// and ReplicationControllers — against the Pod Security Standards: at
     /// --pss for every pod, and at what rendered Namespaces'
     /// pod-security.kubernetes.io labels ask for. Prints the violations
     /// grouped by object. Exit 3 if any is enforced (--pss, an `enforce`
-    /// label, a Kyverno Enforce rule, a VAP binding with Deny), 0 otherwise,
-    /// 1 on error.
+    /// label, a Kyverno Enforce rule, a VAP binding with Deny, a Gatekeeper
+    /// constraint with enforcementAction deny), 0 otherwise, 1 on error.
     Check(CheckArgs),
     /// Run the Kyverno CLI test files (kyverno-test.yaml) found under DIR:
     /// apply each test's policies to its resources (with its variables)
@@ -45,6 +46,28 @@ enum PolicySubcommand {
     /// and patched resource. Prints a table per test and the totals; exit
     /// 1 if any result differs.
     Test(TestArgs),
+    /// Run the OPA Gatekeeper test suites (gator's `Suite`,
+    /// test.gatekeeper.sh/v1alpha1) found under DIR, as `gator verify`
+    /// does: each test's ConstraintTemplate (its Rego, run in process) and
+    /// Constraint, each case's object (or AdmissionReview) and inventory,
+    /// and every assertion (`violations: yes|no|N`, optionally only those
+    /// whose message matches a regular expression). Prints a line per case
+    /// and the totals; exit 1 if any case fails.
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `gitplane policy verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// A directory searched for Suite files (or one such file). Files a
+    /// suite refers to are read relative to it, inside the Git work tree.
+    pub dir: PathBuf,
+    /// Run only the tests and cases whose name matches this regular expression.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Output format: text (the default), yaml or json.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
+    pub output: ReportFormat,
 }
 
 /// Arguments of `gitplane policy check`.
@@ -55,7 +78,8 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
     /// Policies to evaluate: a file or directory (rendered like PATH) of
     /// ValidatingAdmissionPolicies, their bindings and parameter objects,
-    /// and Kyverno ClusterPolicies/Policies. May be given more than once.
+    /// Kyverno ClusterPolicies/Policies, and Gatekeeper ConstraintTemplates
+    /// with their Constraints. May be given more than once.
     #[arg(long, env = "GITPLANE_POLICIES")]
     pub policies: Vec<PathBuf>,
     /// Enforce this Pod Security Standard on every pod: `baseline` or
@@ -92,6 +116,9 @@ pub fn run(command: &PolicyCommand) -> Result<ExitCode> {
     match &command.command {
         PolicySubcommand::Check(args) => check(args),
         PolicySubcommand::Test(args) => policy_test::run(&args.dir, args.output),
+        PolicySubcommand::Verify(args) => {
+            policy_verify::run(&args.dir, args.run.as_deref(), args.output)
+        }
     }
 }
 

@@ -79,7 +79,8 @@ fn find_tests(root: &Root, dir: &RelPath) -> Result<Vec<RelPath>> {
     Ok(found)
 }
 
-fn read_values(root: &Root, path: &RelPath) -> Result<Vec<Value>> {
+/// The non-null YAML or JSON documents of a file.
+pub(crate) fn read_values(root: &Root, path: &RelPath) -> Result<Vec<Value>> {
     let bytes = root.read(path)?;
     let values = parse_values(
         &bytes,
@@ -94,7 +95,8 @@ fn read_values(root: &Root, path: &RelPath) -> Result<Vec<Value>> {
         .collect())
 }
 
-fn read_objects(root: &Root, base: &RelPath, files: &[String]) -> Result<Vec<Object>> {
+/// The objects of the files named relative to `base`.
+pub(crate) fn read_objects(root: &Root, base: &RelPath, files: &[String]) -> Result<Vec<Object>> {
     let mut out = Vec::new();
     for file in files {
         let path = root.resolve(base, file)?;

@@ -4,7 +4,7 @@
 //! Security "restricted" and the example platform's policies; a workload
 //! that does not fails with PSA's messages and exit 3; the tenants'
 //! namespace labels are honoured; JSON output; Kyverno CLI test files;
-//! invalid and hostile policies.
+//! Gatekeeper (gator) suites and constraints; invalid and hostile policies.
 
 mod common;
 
@@ -211,6 +211,114 @@ fn kyverno_cli_tests_run_and_pass() {
 }
 
 #[test]
+fn gatekeeper_suites_run_and_pass() {
+    let dir = path("crates/policy/tests/gatekeeper");
+    let stdout = succeeds(&["policy", "verify", &dir]);
+    assert!(
+        stdout.contains("Test summary: 8 passed, 0 failed, 0 skipped (2 suites)"),
+        "{stdout}"
+    );
+    let out = gitplane(&["policy", "verify", &dir, "--run", "taken", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{
+            "suite": "crates/policy/tests/gatekeeper/unique-hosts/suite.yaml",
+            "test": "one-ingress-per-host",
+            "case": "taken",
+            "result": "pass",
+            "violations": ["host shop.example.com is already served by Ingress shop/shop"],
+            "detail": ""
+        }])
+    );
+}
+
+#[test]
+fn gatekeeper_suite_failures_wrong_kinds_and_escapes_fail() {
+    let out = gitplane(&[
+        "policy",
+        "verify",
+        &path("crates/cli/tests/fixtures/policy/gatekeeper-mismatch"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "expects-a-violation                         FAIL: assertions[0]: expected at least one violation, got 0",
+        "leaves the repository root",
+        "constraint one-ingress-per-host is a UniqueHosts, not a TeamLabels",
+        "Test summary: 0 passed, 3 failed, 0 skipped (1 suites)",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n{stdout}");
+    }
+}
+
+#[test]
+fn gatekeeper_constraints_are_checked_with_the_render_as_inventory() {
+    let dir = "crates/policy/tests/gatekeeper";
+    let template = path(&format!("{dir}/team-labels/template.yaml"));
+    let constraint = path(&format!("{dir}/team-labels/constraint.yaml"));
+    let out = gitplane(&[
+        "policy",
+        "check",
+        "--policies",
+        &template,
+        "--policies",
+        &constraint,
+        &path(&format!("{dir}/team-labels/samples/missing-both.yaml")),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let messages: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Deployment api must carry the label \"team\"",
+            "Deployment api must carry the label \"tier\""
+        ]
+    );
+    // A warn constraint that reads data.inventory: each Ingress sees the
+    // other among the rendered objects; warnings do not fail the check.
+    let out = succeeds(&[
+        "policy",
+        "check",
+        "--policies",
+        &path(&format!("{dir}/unique-hosts/template.yaml")),
+        "--policies",
+        &path(&format!("{dir}/unique-hosts/constraint.yaml")),
+        &path(&format!("{dir}/unique-hosts/samples/shop.yaml")),
+        &path(&format!("{dir}/unique-hosts/samples/copycat.yaml")),
+        "-o",
+        "json",
+    ]);
+    let findings: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warned: Vec<(&str, &str)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["object"].as_str().unwrap(), f["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            ("Ingress shop/shop", "warn"),
+            ("Ingress other/copycat", "warn")
+        ]
+    );
+}
+
+#[test]
 fn kyverno_cli_test_mismatches_and_escapes_fail() {
     let out = gitplane(&[
         "policy",
@@ -405,6 +513,105 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
         Some(&pod("pinned", "nginx:1.27")),
     );
     assert!(ok, "{out}");
+}
+
+/// Gatekeeper installed in the embedded server: a stored template gets its
+/// constraint CRD (parameters validated by the template's schema), a
+/// template that does not compile is refused, and a `deny` constraint
+/// refuses with Gatekeeper's message while a `warn` one reads the stored
+/// objects as its inventory and warns.
+#[test]
+fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = common::start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let crd = repo_root().join("crates/cli/tests/fixtures/policy/gatekeeper-admission/crd.yaml");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", crd.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    let fixtures = repo_root().join("crates/policy/tests/gatekeeper");
+    let read = |file: &str| std::fs::read_to_string(fixtures.join(file)).unwrap();
+    let templates = format!(
+        "{}\n---\n{}",
+        read("team-labels/template.yaml"),
+        read("unique-hosts/template.yaml")
+    );
+    let retry = |yaml: &str| {
+        let mut applied = (false, String::new());
+        for _ in 0..50 {
+            applied = kubectl(&kc, &["apply", "-f", "-"], Some(yaml));
+            if applied.0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        applied
+    };
+    let applied = retry(&templates);
+    assert!(applied.0, "{}", applied.1);
+    let broken = read("team-labels/template.yaml").replace("violation[", "deny[");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
+    assert!(!ok, "a template without violation is refused: {out}");
+    assert!(out.contains("missing required rules: [violation]"), "{out}");
+    // The constraints' CRDs come from the templates.
+    let constraints = format!(
+        "{}\n---\n{}",
+        read("team-labels/constraint.yaml"),
+        read("unique-hosts/constraint.yaml")
+    );
+    let applied = retry(&constraints);
+    assert!(applied.0, "{}", applied.1);
+    let (ok, out) = kubectl(&kc, &["get", "constraints"], None);
+    assert!(
+        ok && out.contains("team-and-tier") && out.contains("one-ingress-per-host"),
+        "{out}"
+    );
+    let bad_parameters = read("team-labels/constraint.yaml").replace("- key: tier", "- key: 7");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&bad_parameters));
+    assert!(
+        !ok,
+        "parameters are checked against the template's schema: {out}"
+    );
+    let (ok, out) = kubectl(&kc, &["create", "namespace", "shop"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&read("team-labels/samples/missing-both.yaml")),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "admission webhook \"validation.gatekeeper.sh\" denied the request: [team-and-tier] Deployment api must carry the label \"team\""
+        ),
+        "{out}"
+    );
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&read("team-labels/samples/allowed.yaml")),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(&kc, &["create", "namespace", "other"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&read("unique-hosts/samples/shop.yaml")),
+    );
+    assert!(ok && !out.contains("Warning"), "{out}");
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&read("unique-hosts/samples/copycat.yaml")),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "[one-ingress-per-host] host shop.example.com is already served by Ingress shop/shop"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

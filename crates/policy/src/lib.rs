@@ -1,17 +1,19 @@
 //! `gitplane-policy`: policy on rendered objects, before anything reaches a
 //! cluster.
 //!
-//! Three kinds of policy, one result model ([`RuleResult`]):
+//! Four kinds of policy, one result model ([`RuleResult`]):
 //! - the Pod Security Standards ([`pss`]), at a level the caller gives and
 //!   at the levels rendered Namespaces' `pod-security.kubernetes.io/*`
 //!   labels ask for;
 //! - ValidatingAdmissionPolicies with their bindings ([`vap`]);
-//! - Kyverno ClusterPolicies and Policies ([`kyverno`]).
+//! - Kyverno ClusterPolicies and Policies ([`kyverno`]);
+//! - OPA Gatekeeper ConstraintTemplates and Constraints ([`gatekeeper`]).
 //!
 //! Read policies with [`PolicySet::load`], evaluate one write with
 //! [`PolicySet::validate`], or check a whole render with [`check`].
 //! [`report`] turns results into `wgpolicyk8s.io` PolicyReports.
 
+pub mod gatekeeper;
 pub mod kyverno;
 pub mod pss;
 pub mod report;

@@ -65,6 +65,7 @@ fn result_entry(result: &RuleResult, seconds: i64) -> Value {
         Engine::PodSecurity => "pod-security",
         Engine::Vap => "ValidatingAdmissionPolicy",
         Engine::Kyverno => "kyverno",
+        Engine::Gatekeeper => "gatekeeper",
     };
     let mut entry = json!({
         "source": source,

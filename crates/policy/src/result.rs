@@ -75,6 +75,8 @@ pub enum Engine {
     Vap,
     /// A Kyverno ClusterPolicy or Policy.
     Kyverno,
+    /// An OPA Gatekeeper Constraint (its ConstraintTemplate's Rego).
+    Gatekeeper,
 }
 
 /// One rule's result on one object.

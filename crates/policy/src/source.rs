@@ -7,6 +7,7 @@ use std::fmt;
 use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
 
+use crate::gatekeeper::{self, SyncedKind};
 use crate::kyverno::{self, Supplied};
 use crate::request::{Lookup, Request};
 use crate::result::RuleResult;
@@ -79,6 +80,8 @@ enum PolicyKind {
     Vap,
     VapBinding,
     Kyverno,
+    GatekeeperTemplate,
+    GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
     Unsupported(&'static str),
 }
@@ -101,6 +104,8 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
                 "this Kyverno kind acts on a running cluster; gitplane does not evaluate it",
             ))
         }
+        (gatekeeper::TEMPLATES_GROUP, "ConstraintTemplate") => Some(PolicyKind::GatekeeperTemplate),
+        (gatekeeper::CONSTRAINTS_GROUP, _) => Some(PolicyKind::GatekeeperConstraint),
         ("policies.kyverno.io", _) => Some(PolicyKind::Unsupported(
             "Kyverno's CEL policy kinds (policies.kyverno.io) are not evaluated by gitplane yet",
         )),
@@ -115,6 +120,8 @@ pub struct PolicySet {
     vaps: Vec<vap::Policy>,
     bindings: Vec<vap::Binding>,
     kyverno: Vec<kyverno::Policy>,
+    templates: Vec<gatekeeper::Template>,
+    constraints: Vec<gatekeeper::Constraint>,
     params: Vec<Object>,
     skipped: Vec<LoadError>,
 }
@@ -161,6 +168,12 @@ impl PolicySet {
                 Some(PolicyKind::Kyverno) => {
                     kyverno::Policy::parse(&set.env, &object).map(|p| set.kyverno.push(p))
                 }
+                Some(PolicyKind::GatekeeperTemplate) => {
+                    gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
+                }
+                Some(PolicyKind::GatekeeperConstraint) => {
+                    gatekeeper::Constraint::parse(&object).map(|c| set.constraints.push(c))
+                }
                 Some(PolicyKind::Unsupported(reason)) => {
                     set.skipped
                         .push(LoadError::new(&object, reason.to_string()));
@@ -183,16 +196,31 @@ impl PolicySet {
                 });
             }
         }
+        for constraint in &set.constraints {
+            if !set.templates.iter().any(|t| t.kind == constraint.kind) {
+                set.skipped.push(LoadError {
+                    object: format!("{} {}", constraint.kind, constraint.name),
+                    origin: None,
+                    message: format!(
+                        "no ConstraintTemplate defines the kind {:?} in the set",
+                        constraint.kind
+                    ),
+                });
+            }
+        }
         (set, errors)
     }
 
-    /// The (apiVersion, kind) of every VAP's `paramKind`.
+    /// The (apiVersion, kind) of every VAP's `paramKind` and of what
+    /// Gatekeeper templates read from `data.inventory`: what a lookup must
+    /// be able to find.
     pub fn param_kinds(&self) -> Vec<(String, String)> {
         let mut kinds: Vec<(String, String)> = self
             .vaps
             .iter()
             .filter_map(|p| p.param_kind().cloned())
             .collect();
+        kinds.extend(self.synced_kinds());
         kinds.sort();
         kinds.dedup();
         kinds
@@ -208,9 +236,10 @@ impl PolicySet {
         }
     }
 
-    /// How many policies (VAPs and Kyverno policies) the set holds.
+    /// How many policies (VAPs, Kyverno policies and Gatekeeper
+    /// constraints) the set holds.
     pub fn len(&self) -> usize {
-        self.vaps.len() + self.kyverno.len()
+        self.vaps.len() + self.kyverno.len() + self.constraints.len()
     }
 
     /// Whether the set holds no policy.
@@ -248,7 +277,92 @@ impl PolicySet {
         for policy in &self.kyverno {
             evaluation.cost += policy.validate(&shared, supplied, &lookup, &mut evaluation.results);
         }
+        self.validate_constraints(request, &lookup, &mut evaluation.results);
         evaluation
+    }
+
+    /// The kinds every template reads from `data.inventory`.
+    fn synced_kinds(&self) -> Vec<SyncedKind> {
+        let mut kinds: Vec<SyncedKind> = self
+            .templates
+            .iter()
+            .flat_map(|t| t.synced.iter().cloned())
+            .collect();
+        kinds.extend(self.config_synced_kinds());
+        kinds
+    }
+
+    /// The kinds a Gatekeeper `Config` in the set syncs (`spec.sync.syncOnly`).
+    fn config_synced_kinds(&self) -> Vec<SyncedKind> {
+        let mut kinds = Vec::new();
+        for config in self
+            .params
+            .iter()
+            .filter(|o| o.group() == "config.gatekeeper.sh" && o.kind() == "Config")
+        {
+            for entry in config
+                .get(&["spec", "sync", "syncOnly"])
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let field = |name: &str| entry[name].as_str().unwrap_or_default();
+                kinds.push((
+                    gatekeeper::api_version(field("group"), field("version")),
+                    field("kind").to_string(),
+                ));
+            }
+        }
+        kinds
+    }
+
+    /// Evaluates every Gatekeeper constraint selecting the request.
+    fn validate_constraints(
+        &self,
+        request: &Request,
+        lookup: &dyn Lookup,
+        results: &mut Vec<RuleResult>,
+    ) {
+        if self.constraints.is_empty() {
+            return;
+        }
+        let review = gatekeeper::review::of_request(request);
+        for constraint in &self.constraints {
+            let Some(template) = self.templates.iter().find(|t| t.kind == constraint.kind) else {
+                continue;
+            };
+            if !template.applies_to(request.operation.as_str())
+                || !constraint
+                    .matcher
+                    .matches_review(&review, request.namespace_object)
+            {
+                continue;
+            }
+            let inventory = template
+                .reads_inventory()
+                .then(|| self.inventory(template, lookup));
+            let violations =
+                template.violations(&review, &constraint.parameters, inventory.as_ref());
+            results.extend(constraint.results(violations));
+        }
+    }
+
+    /// `data.inventory` for a template: the kinds it asks for in its
+    /// `requires-sync-data` annotation and those a Gatekeeper `Config`
+    /// in the set syncs, looked up in the set's objects, then `lookup`.
+    fn inventory(&self, template: &gatekeeper::Template, lookup: &dyn Lookup) -> Value {
+        let mut kinds: Vec<SyncedKind> = template.synced.clone();
+        kinds.extend(self.config_synced_kinds());
+        kinds.sort();
+        kinds.dedup();
+        let everything = LabelSelector::everything();
+        let objects: Vec<Value> = kinds
+            .iter()
+            .flat_map(|(api_version, kind)| {
+                lookup.list_objects(api_version, kind, None, &everything)
+            })
+            .collect();
+        gatekeeper::review::inventory(&objects)
     }
 
     /// What every Kyverno generate rule selecting the request would create,

@@ -1,8 +1,9 @@
 //! Controllers that run inside the API server, as kube-controller-manager runs
-//! beside a real one: garbage collection, namespace deletion, and (unless turned
-//! off) the workload simulator. They react to the store's change stream and
+//! beside a real one: garbage collection, namespace deletion, Gatekeeper's
+//! constraint CRDs, and (unless turned off) the workload simulator. They react to the store's change stream and
 //! write through the same API verbs as every client.
 
+pub mod gatekeeper;
 pub mod gc;
 pub mod namespace;
 pub mod simulate;
@@ -56,18 +57,21 @@ pub fn start(api: &Api, simulate: bool) {
     let (_, events) = api.store.watch("", api.store.revision());
     let gc = gc::GarbageCollector::new(api.clone());
     let namespaces = namespace::NamespaceController::new(api.clone());
+    let templates = gatekeeper::TemplateController::new(api.clone());
     let simulator = simulate.then(|| simulate::Simulator::new(api.clone()));
-    tokio::spawn(run(events, gc, namespaces, simulator));
+    tokio::spawn(run(events, gc, namespaces, templates, simulator));
 }
 
 async fn run(
     mut events: broadcast::Receiver<Arc<Event>>,
     mut gc: gc::GarbageCollector,
     namespaces: namespace::NamespaceController,
+    templates: gatekeeper::TemplateController,
     simulator: Option<simulate::Simulator>,
 ) {
     gc.resync().await;
     namespaces.resync().await;
+    templates.resync().await;
     if let Some(s) = &simulator {
         s.resync().await;
     }
@@ -78,6 +82,7 @@ async fn run(
                 Ok(event) => {
                     gc.observe(&event).await;
                     namespaces.observe(&event).await;
+                    templates.observe(&event).await;
                     if let Some(s) = &simulator {
                         s.observe(&event).await;
                     }
@@ -85,6 +90,7 @@ async fn run(
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     gc.resync().await;
                     namespaces.resync().await;
+                    templates.resync().await;
                     if let Some(s) = &simulator {
                         s.resync().await;
                     }
