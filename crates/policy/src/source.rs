@@ -80,6 +80,8 @@ enum PolicyKind {
     Vap,
     VapBinding,
     Kyverno,
+    /// Kyverno's CEL ValidatingPolicy: evaluated as a VAP and its binding.
+    KyvernoValidating,
     GatekeeperTemplate,
     GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
@@ -106,8 +108,11 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
         }
         (gatekeeper::TEMPLATES_GROUP, "ConstraintTemplate") => Some(PolicyKind::GatekeeperTemplate),
         (gatekeeper::CONSTRAINTS_GROUP, _) => Some(PolicyKind::GatekeeperConstraint),
+        ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
+            Some(PolicyKind::KyvernoValidating)
+        }
         ("policies.kyverno.io", _) => Some(PolicyKind::Unsupported(
-            "Kyverno's CEL policy kinds (policies.kyverno.io) are not evaluated by gitplane yet",
+            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy is",
         )),
         _ => None,
     }
@@ -118,6 +123,9 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
 pub struct PolicySet {
     env: Env,
     vaps: Vec<vap::Policy>,
+    /// How many of `vaps` are autogen variants of a Kyverno ValidatingPolicy
+    /// (not counted as policies of their own).
+    autogen_variants: usize,
     bindings: Vec<vap::Binding>,
     kyverno: Vec<kyverno::Policy>,
     templates: Vec<gatekeeper::Template>,
@@ -168,6 +176,7 @@ impl PolicySet {
                 Some(PolicyKind::Kyverno) => {
                     kyverno::Policy::parse(&set.env, &object).map(|p| set.kyverno.push(p))
                 }
+                Some(PolicyKind::KyvernoValidating) => set.load_validating_policy(&object),
                 Some(PolicyKind::GatekeeperTemplate) => {
                     gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
                 }
@@ -211,6 +220,20 @@ impl PolicySet {
         (set, errors)
     }
 
+    /// Compiles a Kyverno ValidatingPolicy as the VAPs and binding it
+    /// stands for.
+    fn load_validating_policy(&mut self, object: &Object) -> Result<(), String> {
+        let (policies, binding) = kyverno::validating_policy::as_admission_policies(object)?;
+        let mut compiled = Vec::with_capacity(policies.len());
+        for policy in &policies {
+            compiled.push(vap::Policy::parse(&self.env, policy)?);
+        }
+        self.bindings.push(vap::Binding::parse(&binding)?);
+        self.autogen_variants += compiled.len() - 1;
+        self.vaps.extend(compiled);
+        Ok(())
+    }
+
     /// The (apiVersion, kind) of every VAP's `paramKind` and of what
     /// Gatekeeper templates read from `data.inventory`: what a lookup must
     /// be able to find.
@@ -236,10 +259,10 @@ impl PolicySet {
         }
     }
 
-    /// How many policies (VAPs, Kyverno policies and Gatekeeper
-    /// constraints) the set holds.
+    /// How many policies (VAPs, Kyverno policies of every kind and
+    /// Gatekeeper constraints) the set holds.
     pub fn len(&self) -> usize {
-        self.vaps.len() + self.kyverno.len() + self.constraints.len()
+        self.vaps.len() - self.autogen_variants + self.kyverno.len() + self.constraints.len()
     }
 
     /// Whether the set holds no policy.

@@ -128,11 +128,7 @@ fn rewrite(rule: &Value, name: &str, kinds: &[&str], template: &[&str]) -> Value
             }
         }
         if let Some(cel) = validate.get_mut("cel") {
-            let cel_rewrite = |text: &str| {
-                text.replace("object.spec", &format!("{object_path}.spec"))
-                    .replace("object.metadata", &format!("{object_path}.metadata"))
-            };
-            map_strings(cel, &cel_rewrite);
+            map_strings(cel, &|text| rewrite_cel(text, template));
         }
     }
     if let Some(mutate) = out.get_mut("mutate").and_then(Value::as_object_mut) {
@@ -151,6 +147,23 @@ fn rewrite(rule: &Value, name: &str, kinds: &[&str], template: &[&str]) -> Value
         }
     }
     out
+}
+
+/// A CEL expression on a Pod made to read the pod template at `template`
+/// (`object.spec` → `object.spec.template.spec`), as Kyverno rewrites it.
+pub fn rewrite_cel(text: &str, template: &[&str]) -> String {
+    let object_path = format!("object.{}", template.join("."));
+    text.replace("object.spec", &format!("{object_path}.spec"))
+        .replace("object.metadata", &format!("{object_path}.metadata"))
+}
+
+/// The controllers autogen writes rules for, with the path of their pod
+/// template: `(kinds, path)`, CronJob last.
+pub fn controller_templates() -> [(&'static [&'static str], &'static [&'static str]); 2] {
+    [
+        (&POD_CONTROLLERS, &["spec", "template"]),
+        (&["CronJob"], &["spec", "jobTemplate", "spec", "template"]),
+    ]
 }
 
 /// `{spec: …, metadata: …}` → `{spec: {template: {spec: …, metadata: …}}}`.

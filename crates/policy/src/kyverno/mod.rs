@@ -15,6 +15,7 @@ pub(crate) mod images;
 mod matching;
 mod mutate;
 pub mod pattern;
+pub mod validating_policy;
 mod values;
 pub mod vars;
 
