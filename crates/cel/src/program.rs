@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use kube_cel::KubeCelExt;
 use kube_cel::cel::common::ast::{Expr, IdedExpr};
 use kube_cel::cel::parser::Parser;
-use kube_cel::cel::{Context, Value};
+use kube_cel::cel::{Context, ResolveResult, Value};
 
 use crate::ast::for_each_child;
 use crate::limits::{self, Limits};
@@ -272,7 +272,14 @@ fn build_root() -> Context<'static> {
     context.add_function(limits::LIST_TICK, limits::list_tick);
     context.add_function("replace", limits::guarded_replace);
     context.add_function("lists.range", limits::guarded_range);
+    // CEL's `dyn(x)`: a type-checker hint, the identity when evaluating.
+    context.add_function("dyn", identity);
     context
+}
+
+/// `dyn(x)`: `x`.
+fn identity(value: Value) -> ResolveResult {
+    Ok(value)
 }
 
 fn one_line(text: &str) -> String {

@@ -318,3 +318,11 @@ fn kro_runtime_conditions() {
         json!("")
     );
 }
+
+#[test]
+fn dyn_is_the_identity() {
+    assert_eq!(
+        eval("[dyn('a'), dyn(1)] + [dyn({'k': 'v'})]").unwrap(),
+        json!(["a", 1, {"k": "v"}])
+    );
+}

@@ -65,6 +65,11 @@ pub struct VerifyArgs {
     /// Run only the tests and cases whose name matches this regular expression.
     #[arg(long)]
     pub run: Option<String>,
+    /// Evaluate a template's K8sNativeValidation (CEL) source when it has
+    /// one, as Gatekeeper does; `false` runs the Rego source instead
+    /// (gator's flag of the same name).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_k8s_native_validation: bool,
     /// Output format: text (the default), yaml or json.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text, env = "GITPLANE_OUTPUT")]
     pub output: ReportFormat,
@@ -117,7 +122,12 @@ pub fn run(command: &PolicyCommand) -> Result<ExitCode> {
         PolicySubcommand::Check(args) => check(args),
         PolicySubcommand::Test(args) => policy_test::run(&args.dir, args.output),
         PolicySubcommand::Verify(args) => {
-            policy_verify::run(&args.dir, args.run.as_deref(), args.output)
+            let source = if args.enable_k8s_native_validation {
+                gitplane_policy::gatekeeper::Source::PreferCel
+            } else {
+                gitplane_policy::gatekeeper::Source::Rego
+            };
+            policy_verify::run(&args.dir, args.run.as_deref(), source, args.output)
         }
     }
 }

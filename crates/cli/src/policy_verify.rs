@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use gitplane_object::{Map, Object, Value, json};
-use gitplane_policy::gatekeeper::{Constraint, Template, review};
+use gitplane_policy::gatekeeper::{Constraint, Source, Template, review};
 use gitplane_render::fs::EntryKind;
 use gitplane_render::{RelPath, Root};
 use regex::Regex;
@@ -41,9 +41,14 @@ struct Row {
     detail: String,
 }
 
-/// Runs every suite under `dir` whose test and case names match `filter`;
-/// exit 1 if any case fails.
-pub fn run(dir: &Path, filter: Option<&str>, format: ReportFormat) -> Result<ExitCode> {
+/// Runs every suite under `dir` whose test and case names match `filter`,
+/// with templates' CEL or Rego source first; exit 1 if any case fails.
+pub fn run(
+    dir: &Path,
+    filter: Option<&str>,
+    source: Source,
+    format: ReportFormat,
+) -> Result<ExitCode> {
     let filter = filter
         .map(Regex::new)
         .transpose()
@@ -61,7 +66,7 @@ pub fn run(dir: &Path, filter: Option<&str>, format: ReportFormat) -> Result<Exi
             continue;
         };
         suites += 1;
-        let found = run_suite(&root, file, &suite, filter.as_ref())
+        let found = run_suite(&root, file, &suite, filter.as_ref(), source)
             .with_context(|| file.display().to_string())?;
         rows.extend(found);
     }
@@ -137,6 +142,7 @@ fn run_suite(
     file: &RelPath,
     suite: &Value,
     filter: Option<&Regex>,
+    source: Source,
 ) -> Result<Vec<Row>> {
     let base = file.parent();
     let mut rows = Vec::new();
@@ -189,7 +195,7 @@ fn run_suite(
                 rows.push(row(case_name, None, "skipped".into()));
                 continue;
             }
-            match run_case(root, &base, case, &template, &constraint) {
+            match run_case(root, &base, case, &template, &constraint, source) {
                 Ok((violations, failures)) => rows.push(Row {
                     violations,
                     ..row(case_name, Some(failures.is_empty()), failures.join("; "))
@@ -238,6 +244,7 @@ fn run_case(
     case: &Value,
     template: &Template,
     constraint: &Constraint,
+    source: Source,
 ) -> Result<(Vec<String>, Vec<String>)> {
     let object = read_one(root, base, "object", &case["object"])?.into_value();
     let review = if review::is_admission_review(&object) {
@@ -254,7 +261,7 @@ fn run_case(
     let violations = if constraint.matcher.matches_review(&review, None) {
         // An evaluation error is one violation whose message is the error.
         template
-            .violations(&review, &constraint.parameters, Some(&inventory))
+            .violations(&review, &constraint.parameters, Some(&inventory), source)
             .unwrap_or_else(|error| vec![error])
     } else {
         Vec::new()

@@ -362,10 +362,14 @@ impl PolicySet {
                 continue;
             }
             let inventory = template
-                .reads_inventory()
+                .reads_inventory(gatekeeper::Source::PreferCel)
                 .then(|| self.inventory(template, lookup));
-            let violations =
-                template.violations(&review, &constraint.parameters, inventory.as_ref());
+            let violations = template.violations(
+                &review,
+                &constraint.parameters,
+                inventory.as_ref(),
+                gatekeeper::Source::PreferCel,
+            );
             results.extend(constraint.results(violations));
         }
     }

@@ -16,13 +16,17 @@ pub mod matching;
 pub mod review;
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use gitplane_cel::Env;
 use gitplane_object::{Object, Value, json};
 use regorus::utils::limits::ExecutionTimerConfig;
 
+use crate::request::{Operation, Request, UserInfo};
 use crate::result::{Engine, Mode, RuleResult, Verdict};
+use crate::shared::Shared;
+use crate::vap::{CelOutcome, CelValidator};
 use matching::Match;
 
 /// The API group of templates.
@@ -44,19 +48,37 @@ const WIDTH_LIMIT: usize = 4;
 /// A kind `data.inventory` holds: `(apiVersion, kind)`.
 pub type SyncedKind = (String, String);
 
+/// Which source of a template with both runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The `K8sNativeValidation` (CEL) source when there is one, as
+    /// Gatekeeper (and gator's default `--enable-k8s-native-validation`) does.
+    PreferCel,
+    /// The Rego source when there is one.
+    Rego,
+}
+
 /// A compiled ConstraintTemplate.
 pub struct Template {
     /// `metadata.name` (the kind in lower case).
     pub name: String,
     /// The kind of its constraints (`K8sRequiredLabels`).
     pub kind: String,
-    /// `data.<package>.violation`.
-    rule: String,
     /// The operations the template applies to (empty: all).
     operations: Vec<String>,
     /// Kinds the template reads from `data.inventory`.
     pub synced: Vec<SyncedKind>,
-    /// Whether the Rego reads `data.inventory` at all.
+    /// The Rego source, compiled.
+    rego: Option<Rego>,
+    /// The `K8sNativeValidation` source, compiled.
+    cel: Option<CelValidator>,
+}
+
+/// A template's Rego, ready to run.
+struct Rego {
+    /// `data.<package>.violation`.
+    rule: String,
+    /// Whether it reads `data.inventory` at all.
     reads_inventory: bool,
     /// The prepared interpreter; cloned for each evaluation.
     engine: Mutex<regorus::Engine>,
@@ -67,9 +89,103 @@ impl std::fmt::Debug for Template {
         f.debug_struct("Template")
             .field("name", &self.name)
             .field("kind", &self.kind)
-            .field("rule", &self.rule)
+            .field("rego", &self.rego.as_ref().map(|r| &r.rule))
+            .field("cel", &self.cel.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Gatekeeper's CEL variables before a template's own: `params` (the
+/// constraint's parameters) and `anyObject` (the old object of a deletion).
+const CEL_PRELUDE: [(&str, &str); 2] = [
+    (
+        "params",
+        "!has(params.spec) ? null : !has(params.spec.parameters) ? null : params.spec.parameters",
+    ),
+    (
+        "anyObject",
+        "has(request.operation) && request.operation == \"DELETE\" && object == null ? oldObject : object",
+    ),
+];
+
+/// The process's CEL environment for templates.
+fn cel_env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(Env::default)
+}
+
+/// The target's `K8sNativeValidation` source compiled as a VAP's CEL.
+fn cel_source(target: &Value) -> Result<Option<CelValidator>, String> {
+    let code = target["code"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some(entry) = code.iter().find(|c| c["engine"] == "K8sNativeValidation") else {
+        return Ok(None);
+    };
+    let source = &entry["source"];
+    let mut variables: Vec<Value> = CEL_PRELUDE
+        .iter()
+        .map(|(name, expression)| json!({"name": name, "expression": expression}))
+        .collect();
+    variables.extend(source["variables"].as_array().cloned().unwrap_or_default());
+    // Gatekeeper's field is singular.
+    let conditions = match &source["matchCondition"] {
+        Value::Null => source["matchConditions"].clone(),
+        conditions => conditions.clone(),
+    };
+    let spec = json!({
+        "variables": variables,
+        "validations": source["validations"],
+        "matchConditions": conditions,
+        "failurePolicy": source["failurePolicy"],
+    });
+    CelValidator::parse(cel_env(), &spec, "validations")
+        .map(Some)
+        .map_err(|e| format!("K8sNativeValidation: {e}"))
+}
+
+/// Compiles a Rego source into a prepared interpreter.
+fn compile_rego(source: &RegoSource) -> Result<Rego, String> {
+    check_format_widths(&source.rego)?;
+    for lib in &source.libs {
+        check_format_widths(lib)?;
+    }
+    let mut engine = new_engine(source.v1);
+    add_extensions(&mut engine)?;
+    let rego = end_expressions_before_parentheses(&source.rego);
+    let rego = if source.v1 {
+        rego
+    } else {
+        split_multiple_bodies(&rego)
+    };
+    let package = engine
+        .add_policy("template.rego".into(), rego)
+        .map_err(|e| format!("rego: {e}"))?;
+    for (i, lib) in source.libs.iter().enumerate() {
+        let lib_package = engine
+            .add_policy(format!("lib_{i}.rego"), lib.clone())
+            .map_err(|e| format!("libs[{i}]: {e}"))?;
+        let name = lib_package.trim_start_matches("data.");
+        if !name.starts_with("lib.") {
+            return Err(format!(
+                "libs[{i}]: package {name:?} must start with \"lib.\""
+            ));
+        }
+    }
+    if !engine
+        .has_declared_rule_rooted_at("template.rego", "violation")
+        .map_err(|e| e.to_string())?
+    {
+        return Err("missing required rules: [violation]".into());
+    }
+    let package = package.trim_start_matches("data.");
+    Ok(Rego {
+        rule: format!("data.{package}.violation"),
+        reads_inventory: source.rego.contains("inventory")
+            || source.libs.iter().any(|l| l.contains("inventory")),
+        engine: Mutex::new(engine),
+    })
 }
 
 /// The Rego source of a target: the legacy `rego`/`libs` fields win over a
@@ -80,7 +196,7 @@ struct RegoSource {
     v1: bool,
 }
 
-fn rego_source(target: &Value) -> Result<RegoSource, String> {
+fn rego_source(target: &Value) -> Result<Option<RegoSource>, String> {
     let libs = |value: &Value| -> Result<Vec<String>, String> {
         match value {
             Value::Null => Ok(Vec::new()),
@@ -96,11 +212,11 @@ fn rego_source(target: &Value) -> Result<RegoSource, String> {
         }
     };
     if let Some(rego) = target["rego"].as_str().filter(|r| !r.trim().is_empty()) {
-        return Ok(RegoSource {
+        return Ok(Some(RegoSource {
             rego: rego.to_string(),
             libs: libs(&target["libs"])?,
             v1: false,
-        });
+        }));
     }
     let code = target["code"]
         .as_array()
@@ -111,20 +227,13 @@ fn rego_source(target: &Value) -> Result<RegoSource, String> {
         let rego = source["rego"]
             .as_str()
             .ok_or("code[engine=Rego].source.rego is required")?;
-        return Ok(RegoSource {
+        return Ok(Some(RegoSource {
             rego: rego.to_string(),
             libs: libs(&source["libs"])?,
             v1: source["version"] == "v1",
-        });
+        }));
     }
-    if code.iter().any(|c| c["engine"] == "K8sNativeValidation") {
-        return Err(
-            "only a K8sNativeValidation (CEL) source: gitplane evaluates the Rego \
-                    source of Gatekeeper templates, and this template has none"
-                .into(),
-        );
-    }
-    Err("spec.targets[0] has no Rego source (rego, or code with engine: Rego)".into())
+    Ok(None)
 }
 
 /// The kinds named by `requires-sync-data`: a JSON list of alternatives,
@@ -437,50 +546,22 @@ impl Template {
                 target["target"]
             ));
         }
-        let source = rego_source(target)?;
-        check_format_widths(&source.rego)?;
-        for lib in &source.libs {
-            check_format_widths(lib)?;
+        let rego = rego_source(target)?.map(|s| compile_rego(&s)).transpose()?;
+        let cel = cel_source(target)?;
+        if rego.is_none() && cel.is_none() {
+            return Err(
+                "spec.targets[0] has no source (rego, or code with engine Rego or \
+                        K8sNativeValidation)"
+                    .into(),
+            );
         }
-        let mut engine = new_engine(source.v1);
-        add_extensions(&mut engine)?;
-        let rego = end_expressions_before_parentheses(&source.rego);
-        let rego = if source.v1 {
-            rego
-        } else {
-            split_multiple_bodies(&rego)
-        };
-        let package = engine
-            .add_policy("template.rego".into(), rego)
-            .map_err(|e| format!("rego: {e}"))?;
-        for (i, lib) in source.libs.iter().enumerate() {
-            let lib_package = engine
-                .add_policy(format!("lib_{i}.rego"), lib.clone())
-                .map_err(|e| format!("libs[{i}]: {e}"))?;
-            let name = lib_package.trim_start_matches("data.");
-            if !name.starts_with("lib.") {
-                return Err(format!(
-                    "libs[{i}]: package {name:?} must start with \"lib.\""
-                ));
-            }
-        }
-        if !engine
-            .has_declared_rule_rooted_at("template.rego", "violation")
-            .map_err(|e| e.to_string())?
-        {
-            return Err("missing required rules: [violation]".into());
-        }
-        let operations = crate::strings(&target["operations"]);
-        let package = package.trim_start_matches("data.");
         Ok(Template {
             name: object.name().to_string(),
             kind: kind.to_string(),
-            rule: format!("data.{package}.violation"),
-            operations,
+            operations: crate::strings(&target["operations"]),
             synced: requires_sync_data(object)?,
-            reads_inventory: source.rego.contains("inventory")
-                || source.libs.iter().any(|l| l.contains("inventory")),
-            engine: Mutex::new(engine),
+            rego,
+            cel,
         })
     }
 
@@ -491,13 +572,86 @@ impl Template {
             || self.operations.iter().any(|o| o == "*" || o == operation)
     }
 
-    /// Whether the template reads `data.inventory`.
-    pub fn reads_inventory(&self) -> bool {
-        self.reads_inventory
+    /// Whether the source that runs reads `data.inventory` (CEL never does).
+    pub fn reads_inventory(&self, source: Source) -> bool {
+        match self.chosen(source) {
+            Chosen::Rego(rego) => rego.reads_inventory,
+            Chosen::Cel(_) | Chosen::None => false,
+        }
     }
 
-    /// The messages of the violations of one review, or the evaluation error.
+    /// The source that runs: the preferred one if the template has it.
+    fn chosen(&self, source: Source) -> Chosen<'_> {
+        match (&self.rego, &self.cel) {
+            (Some(rego), None) => Chosen::Rego(rego),
+            (None, Some(cel)) => Chosen::Cel(cel),
+            (Some(_), Some(cel)) if source == Source::PreferCel => Chosen::Cel(cel),
+            (Some(rego), Some(_)) => Chosen::Rego(rego),
+            (None, None) => Chosen::None,
+        }
+    }
+
+    /// The messages of the violations of one review, or the evaluation
+    /// error. A template with one source runs it whatever `source` asks.
     pub fn violations(
+        &self,
+        review: &Value,
+        parameters: &Value,
+        inventory: Option<&Value>,
+        source: Source,
+    ) -> Result<Vec<String>, String> {
+        match self.chosen(source) {
+            Chosen::Rego(rego) => rego.violations(review, parameters, inventory),
+            Chosen::Cel(cel) => cel_violations(cel, review, parameters),
+            Chosen::None => Err("the template has no source".into()),
+        }
+    }
+}
+
+enum Chosen<'a> {
+    Rego(&'a Rego),
+    Cel(&'a CelValidator),
+    None,
+}
+
+/// The messages of the failed validations of a CEL source, the review read
+/// as the admission request it stands for (a plain object as a creation).
+fn cel_violations(
+    cel: &CelValidator,
+    review: &Value,
+    parameters: &Value,
+) -> Result<Vec<String>, String> {
+    let user = UserInfo {
+        username: review["userInfo"]["username"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        groups: crate::strings(&review["userInfo"]["groups"]),
+    };
+    let present = |field: &str| review[field].is_object().then_some(&review[field]);
+    let request = Request {
+        object: &review["object"],
+        old_object: present("oldObject"),
+        operation: review["operation"]
+            .as_str()
+            .and_then(Operation::parse)
+            .unwrap_or(Operation::Create),
+        namespace_object: present("namespaceObject"),
+        user: &user,
+        resource: review["resource"]["resource"]
+            .as_str()
+            .filter(|r| !r.is_empty()),
+    };
+    let constraint = json!({"spec": {"parameters": parameters}});
+    match cel.run(&Shared::new(request), Some(&constraint))? {
+        CelOutcome::Failed { messages, .. } => Ok(messages),
+        CelOutcome::Passed { .. } | CelOutcome::NotMatched => Ok(Vec::new()),
+    }
+}
+
+impl Rego {
+    /// The messages of the `violation` set for one review.
+    fn violations(
         &self,
         review: &Value,
         parameters: &Value,
@@ -711,7 +865,12 @@ spec:
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"team": "a"}}});
         let review = review::of_object(&pod);
         let found = template
-            .violations(&review, &json!({"keys": ["team", "tier", "owner"]}), None)
+            .violations(
+                &review,
+                &json!({"keys": ["team", "tier", "owner"]}),
+                None,
+                Source::Rego,
+            )
             .unwrap();
         assert_eq!(found.len(), 2);
         assert!(
@@ -756,7 +915,12 @@ spec:
         );
         let template = Template::parse(&object(&template)).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({"keys": ["a"]}), None);
+        let found = template.violations(
+            &review::of_object(&pod),
+            &json!({"keys": ["a"]}),
+            None,
+            Source::Rego,
+        );
         assert_eq!(found.unwrap().len(), 1);
     }
 
@@ -773,7 +937,12 @@ spec:
         );
         let template = Template::parse(&object(&template)).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({"keys": ["a"]}), None);
+        let found = template.violations(
+            &review::of_object(&pod),
+            &json!({"keys": ["a"]}),
+            None,
+            Source::Rego,
+        );
         assert_eq!(found.unwrap(), ["Pod web lacks label a"]);
     }
 
@@ -789,8 +958,66 @@ spec:
         );
         let template = Template::parse(&object(&template)).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({"keys": ["a"]}), None);
+        let found = template.violations(
+            &review::of_object(&pod),
+            &json!({"keys": ["a"]}),
+            None,
+            Source::Rego,
+        );
         assert_eq!(found.unwrap(), ["a %!v(MISSING) lacks label %!v(MISSING)"]);
+    }
+
+    /// The Rego template with a CEL source beside it that says the same
+    /// in other words, so a test can tell which ran.
+    fn with_cel(rego: bool) -> String {
+        let cel = r#"
+    code:
+    - engine: K8sNativeValidation
+      source:
+        variables:
+        - name: missing
+          expression: variables.params.keys.filter(k, !has(variables.anyObject.metadata.labels) || !(k in variables.anyObject.metadata.labels))
+        validations:
+        - expression: size(variables.missing) == 0
+          messageExpression: "'cel: missing ' + variables.missing.join(', ')"
+"#;
+        let base = if rego {
+            TEMPLATE.to_string()
+        } else {
+            TEMPLATE[..TEMPLATE.find("    libs:").unwrap()].to_string()
+        };
+        format!("{}{cel}", base.trim_end())
+    }
+
+    #[test]
+    fn a_cel_source_runs_before_the_rego_one_unless_asked() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"team": "a"}}});
+        let review = review::of_object(&pod);
+        let parameters = json!({"keys": ["team", "tier"]});
+        let both = Template::parse(&object(&with_cel(true))).unwrap();
+        let cel = both
+            .violations(&review, &parameters, None, Source::PreferCel)
+            .unwrap();
+        assert_eq!(cel, ["cel: missing tier"]);
+        let rego = both
+            .violations(&review, &parameters, None, Source::Rego)
+            .unwrap();
+        assert_eq!(rego, ["Pod web lacks label tier"]);
+        let only_cel = Template::parse(&object(&with_cel(false))).unwrap();
+        assert!(!only_cel.reads_inventory(Source::Rego));
+        let found = only_cel
+            .violations(&review, &parameters, None, Source::Rego)
+            .unwrap();
+        assert_eq!(found, ["cel: missing tier"], "the only source runs");
+        let deleted = json!({"operation": "DELETE", "object": null, "oldObject": pod});
+        let found = only_cel
+            .violations(&deleted, &parameters, None, Source::PreferCel)
+            .unwrap();
+        assert_eq!(
+            found,
+            ["cel: missing tier"],
+            "anyObject is the old object of a deletion"
+        );
     }
 
     #[test]
@@ -801,7 +1028,7 @@ spec:
         );
         let template = Template::parse(&object(&long)).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({}), None);
+        let found = template.violations(&review::of_object(&pod), &json!({}), None, Source::Rego);
         assert!(found.unwrap_err().contains("more than 100000 elements"));
         let short = TEMPLATE.replace(
             "key := input.parameters.keys[_]",
@@ -809,7 +1036,7 @@ spec:
         );
         let found = Template::parse(&object(&short))
             .unwrap()
-            .violations(&review::of_object(&pod), &json!({}), None)
+            .violations(&review::of_object(&pod), &json!({}), None, Source::Rego)
             .unwrap();
         assert_eq!(found.len(), 4, "10, 7, 4, 1: {found:?}");
         let wide = TEMPLATE.replace("%v lacks", "%999999999d lacks");
@@ -828,7 +1055,7 @@ spec:
         );
         let template = Template::parse(&object(&endless)).unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({}), None);
+        let found = template.violations(&review::of_object(&pod), &json!({}), None, Source::Rego);
         assert!(found.is_err(), "{found:?}");
     }
 
