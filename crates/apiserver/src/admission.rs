@@ -154,18 +154,7 @@ pub fn validating_policies(
         return Ok(Vec::new());
     }
     let user = UserInfo::default();
-    let request = Request {
-        object: write.object,
-        old_object: write.old,
-        operation: if write.old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
-        namespace_object: write.namespace,
-        user: &user,
-        resource: Some(&write.t.plural),
-    };
+    let request = request_of(write, &user);
     let evaluation = set.validate(&request, &params, &gitplane_policy::Supplied::default());
     let mut warnings = Vec::new();
     for result in evaluation.results {
@@ -179,6 +168,47 @@ pub fn validating_policies(
         }
     }
     Ok(warnings)
+}
+
+/// The admission request a write stands for.
+fn request_of<'a>(write: &Write<'a>, user: &'a UserInfo) -> Request<'a> {
+    Request {
+        object: write.object,
+        old_object: write.old,
+        operation: if write.old.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        namespace_object: write.namespace,
+        user,
+        resource: Some(&write.t.plural),
+    }
+}
+
+/// Applies the stored Kyverno mutate rules to a write, policy by policy,
+/// as Kyverno's mutating webhook does before any validation: the object to
+/// store if a rule changed it, and a warning for each rule that could not
+/// be applied (the write goes on without that rule's change).
+pub fn mutating_policies(set: &PolicySet, write: &Write) -> (Option<Value>, Vec<String>) {
+    if !set.kyverno().iter().any(|p| p.has_mutations()) {
+        return (None, Vec::new());
+    }
+    let user = UserInfo::default();
+    let request = request_of(write, &user);
+    let (mutated, results) = set.mutate(&request, &gitplane_policy::Supplied::default());
+    let warnings = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error))
+        .map(|r| {
+            format!(
+                "Kyverno policy {} (rule {}): mutation not applied: {}",
+                r.policy, r.rule, r.message
+            )
+        })
+        .collect();
+    let changed = (mutated != *write.object).then_some(mutated);
+    (changed, warnings)
 }
 
 /// What a refusal and a warning say, as each engine words them in a cluster.

@@ -483,7 +483,7 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(applied.0, "{}", applied.1);
-    let broken = policies.replace("pattern:", "patern:");
+    let broken = policies.replacen("pattern:", "patern:", 1);
     let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
     assert!(!ok, "a policy that does not compile is refused: {out}");
     assert!(
@@ -506,13 +506,41 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
             && out.contains("images must be pinned"),
         "{out}"
     );
-    // Pinned: admitted, though the Audit rule fails (no team label).
+    // Pinned: admitted, and mutated before validation: the team label
+    // the Audit rule asks for is added where it is missing, by create,
+    // update and server-side apply alike.
     let (ok, out) = kubectl(
         &kc,
         &["apply", "-f", "-"],
         Some(&pod("pinned", "nginx:1.27")),
     );
     assert!(ok, "{out}");
+    let team = |name: &str| {
+        kubectl(
+            &kc,
+            &["get", "pod", name, "-o", "jsonpath={.metadata.labels.team}"],
+            None,
+        )
+    };
+    assert_eq!(team("pinned"), (true, "unassigned".to_string()));
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&pod("applied", "nginx:1.27")),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(team("applied"), (true, "unassigned".to_string()));
+    let (ok, out) = kubectl(
+        &kc,
+        &["label", "pod", "pinned", "team=shop", "--overwrite"],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        team("pinned"),
+        (true, "shop".to_string()),
+        "an existing label is kept"
+    );
 }
 
 /// Gatekeeper installed in the embedded server: a stored template gets its

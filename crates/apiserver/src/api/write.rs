@@ -210,10 +210,9 @@ impl Api {
             &body,
             true,
         )?);
-        warnings.extend(
-            self.admission()
-                .check(&t, &body, None, namespace.as_deref())?,
-        );
+        let admission = self.admission();
+        warnings.extend(admission.mutate(&t, &mut body, None, namespace.as_deref()));
+        warnings.extend(admission.check(&t, &body, None, namespace.as_deref())?);
         semantics::prepare_create(&t, &mut body)?;
         hooks::validate(&t, &body)?;
         hooks::on_write(&t, None, &mut body);
@@ -467,6 +466,10 @@ impl Api {
                 semantics::validate_metadata(&t, &merged)?;
                 schema_warnings = api.check_schema(&t, &mut merged, validation)?;
                 if request_part != Part::Status {
+                    let old = current.map(|c| c.as_ref());
+                    // Fields a mutation sets are not owned by the applier.
+                    let mutated = policies.mutate(&t, &mut merged, old, namespace.as_deref());
+                    schema_warnings.extend(mutated);
                     let admitted = admission::pod_security(
                         namespace.as_deref(),
                         &t,
@@ -474,7 +477,6 @@ impl Api {
                         current.is_none(),
                     )?;
                     schema_warnings.extend(admitted);
-                    let old = current.map(|c| c.as_ref());
                     schema_warnings.extend(policies.check(
                         &t,
                         &merged,
@@ -568,6 +570,12 @@ impl Api {
                 let mut new = compute(current)
                     .map_err(|e| e.unwrap_or_else(|| ApiError::conflict(target.subject(name))))?;
                 if request_part != Part::Status {
+                    warnings.extend(policies.mutate(
+                        &t,
+                        &mut new,
+                        Some(current),
+                        namespace.as_deref(),
+                    ));
                     warnings.extend(policies.check(
                         &t,
                         &new,
@@ -734,6 +742,28 @@ struct Admission {
 }
 
 impl Admission {
+    /// Applies the stored mutating policies (Kyverno mutate rules) to an
+    /// object about to be stored; returns warnings.
+    fn mutate(
+        &self,
+        t: &ResourceType,
+        object: &mut Value,
+        old: Option<&Value>,
+        namespace: Option<&Value>,
+    ) -> Vec<String> {
+        let write = admission::Write {
+            t,
+            object,
+            old,
+            namespace,
+        };
+        let (mutated, warnings) = admission::mutating_policies(&self.set, &write);
+        if let Some(mutated) = mutated {
+            *object = mutated;
+        }
+        warnings
+    }
+
     /// A policy object must compile; then every ValidatingAdmissionPolicy
     /// binding that matches must allow the write. Returns warnings.
     fn check(
