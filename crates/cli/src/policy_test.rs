@@ -43,7 +43,7 @@ pub fn run(dir: &Path, format: ReportFormat) -> Result<ExitCode> {
     let tests = if root.kind(&start)? == Some(EntryKind::File) {
         vec![start]
     } else {
-        find_tests(&root, &start)?
+        find_files(&root, &start, &|name| TEST_FILES.contains(&name))?
     };
     if tests.is_empty() {
         bail!("{}: no kyverno-test.yaml found", dir.display());
@@ -65,13 +65,18 @@ pub fn run(dir: &Path, format: ReportFormat) -> Result<ExitCode> {
     })
 }
 
-fn find_tests(root: &Root, dir: &RelPath) -> Result<Vec<RelPath>> {
+/// The files under `dir` (recursively) whose name `wanted` accepts, sorted.
+pub(crate) fn find_files(
+    root: &Root,
+    dir: &RelPath,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RelPath>> {
     let mut found = Vec::new();
     for (name, kind) in root.list(dir)? {
         let path = dir.join(&name);
         match kind {
-            EntryKind::Dir => found.extend(find_tests(root, &path)?),
-            EntryKind::File if TEST_FILES.contains(&name.as_str()) => found.push(path),
+            EntryKind::Dir => found.extend(find_files(root, &path, wanted)?),
+            EntryKind::File if wanted(&name) => found.push(path),
             EntryKind::File => {}
         }
     }
@@ -179,7 +184,7 @@ struct Applied {
     mutated: Value,
     results: Vec<RuleResult>,
     /// What generate rules create for it: (policy, rule, object).
-    generated: Vec<(String, String, Object)>,
+    generated: Vec<gitplane_policy::kyverno::Generated>,
 }
 
 fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
@@ -343,7 +348,7 @@ fn compare(
             let produced = target
                 .generated
                 .iter()
-                .find(|(p, r, _)| p == policy_name && (rule.is_empty() || r == rule));
+                .find(|g| g.policy == policy_name && (rule.is_empty() || g.rule == rule));
             match (produced, expected_generated.first()) {
                 (None, _) => {
                     ok = false;
@@ -353,11 +358,11 @@ fn compare(
                     ok = false;
                     detail = "the generated resource file holds no object".into();
                 }
-                (Some((_, _, made)), Some(wanted)) if wanted.to_value() != made.to_value() => {
+                (Some(made), Some(wanted)) if wanted.to_value() != made.object.to_value() => {
                     ok = false;
                     detail = format!(
                         "generated resource differs: {}",
-                        first_difference(&wanted.to_value(), &made.to_value(), "")
+                        first_difference(&wanted.to_value(), &made.object.to_value(), "")
                     );
                 }
                 _ => {}

@@ -24,7 +24,7 @@ use gitplane_render::{RelPath, Root};
 use regex::Regex;
 
 use crate::output::ReportFormat;
-use crate::policy_test::{read_objects, read_values};
+use crate::policy_test::{find_files, read_objects, read_values};
 use crate::render_cmd::root_and_path;
 
 const SUITE_API_VERSION: &str = "test.gatekeeper.sh/v1alpha1";
@@ -57,7 +57,9 @@ pub fn run(
     let files = if root.kind(&start)? == Some(EntryKind::File) {
         vec![start]
     } else {
-        yaml_files(&root, &start)?
+        find_files(&root, &start, &|name| {
+            name.ends_with(".yaml") || name.ends_with(".yml")
+        })?
     };
     let mut suites = 0;
     let mut rows = Vec::new();
@@ -87,22 +89,6 @@ pub fn run(
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn yaml_files(root: &Root, dir: &RelPath) -> Result<Vec<RelPath>> {
-    let mut found = Vec::new();
-    for (name, kind) in root.list(dir)? {
-        let path = dir.join(&name);
-        match kind {
-            EntryKind::Dir => found.extend(yaml_files(root, &path)?),
-            EntryKind::File if name.ends_with(".yaml") || name.ends_with(".yml") => {
-                found.push(path);
-            }
-            EntryKind::File => {}
-        }
-    }
-    found.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    Ok(found)
 }
 
 /// The suite in `file`, or `None` if the file holds something else (a

@@ -27,6 +27,20 @@ fn succeeds(args: &[&str]) -> String {
     stdout
 }
 
+/// `kubectl apply -f -` of `yaml`, retried while the kinds it needs are not
+/// served yet (a CRD just created); the last `(ok, output)`.
+fn apply_when_served(kubeconfig: &std::path::Path, yaml: &str) -> (bool, String) {
+    let mut applied = (false, String::new());
+    for _ in 0..50 {
+        applied = kubectl(kubeconfig, &["apply", "-f", "-"], Some(yaml));
+        if applied.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    applied
+}
+
 /// `gitplane policy check --policies POLICIES OBJECTS -o json`, which must
 /// exit 3 (an enforced violation); its findings.
 fn enforced_findings(policies: &str, objects: &str) -> Vec<serde_json::Value> {
@@ -474,14 +488,7 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
     let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
     assert!(ok, "{out}");
     let policies = std::fs::read_to_string(fixtures.join("policies.yaml")).unwrap();
-    let mut applied = (false, String::new());
-    for _ in 0..50 {
-        applied = kubectl(&kc, &["apply", "-f", "-"], Some(&policies));
-        if applied.0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let applied = apply_when_served(&kc, &policies);
     assert!(applied.0, "{}", applied.1);
     let broken = policies.replacen("pattern:", "patern:", 1);
     let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
@@ -564,17 +571,7 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
         read("team-labels/template.yaml"),
         read("unique-hosts/template.yaml")
     );
-    let retry = |yaml: &str| {
-        let mut applied = (false, String::new());
-        for _ in 0..50 {
-            applied = kubectl(&kc, &["apply", "-f", "-"], Some(yaml));
-            if applied.0 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        applied
-    };
+    let retry = |yaml: &str| apply_when_served(&kc, yaml);
     let applied = retry(&templates);
     assert!(applied.0, "{}", applied.1);
     let broken = read("team-labels/template.yaml").replace("violation[", "deny[");
@@ -639,6 +636,133 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
             "[one-ingress-per-host] host shop.example.com is already served by Ingress shop/shop"
         ),
         "{out}"
+    );
+}
+
+/// Kyverno's generate rules in the embedded server: a labelled namespace
+/// gets its objects, with Kyverno's labels; a synchronized one comes back
+/// when deleted, one that is not is left as its users change it.
+#[test]
+fn the_embedded_server_runs_stored_kyverno_generate_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = common::start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let fixtures = repo_root().join("crates/cli/tests/fixtures/policy");
+    let crds = fixtures.join("kyverno-admission/crds.yaml");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    let policies =
+        std::fs::read_to_string(fixtures.join("kyverno-generate/policies.yaml")).unwrap();
+    let applied = apply_when_served(&kc, &policies);
+    assert!(applied.0, "{}", applied.1);
+    let namespace = |name: &str, tier: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{tier: {tier}}}}}\n"
+        )
+    };
+    assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&namespace("shop", "team"))).0);
+    assert!(
+        kubectl(
+            &kc,
+            &["apply", "-f", "-"],
+            Some(&namespace("infra", "system"))
+        )
+        .0
+    );
+    let eventually = |args: &[&str], wanted: &str| {
+        let mut last = String::new();
+        for _ in 0..100 {
+            let (ok, out) = kubectl(&kc, args, None);
+            if ok && out == wanted {
+                return;
+            }
+            last = out;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("kubectl {args:?}: wanted {wanted:?}, last {last:?}");
+    };
+    let policy_label = "jsonpath={.metadata.labels.generate\\.kyverno\\.io/policy-name}";
+    eventually(
+        &[
+            "get",
+            "networkpolicy",
+            "default-deny",
+            "-n",
+            "shop",
+            "-o",
+            policy_label,
+        ],
+        "namespace-defaults",
+    );
+    eventually(
+        &[
+            "get",
+            "configmap",
+            "team-settings",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.owner}",
+        ],
+        "shop",
+    );
+    let (ok, _) = kubectl(
+        &kc,
+        &["get", "networkpolicy", "-n", "infra", "-o", "name"],
+        None,
+    );
+    assert!(ok);
+    eventually(&["get", "networkpolicy", "-n", "infra", "-o", "name"], "");
+    // Synchronized: deleted, it comes back.
+    let (ok, out) = kubectl(
+        &kc,
+        &["delete", "networkpolicy", "default-deny", "-n", "shop"],
+        None,
+    );
+    assert!(ok, "{out}");
+    eventually(
+        &[
+            "get",
+            "networkpolicy",
+            "default-deny",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.policyTypes}",
+        ],
+        "[\"Ingress\",\"Egress\"]",
+    );
+    // Not synchronized: a user's change stays.
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "patch",
+            "configmap",
+            "team-settings",
+            "-n",
+            "shop",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"owner":"someone"}}"#,
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(kubectl(&kc, &["label", "namespace", "shop", "touched=yes"], None).0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    eventually(
+        &[
+            "get",
+            "configmap",
+            "team-settings",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.owner}",
+        ],
+        "someone",
     );
 }
 

@@ -393,21 +393,24 @@ impl PolicySet {
     }
 
     /// What every Kyverno generate rule selecting the request would create,
-    /// as `(policy, rule, object)`, and the generate rules' results.
+    /// and the generate rules' results.
     pub fn generate(
         &self,
         request: &Request,
         supplied: &Supplied,
-    ) -> (Vec<(String, String, Object)>, Vec<RuleResult>) {
+    ) -> (Vec<kyverno::Generated>, Vec<RuleResult>) {
         let shared = Shared::new(*request);
         let mut results = Vec::new();
         let mut generated = Vec::new();
-        for policy in &self.kyverno {
-            for (rule, object) in policy.generate(&shared, supplied, &mut results) {
-                generated.push((policy.name.clone(), rule, object));
-            }
+        for policy in self.kyverno.iter().filter(|p| p.has_generations()) {
+            generated.extend(policy.generate(&shared, supplied, &mut results));
         }
         (generated, results)
+    }
+
+    /// Whether any Kyverno policy has a generate rule.
+    pub fn generates(&self) -> bool {
+        self.kyverno.iter().any(kyverno::Policy::has_generations)
     }
 
     /// Applies every Kyverno mutate rule, policy by policy; returns the

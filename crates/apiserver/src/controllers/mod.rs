@@ -1,10 +1,12 @@
 //! Controllers that run inside the API server, as kube-controller-manager runs
 //! beside a real one: garbage collection, namespace deletion, Gatekeeper's
-//! constraint CRDs, and (unless turned off) the workload simulator. They react to the store's change stream and
+//! constraint CRDs, Kyverno's generate rules, and (unless turned off) the
+//! workload simulator. They react to the store's change stream and
 //! write through the same API verbs as every client.
 
 pub mod gatekeeper;
 pub mod gc;
+pub mod generate;
 pub mod namespace;
 pub mod simulate;
 
@@ -57,21 +59,30 @@ pub fn start(api: &Api, simulate: bool) {
     let (_, events) = api.store.watch("", api.store.revision());
     let gc = gc::GarbageCollector::new(api.clone());
     let namespaces = namespace::NamespaceController::new(api.clone());
-    let templates = gatekeeper::TemplateController::new(api.clone());
+    let policies = Policies {
+        templates: gatekeeper::TemplateController::new(api.clone()),
+        generate: generate::GenerateController::new(api.clone()),
+    };
     let simulator = simulate.then(|| simulate::Simulator::new(api.clone()));
-    tokio::spawn(run(events, gc, namespaces, templates, simulator));
+    tokio::spawn(run(events, gc, namespaces, policies, simulator));
+}
+
+/// The controllers that act on stored policies.
+struct Policies {
+    templates: gatekeeper::TemplateController,
+    generate: generate::GenerateController,
 }
 
 async fn run(
     mut events: broadcast::Receiver<Arc<Event>>,
     mut gc: gc::GarbageCollector,
     namespaces: namespace::NamespaceController,
-    templates: gatekeeper::TemplateController,
+    policies: Policies,
     simulator: Option<simulate::Simulator>,
 ) {
     gc.resync().await;
     namespaces.resync().await;
-    templates.resync().await;
+    policies.templates.resync().await;
     if let Some(s) = &simulator {
         s.resync().await;
     }
@@ -82,7 +93,8 @@ async fn run(
                 Ok(event) => {
                     gc.observe(&event).await;
                     namespaces.observe(&event).await;
-                    templates.observe(&event).await;
+                    policies.templates.observe(&event).await;
+                    policies.generate.observe(&event).await;
                     if let Some(s) = &simulator {
                         s.observe(&event).await;
                     }
@@ -90,7 +102,7 @@ async fn run(
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     gc.resync().await;
                     namespaces.resync().await;
-                    templates.resync().await;
+                    policies.templates.resync().await;
                     if let Some(s) = &simulator {
                         s.resync().await;
                     }

@@ -858,6 +858,13 @@ spec:
       }
 "#;
 
+    /// The Rego violations of a template's YAML on a Pod `web` without labels.
+    fn on_unlabelled_pod(template: &str, parameters: &Value) -> Result<Vec<String>, String> {
+        let template = Template::parse(&object(template)).unwrap();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
+        template.violations(&review::of_object(&pod), parameters, None, Source::Rego)
+    }
+
     #[test]
     fn a_v0_template_with_a_lib_reports_each_violation() {
         let template = Template::parse(&object(TEMPLATE)).unwrap();
@@ -913,14 +920,7 @@ spec:
             "violation[{\"msg\": msg}] {",
             "name(o) = n {\n        n := o.metadata.name\n      } {\n        not o.metadata.name\n        n := \"unnamed\"\n      }\n      violation[{\"msg\": msg}] {",
         );
-        let template = Template::parse(&object(&template)).unwrap();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(
-            &review::of_object(&pod),
-            &json!({"keys": ["a"]}),
-            None,
-            Source::Rego,
-        );
+        let found = on_unlabelled_pod(&template, &json!({"keys": ["a"]}));
         assert_eq!(found.unwrap().len(), 1);
     }
 
@@ -935,14 +935,7 @@ spec:
             "not has(input.review.object, key)",
             "not has(input.review.object, key)\n        (count(key) + 1) > 1",
         );
-        let template = Template::parse(&object(&template)).unwrap();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(
-            &review::of_object(&pod),
-            &json!({"keys": ["a"]}),
-            None,
-            Source::Rego,
-        );
+        let found = on_unlabelled_pod(&template, &json!({"keys": ["a"]}));
         assert_eq!(found.unwrap(), ["Pod web lacks label a"]);
     }
 
@@ -956,14 +949,7 @@ spec:
             "[input.review.kind.kind, input.review.object.metadata.name, key]",
             "[key]",
         );
-        let template = Template::parse(&object(&template)).unwrap();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(
-            &review::of_object(&pod),
-            &json!({"keys": ["a"]}),
-            None,
-            Source::Rego,
-        );
+        let found = on_unlabelled_pod(&template, &json!({"keys": ["a"]}));
         assert_eq!(found.unwrap(), ["a %!v(MISSING) lacks label %!v(MISSING)"]);
     }
 
@@ -1026,18 +1012,13 @@ spec:
             "key := input.parameters.keys[_]",
             "n := numbers.range(1, 100000000)[_]\n        key := sprintf(\"%v\", [n])",
         );
-        let template = Template::parse(&object(&long)).unwrap();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({}), None, Source::Rego);
+        let found = on_unlabelled_pod(&long, &json!({}));
         assert!(found.unwrap_err().contains("more than 100000 elements"));
         let short = TEMPLATE.replace(
             "key := input.parameters.keys[_]",
             "key := sprintf(\"l%v\", [numbers.range_step(10, 1, 3)[_]])",
         );
-        let found = Template::parse(&object(&short))
-            .unwrap()
-            .violations(&review::of_object(&pod), &json!({}), None, Source::Rego)
-            .unwrap();
+        let found = on_unlabelled_pod(&short, &json!({})).unwrap();
         assert_eq!(found.len(), 4, "10, 7, 4, 1: {found:?}");
         let wide = TEMPLATE.replace("%v lacks", "%999999999d lacks");
         assert!(
@@ -1053,9 +1034,7 @@ spec:
             "key := input.parameters.keys[_]",
             "count([1 | x := numbers.range(1, 99999)[_]; y := numbers.range(1, 99999)[_]]) > 0\n        key := \"x\"",
         );
-        let template = Template::parse(&object(&endless)).unwrap();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}});
-        let found = template.violations(&review::of_object(&pod), &json!({}), None, Source::Rego);
+        let found = on_unlabelled_pod(&endless, &json!({}));
         assert!(found.is_err(), "{found:?}");
     }
 

@@ -67,6 +67,20 @@ impl Supplied {
     }
 }
 
+/// An object a generate rule makes for a trigger.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The policy.
+    pub policy: String,
+    /// The rule.
+    pub rule: String,
+    /// The object to create.
+    pub object: Object,
+    /// `synchronize`: keep the object as the rule says (recreate, update,
+    /// delete with the trigger).
+    pub synchronize: bool,
+}
+
 /// A compiled Kyverno policy.
 #[derive(Debug)]
 pub struct Policy {
@@ -233,7 +247,7 @@ impl Policy {
         shared: &Shared,
         supplied: &Supplied,
         out: &mut Vec<RuleResult>,
-    ) -> Vec<(String, Object)> {
+    ) -> Vec<Generated> {
         let request = &shared.request;
         let mut generated = Vec::new();
         if !self.applies_to(request) {
@@ -251,7 +265,12 @@ impl Policy {
                 .and_then(|vars| generated_object(spec, &vars).map_err(|e| (Verdict::Error, e)));
             let (verdict, message) = match outcome {
                 Ok(object) => {
-                    generated.push((rule.name.clone(), object));
+                    generated.push(Generated {
+                        policy: self.name.clone(),
+                        rule: rule.name.clone(),
+                        object,
+                        synchronize: spec["synchronize"].as_bool().unwrap_or(false),
+                    });
                     (Verdict::Pass, String::new())
                 }
                 Err((verdict, message)) => (verdict, message),
@@ -325,6 +344,13 @@ impl Policy {
             out.push(self.audit_result(rule, verdict, message));
         }
         current
+    }
+
+    /// Whether any rule generates.
+    pub fn has_generations(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.body, Body::Generate(_)))
     }
 
     /// Whether any rule mutates.
