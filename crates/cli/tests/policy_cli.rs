@@ -27,6 +27,22 @@ fn succeeds(args: &[&str]) -> String {
     stdout
 }
 
+/// An embedded API server (no simulator) with the CRDs of a fixture file
+/// applied: its directory (kept while the test runs), the server and its
+/// kubeconfig.
+fn server_with_crds(crds: &str) -> (tempfile::TempDir, common::ApiServer, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = common::start_apiserver(&data, false);
+    let kc = data.join("kubeconfig");
+    let crds = repo_root()
+        .join("crates/cli/tests/fixtures/policy")
+        .join(crds);
+    let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    (dir, server, kc)
+}
+
 /// `kubectl apply -f -` of `yaml`, retried while the kinds it needs are not
 /// served yet (a CRD just created); the last `(ok, output)`.
 fn apply_when_served(kubeconfig: &std::path::Path, yaml: &str) -> (bool, String) {
@@ -479,14 +495,8 @@ fn the_embedded_server_enforces_namespace_pod_security_labels() {
 /// compile is refused itself.
 #[test]
 fn the_embedded_server_enforces_stored_kyverno_policies() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let _server = common::start_apiserver(&data, false);
-    let kc = data.join("kubeconfig");
+    let (_dir, _server, kc) = server_with_crds("kyverno-admission/crds.yaml");
     let fixtures = repo_root().join("crates/cli/tests/fixtures/policy/kyverno-admission");
-    let crds = fixtures.join("crds.yaml");
-    let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
-    assert!(ok, "{out}");
     let policies = std::fs::read_to_string(fixtures.join("policies.yaml")).unwrap();
     let applied = apply_when_served(&kc, &policies);
     assert!(applied.0, "{}", applied.1);
@@ -557,13 +567,7 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
 /// objects as its inventory and warns.
 #[test]
 fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let _server = common::start_apiserver(&data, false);
-    let kc = data.join("kubeconfig");
-    let crd = repo_root().join("crates/cli/tests/fixtures/policy/gatekeeper-admission/crd.yaml");
-    let (ok, out) = kubectl(&kc, &["apply", "-f", crd.to_str().unwrap()], None);
-    assert!(ok, "{out}");
+    let (_dir, _server, kc) = server_with_crds("gatekeeper-admission/crd.yaml");
     let fixtures = repo_root().join("crates/policy/tests/gatekeeper");
     let read = |file: &str| std::fs::read_to_string(fixtures.join(file)).unwrap();
     let templates = format!(
@@ -644,14 +648,8 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
 /// when deleted, one that is not is left as its users change it.
 #[test]
 fn the_embedded_server_runs_stored_kyverno_generate_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let _server = common::start_apiserver(&data, false);
-    let kc = data.join("kubeconfig");
+    let (_dir, _server, kc) = server_with_crds("kyverno-admission/crds.yaml");
     let fixtures = repo_root().join("crates/cli/tests/fixtures/policy");
-    let crds = fixtures.join("kyverno-admission/crds.yaml");
-    let (ok, out) = kubectl(&kc, &["apply", "-f", crds.to_str().unwrap()], None);
-    assert!(ok, "{out}");
     let policies =
         std::fs::read_to_string(fixtures.join("kyverno-generate/policies.yaml")).unwrap();
     let applied = apply_when_served(&kc, &policies);
