@@ -57,18 +57,15 @@ fn apply_when_served(kubeconfig: &std::path::Path, yaml: &str) -> (bool, String)
     applied
 }
 
-/// `gitplane policy check --policies POLICIES OBJECTS -o json`, which must
-/// exit 3 (an enforced violation); its findings.
-fn enforced_findings(policies: &str, objects: &str) -> Vec<serde_json::Value> {
-    let out = gitplane(&[
-        "policy",
-        "check",
-        "--policies",
-        policies,
-        objects,
-        "-o",
-        "json",
-    ]);
+/// `gitplane policy check --policies P… OBJECTS -o json`, which must exit 3
+/// (an enforced violation); its findings.
+fn enforced_findings(policies: &[&str], objects: &str) -> Vec<serde_json::Value> {
+    let mut args = vec!["policy", "check"];
+    for policy in policies {
+        args.extend(["--policies", policy]);
+    }
+    args.extend([objects, "-o", "json"]);
+    let out = gitplane(&args);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -183,7 +180,7 @@ fn namespace_labels_are_honoured_and_json_lists_findings() {
 fn the_example_policies_refuse_what_they_say() {
     let policies = path("examples/platform/platform/policies");
     let bad = path("crates/cli/tests/fixtures/policy/violations.yaml");
-    let findings = enforced_findings(&policies, &bad);
+    let findings = enforced_findings(&[&policies], &bad);
     let found: Vec<(String, String)> = findings
         .iter()
         .map(|f| {
@@ -287,27 +284,11 @@ fn gatekeeper_constraints_are_checked_with_the_render_as_inventory() {
     let dir = "crates/policy/tests/gatekeeper";
     let template = path(&format!("{dir}/team-labels/template.yaml"));
     let constraint = path(&format!("{dir}/team-labels/constraint.yaml"));
-    let out = gitplane(&[
-        "policy",
-        "check",
-        "--policies",
-        &template,
-        "--policies",
-        &constraint,
+    let findings = enforced_findings(
+        &[&template, &constraint],
         &path(&format!("{dir}/team-labels/samples/missing-both.yaml")),
-        "-o",
-        "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let messages: Vec<&str> = findings
-        .as_array()
-        .unwrap()
         .iter()
         .map(|f| f["message"].as_str().unwrap())
         .collect();
@@ -400,7 +381,7 @@ fn invalid_policies_are_errors_with_file_line_and_object() {
 fn hostile_policies_are_stopped_by_limits() {
     let policies = path("crates/cli/tests/fixtures/policy/hostile/policies.yaml");
     let victim = path("crates/cli/tests/fixtures/policy/hostile/resources.yaml");
-    let findings = enforced_findings(&policies, &victim);
+    let findings = enforced_findings(&[&policies], &victim);
     let message = |policy: &str, rule: &str| -> String {
         findings
             .iter()
