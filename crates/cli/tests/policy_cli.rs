@@ -674,18 +674,16 @@ fn the_embedded_server_runs_stored_kyverno_generate_rules() {
         ],
         "namespace-defaults",
     );
-    eventually(
-        &[
-            "get",
-            "configmap",
-            "team-settings",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.data.owner}",
-        ],
+    let owner = [
+        "get",
+        "configmap",
+        "team-settings",
+        "-n",
         "shop",
-    );
+        "-o",
+        "jsonpath={.data.owner}",
+    ];
+    eventually(&owner, "shop");
     let (ok, _) = kubectl(
         &kc,
         &["get", "networkpolicy", "-n", "infra", "-o", "name"],
@@ -731,18 +729,7 @@ fn the_embedded_server_runs_stored_kyverno_generate_rules() {
     assert!(ok, "{out}");
     assert!(kubectl(&kc, &["label", "namespace", "shop", "touched=yes"], None).0);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    eventually(
-        &[
-            "get",
-            "configmap",
-            "team-settings",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.data.owner}",
-        ],
-        "someone",
-    );
+    eventually(&owner, "someone");
 }
 
 #[test]
