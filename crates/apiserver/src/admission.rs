@@ -16,6 +16,7 @@ use gitplane_policy::{Mode, Operation, PolicySet, Request, UserInfo, Verdict};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::pod_security::PodSecurityConfig;
 use crate::registry::{Registry, ResourceType};
 use crate::store::Store;
 
@@ -276,6 +277,7 @@ fn labelled(namespace: &Value, mode: &str) -> Option<Standard> {
 /// Pod Security admission for one write: an error when a Pod being created
 /// fails the namespace's `enforce` level, else the warnings to return.
 pub fn pod_security(
+    config: &PodSecurityConfig,
     namespace: Option<&Value>,
     t: &ResourceType,
     object: &Value,
@@ -291,10 +293,19 @@ pub fn pod_security(
     let Some(pod) = pod_template(&object) else {
         return Ok(Vec::new());
     };
+    let namespace_name = namespace
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if config.exempts(namespace_name, pod.spec) {
+        return Ok(Vec::new());
+    }
+    // A namespace's label wins; without one, the configured default.
+    let level = |mode: &str| labelled(namespace, mode).or_else(|| config.default_for(mode));
     let is_pod = t.group.is_empty() && t.kind == "Pod";
     if is_pod
         && creating
-        && let Some(standard) = labelled(namespace, "enforce")
+        && let Some(standard) = level("enforce")
     {
         let failures = check_pod(pod.metadata, pod.spec, standard);
         if !failures.is_empty() {
@@ -312,7 +323,7 @@ pub fn pod_security(
         modes.insert(0, "enforce");
     }
     for mode in modes {
-        let Some(standard) = labelled(namespace, mode) else {
+        let Some(standard) = level(mode) else {
             continue;
         };
         let failures = check_pod(pod.metadata, pod.spec, standard);

@@ -24,6 +24,7 @@ mod fields;
 mod hooks;
 pub mod http;
 mod openapi;
+pub mod pod_security;
 mod protobuf;
 mod registry;
 mod request;
@@ -61,6 +62,8 @@ pub struct Config {
     pub event_log: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Pod Security admission defaults and exemptions.
+    pub pod_security: pod_security::PodSecurityConfig,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
             simulate: true,
             event_log: 10_000,
             max_body_bytes: 3 * 1024 * 1024,
+            pod_security: pod_security::PodSecurityConfig::default(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl Server {
             store,
             registry: Registry::with_builtins(),
             policies: Default::default(),
+            pod_security: std::sync::Arc::new(config.pod_security.clone()),
         };
         serve_stored_crds(&api);
         seed(&api).await?;

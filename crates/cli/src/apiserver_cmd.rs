@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use gitplane_apiserver::pod_security::PodSecurityConfig;
 use gitplane_apiserver::{Config, Server};
 
 /// Arguments of `gitplane apiserver`.
@@ -26,6 +27,19 @@ pub struct ApiserverArgs {
     /// Changes kept for watches to resume from.
     #[arg(long, default_value_t = 10_000, env = "GITPLANE_EVENT_LOG")]
     pub event_log: usize,
+    /// A kube-apiserver admission configuration file (`AdmissionConfiguration`
+    /// with a `PodSecurity` plugin, or a `PodSecurityConfiguration`): Pod
+    /// Security defaults for namespaces without labels, and exempt
+    /// namespaces and runtime classes.
+    #[arg(long, env = "GITPLANE_ADMISSION_CONFIG")]
+    pub admission_control_config_file: Option<PathBuf>,
+}
+
+/// The Pod Security configuration a file gives (none: the empty one).
+pub fn pod_security_config(file: Option<&std::path::Path>) -> Result<PodSecurityConfig> {
+    file.map(|f| PodSecurityConfig::load(f).map_err(|e| anyhow!(e)))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -39,6 +53,7 @@ pub fn run(args: &ApiserverArgs) -> Result<ExitCode> {
         config.kubeconfig_out = args.kubeconfig_out.clone();
         config.simulate = !args.no_simulate;
         config.event_log = args.event_log.max(1);
+        config.pod_security = pod_security_config(args.admission_control_config_file.as_deref())?;
         let server = Server::start(config).await.map_err(|e| anyhow!(e))?;
         println!("gitplane API server serving https://{}", server.address);
         println!("kubeconfig: {}", server.kubeconfig.display());

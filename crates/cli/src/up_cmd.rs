@@ -45,6 +45,12 @@ pub struct UpArgs {
     /// Address of the embedded Kubernetes API (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api: SocketAddr,
+    /// For the embedded API server: a kube-apiserver admission configuration
+    /// file (`AdmissionConfiguration` with a `PodSecurity` plugin, or a
+    /// `PodSecurityConfiguration`): Pod Security defaults for namespaces
+    /// without labels, and exempt namespaces and runtime classes.
+    #[arg(long, env = "GITPLANE_ADMISSION_CONFIG")]
+    pub admission_control_config_file: Option<PathBuf>,
     /// Address of the HTTP server: webhook, /healthz, /metrics, JSON API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub ui: SocketAddr,
@@ -125,6 +131,9 @@ async fn up(args: &UpArgs) -> Result<ExitCode> {
         None => {
             let mut config = Config::new(&data_dir);
             config.listen = args.api;
+            config.pod_security = crate::apiserver_cmd::pod_security_config(
+                args.admission_control_config_file.as_deref(),
+            )?;
             let server = Server::start(config).await.map_err(|e| anyhow!(e))?;
             let kubeconfig = server.kubeconfig.clone();
             println!(

@@ -624,6 +624,61 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
     );
 }
 
+/// The Pod Security admission configuration (`--admission-control-config-file`):
+/// its defaults apply to namespaces without labels (a label wins), and its
+/// exempt namespaces and runtime classes are not checked.
+#[test]
+fn pod_security_defaults_and_exemptions_come_from_the_admission_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = path("crates/cli/tests/fixtures/policy/pod-security-config/admission.yaml");
+    let _server =
+        common::start_apiserver_with(&data, false, &["--admission-control-config-file", &config]);
+    let kc = data.join("kubeconfig");
+    for ns in ["shop", "legacy", "open"] {
+        assert!(kubectl(&kc, &["create", "namespace", ns], None).0);
+    }
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "label",
+            "namespace",
+            "open",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let privileged =
+        std::fs::read_to_string(path("crates/cli/tests/fixtures/policy/privileged-pod.yaml"))
+            .unwrap();
+    let create = |ns: &str, name: &str, runtime: Option<&str>| {
+        let mut pod = privileged
+            .replace("namespace: shop-dev", &format!("namespace: {ns}"))
+            .replace("name: debug", &format!("name: {name}"));
+        if let Some(class) = runtime {
+            pod = pod.replace("spec:\n", &format!("spec:\n  runtimeClassName: {class}\n"));
+        }
+        kubectl(&kc, &["create", "-f", "-"], Some(&pod))
+    };
+    let (ok, out) = create("shop", "refused", None);
+    assert!(!ok, "the default enforce level applies: {out}");
+    assert!(
+        out.contains("violates PodSecurity \"baseline:latest\""),
+        "{out}"
+    );
+    let (ok, out) = create("legacy", "exempt-namespace", None);
+    assert!(ok, "{out}");
+    let (ok, out) = create("shop", "exempt-runtime", Some("kata"));
+    assert!(ok, "{out}");
+    let (ok, out) = create("open", "labelled", None);
+    assert!(ok, "a namespace label wins over the default: {out}");
+    assert!(
+        out.contains("would violate PodSecurity \"restricted:latest\""),
+        "the default warn level still applies: {out}"
+    );
+}
+
 /// Kyverno's generate rules in the embedded server: a labelled namespace
 /// gets its objects, with Kyverno's labels; a synchronized one comes back
 /// when deleted, one that is not is left as its users change it.

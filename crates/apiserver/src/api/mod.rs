@@ -54,6 +54,8 @@ pub struct Api {
     pub registry: Registry,
     /// The stored ValidatingAdmissionPolicies, compiled.
     pub policies: std::sync::Arc<crate::admission::PolicyCache>,
+    /// Pod Security admission defaults and exemptions.
+    pub pod_security: std::sync::Arc<crate::pod_security::PodSecurityConfig>,
 }
 
 /// The object an operation is about.

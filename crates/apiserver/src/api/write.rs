@@ -205,6 +205,7 @@ impl Api {
         let mut warnings = self.check_schema(&t, &mut body, options.validation)?;
         let namespace = self.namespace_object(target.namespace.as_deref());
         warnings.extend(admission::pod_security(
+            &self.pod_security,
             namespace.as_deref(),
             &t,
             &body,
@@ -471,6 +472,7 @@ impl Api {
                     let mutated = policies.mutate(&t, &mut merged, old, namespace.as_deref());
                     schema_warnings.extend(mutated);
                     let admitted = admission::pod_security(
+                        &api.pod_security,
                         namespace.as_deref(),
                         &t,
                         &merged,

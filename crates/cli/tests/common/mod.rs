@@ -24,10 +24,16 @@ impl Drop for ApiServer {
 
 /// Starts the server on a free loopback port and waits until it serves.
 pub fn start_apiserver(data: &Path, simulate: bool) -> ApiServer {
+    start_apiserver_with(data, simulate, &[])
+}
+
+/// [`start_apiserver`] with more arguments.
+pub fn start_apiserver_with(data: &Path, simulate: bool, extra: &[&str]) -> ApiServer {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gitplane"));
     command
         .args(["apiserver", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data);
+        .arg(data)
+        .args(extra);
     if !simulate {
         command.arg("--no-simulate");
     }
