@@ -154,11 +154,92 @@ pub fn apply_json6902(resource: &Value, operations: &Value) -> Result<Value, Str
         }
         other => other.clone(),
     };
-    let patch: json_patch::Patch =
-        serde_json::from_value(operations).map_err(|e| format!("patchesJson6902: {e}"))?;
+    let Value::Array(operations) = operations else {
+        return Err("patchesJson6902: expected a list of operations".into());
+    };
     let mut out = resource.clone();
-    json_patch::patch(&mut out, &patch).map_err(|e| format!("patchesJson6902: {e}"))?;
+    // One operation at a time, with Kyverno's options: an `add` first makes
+    // the objects and lists its path goes through (`EnsurePathExistsOnAdd`),
+    // a `remove` of what is not there does nothing (`AllowMissingPathOnRemove`).
+    for operation in operations {
+        let path = operation["path"].as_str().unwrap_or_default();
+        match operation["op"].as_str() {
+            Some("add") => ensure_parents(&mut out, path),
+            Some("remove") if out.pointer(path).is_none() => continue,
+            _ => {}
+        }
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(vec![operation]))
+            .map_err(|e| format!("patchesJson6902: {e}"))?;
+        json_patch::patch(&mut out, &patch).map_err(|e| format!("patchesJson6902: {e}"))?;
+    }
     Ok(out)
+}
+
+/// Creates the missing objects (or lists, when the next token is `-` or an
+/// index) along a JSON pointer, up to its last token's parent.
+fn ensure_parents(root: &mut Value, pointer: &str) {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let mut current = root;
+    for (i, token) in tokens
+        .iter()
+        .enumerate()
+        .take(tokens.len().saturating_sub(1))
+    {
+        let next_is_index = tokens[i + 1] == "-" || tokens[i + 1].parse::<usize>().is_ok();
+        let empty = || {
+            if next_is_index {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Map::new())
+            }
+        };
+        current = match current {
+            Value::Object(map) => {
+                let child = map.entry(token.clone()).or_insert_with(empty);
+                if child.is_null() {
+                    *child = empty();
+                }
+                child
+            }
+            Value::Array(items) => match token.parse::<usize>() {
+                Ok(index) if index < items.len() => &mut items[index],
+                _ => return,
+            },
+            _ => return,
+        };
+    }
+}
+
+#[cfg(test)]
+mod json6902_tests {
+    use super::*;
+    use gitplane_object::json;
+
+    #[test]
+    fn an_add_makes_the_objects_and_lists_its_path_goes_through() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                         "spec": {"containers": [{"name": "a"}]}});
+        let ops = json!([
+            {"op": "add", "path": "/spec/tolerations/-", "value": {"key": "gpu"}},
+            {"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "X"}},
+            {"op": "add", "path": "/spec/affinity/nodeAffinity/required", "value": true},
+            {"op": "add", "path": "/metadata/labels/team~1name", "value": "shop"}
+        ]);
+        let out = apply_json6902(&pod, &ops).unwrap();
+        assert_eq!(out["spec"]["tolerations"], json!([{"key": "gpu"}]));
+        assert_eq!(out["spec"]["containers"][0]["env"], json!([{"name": "X"}]));
+        assert_eq!(out["spec"]["affinity"]["nodeAffinity"]["required"], true);
+        assert_eq!(out["metadata"]["labels"]["team/name"], "shop");
+        // Removing what is not there does nothing; replacing it fails.
+        let remove = json!([{"op": "remove", "path": "/spec/missing/field"}]);
+        assert_eq!(apply_json6902(&pod, &remove).unwrap(), pod);
+        let replace = json!([{"op": "replace", "path": "/spec/missing/field", "value": 1}]);
+        assert!(apply_json6902(&pod, &replace).is_err());
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +283,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["metadata"]["labels"]["a"], "b");
-        assert!(apply_json6902(&pod, &json!("- op: remove\n  path: /nope\n")).is_err());
+        assert!(apply_json6902(&pod, &json!("- op: move\n  from: /nope\n  path: /x\n")).is_err());
     }
 }
