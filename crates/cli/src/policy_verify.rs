@@ -146,6 +146,18 @@ fn run_suite(
             violations: Vec::new(),
             detail,
         };
+        // --run: a test is run if its name or one of its cases' matches.
+        let selected = filter.is_none_or(|f| {
+            f.is_match(test_name)
+                || test["cases"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| f.is_match(c["name"].as_str().unwrap_or_default()))
+        });
+        if !selected {
+            continue;
+        }
         if is_skipped(suite) || is_skipped(test) {
             rows.push(row("", None, "skipped".into()));
             continue;
@@ -162,15 +174,35 @@ fn run_suite(
                 continue;
             }
         };
-        if test["invalid"].as_bool() == Some(true) {
-            rows.push(row(
-                "",
-                Some(false),
-                "invalid: true needs the constraint's parameters checked against the \
-                 template's schema, which gitplane does not do yet"
-                    .into(),
-            ));
-            continue;
+        // The constraint's parameters against the template's schema: a test
+        // marked `invalid` expects them refused, and has no cases.
+        let checked = template.check_parameters(&constraint);
+        match (test["invalid"].as_bool() == Some(true), checked) {
+            (true, Err(refused)) => {
+                rows.push(row(
+                    "",
+                    Some(true),
+                    format!("refused as expected: {refused}"),
+                ));
+                continue;
+            }
+            (true, Ok(())) => {
+                rows.push(row(
+                    "",
+                    Some(false),
+                    "invalid: the constraint was expected to be refused, and was not".into(),
+                ));
+                continue;
+            }
+            (false, Err(refused)) => {
+                rows.push(row(
+                    "",
+                    Some(false),
+                    format!("constraint {}: {refused}", constraint.name),
+                ));
+                continue;
+            }
+            (false, Ok(())) => {}
         }
         for case in cases {
             let case_name = case["name"].as_str().unwrap_or_default();

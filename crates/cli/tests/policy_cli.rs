@@ -242,7 +242,7 @@ fn gatekeeper_suites_run_and_pass() {
     let dir = path("crates/policy/tests/gatekeeper");
     let stdout = succeeds(&["policy", "verify", &dir]);
     assert!(
-        stdout.contains("Test summary: 8 passed, 0 failed, 0 skipped (2 suites)"),
+        stdout.contains("Test summary: 9 passed, 0 failed, 0 skipped (2 suites)"),
         "{stdout}"
     );
     let out = gitplane(&["policy", "verify", &dir, "--run", "taken", "-o", "json"]);
@@ -298,6 +298,22 @@ fn gatekeeper_constraints_are_checked_with_the_render_as_inventory() {
             "Deployment api must carry the label \"team\"",
             "Deployment api must carry the label \"tier\""
         ]
+    );
+    // Parameters the template's schema refuses make the constraint invalid.
+    let out = gitplane(&[
+        "policy",
+        "check",
+        "--policies",
+        &template,
+        "--policies",
+        &path(&format!("{dir}/team-labels/constraint-invalid.yaml")),
+        &path(&format!("{dir}/team-labels/samples/allowed.yaml")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("constraint-invalid.yaml:2: TeamLabels malformed: spec.parameters.labels: must be of type array"),
+        "{stderr}"
     );
     // A warn constraint that reads data.inventory: each Ingress sees the
     // other among the rendered objects; warnings do not fail the check.

@@ -21,7 +21,7 @@ mod dag;
 mod error;
 mod expand;
 mod offline;
-mod openapi;
+pub mod openapi;
 mod ready;
 mod rgd;
 mod simpleschema;

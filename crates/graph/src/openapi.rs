@@ -1,6 +1,7 @@
 //! Defaulting and validating an instance's `spec` against the schema that
 //! SimpleSchema produced, as the API server does for the generated CRD
-//! (so offline expansion refuses what the cluster would refuse).
+//! (so offline expansion refuses what the cluster would refuse). Policy
+//! checks Gatekeeper constraints' parameters with it too.
 
 use serde_json::Value as Json;
 

@@ -205,6 +205,21 @@ impl PolicySet {
                 });
             }
         }
+        set.constraints.retain(|constraint| {
+            let checked = set
+                .templates
+                .iter()
+                .find(|t| t.kind == constraint.kind)
+                .map_or(Ok(()), |t| t.check_parameters(constraint));
+            if let Err(message) = &checked {
+                errors.push(LoadError {
+                    object: format!("{} {}", constraint.kind, constraint.name),
+                    origin: constraint.origin.clone(),
+                    message: message.clone(),
+                });
+            }
+            checked.is_ok()
+        });
         for constraint in &set.constraints {
             if !set.templates.iter().any(|t| t.kind == constraint.kind) {
                 set.skipped.push(LoadError {

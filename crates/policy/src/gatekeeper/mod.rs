@@ -72,6 +72,8 @@ pub struct Template {
     rego: Option<Rego>,
     /// The `K8sNativeValidation` source, compiled.
     cel: Option<CelValidator>,
+    /// The schema of its constraints' `spec.parameters`, when given.
+    parameters_schema: Option<Value>,
 }
 
 /// A template's Rego, ready to run.
@@ -562,7 +564,30 @@ impl Template {
             synced: requires_sync_data(object)?,
             rego,
             cel,
+            parameters_schema: spec["crd"]["spec"]["validation"]["openAPIV3Schema"]
+                .as_object()
+                .map(|schema| Value::Object(schema.clone())),
         })
+    }
+
+    /// Checks a constraint's parameters against the template's schema, as
+    /// the API server does for the constraint CRD Gatekeeper makes.
+    pub fn check_parameters(&self, constraint: &Constraint) -> Result<(), String> {
+        let Some(schema) = &self.parameters_schema else {
+            return Ok(());
+        };
+        let mut problems = Vec::new();
+        gitplane_graph::openapi::validate(
+            &constraint.parameters,
+            schema,
+            "spec.parameters",
+            &mut problems,
+        );
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// Whether the template applies to this operation (`""`: a plain object).
@@ -738,6 +763,8 @@ pub struct Constraint {
     /// `spec.enforcementAction`; for `scoped`, the strongest action whose
     /// enforcement points include admission or gator (none: dry run).
     pub action: Action,
+    /// `file:line` it was read from, when known.
+    pub origin: Option<String>,
 }
 
 impl Constraint {
@@ -758,6 +785,7 @@ impl Constraint {
             matcher: Match::parse(&spec["match"])?,
             parameters,
             action,
+            origin: crate::origin(object),
         })
     }
 
