@@ -573,6 +573,13 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
         read("unique-hosts/template.yaml")
     );
     let retry = |yaml: &str| apply_when_served(&kc, yaml);
+    // An object stored before any constraint, for the audit to find.
+    let (ok, out) = kubectl(&kc, &["create", "namespace", "audited"], None);
+    assert!(ok, "{out}");
+    let unlabelled = read("team-labels/samples/missing-both.yaml")
+        .replace("namespace: shop", "namespace: audited");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&unlabelled));
+    assert!(ok, "{out}");
     let applied = retry(&templates);
     assert!(applied.0, "{}", applied.1);
     let broken = read("team-labels/template.yaml").replace("violation[", "deny[");
@@ -592,6 +599,22 @@ fn the_embedded_server_enforces_stored_gatekeeper_constraints() {
         ok && out.contains("team-and-tier") && out.contains("one-ingress-per-host"),
         "{out}"
     );
+    // The audit runs when a constraint is written: the Deployment stored
+    // before it is listed in its status.
+    let mut audited = String::new();
+    for _ in 0..100 {
+        audited = kubectl(
+            &kc,
+            &["get", "teamlabels", "team-and-tier", "-o", "jsonpath={.status.totalViolations} {.status.violations[0].name} {.status.violations[0].namespace}"],
+            None,
+        )
+        .1;
+        if audited == "2 api audited" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(audited, "2 api audited");
     let bad_parameters = read("team-labels/constraint.yaml").replace("- key: tier", "- key: 7");
     let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&bad_parameters));
     assert!(

@@ -354,6 +354,62 @@ impl PolicySet {
         kinds
     }
 
+    /// Gatekeeper's audit: every constraint against every object it selects
+    /// (each reviewed as the audit reviews existing objects, with no
+    /// operation), keeping the first `limit` violations of each.
+    pub fn audit_constraints<'a>(
+        &self,
+        objects: &[&'a Value],
+        namespace_of: &dyn Fn(&str) -> Option<&'a Value>,
+        lookup: &dyn Lookup,
+        limit: usize,
+    ) -> Vec<gatekeeper::Audit> {
+        let lookup = Chain(&self.params, lookup);
+        let mut audits = Vec::new();
+        for constraint in &self.constraints {
+            let Some(template) = self.templates.iter().find(|t| t.kind == constraint.kind) else {
+                continue;
+            };
+            let inventory = template
+                .reads_inventory(gatekeeper::Source::PreferCel)
+                .then(|| self.inventory(template, &lookup));
+            let mut audit = gatekeeper::Audit {
+                kind: constraint.kind.clone(),
+                name: constraint.name.clone(),
+                action: constraint.action.as_str(),
+                total: 0,
+                violations: Vec::new(),
+            };
+            for object in objects {
+                let namespace = object["metadata"]["namespace"]
+                    .as_str()
+                    .and_then(namespace_of);
+                if !constraint.matcher.matches(object, namespace) {
+                    continue;
+                }
+                let review = gatekeeper::review::of_object(object);
+                let messages = template
+                    .violations(
+                        &review,
+                        &constraint.parameters,
+                        inventory.as_ref(),
+                        gatekeeper::Source::PreferCel,
+                    )
+                    .unwrap_or_else(|error| vec![error]);
+                audit.total += messages.len();
+                for message in messages {
+                    if audit.violations.len() < limit {
+                        audit
+                            .violations
+                            .push(audited(object, &message, audit.action));
+                    }
+                }
+            }
+            audits.push(audit);
+        }
+        audits
+    }
+
     /// Evaluates every Gatekeeper constraint selecting the request.
     fn validate_constraints(
         &self,
@@ -423,6 +479,11 @@ impl PolicySet {
         (generated, results)
     }
 
+    /// Whether the set holds Gatekeeper constraints.
+    pub fn has_constraints(&self) -> bool {
+        !self.constraints.is_empty()
+    }
+
     /// Whether any Kyverno policy has a generate rule.
     pub fn generates(&self) -> bool {
         self.kyverno.iter().any(kyverno::Policy::has_generations)
@@ -442,6 +503,23 @@ impl PolicySet {
         }
         (current, results)
     }
+}
+
+/// One violation as Gatekeeper's audit lists it.
+fn audited(object: &Value, message: &str, action: &str) -> Value {
+    let (group, version) =
+        gitplane_object::split_api_version(object["apiVersion"].as_str().unwrap_or_default());
+    let mut entry = serde_json::Map::new();
+    entry.insert("enforcementAction".into(), Value::from(action));
+    entry.insert("group".into(), Value::from(group));
+    entry.insert("version".into(), Value::from(version));
+    entry.insert("kind".into(), object["kind"].clone());
+    entry.insert("name".into(), object["metadata"]["name"].clone());
+    if let Some(ns) = object["metadata"]["namespace"].as_str() {
+        entry.insert("namespace".into(), Value::from(ns));
+    }
+    entry.insert("message".into(), Value::from(message));
+    Value::Object(entry)
 }
 
 /// Looks in the first, then the second.

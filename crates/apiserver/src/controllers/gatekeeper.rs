@@ -4,7 +4,18 @@
 //! `v1beta1` stored and `v1alpha1` served, `spec.parameters` typed by the
 //! template's schema), so constraints can be stored and are validated; the
 //! CRD goes when its template does. The template's `status.created` says so.
+//!
+//! It also runs Gatekeeper's audit: every [`AUDIT_INTERVAL`], and when a
+//! constraint's spec changes, every constraint is evaluated against every
+//! stored object it selects, and its `status` gets `auditTimestamp`,
+//! `totalViolations` and the first [`AUDIT_LIMIT`] `violations`, as
+//! Gatekeeper writes them (`kubectl get constraints` shows the count).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use gitplane_object::Object;
 use serde_json::{Value, json};
 
 use super::{name_of, options};
@@ -13,10 +24,107 @@ use crate::store::{Event, EventKind};
 
 const TEMPLATES: &str = "templates.gatekeeper.sh/constrainttemplates/";
 const CONSTRAINTS_GROUP: &str = "constraints.gatekeeper.sh";
+const CONSTRAINTS: &str = "constraints.gatekeeper.sh/";
+/// How often the audit runs (Gatekeeper's default `--audit-interval`).
+pub const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
+/// Violations kept in a constraint's status (Gatekeeper's default
+/// `--constraint-violations-limit`).
+pub const AUDIT_LIMIT: usize = 20;
+/// The field manager of audit results.
+const AUDIT_MANAGER: &str = "gatekeeper-audit";
 
 /// The controller.
 pub struct TemplateController {
     api: Api,
+    /// The generation of each constraint when last audited.
+    audited: Mutex<HashMap<String, i64>>,
+    auditor: Auditor,
+}
+
+/// Gatekeeper's audit, run on its own task every [`AUDIT_INTERVAL`] (so a
+/// long audit never holds up the other in-server controllers) and by the
+/// template controller when a constraint changes.
+pub struct Auditor {
+    api: Api,
+}
+
+impl Auditor {
+    /// An auditor of the API's constraints.
+    pub fn new(api: Api) -> Self {
+        Auditor { api }
+    }
+
+    /// Audits every [`AUDIT_INTERVAL`], for ever.
+    pub async fn run(self) {
+        let mut every = tokio::time::interval(AUDIT_INTERVAL);
+        loop {
+            every.tick().await;
+            self.audit().await;
+        }
+    }
+
+    /// Gatekeeper's audit of every stored object, written in each
+    /// constraint's status.
+    pub async fn audit(&self) {
+        let set = self.api.policies.get(&self.api.store);
+        if !set.has_constraints() {
+            return;
+        }
+        let (stored, _) = self.api.store.list("");
+        let objects: Vec<&Value> = stored.iter().map(|(_, o)| o.as_ref()).collect();
+        let namespaces: HashMap<&str, &Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
+            .filter_map(|o| Some((o["metadata"]["name"].as_str()?, *o)))
+            .collect();
+        let params = crate::admission::param_objects(&set, &self.api.store, &self.api.registry);
+        let lookup: &[Object] = &params;
+        let audits = set.audit_constraints(
+            &objects,
+            &|ns| namespaces.get(ns).copied(),
+            &lookup,
+            AUDIT_LIMIT,
+        );
+        let now = gitplane_object::time::now_rfc3339();
+        for audit in audits {
+            self.write_audit(&audit, &now).await;
+        }
+    }
+
+    async fn write_audit(&self, audit: &gitplane_policy::gatekeeper::Audit, now: &str) {
+        let Some(target) = self
+            .api
+            .target_for_kind(CONSTRAINTS_GROUP, &audit.kind, None)
+        else {
+            return;
+        };
+        let status = json!({
+            "apiVersion": format!("{CONSTRAINTS_GROUP}/{}", target.version),
+            "kind": audit.kind,
+            "metadata": {"name": audit.name},
+            "status": {
+                "auditTimestamp": now,
+                "totalViolations": audit.total,
+                "violations": audit.violations,
+            },
+        });
+        let apply = WriteOptions {
+            manager: Some(AUDIT_MANAGER.to_string()),
+            force: true,
+            ..options()
+        };
+        let _ = self
+            .api
+            .patch(
+                &target,
+                &audit.name,
+                PatchKind::Apply,
+                status,
+                Some("status"),
+                &apply,
+            )
+            .await;
+    }
 }
 
 /// The CRD of a template's constraint kind, or `None` if the template
@@ -93,7 +201,11 @@ pub fn constraint_crd(template: &Value) -> Option<Value> {
 impl TemplateController {
     /// A controller for the API's templates.
     pub fn new(api: Api) -> Self {
-        TemplateController { api }
+        TemplateController {
+            auditor: Auditor::new(api.clone()),
+            api,
+            audited: Mutex::default(),
+        }
     }
 
     /// Makes sure every stored template has its CRD.
@@ -104,8 +216,25 @@ impl TemplateController {
         }
     }
 
-    /// Reacts to a template written or deleted.
+    /// Reacts to a template written or deleted, or a constraint whose spec
+    /// changed (audited at once).
     pub async fn observe(&self, event: &Event) {
+        if event.key.starts_with(CONSTRAINTS) && event.kind != EventKind::Deleted {
+            let generation = event
+                .object
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let previous = self
+                .audited
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(event.key.clone(), generation);
+            if previous != Some(generation) {
+                self.auditor.audit().await;
+            }
+            return;
+        }
         if !event.key.starts_with(TEMPLATES) {
             return;
         }

@@ -65,6 +65,7 @@ pub fn start(api: &Api, simulate: bool) {
     };
     let simulator = simulate.then(|| simulate::Simulator::new(api.clone()));
     tokio::spawn(run(events, gc, namespaces, policies, simulator));
+    tokio::spawn(gatekeeper::Auditor::new(api.clone()).run());
 }
 
 /// The controllers that act on stored policies.

@@ -712,6 +712,23 @@ impl Rego {
     }
 }
 
+/// One constraint's audit, as Gatekeeper's audit writes it in the
+/// constraint's `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    /// The constraint's kind.
+    pub kind: String,
+    /// The constraint's name.
+    pub name: String,
+    /// Its enforcement action, as Gatekeeper spells it (`deny`, `warn`, `dryrun`).
+    pub action: &'static str,
+    /// Every violation found.
+    pub total: usize,
+    /// The first violations (Gatekeeper keeps 20), each `{kind, name,
+    /// namespace, group, version, message, enforcementAction}`.
+    pub violations: Vec<Value>,
+}
+
 /// What a violated constraint does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -732,6 +749,15 @@ impl Action {
             other => Err(format!(
                 "enforcementAction {other:?} is not deny, warn, dryrun or scoped"
             )),
+        }
+    }
+
+    /// `deny`, `warn` or `dryrun`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::DryRun => "dryrun",
         }
     }
 
