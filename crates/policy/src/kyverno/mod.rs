@@ -485,7 +485,9 @@ impl Rule {
         }
         for entry in &self.context {
             let name = entry["name"].as_str().unwrap_or_default();
-            if given.contains_key(name) {
+            // Supplied whole (`name`) or field by field (`name.data.key`).
+            let prefix = format!("{name}.");
+            if given.keys().any(|k| k == name || k.starts_with(&prefix)) {
                 continue;
             }
             let value = context_entry(entry, &vars)
