@@ -11,6 +11,7 @@ use std::path::Path;
 
 use gitplane_object::{LoadOptions, Syntax, parse_values};
 use gitplane_policy::pss::Standard;
+use gitplane_policy::strings;
 use serde_json::Value;
 
 /// The modes the plugin has.
@@ -28,17 +29,6 @@ pub struct PodSecurityConfig {
     pub runtime_classes: Vec<String>,
     /// Users whose requests are exempt.
     pub usernames: Vec<String>,
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl PodSecurityConfig {
