@@ -243,7 +243,8 @@ impl PolicySet {
         for policy in &policies {
             compiled.push(vap::Policy::parse(&self.env, policy)?);
         }
-        self.bindings.push(vap::Binding::parse(&binding)?);
+        self.bindings
+            .push(vap::Binding::parse(&binding)?.reporting_warnings_as_failures());
         self.autogen_variants += compiled.len() - 1;
         self.vaps.extend(compiled);
         Ok(())

@@ -438,6 +438,9 @@ pub struct Binding {
     param_ref: Option<ParamRef>,
     match_resources: Option<MatchResources>,
     actions: Vec<Mode>,
+    /// A failure under `Warn` is reported `fail` (Kyverno's
+    /// ValidatingPolicy), not `warn` (a VAP binding).
+    warn_fails: bool,
 }
 
 impl Binding {
@@ -505,7 +508,17 @@ impl Binding {
             param_ref,
             match_resources,
             actions,
+            warn_fails: false,
         })
+    }
+
+    /// The same binding, reporting a failure under `Warn` as `fail`, as
+    /// Kyverno reports its ValidatingPolicies' results.
+    pub fn reporting_warnings_as_failures(self) -> Binding {
+        Binding {
+            warn_fails: true,
+            ..self
+        }
     }
 }
 
@@ -519,6 +532,7 @@ impl Binding {
             param_ref: None,
             match_resources: None,
             actions: vec![Mode::Enforce],
+            warn_fails: false,
         }
     }
 }
@@ -554,7 +568,7 @@ pub fn evaluate(
         // then Audit): every result is also what a PolicyReport records.
         let mode = binding.actions.iter().copied().min().unwrap_or(Mode::Audit);
         let verdict = match (verdict, mode) {
-            (Verdict::Fail, Mode::Warn) => Verdict::Warn,
+            (Verdict::Fail, Mode::Warn) if !binding.warn_fails => Verdict::Warn,
             (v, _) => v,
         };
         let mut result = RuleResult::new(
