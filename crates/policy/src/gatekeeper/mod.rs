@@ -147,6 +147,13 @@ fn cel_source(target: &Value) -> Result<Option<CelValidator>, String> {
         .map_err(|e| format!("K8sNativeValidation: {e}"))
 }
 
+/// Analyses the policies once, here (evaluating a trivial query prepares
+/// the interpreter without running any rule): the clones made for each
+/// evaluation start prepared instead of analysing every module again.
+fn prepare(engine: &mut regorus::Engine) {
+    let _ = engine.eval_query("true".into(), false);
+}
+
 /// Compiles a Rego source into a prepared interpreter.
 fn compile_rego(source: &RegoSource) -> Result<Rego, String> {
     check_format_widths(&source.rego)?;
@@ -182,8 +189,14 @@ fn compile_rego(source: &RegoSource) -> Result<Rego, String> {
         return Err("missing required rules: [violation]".into());
     }
     let package = package.trim_start_matches("data.");
+    let rule = format!("data.{package}.violation");
+    // Gatekeeper's data always holds an inventory, empty unless synced.
+    engine
+        .add_data(regorus::Value::from(json!({"inventory": {}})))
+        .map_err(|e| e.to_string())?;
+    prepare(&mut engine);
     Ok(Rego {
-        rule: format!("data.{package}.violation"),
+        rule,
         reads_inventory: source.rego.contains("inventory")
             || source.libs.iter().any(|l| l.contains("inventory")),
         engine: Mutex::new(engine),
@@ -462,6 +475,7 @@ fn formatter() -> Result<regorus::Engine, String> {
             "package gitplane\nsprintf := sprintf(input[0], input[1])\n".into(),
         )
         .map_err(|e| e.to_string())?;
+    prepare(&mut engine);
     Ok(engine)
 }
 
@@ -691,10 +705,13 @@ impl Rego {
             "review": review,
             "parameters": parameters,
         })));
-        let inventory = inventory.cloned().unwrap_or_else(|| json!({}));
-        engine
-            .add_data(regorus::Value::from(json!({"inventory": inventory})))
-            .map_err(|e| e.to_string())?;
+        // New data makes the interpreter analyse the modules again: only
+        // for a template that reads the inventory.
+        if let Some(inventory) = inventory {
+            engine
+                .add_data(regorus::Value::from(json!({"inventory": inventory})))
+                .map_err(|e| e.to_string())?;
+        }
         let result = engine
             .eval_rule(self.rule.clone())
             .map_err(|e| e.to_string())?;
