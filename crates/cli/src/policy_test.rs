@@ -86,9 +86,13 @@ pub(crate) fn find_files(
 
 /// The non-null YAML or JSON documents of a file.
 pub(crate) fn read_values(root: &Root, path: &RelPath) -> Result<Vec<Value>> {
-    let bytes = root.read(path)?;
+    parse_documents(&root.read(path)?, path)
+}
+
+/// The non-null documents of a file's bytes.
+pub(crate) fn parse_documents(bytes: &[u8], path: &RelPath) -> Result<Vec<Value>> {
     let values = parse_values(
-        &bytes,
+        bytes,
         path.display(),
         Syntax::from_file_name(path.as_str()),
         &LoadOptions::default(),

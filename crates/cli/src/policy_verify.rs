@@ -24,7 +24,7 @@ use gitplane_render::{RelPath, Root};
 use regex::Regex;
 
 use crate::output::ReportFormat;
-use crate::policy_test::{find_files, read_objects, read_values};
+use crate::policy_test::{find_files, parse_documents, read_objects};
 use crate::render_cmd::root_and_path;
 
 const SUITE_API_VERSION: &str = "test.gatekeeper.sh/v1alpha1";
@@ -99,7 +99,7 @@ fn read_suite(root: &Root, file: &RelPath) -> Result<Option<Value>> {
     if !String::from_utf8_lossy(&bytes).contains("Suite") {
         return Ok(None);
     }
-    let Ok(values) = read_values(root, file) else {
+    let Ok(values) = parse_documents(&bytes, file) else {
         return Ok(None);
     };
     Ok(values

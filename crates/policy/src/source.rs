@@ -2,7 +2,9 @@
 //! their bindings, Kyverno ClusterPolicies and Policies, and the other
 //! objects beside them (VAP parameters).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
@@ -366,14 +368,13 @@ impl PolicySet {
         limit: usize,
     ) -> Vec<gatekeeper::Audit> {
         let lookup = Chain(&self.params, lookup);
+        let mut inventories = HashMap::new();
         let mut audits = Vec::new();
         for constraint in &self.constraints {
             let Some(template) = self.templates.iter().find(|t| t.kind == constraint.kind) else {
                 continue;
             };
-            let inventory = template
-                .reads_inventory(gatekeeper::Source::PreferCel)
-                .then(|| self.inventory(template, &lookup));
+            let inventory = self.inventory_for(template, &lookup, &mut inventories);
             let mut audit = gatekeeper::Audit {
                 kind: constraint.kind.clone(),
                 name: constraint.name.clone(),
@@ -393,7 +394,7 @@ impl PolicySet {
                     .violations(
                         &review,
                         &constraint.parameters,
-                        inventory.as_ref(),
+                        inventory.as_deref(),
                         gatekeeper::Source::PreferCel,
                     )
                     .unwrap_or_else(|error| vec![error]);
@@ -422,6 +423,7 @@ impl PolicySet {
             return;
         }
         let review = gatekeeper::review::of_request(request);
+        let mut inventories = HashMap::new();
         for constraint in &self.constraints {
             let Some(template) = self.templates.iter().find(|t| t.kind == constraint.kind) else {
                 continue;
@@ -433,17 +435,32 @@ impl PolicySet {
             {
                 continue;
             }
-            let inventory = template
-                .reads_inventory(gatekeeper::Source::PreferCel)
-                .then(|| self.inventory(template, lookup));
+            let inventory = self.inventory_for(template, lookup, &mut inventories);
             let violations = template.violations(
                 &review,
                 &constraint.parameters,
-                inventory.as_ref(),
+                inventory.as_deref(),
                 gatekeeper::Source::PreferCel,
             );
             results.extend(constraint.results(violations));
         }
+    }
+
+    /// `data.inventory` for a template that reads it, built once for all
+    /// the constraints of the template (kept in `built`).
+    fn inventory_for(
+        &self,
+        template: &gatekeeper::Template,
+        lookup: &dyn Lookup,
+        built: &mut HashMap<String, Arc<Value>>,
+    ) -> Option<Arc<Value>> {
+        if !template.reads_inventory(gatekeeper::Source::PreferCel) {
+            return None;
+        }
+        let inventory = built
+            .entry(template.name.clone())
+            .or_insert_with(|| Arc::new(self.inventory(template, lookup)));
+        Some(inventory.clone())
     }
 
     /// `data.inventory` for a template: the kinds it asks for in its

@@ -219,18 +219,8 @@ impl TemplateController {
     /// Reacts to a template written or deleted, or a constraint whose spec
     /// changed (audited at once).
     pub async fn observe(&self, event: &Event) {
-        if event.key.starts_with(CONSTRAINTS) && event.kind != EventKind::Deleted {
-            let generation = event
-                .object
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let previous = self
-                .audited
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(event.key.clone(), generation);
-            if previous != Some(generation) {
+        if event.key.starts_with(CONSTRAINTS) {
+            if self.spec_changed(event) {
                 self.auditor.audit().await;
             }
             return;
@@ -242,6 +232,22 @@ impl TemplateController {
             EventKind::Deleted => self.delete_crd(&event.object).await,
             _ => self.ensure_crd(&event.object).await,
         }
+    }
+
+    /// Whether a constraint event changes its spec since the last audit
+    /// (a new generation); a deleted constraint is forgotten.
+    fn spec_changed(&self, event: &Event) -> bool {
+        let mut audited = self.audited.lock().unwrap_or_else(|p| p.into_inner());
+        if event.kind == EventKind::Deleted {
+            audited.remove(&event.key);
+            return false;
+        }
+        let generation = event
+            .object
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        audited.insert(event.key.clone(), generation) != Some(generation)
     }
 
     async fn ensure_crd(&self, template: &Value) {

@@ -7,39 +7,21 @@ use gitplane_object::{Map, Value, json, split_api_version};
 use crate::request::Request;
 
 /// `input.review` for an admission request, as Gatekeeper's webhook builds
-/// it: the AdmissionRequest's fields plus `namespaceObject`.
+/// it: the AdmissionRequest policies see ([`Request::admission_request`]),
+/// with a `uid`, no empty `namespace`, and `namespaceObject`.
 pub fn of_request(request: &Request) -> Value {
-    let (group, version) = request.group_version();
-    let mut review = Map::new();
-    review.insert("uid".into(), json!(""));
-    review.insert(
-        "kind".into(),
-        json!({"group": group, "version": version, "kind": request.kind()}),
-    );
-    review.insert(
-        "resource".into(),
-        json!({"group": group, "version": version, "resource": request.resource()}),
-    );
-    review.insert("name".into(), json!(request.name()));
-    if let Some(ns) = request.namespace() {
-        review.insert("namespace".into(), json!(ns));
+    let mut review = request.admission_request();
+    if let Some(fields) = review.as_object_mut() {
+        fields.insert("uid".into(), json!(""));
+        if request.namespace().is_none() {
+            fields.remove("namespace");
+        }
+        fields.insert(
+            "namespaceObject".into(),
+            request.namespace_object.cloned().unwrap_or(Value::Null),
+        );
     }
-    review.insert("operation".into(), json!(request.operation.as_str()));
-    review.insert(
-        "userInfo".into(),
-        json!({"username": request.user.username, "groups": request.user.groups}),
-    );
-    review.insert("object".into(), request.object.clone());
-    review.insert(
-        "oldObject".into(),
-        request.old_object.cloned().unwrap_or(Value::Null),
-    );
-    review.insert("dryRun".into(), json!(false));
-    review.insert(
-        "namespaceObject".into(),
-        request.namespace_object.cloned().unwrap_or(Value::Null),
-    );
-    Value::Object(review)
+    review
 }
 
 /// `input.review` for a plain object, as gator and the audit build it: no
