@@ -1,0 +1,581 @@
+//! Execution: walks a tree with a dot and variables, as Go's
+//! `text/template` `exec.go` does, within a budget.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::fmt::print_value;
+use crate::parse::{Arg, BranchKind, Command, Node, Pipeline};
+use crate::value::Value;
+use crate::{Limits, MissingKey, Templates};
+
+/// What stops execution: a message, and whether it already says where.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    located: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            located: false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+/// Shared by an execution and every template it includes: the limits and
+/// what has been spent of them.
+pub(crate) struct Budget {
+    limits: Limits,
+    started: Instant,
+    steps: u64,
+    written: usize,
+    depth: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: Limits) -> Budget {
+        Budget {
+            limits,
+            started: Instant::now(),
+            steps: 0,
+            written: 0,
+            depth: 0,
+        }
+    }
+
+    fn step(&mut self) -> Result<()> {
+        self.steps += 1;
+        if self.steps > self.limits.max_steps {
+            return Err(Failure::new(format!(
+                "template execution exceeded {} steps",
+                self.limits.max_steps
+            )));
+        }
+        if self.steps.is_multiple_of(1024) && self.started.elapsed() > self.limits.timeout {
+            return Err(Failure::new(format!(
+                "template execution took longer than {:?}",
+                self.limits.timeout
+            )));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: usize) -> Result<()> {
+        self.written += bytes;
+        if self.written > self.limits.max_output {
+            return Err(Failure::new(format!(
+                "template output exceeded {} bytes",
+                self.limits.max_output
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a walk of a list ended.
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+/// One template being executed.
+pub(crate) struct Exec<'a> {
+    pub(crate) set: &'a Templates,
+    pub(crate) budget: &'a mut Budget,
+    /// The executing template's name (`executing "name"` in errors).
+    pub(crate) name: String,
+    source: Arc<crate::Source>,
+    vars: Vec<(String, Value)>,
+    out: String,
+    /// Where the command being evaluated starts (errors name it).
+    at: usize,
+}
+
+impl<'a> Exec<'a> {
+    /// Executes the template `name` of `set` with `dot`.
+    pub(crate) fn run(
+        set: &'a Templates,
+        budget: &'a mut Budget,
+        name: &str,
+        dot: &Value,
+    ) -> std::result::Result<String, crate::Error> {
+        let Some(template) = set.template(name) else {
+            return Err(crate::Error::exec(format!(
+                "template: no template {name:?} associated with template {:?}",
+                set.first_name().unwrap_or(name)
+            )));
+        };
+        let mut exec = Exec {
+            set,
+            budget,
+            name: name.to_string(),
+            source: template.source.clone(),
+            vars: vec![("$".to_string(), dot.clone())],
+            out: String::new(),
+            at: 0,
+        };
+        match exec.walk(dot, &template.tree.root) {
+            Ok(_) => Ok(exec.out),
+            Err(failure) => Err(crate::Error::exec(failure.message)),
+        }
+    }
+
+    /// Runs a template from within this one (`{{template}}`, `include`),
+    /// sharing the budget; returns its output.
+    pub(crate) fn nested(&mut self, name: &str, dot: &Value) -> Result<String> {
+        let Some(template) = self.set.template(name) else {
+            return Err(Failure::new(format!("template {name:?} not defined")));
+        };
+        if self.budget.depth >= self.budget.limits.max_depth {
+            return Err(Failure::new(format!(
+                "exceeded maximum template depth ({})",
+                self.budget.limits.max_depth
+            )));
+        }
+        self.budget.depth += 1;
+        let mut inner = Exec {
+            set: self.set,
+            budget: &mut *self.budget,
+            name: name.to_string(),
+            source: template.source.clone(),
+            vars: vec![("$".to_string(), dot.clone())],
+            out: String::new(),
+            at: 0,
+        };
+        let result = inner.walk(dot, &template.tree.root).map(|_| inner.out);
+        self.budget.depth -= 1;
+        result
+    }
+
+    /// Executes `text`, parsed into a copy of the set under this template's
+    /// source name (Helm's `tpl`).
+    pub(crate) fn render_text(&mut self, text: &str, dot: &Value) -> Result<String> {
+        let mut set = self.set.clone();
+        let name = self.source.name.clone();
+        set.parse(&name, text)
+            .map_err(|e| Failure::new(e.to_string()))?;
+        if self.budget.depth >= self.budget.limits.max_depth {
+            return Err(Failure::new(format!(
+                "exceeded maximum template depth ({})",
+                self.budget.limits.max_depth
+            )));
+        }
+        self.budget.depth += 1;
+        let result =
+            Exec::run(&set, &mut *self.budget, &name, dot).map_err(|e| Failure::new(e.to_string()));
+        self.budget.depth -= 1;
+        result
+    }
+
+    /// Adds the location of `pos` and the node to a failure that has none.
+    fn locate(&self, failure: Failure, pos: usize, node: &dyn std::fmt::Display) -> Failure {
+        if failure.located {
+            return failure;
+        }
+        let (line, col) = self.source.line_col(pos);
+        Failure {
+            message: format!(
+                "template: {}:{line}:{col}: executing {:?} at <{node}>: {}",
+                self.source.name, self.name, failure.message
+            ),
+            located: true,
+        }
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        self.budget.write(text.len())?;
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+        for node in nodes {
+            self.budget.step()?;
+            match node {
+                Node::Text(text) => self.write(text)?,
+                Node::Action(pipe) => {
+                    let value = self.pipeline(dot, pipe)?;
+                    if pipe.decl.is_empty() {
+                        let text = match value {
+                            Value::Missing | Value::Nil => "<no value>".to_string(),
+                            v => print_value(&v),
+                        };
+                        self.write(&text)?;
+                    }
+                }
+                Node::Branch {
+                    kind,
+                    pipe,
+                    then,
+                    otherwise,
+                } => {
+                    let mark = self.vars.len();
+                    let value = self.pipeline(dot, pipe)?;
+                    let flow = if value.is_true() {
+                        let inner = if *kind == BranchKind::With {
+                            &value
+                        } else {
+                            dot
+                        };
+                        self.walk(inner, then)?
+                    } else {
+                        self.walk(dot, otherwise)?
+                    };
+                    self.vars.truncate(mark);
+                    if !matches!(flow, Flow::Normal) {
+                        return Ok(flow);
+                    }
+                }
+                Node::Range {
+                    pipe,
+                    body,
+                    otherwise,
+                } => {
+                    let mark = self.vars.len();
+                    let flow = self.range(dot, pipe, body, otherwise)?;
+                    self.vars.truncate(mark);
+                    if !matches!(flow, Flow::Normal) {
+                        return Ok(flow);
+                    }
+                }
+                Node::Template { pos, name, pipe } => {
+                    let value = match pipe {
+                        Some(pipe) => self.pipeline(dot, pipe)?,
+                        None => Value::Nil,
+                    };
+                    let text = self
+                        .nested(name, &value)
+                        .map_err(|f| self.locate(f, *pos, &template_node(name, pipe.as_ref())))?;
+                    self.write(&text)?;
+                }
+                Node::Break => return Ok(Flow::Break),
+                Node::Continue => return Ok(Flow::Continue),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn range(
+        &mut self,
+        dot: &Value,
+        pipe: &Pipeline,
+        body: &[Node],
+        otherwise: &[Node],
+    ) -> Result<Flow> {
+        let value = self.pipeline(dot, pipe)?;
+        let items: Vec<(Value, Value)> = match &value {
+            Value::List(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                .collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| (Value::string(k.as_str()), v.clone()))
+                .collect(),
+            Value::Int(n) | Value::Int64(n) => {
+                if pipe.decl.len() > 1 {
+                    return Err(self.locate(
+                        Failure::new(format!(
+                            "can't use {n} to iterate over more than one variable"
+                        )),
+                        pipe.pos,
+                        pipe,
+                    ));
+                }
+                (0..*n.max(&0))
+                    .map(|i| (value.clone(), Value::Int(i)))
+                    .collect()
+            }
+            Value::Missing | Value::Nil => Vec::new(),
+            other => {
+                return Err(self.locate(
+                    Failure::new(format!("range can't iterate over {}", print_value(other))),
+                    pipe.pos,
+                    pipe,
+                ));
+            }
+        };
+        if items.is_empty() {
+            return self.walk(dot, otherwise);
+        }
+        let top = self.vars.len();
+        for (index, element) in items {
+            self.budget.step()?;
+            match pipe.decl.len() {
+                0 => {}
+                1 => self.set_top(top, 1, element.clone()),
+                _ => {
+                    self.set_top(top, 2, index);
+                    self.set_top(top, 1, element.clone());
+                }
+            }
+            let mark = self.vars.len();
+            let flow = self.walk(&element, body)?;
+            self.vars.truncate(mark);
+            if matches!(flow, Flow::Break) {
+                break;
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Sets the n-th variable from the top of the range's scope.
+    fn set_top(&mut self, top: usize, n: usize, value: Value) {
+        if let Some(slot) = top.checked_sub(n).and_then(|i| self.vars.get_mut(i)) {
+            slot.1 = value;
+        }
+    }
+
+    fn variable(&self, name: &str) -> Result<Value> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| Failure::new(format!("undefined variable: {name}")))
+    }
+
+    fn pipeline(&mut self, dot: &Value, pipe: &Pipeline) -> Result<Value> {
+        let mut value = None;
+        for cmd in &pipe.cmds {
+            value = Some(self.command(dot, cmd, value)?);
+        }
+        // A nil interface is no value (Go unwraps the interface).
+        let value = match value.unwrap_or_default() {
+            Value::Nil => Value::Missing,
+            v => v,
+        };
+        for name in &pipe.decl {
+            if pipe.assign {
+                let slot = self
+                    .vars
+                    .iter_mut()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .ok_or_else(|| Failure::new(format!("undefined variable: {name}")))?;
+                slot.1 = value.clone();
+            } else {
+                self.vars.push((name.clone(), value.clone()));
+            }
+        }
+        Ok(value)
+    }
+
+    fn command(&mut self, dot: &Value, cmd: &Command, last: Option<Value>) -> Result<Value> {
+        self.at = cmd.pos;
+        let first = &cmd.args[0];
+        let result = match first {
+            Arg::Field(names) => self.field_chain(dot, dot.clone(), names, &cmd.args[1..], last),
+            Arg::Chain(base, names) => {
+                let receiver = self.arg(dot, base)?;
+                self.field_chain(dot, receiver, names, &cmd.args[1..], last)
+            }
+            Arg::Variable(name, names) if !names.is_empty() => {
+                let receiver = self.variable(name)?;
+                self.field_chain(dot, receiver, names, &cmd.args[1..], last)
+            }
+            Arg::Function(name) => self.function(dot, name, &cmd.args[1..], last),
+            Arg::Nil => Err(Failure::new("nil is not a command")),
+            other => {
+                if cmd.args.len() > 1 || last.is_some() {
+                    Err(Failure::new(format!(
+                        "can't give argument to non-function {other}"
+                    )))
+                } else {
+                    self.arg(dot, other)
+                }
+            }
+        };
+        result.map_err(|f| self.locate(f, cmd.pos, first))
+    }
+
+    /// `.a.b.c` from `receiver`; the last field gets `args` (the
+    /// command's other words: a method call).
+    fn field_chain(
+        &mut self,
+        dot: &Value,
+        mut receiver: Value,
+        names: &[String],
+        args: &[Arg],
+        last: Option<Value>,
+    ) -> Result<Value> {
+        let Some((final_name, path)) = names.split_last() else {
+            return Ok(receiver);
+        };
+        for name in path {
+            receiver = self.field(dot, receiver, name, &[], None)?;
+        }
+        self.field(dot, receiver, final_name, args, last)
+    }
+
+    fn field(
+        &mut self,
+        dot: &Value,
+        receiver: Value,
+        name: &str,
+        args: &[Arg],
+        last: Option<Value>,
+    ) -> Result<Value> {
+        let has_args = !args.is_empty() || last.is_some();
+        match receiver {
+            Value::Missing => {
+                if self.set.options.missing_key == MissingKey::Error {
+                    return Err(Failure::new(format!("nil data; no entry for key {name:?}")));
+                }
+                Ok(Value::Missing)
+            }
+            Value::Nil => Err(Failure::new(format!(
+                "nil pointer evaluating interface {{}}.{name}"
+            ))),
+            Value::Object(object) => {
+                let mut values = self.args(dot, args)?;
+                values.extend(last.map(as_argument));
+                match object.member(name, &values) {
+                    Some(result) => {
+                        result.map_err(|e| Failure::new(format!("error calling {name}: {e}")))
+                    }
+                    None => Err(Failure::new(format!(
+                        "can't evaluate field {name} in type {}",
+                        object.type_name()
+                    ))),
+                }
+            }
+            Value::Map(entries) => {
+                if has_args {
+                    return Err(Failure::new(format!(
+                        "{name} is not a method but has arguments"
+                    )));
+                }
+                match entries.get(name) {
+                    Some(v) => Ok(v.clone()),
+                    None => match self.set.options.missing_key {
+                        MissingKey::Default => Ok(Value::Missing),
+                        MissingKey::Zero => Ok(Value::Nil),
+                        MissingKey::Error => {
+                            Err(Failure::new(format!("map has no entry for key {name:?}")))
+                        }
+                    },
+                }
+            }
+            other => Err(Failure::new(format!(
+                "can't evaluate field {name} in type {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn args(&mut self, dot: &Value, args: &[Arg]) -> Result<Vec<Value>> {
+        args.iter()
+            .map(|a| self.arg(dot, a).map(as_argument))
+            .collect()
+    }
+
+    /// The value of one word used as an argument.
+    fn arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+        let result = match arg {
+            Arg::Dot => Ok(dot.clone()),
+            Arg::Nil => Ok(Value::Nil),
+            Arg::Bool(b) => Ok(Value::Bool(*b)),
+            Arg::Int(n, _) => Ok(Value::Int(*n)),
+            Arg::Float(f, _) => Ok(Value::Float(*f)),
+            Arg::Str(s) => Ok(Value::string(s.as_str())),
+            Arg::Field(names) => self.field_chain(dot, dot.clone(), names, &[], None),
+            Arg::Variable(name, names) if names.is_empty() => self.variable(name),
+            Arg::Variable(name, names) => {
+                let receiver = self.variable(name)?;
+                self.field_chain(dot, receiver, names, &[], None)
+            }
+            Arg::Function(name) => self.function(dot, name, &[], None),
+            Arg::Chain(base, names) => {
+                let receiver = self.arg(dot, base)?;
+                self.field_chain(dot, receiver, names, &[], None)
+            }
+            Arg::Pipe(pipe) => {
+                let mark = self.vars.len();
+                let value = self.pipeline(dot, pipe);
+                self.vars.truncate(mark);
+                value
+            }
+        };
+        result.map_err(|f| match arg {
+            Arg::Field(_) | Arg::Variable(..) | Arg::Function(_) | Arg::Chain(..) => {
+                self.locate(f, self.at, arg)
+            }
+            _ => f,
+        })
+    }
+
+    fn function(
+        &mut self,
+        dot: &Value,
+        name: &str,
+        args: &[Arg],
+        last: Option<Value>,
+    ) -> Result<Value> {
+        if name == "and" || name == "or" {
+            return self.and_or(dot, name == "and", args, last);
+        }
+        let function = self
+            .set
+            .function(name)
+            .ok_or_else(|| Failure::new(format!("{name:?} is not a defined function")))?;
+        let mut values = self.args(dot, args)?;
+        values.extend(last.map(as_argument));
+        let mut context = crate::Context { exec: self };
+        function(&mut context, &values)
+            .map_err(|e| Failure::new(format!("error calling {name}: {e}")))
+    }
+
+    /// `and` and `or` evaluate arguments only as far as needed and return
+    /// the deciding one.
+    fn and_or(
+        &mut self,
+        dot: &Value,
+        and: bool,
+        args: &[Arg],
+        last: Option<Value>,
+    ) -> Result<Value> {
+        let name = if and { "and" } else { "or" };
+        let count = args.len() + usize::from(last.is_some());
+        if count == 0 {
+            return Err(Failure::new(format!(
+                "wrong number of args for {name}: want at least 1 got 0"
+            )));
+        }
+        let mut value = Value::Missing;
+        for arg in args {
+            value = as_argument(self.arg(dot, arg)?);
+            if value.is_true() != and {
+                return Ok(value);
+            }
+        }
+        if let Some(last) = last {
+            value = as_argument(last);
+        }
+        Ok(value)
+    }
+}
+
+/// How Go prints a `{{template}}` node in errors.
+fn template_node(name: &str, pipe: Option<&Pipeline>) -> String {
+    match pipe {
+        Some(pipe) => format!("{{{{template {name:?} {pipe}}}}}"),
+        None => format!("{{{{template {name:?}}}}}"),
+    }
+}
+
+/// What a function receives for a value: Go passes a missing value to an
+/// `interface {}` parameter as nil.
+fn as_argument(value: Value) -> Value {
+    match value {
+        Value::Missing => Value::Nil,
+        v => v,
+    }
+}

@@ -1,0 +1,295 @@
+//! Go's `text/template`, exactly as Go runs it, and bounded.
+//!
+//! Helm charts, ApplicationSet `goTemplate` and Argo CD notification
+//! templates are Go templates; this crate runs them without Go. Start with
+//! [`Templates`]: [`Templates::parse`] adds a named template (and every
+//! `define` in it) to the set, [`Templates::execute`] runs one with a
+//! [`Value`] as its data.
+//!
+//! - [`lex`] and [`parse`] turn text into trees, with the checks Go makes
+//!   at parse time (functions defined, variables declared).
+//! - `exec` walks a tree: Go's field and method lookup, `missingkey`, truth,
+//!   variable scopes, `range` over lists, maps (sorted), integers, `break`
+//!   and `continue`, and `and`/`or` that stop early.
+//! - [`mod@fmt`] prints values as Go's `fmt` does (`1e+06`, `map[a:1]`,
+//!   `<nil>`), and `funcs` holds Go's builtin functions.
+//!
+//! Everything is bounded by [`Limits`]: steps, output bytes, nesting of
+//! templates, time. A function map of one's own (Sprig, Helm's `include`)
+//! is added with [`Templates::add_function`]; such functions reach the
+//! executing set through [`Context`].
+
+pub mod fmt;
+mod funcs;
+pub mod lex;
+pub mod parse;
+pub mod value;
+
+mod exec;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use value::{GoObject, Value};
+
+use exec::{Budget, Exec};
+use parse::Tree;
+
+/// A function callable from templates: the arguments in, a value or an
+/// error message out (printed as `error calling NAME: message`).
+pub type Function =
+    Arc<dyn Fn(&mut Context<'_, '_>, &[Value]) -> Result<Value, String> + Send + Sync>;
+
+/// What a missing map key gives (Go's `missingkey` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingKey {
+    /// No value: printed `<no value>`, and a field of it is no value too.
+    #[default]
+    Default,
+    /// The map's zero value, nil: printed `<no value>`, and a field of it
+    /// is an error (`nil pointer evaluating interface {}.x`). Helm's choice.
+    Zero,
+    /// An error.
+    Error,
+}
+
+/// What one execution may spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Nodes executed and loop iterations, in all.
+    pub max_steps: u64,
+    /// Bytes written, by every template the execution runs.
+    pub max_output: usize,
+    /// Templates running inside one another (`template`, `include`, `tpl`).
+    pub max_depth: usize,
+    /// Wall time.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_steps: 10_000_000,
+            max_output: 64 << 20,
+            max_depth: 1_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a set executes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// What a missing map key gives.
+    pub missing_key: MissingKey,
+    /// The budget of each execution.
+    pub limits: Limits,
+}
+
+/// A template that failed to parse or to execute, in Go's words
+/// (`template: NAME:LINE: …`, `template: NAME:LINE:COL: executing "NAME" at
+/// <node>: …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The text is not a valid template.
+    #[error("template: {name}:{line}: {message}")]
+    Parse {
+        /// The source's name.
+        name: String,
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Executing failed.
+    #[error("{0}")]
+    Exec(String),
+}
+
+impl Error {
+    fn exec(message: String) -> Error {
+        Error::Exec(message)
+    }
+}
+
+/// The text a template was parsed from, for positions in errors.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) name: String,
+    text: String,
+}
+
+impl Source {
+    /// Go's position: line (1-based) and byte in the line (0-based).
+    pub(crate) fn line_col(&self, pos: usize) -> (usize, usize) {
+        let before = &self.text[..pos.min(self.text.len())];
+        let line = 1 + before.matches('\n').count();
+        let col = before.rfind('\n').map_or(pos, |nl| pos - nl - 1);
+        (line, col)
+    }
+}
+
+/// A parsed template and where it came from.
+#[derive(Debug)]
+pub(crate) struct Named {
+    pub(crate) tree: Tree,
+    pub(crate) source: Arc<Source>,
+}
+
+/// A set of named templates sharing functions and options (Go's
+/// `*template.Template` with its associated templates).
+#[derive(Clone)]
+pub struct Templates {
+    templates: HashMap<String, Arc<Named>>,
+    first: Option<String>,
+    functions: Arc<HashMap<String, Function>>,
+    pub(crate) options: Options,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.templates.keys().collect();
+        names.sort();
+        f.debug_struct("Templates")
+            .field("templates", &names)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Templates {
+        Templates::new(Options::default())
+    }
+}
+
+impl Templates {
+    /// An empty set with Go's builtin functions.
+    pub fn new(options: Options) -> Templates {
+        Templates {
+            templates: HashMap::new(),
+            first: None,
+            functions: Arc::new(funcs::builtins()),
+            options,
+        }
+    }
+
+    /// Adds (or replaces) a function. Add functions before parsing
+    /// templates that call them: names are checked at parse time, as in Go.
+    pub fn add_function(&mut self, name: &str, function: Function) {
+        Arc::make_mut(&mut self.functions).insert(name.to_string(), function);
+    }
+
+    /// Parses `text` as the template `name`, adding it and each template it
+    /// defines to the set. A template whose body is only whitespace does not
+    /// replace one of the same name (as in Go).
+    pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        let source = Arc::new(Source {
+            name: name.to_string(),
+            text: text.to_string(),
+        });
+        let parse_error = |message: String, pos: usize| Error::Parse {
+            name: name.to_string(),
+            line: source.line_col(pos).0,
+            message,
+        };
+        let tokens = lex::lex(text).map_err(|e| parse_error(e.message, e.pos))?;
+        let names: HashSet<String> = self.functions.keys().cloned().collect();
+        let trees =
+            parse::parse(name, tokens, &names).map_err(|e| parse_error(e.message, e.pos))?;
+        for tree in trees {
+            let replaces_body = self
+                .templates
+                .get(&tree.name)
+                .is_some_and(|old| tree.is_empty() && !old.tree.is_empty());
+            if replaces_body {
+                continue;
+            }
+            self.first.get_or_insert_with(|| tree.name.clone());
+            self.templates.insert(
+                tree.name.clone(),
+                Arc::new(Named {
+                    tree,
+                    source: source.clone(),
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the set holds a template of that name.
+    pub fn has(&self, name: &str) -> bool {
+        self.templates.contains_key(name)
+    }
+
+    /// The names of the set's templates, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn template(&self, name: &str) -> Option<&Arc<Named>> {
+        self.templates.get(name)
+    }
+
+    pub(crate) fn first_name(&self) -> Option<&str> {
+        self.first.as_deref()
+    }
+
+    pub(crate) fn function(&self, name: &str) -> Option<Function> {
+        self.functions.get(name).cloned()
+    }
+
+    /// Executes the template `name` with `data` as dot (and `$`).
+    /// Execution runs on its own thread with a stack deep enough for
+    /// [`Limits::max_depth`] nested templates.
+    pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
+        const STACK: usize = 256 << 20;
+        std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("gotemplate".into())
+                .stack_size(STACK)
+                .spawn_scoped(scope, || {
+                    let mut budget = Budget::new(self.options.limits.clone());
+                    Exec::run(self, &mut budget, name, data)
+                })
+                .map_err(|e| Error::exec(format!("template: cannot start execution: {e}")))?;
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(Error::exec("template: execution panicked".into())))
+        })
+    }
+}
+
+/// What a [`Function`] can do besides computing its result: run another
+/// template of the executing set (Helm's `include`) or a text (`tpl`),
+/// within the same budget.
+pub struct Context<'e, 'a> {
+    exec: &'e mut Exec<'a>,
+}
+
+impl Context<'_, '_> {
+    /// Executes the set's template `name` with `dot`; its output.
+    pub fn include(&mut self, name: &str, dot: &Value) -> Result<String, String> {
+        if !self.exec.set.has(name) {
+            let set = self.exec.set.first_name().unwrap_or(name);
+            return Err(format!(
+                "template: no template {name:?} associated with template {set:?}"
+            ));
+        }
+        self.exec.nested(name, dot).map_err(|f| f.message)
+    }
+
+    /// Parses `text` into a copy of the set, under the executing template's
+    /// source name, and executes it with `dot`; its output.
+    pub fn render(&mut self, text: &str, dot: &Value) -> Result<String, String> {
+        self.exec.render_text(text, dot).map_err(|f| f.message)
+    }
+
+    /// The name of the template being executed.
+    pub fn template_name(&self) -> &str {
+        &self.exec.name
+    }
+}
