@@ -275,9 +275,10 @@ impl<'a> Exec<'a> {
                 .enumerate()
                 .map(|(i, v)| (Value::Int(i as i64), v.clone()))
                 .collect(),
-            Value::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| (Value::string(k.as_str()), v.clone()))
+            Value::Map(map) => map
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (Value::string(k), v))
                 .collect(),
             Value::Int(n) | Value::Int64(n) => {
                 if pipe.decl.len() > 1 {
@@ -447,14 +448,14 @@ impl<'a> Exec<'a> {
                     ))),
                 }
             }
-            Value::Map(entries) => {
+            Value::Map(map) => {
                 if has_args {
                     return Err(Failure::new(format!(
                         "{name} is not a method but has arguments"
                     )));
                 }
-                match entries.get(name) {
-                    Some(v) => Ok(v.clone()),
+                match map.get(name) {
+                    Some(v) => Ok(v),
                     None => match self.set.options.missing_key {
                         MissingKey::Default => Ok(Value::Missing),
                         MissingKey::Zero => Ok(Value::Nil),

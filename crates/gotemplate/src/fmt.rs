@@ -2,12 +2,12 @@
 //! byte for byte (floats as `1e+06`, maps as `map[a:1 b:2]`, nil as `<nil>`,
 //! and Go's `%!d(string=x)` forms for a wrong verb).
 
-use crate::value::Value;
+use crate::value::{MAX_NESTING, Value};
 
 /// How `%v` prints a value.
 pub fn print_value(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value, 'v');
+    write_value(&mut out, value, 'v', 0);
     out
 }
 
@@ -20,7 +20,7 @@ pub fn sprint(values: &[Value]) -> String {
         if i > 0 && !is_string(value) && !is_string(&values[i - 1]) {
             out.push(' ');
         }
-        write_value(&mut out, value, 'v');
+        write_value(&mut out, value, 'v', 0);
     }
     out
 }
@@ -32,7 +32,13 @@ pub fn sprintln(values: &[Value]) -> String {
 }
 
 /// Writes `value` with a verb that applies to every element (`v`, `s`, `d`).
-fn write_value(out: &mut String, value: &Value, verb: char) {
+/// Nesting deeper than [`MAX_NESTING`] (a map containing itself) is cut
+/// short with `...`.
+fn write_value(out: &mut String, value: &Value, verb: char, depth: usize) {
+    if depth > MAX_NESTING {
+        out.push_str("...");
+        return;
+    }
     match value {
         Value::Missing | Value::Nil => out.push_str("<nil>"),
         Value::List(items) => {
@@ -41,19 +47,19 @@ fn write_value(out: &mut String, value: &Value, verb: char) {
                 if i > 0 {
                     out.push(' ');
                 }
-                write_value(out, item, verb);
+                write_value(out, item, verb, depth + 1);
             }
             out.push(']');
         }
-        Value::Map(entries) => {
+        Value::Map(map) => {
             out.push_str("map[");
-            for (i, (key, item)) in entries.iter().enumerate() {
+            for (i, (key, item)) in map.entries().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
                 out.push_str(key);
                 out.push(':');
-                write_value(out, item, verb);
+                write_value(out, item, verb, depth + 1);
             }
             out.push(']');
         }
@@ -403,7 +409,7 @@ fn format_directive(arg: &Value, spec: &Spec) -> String {
     match (arg, spec.verb) {
         (Value::List(_) | Value::Map(_), 'v' | 's' | 'd' | 'x' | 'X' | 'q' | 'f' | 'g' | 'e') => {
             let mut out = String::new();
-            write_nested(&mut out, arg, spec);
+            write_nested(&mut out, arg, spec, 0);
             out
         }
         (Value::List(_) | Value::Map(_), 'T') => arg.type_name().to_string(),
@@ -411,7 +417,11 @@ fn format_directive(arg: &Value, spec: &Spec) -> String {
     }
 }
 
-fn write_nested(out: &mut String, value: &Value, spec: &Spec) {
+fn write_nested(out: &mut String, value: &Value, spec: &Spec, depth: usize) {
+    if depth > MAX_NESTING {
+        out.push_str("...");
+        return;
+    }
     match value {
         Value::List(items) => {
             out.push('[');
@@ -419,19 +429,19 @@ fn write_nested(out: &mut String, value: &Value, spec: &Spec) {
                 if i > 0 {
                     out.push(' ');
                 }
-                write_nested(out, item, spec);
+                write_nested(out, item, spec, depth + 1);
             }
             out.push(']');
         }
-        Value::Map(entries) => {
+        Value::Map(map) => {
             out.push_str("map[");
-            for (i, (key, item)) in entries.iter().enumerate() {
+            for (i, (key, item)) in map.entries().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
                 out.push_str(&format_scalar(&Value::string(key.as_str()), spec));
                 out.push(':');
-                write_nested(out, item, spec);
+                write_nested(out, item, spec, depth + 1);
             }
             out.push(']');
         }

@@ -118,7 +118,7 @@ fn index(args: &[Value]) -> Result<Value, String> {
                 Value::Int(i64::from(*byte))
             }
             Value::Map(map) => match key {
-                Value::String(k) => map.get(&**k).cloned().unwrap_or(Value::Nil),
+                Value::String(k) => map.get(k).unwrap_or(Value::Nil),
                 Value::Missing | Value::Nil => Value::Nil,
                 other => {
                     return Err(format!(

@@ -14,6 +14,9 @@
 //! - [`mod@fmt`] prints values as Go's `fmt` does (`1e+06`, `map[a:1]`,
 //!   `<nil>`), and `funcs` holds Go's builtin functions.
 //!
+//! - [`sprig`] adds Sprig 3's library ([`add_sprig`]), and [`semver`] reads
+//!   versions and constraints as Masterminds/semver does.
+//!
 //! Everything is bounded by [`Limits`]: steps, output bytes, nesting of
 //! templates, time. A function map of one's own (Sprig, Helm's `include`)
 //! is added with [`Templates::add_function`]; such functions reach the
@@ -23,6 +26,8 @@ pub mod fmt;
 mod funcs;
 pub mod lex;
 pub mod parse;
+pub mod semver;
+pub mod sprig;
 pub mod value;
 
 mod exec;
@@ -31,7 +36,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use value::{GoObject, Value};
+pub use sprig::add_sprig;
+pub use value::{Dict, GoObject, Value};
 
 use exec::{Budget, Exec};
 use parse::Tree;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// A value of a template's data, or one computed while executing.
 #[derive(Clone, Debug, Default)]
@@ -30,8 +30,9 @@ pub enum Value {
     String(Arc<str>),
     /// `[]interface {}`.
     List(Arc<Vec<Value>>),
-    /// `map[string]interface {}`.
-    Map(Arc<BTreeMap<String, Value>>),
+    /// `map[string]interface {}`: shared and mutable, as Go maps are
+    /// (`set $d "k" v` changes `$d` wherever it is referenced).
+    Map(Dict),
     /// A Go value with methods or fields of its own (Helm's `.Files`,
     /// `.Capabilities`).
     Object(Arc<dyn GoObject>),
@@ -62,7 +63,7 @@ impl Value {
 
     /// A `map[string]interface {}`.
     pub fn map(entries: BTreeMap<String, Value>) -> Value {
-        Value::Map(Arc::new(entries))
+        Value::Map(Dict::new(entries))
     }
 
     /// The Go type's name, as `%T` and error messages print it.
@@ -116,6 +117,75 @@ impl Value {
     }
 }
 
+/// How deep values may nest before printing or converting them stops (a
+/// map can contain itself through `set`).
+pub const MAX_NESTING: usize = 1_000;
+
+impl Value {
+    /// A value read from JSON or YAML as Go's `encoding/json` reads it into
+    /// an `interface {}`: every number a `float64`.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Nil,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::String(s) => Value::string(s.as_str()),
+            serde_json::Value::Array(items) => {
+                Value::list(items.iter().map(Value::from_json).collect())
+            }
+            serde_json::Value::Object(map) => Value::map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value as JSON after a trip through Go's `encoding/json` and back
+    /// (what sigs.k8s.io/yaml does): integral floats become integers.
+    pub fn to_json(&self) -> Result<serde_json::Value, String> {
+        self.to_json_at(0)
+    }
+
+    fn to_json_at(&self, depth: usize) -> Result<serde_json::Value, String> {
+        if depth > MAX_NESTING {
+            return Err("value nested too deeply (a map that contains itself?)".into());
+        }
+        Ok(match self {
+            Value::Missing | Value::Nil => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(n) | Value::Int64(n) => serde_json::Value::from(*n),
+            Value::Float(f) => float_to_json(*f)?,
+            Value::String(s) => serde_json::Value::String(s.to_string()),
+            Value::Object(o) => serde_json::Value::String(o.print()),
+            Value::List(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| v.to_json_at(depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Map(map) => serde_json::Value::Object(
+                map.entries()
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.to_json_at(depth + 1)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+}
+
+/// A float as JSON read back: an integer when Go writes it without a point
+/// and it fits an int64.
+fn float_to_json(f: f64) -> Result<serde_json::Value, String> {
+    if !f.is_finite() {
+        return Err(format!("json: unsupported value: {f}"));
+    }
+    if f.fract() == 0.0 && f.abs() < 1e21 && f.abs() < 9.2e18 {
+        return Ok(serde_json::Value::from(f as i64));
+    }
+    Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number))
+}
+
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
         match (self, other) {
@@ -125,7 +195,7 @@ impl PartialEq for Value {
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
-            (Value::Map(a), Value::Map(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => a.same(b) || a.entries() == b.entries(),
             (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -153,5 +223,77 @@ impl From<bool> for Value {
 impl From<f64> for Value {
     fn from(f: f64) -> Value {
         Value::Float(f)
+    }
+}
+
+/// A Go map: a reference to entries that functions such as `set` change in
+/// place. Readers take a copy of the entries ([`Dict::entries`]) rather than
+/// hold the lock, so a map that contains itself cannot deadlock.
+#[derive(Clone, Default)]
+pub struct Dict(Arc<RwLock<BTreeMap<String, Value>>>);
+
+impl Dict {
+    /// A map holding `entries`.
+    pub fn new(entries: BTreeMap<String, Value>) -> Dict {
+        Dict(Arc::new(RwLock::new(entries)))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Value>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Value>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.read().get(key).cloned()
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.read().contains_key(key)
+    }
+
+    /// Sets `key` (seen by every reference to the map).
+    pub fn insert(&self, key: String, value: Value) {
+        self.write().insert(key, value);
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        self.write().remove(key)
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the map has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// A copy of the entries, sorted by key (values are shared).
+    pub fn entries(&self) -> BTreeMap<String, Value> {
+        self.read().clone()
+    }
+
+    /// The keys, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Whether both are the same map.
+    pub fn same(&self, other: &Dict) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Dict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "map{:?}", self.keys())
     }
 }

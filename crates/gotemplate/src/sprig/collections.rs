@@ -1,0 +1,587 @@
+//! Sprig's lists, dicts, defaults and type functions.
+
+use std::collections::BTreeMap;
+
+use super::{Plain, boolean, exactly, int, is_empty, string, strval, wrong_type};
+use crate::value::{Dict, Value};
+
+/// Longest list `until`, `untilStep` and `seq` make.
+const MAX_LIST: i64 = 1_000_000;
+
+pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
+    ("list", |a| Ok(Value::list(a.to_vec()))),
+    ("tuple", |a| Ok(Value::list(a.to_vec()))),
+    ("dict", dict),
+    ("get", get),
+    ("set", set),
+    ("unset", unset),
+    ("hasKey", has_key),
+    ("keys", keys),
+    ("values", values),
+    ("pluck", pluck),
+    ("pick", |a| pick_or_omit("pick", a, true)),
+    ("omit", |a| pick_or_omit("omit", a, false)),
+    ("merge", |a| merge("merge", a, false)),
+    ("mustMerge", |a| merge("mustMerge", a, false)),
+    ("mergeOverwrite", |a| merge("mergeOverwrite", a, true)),
+    ("mustMergeOverwrite", |a| {
+        merge("mustMergeOverwrite", a, true)
+    }),
+    ("deepCopy", |a| {
+        Ok(deep_copy(&exactly::<1>("deepCopy", a)?[0]))
+    }),
+    ("mustDeepCopy", |a| {
+        Ok(deep_copy(&exactly::<1>("mustDeepCopy", a)?[0]))
+    }),
+    ("dig", dig),
+    ("first", |a| pick_one("first", a, |l| l.first().cloned())),
+    ("mustFirst", |a| {
+        pick_one("first", a, |l| l.first().cloned())
+    }),
+    ("last", |a| pick_one("last", a, |l| l.last().cloned())),
+    ("mustLast", |a| pick_one("last", a, |l| l.last().cloned())),
+    ("rest", |a| {
+        sub_list("rest", a, |l| l.get(1..).map(<[Value]>::to_vec))
+    }),
+    ("mustRest", |a| {
+        sub_list("rest", a, |l| l.get(1..).map(<[Value]>::to_vec))
+    }),
+    ("initial", |a| {
+        sub_list("initial", a, |l| {
+            l.len().checked_sub(1).map(|n| l[..n].to_vec())
+        })
+    }),
+    ("mustInitial", |a| {
+        sub_list("initial", a, |l| {
+            l.len().checked_sub(1).map(|n| l[..n].to_vec())
+        })
+    }),
+    ("reverse", |a| {
+        sub_list("reverse", a, |l| Some(l.iter().rev().cloned().collect()))
+    }),
+    ("mustReverse", |a| {
+        sub_list("reverse", a, |l| Some(l.iter().rev().cloned().collect()))
+    }),
+    ("uniq", |a| sub_list("uniq", a, |l| Some(uniq(l)))),
+    ("mustUniq", |a| sub_list("uniq", a, |l| Some(uniq(l)))),
+    ("compact", |a| {
+        sub_list("compact", a, |l| {
+            Some(l.iter().filter(|v| !is_empty(v)).cloned().collect())
+        })
+    }),
+    ("mustCompact", |a| {
+        sub_list("compact", a, |l| {
+            Some(l.iter().filter(|v| !is_empty(v)).cloned().collect())
+        })
+    }),
+    ("append", |a| push("append", a, false)),
+    ("push", |a| push("push", a, false)),
+    ("mustAppend", |a| push("append", a, false)),
+    ("mustPush", |a| push("push", a, false)),
+    ("prepend", |a| push("prepend", a, true)),
+    ("mustPrepend", |a| push("prepend", a, true)),
+    ("concat", concat),
+    ("without", without),
+    ("mustWithout", without),
+    ("has", has),
+    ("mustHas", has),
+    ("slice", slice),
+    ("mustSlice", slice),
+    ("chunk", chunk),
+    ("mustChunk", chunk),
+    ("sortAlpha", |a| {
+        let mut items = strslice(&exactly::<1>("sortAlpha", a)?[0]);
+        items.sort();
+        Ok(strings_value(items))
+    }),
+    ("toStrings", |a| {
+        Ok(strings_value(strslice(&exactly::<1>("toStrings", a)?[0])))
+    }),
+    ("join", |a| {
+        let [sep, list] = exactly::<2>("join", a)?;
+        Ok(strslice(list).join(string(sep)?).into())
+    }),
+    ("until", |a| {
+        let n = int(&exactly::<1>("until", a)?[0])?;
+        until_step(0, n, if n >= 0 { 1 } else { -1 })
+    }),
+    ("untilStep", |a| {
+        let [start, stop, step] = exactly::<3>("untilStep", a)?;
+        until_step(int(start)?, int(stop)?, int(step)?)
+    }),
+    ("seq", seq),
+    ("default", default),
+    ("empty", |a| {
+        Ok(Value::Bool(is_empty(&exactly::<1>("empty", a)?[0])))
+    }),
+    ("coalesce", |a| {
+        Ok(a.iter()
+            .find(|v| !is_empty(v))
+            .cloned()
+            .unwrap_or(Value::Nil))
+    }),
+    ("all", |a| Ok(Value::Bool(a.iter().all(|v| !is_empty(v))))),
+    ("any", |a| Ok(Value::Bool(a.iter().any(|v| !is_empty(v))))),
+    ("ternary", |a| {
+        let [yes, no, condition] = exactly::<3>("ternary", a)?;
+        Ok(if boolean(condition)? {
+            yes.clone()
+        } else {
+            no.clone()
+        })
+    }),
+    ("typeOf", |a| {
+        Ok(exactly::<1>("typeOf", a)?[0].type_name().into())
+    }),
+    ("typeIs", |a| {
+        let [target, v] = exactly::<2>("typeIs", a)?;
+        Ok(Value::Bool(string(target)? == v.type_name()))
+    }),
+    ("typeIsLike", |a| {
+        let [target, v] = exactly::<2>("typeIsLike", a)?;
+        let target = string(target)?;
+        Ok(Value::Bool(
+            target == v.type_name() || format!("*{target}") == v.type_name(),
+        ))
+    }),
+    ("kindOf", |a| {
+        Ok(kind_of(&exactly::<1>("kindOf", a)?[0]).into())
+    }),
+    ("kindIs", |a| {
+        let [target, v] = exactly::<2>("kindIs", a)?;
+        Ok(Value::Bool(string(target)? == kind_of(v)))
+    }),
+    ("deepEqual", |a| {
+        let [x, y] = exactly::<2>("deepEqual", a)?;
+        Ok(Value::Bool(x == y))
+    }),
+];
+
+/// Go's `reflect.Kind` names.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Missing | Value::Nil => "invalid",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Int64(_) => "int64",
+        Value::Float(_) => "float64",
+        Value::String(_) => "string",
+        Value::List(_) => "slice",
+        Value::Map(_) => "map",
+        Value::Object(_) => "struct",
+    }
+}
+
+/// A `map[string]interface {}` parameter.
+fn dict_arg(value: &Value) -> Result<&Dict, String> {
+    match value {
+        Value::Map(d) => Ok(d),
+        other => Err(wrong_type("map[string]interface {}", other)),
+    }
+}
+
+/// A list argument of Sprig's list functions (any slice; nil is empty).
+fn list_arg<'a>(name: &str, value: &'a Value) -> Result<&'a [Value], String> {
+    match value {
+        Value::List(l) => Ok(l),
+        Value::Missing | Value::Nil => Ok(&[]),
+        other => Err(format!("Cannot find {name} on type {}", kind_of(other))),
+    }
+}
+
+/// Sprig's `strslice`: each non-nil element as a string; a scalar is a
+/// one-element list.
+fn strslice(value: &Value) -> Vec<String> {
+    match value {
+        Value::List(items) => items.iter().filter(|v| !v.is_nil()).map(strval).collect(),
+        Value::Missing | Value::Nil => Vec::new(),
+        other => vec![strval(other)],
+    }
+}
+
+fn strings_value(items: Vec<String>) -> Value {
+    Value::list(items.into_iter().map(Value::from).collect())
+}
+
+fn dict(args: &[Value]) -> Result<Value, String> {
+    let mut map = BTreeMap::new();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_else(|| "".into());
+        map.insert(strval(&pair[0]), value);
+    }
+    Ok(Value::map(map))
+}
+
+fn get(args: &[Value]) -> Result<Value, String> {
+    let [d, key] = exactly::<2>("get", args)?;
+    Ok(dict_arg(d)?.get(string(key)?).unwrap_or_else(|| "".into()))
+}
+
+fn set(args: &[Value]) -> Result<Value, String> {
+    let [d, key, value] = exactly::<3>("set", args)?;
+    dict_arg(d)?.insert(string(key)?.to_string(), value.clone());
+    Ok(d.clone())
+}
+
+fn unset(args: &[Value]) -> Result<Value, String> {
+    let [d, key] = exactly::<2>("unset", args)?;
+    dict_arg(d)?.remove(string(key)?);
+    Ok(d.clone())
+}
+
+fn has_key(args: &[Value]) -> Result<Value, String> {
+    let [d, key] = exactly::<2>("hasKey", args)?;
+    Ok(Value::Bool(dict_arg(d)?.contains_key(string(key)?)))
+}
+
+/// `keys`: the keys of every map, sorted (Go's order is random; sorted is
+/// one of its orders and the same every time).
+fn keys(args: &[Value]) -> Result<Value, String> {
+    let mut all = Vec::new();
+    for d in args {
+        all.extend(dict_arg(d)?.keys());
+    }
+    Ok(strings_value(all))
+}
+
+fn values(args: &[Value]) -> Result<Value, String> {
+    let [d] = exactly::<1>("values", args)?;
+    Ok(Value::list(dict_arg(d)?.entries().into_values().collect()))
+}
+
+fn pluck(args: &[Value]) -> Result<Value, String> {
+    let Some((name, dicts)) = args.split_first() else {
+        return Err("wrong number of args for pluck: want at least 1 got 0".into());
+    };
+    let name = string(name)?;
+    let mut out = Vec::new();
+    for d in dicts {
+        if let Some(v) = dict_arg(d)?.get(name) {
+            out.push(v);
+        }
+    }
+    Ok(Value::list(out))
+}
+
+fn pick_or_omit(name: &str, args: &[Value], keep: bool) -> Result<Value, String> {
+    let Some((d, names)) = args.split_first() else {
+        return Err(format!(
+            "wrong number of args for {name}: want at least 1 got 0"
+        ));
+    };
+    let names: Vec<&str> = names.iter().map(string).collect::<Result<_, _>>()?;
+    let picked = dict_arg(d)?
+        .entries()
+        .into_iter()
+        .filter(|(k, _)| names.contains(&k.as_str()) == keep)
+        .collect();
+    Ok(Value::map(picked))
+}
+
+/// `merge`/`mergeOverwrite` (mergo): deep, into the first map, which is
+/// changed in place and returned.
+fn merge(name: &str, args: &[Value], overwrite: bool) -> Result<Value, String> {
+    let Some((dst, sources)) = args.split_first() else {
+        return Err(format!(
+            "wrong number of args for {name}: want at least 1 got 0"
+        ));
+    };
+    let target = dict_arg(dst)?;
+    for source in sources {
+        merge_into(target, dict_arg(source)?, overwrite, 0)?;
+    }
+    Ok(dst.clone())
+}
+
+fn merge_into(dst: &Dict, src: &Dict, overwrite: bool, depth: usize) -> Result<(), String> {
+    if depth > 100 {
+        return Err("maps nested too deeply to merge".into());
+    }
+    for (key, value) in src.entries() {
+        match (dst.get(&key), &value) {
+            (Some(Value::Map(d)), Value::Map(s)) if !d.same(s) => {
+                merge_into(&d, s, overwrite, depth + 1)?;
+            }
+            (Some(existing), _) if !is_empty(&existing) => {
+                if overwrite && !is_empty(&value) {
+                    dst.insert(key, value);
+                }
+            }
+            _ => dst.insert(key, value),
+        }
+    }
+    Ok(())
+}
+
+/// A copy sharing nothing mutable with the original.
+fn deep_copy(value: &Value) -> Value {
+    match value {
+        Value::Map(d) => Value::map(
+            d.entries()
+                .into_iter()
+                .map(|(k, v)| (k, deep_copy(&v)))
+                .collect(),
+        ),
+        Value::List(items) => Value::list(items.iter().map(deep_copy).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `dig "a" "b" default $dict`.
+fn dig(args: &[Value]) -> Result<Value, String> {
+    if args.len() < 3 {
+        return Err(format!(
+            "wrong number of args for dig: want at least 3 got {}",
+            args.len()
+        ));
+    }
+    let (d, rest) = args.split_last().unwrap_or((&Value::Nil, &[]));
+    let (default, path) = rest.split_last().unwrap_or((&Value::Nil, &[]));
+    let mut current = dict_arg(d)?.clone();
+    for (i, key) in path.iter().enumerate() {
+        let Some(next) = current.get(string(key)?) else {
+            return Ok(default.clone());
+        };
+        if i + 1 == path.len() {
+            return Ok(next);
+        }
+        match next {
+            Value::Map(m) => current = m,
+            _ => return Ok(default.clone()),
+        }
+    }
+    Ok(default.clone())
+}
+
+fn pick_one(name: &str, args: &[Value], f: fn(&[Value]) -> Option<Value>) -> Result<Value, String> {
+    let [list] = exactly::<1>(name, args)?;
+    Ok(f(list_arg(name, list)?).unwrap_or(Value::Nil))
+}
+
+fn sub_list(
+    name: &str,
+    args: &[Value],
+    f: fn(&[Value]) -> Option<Vec<Value>>,
+) -> Result<Value, String> {
+    let [list] = exactly::<1>(name, args)?;
+    Ok(f(list_arg(name, list)?).map_or(Value::Nil, Value::list))
+}
+
+fn uniq(items: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+fn push(name: &str, args: &[Value], front: bool) -> Result<Value, String> {
+    let [list, value] = exactly::<2>(name, args)?;
+    let mut items = list_arg(name, list)?.to_vec();
+    if front {
+        items.insert(0, value.clone());
+    } else {
+        items.push(value.clone());
+    }
+    Ok(Value::list(items))
+}
+
+fn concat(args: &[Value]) -> Result<Value, String> {
+    let mut out = Vec::new();
+    for list in args {
+        out.extend_from_slice(list_arg("concat", list)?);
+    }
+    Ok(Value::list(out))
+}
+
+fn without(args: &[Value]) -> Result<Value, String> {
+    let Some((list, omit)) = args.split_first() else {
+        return Err("wrong number of args for without: want at least 1 got 0".into());
+    };
+    let kept = list_arg("without", list)?
+        .iter()
+        .filter(|v| !omit.contains(v))
+        .cloned()
+        .collect();
+    Ok(Value::list(kept))
+}
+
+fn has(args: &[Value]) -> Result<Value, String> {
+    let [needle, haystack] = exactly::<2>("has", args)?;
+    if haystack.is_nil() {
+        return Ok(Value::Bool(false));
+    }
+    Ok(Value::Bool(list_arg("has", haystack)?.contains(needle)))
+}
+
+/// Sprig's `slice` (it replaces Go's in Helm): lists only.
+fn slice(args: &[Value]) -> Result<Value, String> {
+    let Some((list, bounds)) = args.split_first() else {
+        return Err("wrong number of args for slice: want at least 1 got 0".into());
+    };
+    let Value::List(items) = list else {
+        return Err(format!(
+            "list should be type of slice or array but {}",
+            kind_of(list)
+        ));
+    };
+    let bound = |i: usize, default: usize| -> Result<usize, String> {
+        match bounds.get(i) {
+            None => Ok(default),
+            Some(v) => usize::try_from(super::numbers::to_int64(v))
+                .ok()
+                .filter(|n| *n <= items.len())
+                .ok_or_else(|| format!("slice bounds out of range [{}]", strval(v))),
+        }
+    };
+    let (start, end) = (bound(0, 0)?, bound(1, items.len())?);
+    if start > end {
+        return Err(format!("slice bounds out of range [{start}:{end}]"));
+    }
+    Ok(Value::list(items[start..end].to_vec()))
+}
+
+fn chunk(args: &[Value]) -> Result<Value, String> {
+    let [size, list] = exactly::<2>("chunk", args)?;
+    let size = usize::try_from(int(size)?)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or("chunk size must be positive")?;
+    let chunks = list_arg("chunk", list)?
+        .chunks(size)
+        .map(|c| Value::list(c.to_vec()))
+        .collect();
+    Ok(Value::list(chunks))
+}
+
+fn until_step(start: i64, stop: i64, step: i64) -> Result<Value, String> {
+    let count = match step {
+        0 => 0,
+        s if s > 0 && stop > start => (stop - start + s - 1) / s,
+        s if s < 0 && stop < start => (start - stop + (-s) - 1) / (-s),
+        _ => 0,
+    };
+    if count > MAX_LIST {
+        return Err(format!("more than {MAX_LIST} elements"));
+    }
+    Ok(Value::list(
+        (0..count).map(|i| Value::Int(start + i * step)).collect(),
+    ))
+}
+
+fn seq(args: &[Value]) -> Result<Value, String> {
+    let params: Vec<i64> = args.iter().map(int).collect::<Result<_, _>>()?;
+    let (start, end, step) = match params.as_slice() {
+        [end] => (1, *end, if *end < 1 { -1 } else { 1 }),
+        [start, end] => (*start, *end, if end < start { -1 } else { 1 }),
+        [start, end, step] => {
+            if (start < end && *step <= 0) || (start > end && *step >= 0) {
+                return Ok("".into());
+            }
+            (*start, *end, *step)
+        }
+        _ => return Ok("".into()),
+    };
+    let Value::List(items) = until_step(start, end + step, step)? else {
+        return Ok("".into());
+    };
+    let words: Vec<String> = items.iter().map(strval).collect();
+    Ok(words.join(" ").into())
+}
+
+fn default(args: &[Value]) -> Result<Value, String> {
+    let Some((fallback, given)) = args.split_first() else {
+        return Err("wrong number of args for default: want at least 1 got 0".into());
+    };
+    match given.first() {
+        Some(v) if !is_empty(v) => Ok(v.clone()),
+        _ => Ok(fallback.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::render;
+    use crate::value::Value;
+
+    fn r(src: &str) -> String {
+        render(src, &Value::Nil).unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    #[test]
+    fn dicts_change_in_place_as_go_maps() {
+        assert_eq!(
+            r(
+                r#"{{ $d := dict "a" 1 }}{{ $_ := set $d "b" 2 }}{{ $d }} {{ get $d "z" | quote }} {{ hasKey $d "a" }}"#
+            ),
+            "map[a:1 b:2] \"\" true"
+        );
+        assert_eq!(
+            r(
+                r#"{{ $d := dict "a" (dict "x" 1) "k" "" }}{{ $_ := merge $d (dict "a" (dict "y" 2) "k" "v" "n" 3) }}{{ $d }}"#
+            ),
+            "map[a:map[x:1 y:2] k:v n:3]"
+        );
+        assert_eq!(
+            r(
+                r#"{{ $d := dict "k" "old" }}{{ $_ := mergeOverwrite $d (dict "k" "new") }}{{ $d.k }} {{ keys (dict "b" 1 "a" 2) }} {{ pick (dict "a" 1 "b" 2) "a" }}"#
+            ),
+            "new [a b] map[a:1]"
+        );
+        assert_eq!(
+            r(
+                r#"{{ $c := deepCopy (dict "a" 1) }}{{ $_ := unset $c "a" }}{{ $c }} {{ dig "a" "b" "def" (dict "a" (dict "b" "found")) }} {{ dig "x" "def" (dict) }}"#
+            ),
+            "map[] found def"
+        );
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(
+            r(
+                r#"{{ $l := list 1 "b" 3 }}{{ first $l }} {{ last $l }} {{ rest $l }} {{ initial $l }} {{ append $l 4 }} {{ prepend $l 0 }}"#
+            ),
+            "1 3 [b 3] [1 b] [1 b 3 4] [0 1 b 3]"
+        );
+        assert_eq!(
+            r(
+                r#"{{ uniq (list 1 1 2) }} {{ without (list 1 2 3) 2 }} {{ has 2 (list 1 2) }} {{ compact (list "" "a" 0 nil) }} {{ reverse (list 1 2) }}"#
+            ),
+            "[1 2] [1 3] true [a] [2 1]"
+        );
+        assert_eq!(
+            r(
+                r#"{{ sortAlpha (list "b" "a" 10) }} {{ join "," (list "a" 1 nil) }} {{ concat (list 1) (list 2) }} {{ slice (list 1 2 3) 1 }} {{ chunk 2 (list 1 2 3) }}"#
+            ),
+            "[10 a b] a,1 [1 2] [2 3] [[1 2] [3]]"
+        );
+        assert_eq!(
+            r(r#"{{ until 3 }} {{ untilStep 0 10 4 }} {{ seq 3 }} {{ seq 3 1 }}"#),
+            "[0 1 2] [0 4 8] 1 2 3 3 2 1"
+        );
+    }
+
+    #[test]
+    fn defaults_and_types() {
+        assert_eq!(
+            r(
+                r#"{{ default "d" "" }} {{ default "d" "x" }} {{ default "d" nil }} {{ empty 0 }} {{ coalesce "" nil "c" }} {{ ternary "y" "n" true }}"#
+            ),
+            "d x d true c y"
+        );
+        assert_eq!(
+            r(
+                r#"{{ typeOf 1 }} {{ typeOf (list) }} {{ kindOf (dict) }} {{ kindIs "string" "a" }} {{ typeIs "int64" (add 1 1) }} {{ deepEqual (list 1) (list 1) }}"#
+            ),
+            "int []interface {} map true true true"
+        );
+        let err = render(r#"{{ first "abc" }}"#, &Value::Nil).unwrap_err();
+        assert!(
+            err.ends_with("error calling first: Cannot find first on type string"),
+            "{err}"
+        );
+    }
+}

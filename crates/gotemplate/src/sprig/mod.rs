@@ -1,0 +1,207 @@
+//! Sprig 3's function library (what Helm, Argo CD ApplicationSets and
+//! notifications add to Go's builtins), with its Go semantics: typed
+//! parameters (`indent` wants an `int`, and an `int64` is an error, as in Go),
+//! arithmetic in `int64`, `default` by Sprig's emptiness, maps changed in
+//! place by `set`, `unset` and `merge`.
+//!
+//! Functions that cannot give the same answer twice (`now`, `rand*`,
+//! `uuidv4`, certificate and key generation) or that need decimal
+//! arithmetic (`addf`…) are listed in [`NOT_IMPLEMENTED`]: a template
+//! calling them parses and fails with an error naming the function.
+
+mod collections;
+mod encoding;
+pub(crate) mod numbers;
+mod strings;
+
+use std::sync::Arc;
+
+use crate::value::Value;
+use crate::{Context, Function, Templates};
+
+/// A Sprig function that needs no access to the executing set.
+pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
+
+/// Sprig names gitplane does not implement (yet), with why.
+pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
+    ("now", "its result changes on every render"),
+    ("date", "it reads the clock"),
+    ("dateInZone", "it reads the clock"),
+    ("date_in_zone", "it reads the clock"),
+    ("dateModify", "it reads the clock"),
+    ("date_modify", "it reads the clock"),
+    ("mustDateModify", "it reads the clock"),
+    ("must_date_modify", "it reads the clock"),
+    ("htmlDate", "it reads the clock"),
+    ("htmlDateInZone", "it reads the clock"),
+    ("ago", "it reads the clock"),
+    ("unixEpoch", "it reads the clock"),
+    ("toDate", "it reads the clock"),
+    ("mustToDate", "it reads the clock"),
+    ("duration", "durations are not supported yet"),
+    ("durationRound", "durations are not supported yet"),
+    ("randAlphaNum", "its result changes on every render"),
+    ("randAlpha", "its result changes on every render"),
+    ("randAscii", "its result changes on every render"),
+    ("randNumeric", "its result changes on every render"),
+    ("randInt", "its result changes on every render"),
+    ("randBytes", "its result changes on every render"),
+    ("shuffle", "its result changes on every render"),
+    ("uuidv4", "its result changes on every render"),
+    ("genPrivateKey", "generated keys change on every render"),
+    ("genCA", "generated keys change on every render"),
+    ("genCAWithKey", "generated keys change on every render"),
+    ("genSelfSignedCert", "generated keys change on every render"),
+    (
+        "genSelfSignedCertWithKey",
+        "generated keys change on every render",
+    ),
+    ("genSignedCert", "generated keys change on every render"),
+    (
+        "genSignedCertWithKey",
+        "generated keys change on every render",
+    ),
+    ("buildCustomCert", "certificates are not supported yet"),
+    ("derivePassword", "not supported yet"),
+    ("bcrypt", "its salt changes on every render"),
+    ("htpasswd", "its salt changes on every render"),
+    ("encryptAES", "its IV changes on every render"),
+    ("decryptAES", "not supported yet"),
+    ("addf", "decimal arithmetic is not supported yet"),
+    ("add1f", "decimal arithmetic is not supported yet"),
+    ("subf", "decimal arithmetic is not supported yet"),
+    ("mulf", "decimal arithmetic is not supported yet"),
+    ("divf", "decimal arithmetic is not supported yet"),
+    ("maxf", "decimal arithmetic is not supported yet"),
+    ("minf", "decimal arithmetic is not supported yet"),
+    ("urlParse", "not supported yet"),
+    ("urlJoin", "not supported yet"),
+    ("getHostByName", "it would resolve names on the host"),
+    ("toToml", "TOML is not supported yet"),
+    ("fromToml", "TOML is not supported yet"),
+    ("toYamlPretty", "not supported yet"),
+    (
+        "semver",
+        "version objects are not supported yet (semverCompare is)",
+    ),
+];
+
+/// Adds Sprig's functions to a set.
+pub fn add_sprig(set: &mut Templates) {
+    let groups: [&[(&str, Plain)]; 5] = [
+        strings::FUNCTIONS,
+        collections::FUNCTIONS,
+        numbers::FUNCTIONS,
+        encoding::FUNCTIONS,
+        crate::semver::FUNCTIONS,
+    ];
+    for (name, f) in groups.into_iter().flatten() {
+        set.add_function(name, plain(*f));
+    }
+    for (name, why) in NOT_IMPLEMENTED {
+        let message = format!("gitplane does not implement {name}: {why}");
+        set.add_function(
+            name,
+            Arc::new(move |_: &mut Context<'_, '_>, _: &[Value]| Err(message.clone())),
+        );
+    }
+}
+
+/// A [`Function`] from a plain one.
+pub(crate) fn plain(f: Plain) -> Function {
+    Arc::new(move |_: &mut Context<'_, '_>, args: &[Value]| f(args))
+}
+
+/// Go's error for an argument of the wrong type.
+pub(crate) fn wrong_type(expected: &str, got: &Value) -> String {
+    match got {
+        Value::Missing | Value::Nil => format!("invalid value; expected {expected}"),
+        _ => format!(
+            "wrong type for value; expected {expected}; got {}",
+            got.type_name()
+        ),
+    }
+}
+
+/// The arguments, checked against Go's arity.
+pub(crate) fn exactly<'a, const N: usize>(
+    name: &str,
+    args: &'a [Value],
+) -> Result<&'a [Value; N], String> {
+    args.try_into().map_err(|_| {
+        format!(
+            "wrong number of args for {name}: want {N} got {}",
+            args.len()
+        )
+    })
+}
+
+/// A `string` parameter.
+pub(crate) fn string(value: &Value) -> Result<&str, String> {
+    value.as_str().ok_or_else(|| wrong_type("string", value))
+}
+
+/// An `int` parameter (an `int64` is not one, as in Go).
+pub(crate) fn int(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        _ => Err(wrong_type("int", value)),
+    }
+}
+
+/// A `bool` parameter.
+pub(crate) fn boolean(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(wrong_type("bool", value)),
+    }
+}
+
+/// Sprig's `strval`: a string as is, anything else as `%v` prints it.
+pub(crate) fn strval(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.to_string(),
+        other => crate::fmt::print_value(other),
+    }
+}
+
+/// Sprig's emptiness (for `default`, `empty`, `coalesce`, `compact`):
+/// Go's falsehood.
+pub(crate) fn is_empty(value: &Value) -> bool {
+    !value.is_true()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders `src` with Sprig and `data`.
+    pub(crate) fn render(src: &str, data: &Value) -> Result<String, String> {
+        let mut set = Templates::default();
+        add_sprig(&mut set);
+        set.parse("t", src).map_err(|e| e.to_string())?;
+        set.execute("t", data).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unimplemented_functions_parse_and_fail_by_name() {
+        let err = render("{{ randAlphaNum 5 }}", &Value::Nil).unwrap_err();
+        assert!(
+            err.ends_with("error calling randAlphaNum: gitplane does not implement randAlphaNum: its result changes on every render"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn typed_parameters_as_go_checks_them() {
+        let err = render("{{ indent (add 1 1) \"x\" }}", &Value::Nil).unwrap_err();
+        assert!(
+            err.ends_with("wrong type for value; expected int; got int64"),
+            "{err}"
+        );
+        assert_eq!(
+            render("{{ indent (int (add 1 1)) \"x\" }}", &Value::Nil).unwrap(),
+            "  x"
+        );
+    }
+}
