@@ -6,6 +6,7 @@ mod app_cmd;
 mod bench;
 mod graph_cmd;
 mod health_cmd;
+mod helm_cmd;
 mod output;
 mod policy_cmd;
 mod policy_test;
@@ -50,6 +51,9 @@ enum Command {
     /// Render a directory, a kustomization or a file to manifests, like
     /// `kustomize build` (output identical to `kubectl kustomize`).
     Render(render_cmd::RenderArgs),
+    /// Helm charts without Helm: `gitplane helm template NAME CHART` prints
+    /// what `helm template` (4.1.4) prints.
+    Helm(helm_cmd::HelmCommand),
     /// Sync PATH to a cluster once, as application APP: render, diff against
     /// the cluster (server-side dry run), then apply in Argo CD's order
     /// (phases, waves, hooks) waiting for health, and prune with --prune.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up_cmd::run(&args),
         Command::App(command) => app_cmd::run(&command),
         Command::Render(args) => render_cmd::run(&args),
+        Command::Helm(command) => helm_cmd::run(&command),
         Command::Apiserver(args) => apiserver_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply(&args),
         Command::Diff(args) => sync_cmd::diff(&args),

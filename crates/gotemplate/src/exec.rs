@@ -295,6 +295,13 @@ impl<'a> Exec<'a> {
                     .collect()
             }
             Value::Missing | Value::Nil => Vec::new(),
+            Value::Object(o) if o.elements().is_some() => o
+                .elements()
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v))
+                .collect(),
             other => {
                 return Err(self.locate(
                     Failure::new(format!("range can't iterate over {}", print_value(other))),

@@ -141,6 +141,9 @@ impl Constraint {
     /// Parses a constraint.
     pub fn parse(text: &str) -> Result<Constraint, String> {
         let invalid = || format!("improper constraint: {text}");
+        if text.trim().is_empty() {
+            return Err(invalid());
+        }
         let mut alternatives = Vec::new();
         for alternative in text.split("||") {
             let normalized = normalize_ranges(alternative);
@@ -372,5 +375,6 @@ mod tests {
         assert_eq!(v("v1.2"), v("1.2.0"));
         assert!(Version::parse("1.x").is_err());
         assert!(Constraint::parse(">=abc").is_err());
+        assert!(Constraint::parse("").is_err());
     }
 }

@@ -48,6 +48,10 @@ pub trait GoObject: fmt::Debug + Send + Sync {
     fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>>;
     /// How `%v` prints the value.
     fn print(&self) -> String;
+    /// The elements, for a Go slice type with methods (`range`, `len`).
+    fn elements(&self) -> Option<Vec<Value>> {
+        None
+    }
 }
 
 impl Value {

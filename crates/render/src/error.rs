@@ -35,6 +35,14 @@ pub enum RenderError {
         /// What is wrong, naming the field and object involved.
         message: String,
     },
+    /// A Helm chart that cannot be rendered (loading, values, templates).
+    #[error("{file}: {message}")]
+    Helm {
+        /// The chart (or file of it), relative to the root.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A Kustomize feature gitplane does not support; nothing is silently dropped.
     #[error("{file}: {feature} is not supported by gitplane: {hint}")]
     Unsupported {
@@ -51,6 +59,14 @@ impl RenderError {
     /// An error about a kustomization file.
     pub fn kustomize(file: &str, message: impl Into<String>) -> Self {
         RenderError::Kustomize {
+            file: file.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about a Helm chart.
+    pub fn helm(file: &str, message: impl Into<String>) -> Self {
+        RenderError::Helm {
             file: file.to_string(),
             message: message.into(),
         }

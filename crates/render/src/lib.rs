@@ -5,6 +5,8 @@
 //! - a **Kustomization** when it holds `kustomization.yaml`, `kustomization.yml`
 //!   or `Kustomization` ([`kustomize`]), with output identical to
 //!   `kubectl kustomize`;
+//! - a **Helm chart** when it holds `Chart.yaml` ([`helm`]), as
+//!   `helm template` (Helm 4.1.4) renders it;
 //! - a **plain directory** otherwise ([`directory`]), with Argo CD's
 //!   `directory` options;
 //! - a single manifest file when it is a file.
@@ -16,6 +18,7 @@
 pub mod directory;
 mod error;
 pub mod fs;
+pub mod helm;
 pub mod kustomize;
 pub mod synthetic;
 
@@ -24,6 +27,7 @@ use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
 pub use directory::DirectoryOptions;
 pub use error::RenderError;
 pub use fs::{RelPath, Root};
+pub use helm::HelmOptions;
 pub use kustomize::KustomizeOptions;
 
 /// How to render.
@@ -35,6 +39,8 @@ pub struct RenderOptions {
     pub directory: DirectoryOptions,
     /// Options applied on top of a kustomization (Argo CD's `kustomize` source options).
     pub kustomize: KustomizeOptions,
+    /// Options for Helm charts (Argo CD's `helm` source options).
+    pub helm: HelmOptions,
 }
 
 /// What kind of source a path is.
@@ -42,6 +48,8 @@ pub struct RenderOptions {
 pub enum SourceKind {
     /// A directory with a kustomization file.
     Kustomize,
+    /// A directory with `Chart.yaml` (a Helm chart).
+    Helm,
     /// A directory of manifest files.
     Directory,
     /// One manifest file.
@@ -52,6 +60,7 @@ pub enum SourceKind {
 pub fn detect_source(root: &Root, path: &RelPath) -> Result<SourceKind, RenderError> {
     match root.kind(path)? {
         Some(fs::EntryKind::File) => Ok(SourceKind::File),
+        Some(fs::EntryKind::Dir) if helm::chart::is_chart(root, path)? => Ok(SourceKind::Helm),
         Some(fs::EntryKind::Dir) if kustomize::find_kustomization_file(root, path)?.is_some() => {
             Ok(SourceKind::Kustomize)
         }
@@ -71,6 +80,7 @@ pub fn render(
 ) -> Result<Vec<Object>, RenderError> {
     match detect_source(root, path)? {
         SourceKind::Kustomize => kustomize::build(root, path, options),
+        SourceKind::Helm => helm::render_chart(root, path, &options.helm),
         SourceKind::Directory => directory::render_directory(root, path, options),
         SourceKind::File => {
             let bytes = root.read(path)?;

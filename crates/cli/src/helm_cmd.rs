@@ -1,0 +1,112 @@
+//! `gitplane helm template NAME CHART`: a chart rendered as `helm template`
+//! (Helm 4.1.4) prints it, without Helm.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gitplane_render::{HelmOptions, RelPath};
+
+use crate::render_cmd::root_and_path;
+
+/// `gitplane helm …`.
+#[derive(Debug, clap::Args)]
+pub struct HelmCommand {
+    #[command(subcommand)]
+    command: HelmSubcommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HelmSubcommand {
+    /// Render a chart directory as `helm template NAME CHART` does (same
+    /// output, byte for byte, as Helm 4.1.4): values files and --set
+    /// flavours, dependencies in charts/ with their conditions, tags and
+    /// aliases, hooks, CRDs with --include-crds. Chart archives,
+    /// repositories, import-values and values.schema.json validation are
+    /// not supported yet (a clear error, or a warning for the schema).
+    Template(TemplateArgs),
+}
+
+/// Arguments of `gitplane helm template`.
+#[derive(Debug, clap::Args)]
+struct TemplateArgs {
+    /// The release name (`.Release.Name`).
+    name: String,
+    /// The chart directory (holding Chart.yaml).
+    chart: PathBuf,
+    /// Values files, in order (later ones win). Read inside --root.
+    #[arg(short = 'f', long = "values")]
+    values: Vec<PathBuf>,
+    /// Set values (`a.b=1,c={x,y},d[0]=z`): `true`/`false`, `null` and
+    /// integers are typed, as in Helm.
+    #[arg(long)]
+    set: Vec<String>,
+    /// Set values as strings.
+    #[arg(long = "set-string")]
+    set_string: Vec<String>,
+    /// `.Release.Namespace`.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Print the chart's CRDs (crds/) first.
+    #[arg(long)]
+    include_crds: bool,
+    /// Leave out test hooks.
+    #[arg(long)]
+    skip_tests: bool,
+    /// Leave out hooks.
+    #[arg(long)]
+    no_hooks: bool,
+    /// `.Capabilities.KubeVersion` (default v1.35.0, as Helm 4.1.4).
+    #[arg(long)]
+    kube_version: Option<String>,
+    /// API versions added to `.Capabilities.APIVersions` (repeatable).
+    #[arg(short = 'a', long = "api-versions")]
+    api_versions: Vec<String>,
+    /// The directory reads are confined to (default: the Git repository
+    /// holding the chart).
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+/// Runs `gitplane helm`.
+pub fn run(command: &HelmCommand) -> Result<ExitCode> {
+    match &command.command {
+        HelmSubcommand::Template(args) => template(args),
+    }
+}
+
+fn template(args: &TemplateArgs) -> Result<ExitCode> {
+    let (root, chart) = root_and_path(&args.chart, args.root.as_deref())?;
+    let value_files = args
+        .values
+        .iter()
+        .map(|file| {
+            let absolute = std::fs::canonicalize(file)
+                .with_context(|| format!("{}: no such file", file.display()))?;
+            let relative = absolute
+                .strip_prefix(root.path())
+                .with_context(|| format!("{} is outside the root {}", file.display(), root.path().display()))?;
+            Ok(root.resolve(&RelPath::root(), &relative.to_string_lossy())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = HelmOptions {
+        release_name: args.name.clone(),
+        namespace: args.namespace.clone(),
+        value_files,
+        set: args.set.clone(),
+        set_string: args.set_string.clone(),
+        include_crds: args.include_crds,
+        skip_tests: args.skip_tests,
+        no_hooks: args.no_hooks,
+        kube_version: args.kube_version.clone(),
+        api_versions: args.api_versions.clone(),
+        ..HelmOptions::default()
+    };
+    let rendered = gitplane_render::helm::template(&root, &chart, &options)?;
+    for warning in &rendered.warnings {
+        eprintln!("warning: {warning}");
+    }
+    std::io::stdout().lock().write_all(rendered.output.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,270 @@
+//! Loading a chart directory as Helm's loader does: `Chart.yaml`,
+//! `values.yaml`, `templates/`, `crds/`, `charts/` (subchart directories)
+//! and every other file as `.Files`, minus what `.helmignore` names.
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobMatcher};
+use gitplane_object::LoadOptions;
+use gitplane_object::yaml::{Dialect, parse_documents};
+use serde_json::{Map, Value as Json};
+
+use crate::error::RenderError;
+use crate::fs::{EntryKind, RelPath, Root};
+
+/// A loaded chart.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// `Chart.yaml`.
+    pub metadata: Map<String, Json>,
+    /// `values.yaml` (every document merged).
+    pub values: Map<String, Json>,
+    /// `templates/…`: path inside the chart → text.
+    pub templates: BTreeMap<String, String>,
+    /// Every other file (`crds/` too): path inside the chart → bytes.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Subcharts from `charts/`, in directory order.
+    pub dependencies: Vec<Chart>,
+    /// Where the chart was read from (for errors).
+    pub origin: String,
+}
+
+impl Chart {
+    /// `name` from `Chart.yaml`.
+    pub fn name(&self) -> &str {
+        self.metadata.get("name").and_then(Json::as_str).unwrap_or("")
+    }
+
+    /// `type` is `library`.
+    pub fn is_library(&self) -> bool {
+        self.metadata.get("type").and_then(Json::as_str) == Some("library")
+    }
+
+    /// `dependencies` of `Chart.yaml` (or of a v1 chart's `requirements.yaml`).
+    pub fn declared_dependencies(&self) -> Vec<Map<String, Json>> {
+        self.metadata
+            .get("dependencies")
+            .and_then(Json::as_array)
+            .map(|deps| {
+                deps.iter()
+                    .filter_map(|d| d.as_object().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// CRD files (`crds/*.yaml|yml|json`), sorted by path.
+    pub fn crds(&self) -> Vec<(&str, &[u8])> {
+        self.files
+            .iter()
+            .filter(|(path, _)| {
+                let lower = path.to_ascii_lowercase();
+                lower.starts_with("crds/")
+                    && !lower["crds/".len()..].contains('/')
+                    && [".yaml", ".yml", ".json"].iter().any(|e| lower.ends_with(e))
+            })
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect()
+    }
+}
+
+/// Whether `dir` holds a chart (`Chart.yaml`), as Argo CD detects one.
+pub fn is_chart(root: &Root, dir: &RelPath) -> Result<bool, RenderError> {
+    Ok(root.kind(&dir.join("Chart.yaml"))? == Some(EntryKind::File))
+}
+
+/// Loads the chart in `dir`.
+pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, RenderError> {
+    let ignore = Ignore::read(root, dir)?;
+    let mut files = BTreeMap::new();
+    collect(root, dir, "", &ignore, &mut files)?;
+    let origin = dir.display().to_string();
+    let error = |file: &str, message: String| RenderError::helm(&format!("{origin}/{file}"), message);
+    let chart_yaml = files
+        .remove("Chart.yaml")
+        .ok_or_else(|| error("Chart.yaml", "no such file: a chart needs Chart.yaml".into()))?;
+    let mut metadata = merged_documents(&chart_yaml, &format!("{origin}/Chart.yaml"), options)?;
+    for field in ["name", "version"] {
+        if metadata.get(field).and_then(Json::as_str).is_none_or(str::is_empty) {
+            return Err(error("Chart.yaml", format!("validation: chart.metadata.{field} is required")));
+        }
+    }
+    if !metadata.contains_key("apiVersion") {
+        metadata.insert("apiVersion".into(), "v1".into());
+    }
+    if let Some(requirements) = files.remove("requirements.yaml")
+        && !metadata.contains_key("dependencies")
+    {
+        let requirements = merged_documents(&requirements, &format!("{origin}/requirements.yaml"), options)?;
+        if let Some(deps) = requirements.get("dependencies") {
+            metadata.insert("dependencies".into(), deps.clone());
+        }
+    }
+    let values = match files.remove("values.yaml") {
+        Some(bytes) => merged_documents(&bytes, &format!("{origin}/values.yaml"), options)?,
+        None => Map::new(),
+    };
+    for special in ["Chart.lock", "requirements.lock", "values.schema.json"] {
+        files.remove(special);
+    }
+    let mut templates = BTreeMap::new();
+    let template_paths: Vec<String> = files
+        .keys()
+        .filter(|p| p.starts_with("templates/"))
+        .cloned()
+        .collect();
+    for path in template_paths {
+        let bytes = files.remove(&path).unwrap_or_default();
+        let text = String::from_utf8(bytes)
+            .map_err(|_| error(&path, "template is not UTF-8".into()))?;
+        templates.insert(path, text);
+    }
+    let mut dependencies = Vec::new();
+    let charts = dir.join("charts");
+    if root.kind(&charts)? == Some(EntryKind::Dir) {
+        for (name, kind) in root.list(&charts)? {
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            match kind {
+                EntryKind::Dir => dependencies.push(load(root, &charts.join(&name), options)?),
+                EntryKind::File if name.ends_with(".tgz") || name.ends_with(".tar.gz") => {
+                    return Err(error(
+                        &format!("charts/{name}"),
+                        "chart archives are not supported yet: unpack it into charts/ as a directory".into(),
+                    ));
+                }
+                EntryKind::File => {}
+            }
+        }
+    }
+    if metadata.get("type").and_then(Json::as_str) == Some("library") {
+        templates.retain(|path, _| base_name(path).starts_with('_'));
+    }
+    Ok(Chart {
+        metadata,
+        values,
+        templates,
+        files,
+        dependencies,
+        origin,
+    })
+}
+
+/// The last segment of a path.
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Reads every file under `dir` (recursively) into `files`, keyed by path
+/// inside the chart, skipping what `.helmignore` names and `charts/`
+/// subdirectories (loaded as charts).
+fn collect(
+    root: &Root,
+    dir: &RelPath,
+    prefix: &str,
+    ignore: &Ignore,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), RenderError> {
+    for (name, kind) in root.list(dir)? {
+        let path = format!("{prefix}{name}");
+        if ignore.ignores(&path, kind == EntryKind::Dir) {
+            continue;
+        }
+        match kind {
+            EntryKind::Dir if path == "charts" => {}
+            EntryKind::Dir => collect(root, &dir.join(&name), &format!("{path}/"), ignore, files)?,
+            EntryKind::File => {
+                files.insert(path, root.read(&dir.join(&name))?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `.helmignore`: gitignore-like patterns (a pattern without `/` matches a
+/// name at any depth, a trailing `/` only directories, `!` re-includes).
+struct Ignore {
+    rules: Vec<(GlobMatcher, bool, bool, bool)>,
+}
+
+impl Ignore {
+    fn read(root: &Root, dir: &RelPath) -> Result<Ignore, RenderError> {
+        let file = dir.join(".helmignore");
+        let mut rules = Vec::new();
+        if root.kind(&file)? == Some(EntryKind::File) {
+            let text = String::from_utf8_lossy(&root.read(&file)?).into_owned();
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (negate, pattern) = match line.strip_prefix('!') {
+                    Some(p) => (true, p),
+                    None => (false, line),
+                };
+                let dir_only = pattern.ends_with('/');
+                let pattern = pattern.trim_end_matches('/');
+                let anchored = pattern.contains('/');
+                let glob = GlobBuilder::new(pattern.trim_start_matches('/'))
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| RenderError::helm(&file.display().to_string(), format!("bad pattern {line:?}: {e}")))?
+                    .compile_matcher();
+                rules.push((glob, negate, dir_only, anchored));
+            }
+        }
+        Ok(Ignore { rules })
+    }
+
+    fn ignores(&self, path: &str, is_dir: bool) -> bool {
+        let mut ignored = false;
+        for (glob, negate, dir_only, anchored) in &self.rules {
+            if *dir_only && !is_dir {
+                continue;
+            }
+            let hit = if *anchored {
+                glob.is_match(path)
+            } else {
+                glob.is_match(base_name(path))
+            };
+            if hit {
+                ignored = !negate;
+            }
+        }
+        ignored
+    }
+}
+
+/// Every YAML document of a values file merged into one map (later
+/// documents win), as Helm reads `values.yaml`.
+pub fn merged_documents(bytes: &[u8], name: &str, options: &LoadOptions) -> Result<Map<String, Json>, RenderError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| RenderError::helm(name, "not UTF-8"))?;
+    let documents = parse_documents(text, Dialect::Kubernetes, &options.limits)
+        .map_err(|e| RenderError::helm(name, format!("line {}: {}", e.line, e.message)))?;
+    let mut merged = Map::new();
+    for document in documents {
+        match document.value {
+            Json::Object(map) => merge_maps(&mut merged, map),
+            Json::Null => {}
+            _ => {
+                return Err(RenderError::helm(
+                    name,
+                    format!("line {}: a values document must be a mapping", document.line),
+                ));
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Helm's `MergeMaps`: nested maps merged, anything else replaced.
+pub fn merge_maps(dst: &mut Map<String, Json>, src: Map<String, Json>) {
+    for (key, value) in src {
+        match (dst.get_mut(&key), value) {
+            (Some(Json::Object(d)), Json::Object(s)) => merge_maps(d, s),
+            (_, value) => {
+                dst.insert(key, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Helm's engine (`pkg/engine/engine.go`): every template of the chart and
+//! its subcharts in one set, parsed in Helm's order, each non-`_` file
+//! executed with its chart's scope, `<no value>` removed from the output.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use gitplane_gotemplate::{
+    Context, GoObject, Limits, MissingKey, Options, Templates, Value, add_sprig,
+};
+use globset::GlobBuilder;
+
+use super::chart::{Chart, base_name};
+use super::{Capabilities, Release};
+
+/// Renders every template: full path (`chart/templates/x.yaml`) → text.
+pub fn render(
+    chart: &Chart,
+    values: &Value,
+    release: &Release,
+    capabilities: &Capabilities,
+    limits: &Limits,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut set = Templates::new(Options {
+        missing_key: MissingKey::Zero,
+        limits: limits.clone(),
+    });
+    add_sprig(&mut set);
+    add_helm_functions(&mut set);
+    let mut files = Vec::new();
+    collect(chart, chart.name(), values, true, release, capabilities, &mut files);
+    // Helm's parse order: deeper paths first, then reverse lexical, so a
+    // root chart's `define` beats a subchart's of the same name.
+    files.sort_by(|a, b| {
+        let depth = |p: &str| p.matches('/').count();
+        depth(&b.path).cmp(&depth(&a.path)).then_with(|| b.path.cmp(&a.path))
+    });
+    for file in &files {
+        set.parse(&file.path, &file.text).map_err(|e| clean_error(&e.to_string()))?;
+    }
+    let mut rendered = BTreeMap::new();
+    for file in &files {
+        if base_name(&file.path).starts_with('_') {
+            continue;
+        }
+        let out = set
+            .execute(&file.path, &file.scope)
+            .map_err(|e| clean_error(&e.to_string()))?;
+        rendered.insert(file.path.clone(), out.replace("<no value>", ""));
+    }
+    Ok(rendered)
+}
+
+/// A template file with the scope it executes in.
+struct TemplateFile {
+    path: String,
+    text: String,
+    scope: Value,
+}
+
+/// Adds the templates of `chart` (at `full_path`) and its subcharts.
+fn collect(
+    chart: &Chart,
+    full_path: &str,
+    values: &Value,
+    is_root: bool,
+    release: &Release,
+    capabilities: &Capabilities,
+    out: &mut Vec<TemplateFile>,
+) {
+    let mut base = BTreeMap::new();
+    base.insert("Chart".to_string(), chart_object(chart, is_root));
+    base.insert("Files".to_string(), Value::Object(Arc::new(Files::of(chart))));
+    base.insert("Release".to_string(), release.value());
+    base.insert("Capabilities".to_string(), capabilities.value());
+    base.insert("Values".to_string(), values.clone());
+    let mut subcharts = BTreeMap::new();
+    for sub in &chart.dependencies {
+        let name = sub.name().to_string();
+        let sub_values = match values {
+            Value::Map(d) => d.get(&name).unwrap_or(Value::Nil),
+            _ => Value::Nil,
+        };
+        let sub_path = format!("{full_path}/charts/{name}");
+        let before = out.len();
+        collect(sub, &sub_path, &sub_values, false, release, capabilities, out);
+        if let Some(first) = out.get(before) {
+            subcharts.insert(name, subchart_scope(&first.scope));
+        }
+    }
+    base.insert("Subcharts".to_string(), Value::map(subcharts));
+    for (path, text) in &chart.templates {
+        let full = format!("{full_path}/{path}");
+        let mut scope = base.clone();
+        scope.insert(
+            "Template".to_string(),
+            Value::map(BTreeMap::from([
+                ("Name".to_string(), Value::from(full.as_str())),
+                ("BasePath".to_string(), Value::from(format!("{full_path}/templates"))),
+            ])),
+        );
+        out.push(TemplateFile {
+            path: full,
+            text: text.clone(),
+            scope: Value::map(scope),
+        });
+    }
+}
+
+/// A subchart's scope as its parent sees it in `.Subcharts`.
+fn subchart_scope(scope: &Value) -> Value {
+    match scope {
+        Value::Map(d) => {
+            let mut entries = d.entries();
+            entries.remove("Template");
+            Value::map(entries)
+        }
+        other => other.clone(),
+    }
+}
+
+/// `.Chart` as Helm 4 builds it: a map with Go's field names, every field
+/// present, plus `IsRoot`.
+fn chart_object(chart: &Chart, is_root: bool) -> Value {
+    let field = |key: &str| {
+        chart
+            .metadata
+            .get(key)
+            .map(Value::from_json)
+            .unwrap_or(Value::Nil)
+    };
+    let text = |key: &str| match field(key) {
+        Value::Nil => Value::from(""),
+        v => v,
+    };
+    let mut map = BTreeMap::new();
+    for (go, yaml) in [
+        ("Name", "name"),
+        ("Home", "home"),
+        ("Version", "version"),
+        ("Description", "description"),
+        ("Icon", "icon"),
+        ("APIVersion", "apiVersion"),
+        ("Condition", "condition"),
+        ("Tags", "tags"),
+        ("AppVersion", "appVersion"),
+        ("KubeVersion", "kubeVersion"),
+        ("Type", "type"),
+    ] {
+        map.insert(go.to_string(), text(yaml));
+    }
+    for (go, yaml) in [
+        ("Sources", "sources"),
+        ("Keywords", "keywords"),
+        ("Maintainers", "maintainers"),
+        ("Annotations", "annotations"),
+        ("Dependencies", "dependencies"),
+    ] {
+        map.insert(go.to_string(), field(yaml));
+    }
+    map.insert(
+        "Deprecated".to_string(),
+        Value::Bool(field("deprecated").is_true()),
+    );
+    map.insert("IsRoot".to_string(), Value::Bool(is_root));
+    Value::map(map)
+}
+
+/// Helm's additions to Sprig: `include`, `tpl`, `required`, `fail`,
+/// `lookup` (no cluster: an empty map, as `helm template` gives).
+fn add_helm_functions(set: &mut Templates) {
+    set.add_function(
+        "include",
+        Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
+            [Value::String(name), dot] => cx.include(name, dot).map(Value::from),
+            [other, _] => Err(format!("wrong type for value; expected string; got {}", other.type_name())),
+            _ => Err(format!("wrong number of args for include: want 2 got {}", args.len())),
+        }),
+    );
+    set.add_function(
+        "tpl",
+        Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
+            [Value::String(text), dot] => cx
+                .render(text, dot)
+                .map(|out| Value::from(out.replace("<no value>", ""))),
+            [other, _] => Err(format!("wrong type for value; expected string; got {}", other.type_name())),
+            _ => Err(format!("wrong number of args for tpl: want 2 got {}", args.len())),
+        }),
+    );
+    set.add_function(
+        "required",
+        Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| match args {
+            [Value::String(warn), value] => match value {
+                Value::Nil | Value::Missing => Err(wrap_user_error(warn)),
+                Value::String(s) if s.is_empty() => Err(wrap_user_error(warn)),
+                v => Ok(v.clone()),
+            },
+            _ => Err(format!("wrong number of args for required: want 2 got {}", args.len())),
+        }),
+    );
+    set.add_function(
+        "fail",
+        Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| match args {
+            [Value::String(message)] => Err(wrap_user_error(message)),
+            _ => Err(format!("wrong number of args for fail: want 1 got {}", args.len())),
+        }),
+    );
+    set.add_function(
+        "lookup",
+        Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| {
+            if args.len() != 4 {
+                return Err(format!("wrong number of args for lookup: want 4 got {}", args.len()));
+            }
+            Ok(Value::map(BTreeMap::new()))
+        }),
+    );
+}
+
+const USER_ERROR_START: &str = "HELM_ERR_START";
+const USER_ERROR_END: &str = "HELM_ERR_END";
+
+fn wrap_user_error(message: &str) -> String {
+    format!("{USER_ERROR_START}{message}{USER_ERROR_END}")
+}
+
+/// Helm's error cleanup: a `required`/`fail` message shown as
+/// `execution error at (file:line:col): message`.
+fn clean_error(message: &str) -> String {
+    let Some(start) = message.find(USER_ERROR_START) else {
+        return message.to_string();
+    };
+    let inner = &message[start + USER_ERROR_START.len()..];
+    let inner = inner.split(USER_ERROR_END).next().unwrap_or(inner);
+    let location = message
+        .strip_prefix("template: ")
+        .and_then(|rest| rest.split(": ").next())
+        .unwrap_or("");
+    format!("execution error at ({location}): {inner}")
+}
+
+/// `.Files`: the chart's other files, with Helm's methods.
+#[derive(Debug, Clone)]
+struct Files {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Files {
+    fn of(chart: &Chart) -> Files {
+        Files {
+            files: chart.files.clone(),
+        }
+    }
+
+    fn text(&self, path: &str) -> String {
+        self.files
+            .get(path)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A YAML map of base names to contents (sorted), as `AsConfig` and
+    /// `AsSecrets` write it.
+    fn as_map(&self, encode: bool) -> Result<Value, String> {
+        if self.files.is_empty() {
+            return Ok("".into());
+        }
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .files
+            .iter()
+            .map(|(path, bytes)| {
+                let content = if encode {
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                } else {
+                    String::from_utf8_lossy(bytes).into_owned()
+                };
+                (base_name(path).to_string(), serde_json::Value::String(content))
+            })
+            .collect();
+        let text = gitplane_object::yaml::to_yaml(&serde_json::Value::Object(map));
+        Ok(text.strip_suffix('\n').unwrap_or(&text).into())
+    }
+}
+
+impl GoObject for Files {
+    fn type_name(&self) -> &str {
+        "common.Files"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let path = || match args {
+            [Value::String(p)] => Ok(p.to_string()),
+            _ => Err(format!("wrong number of args for {name}: want 1 got {}", args.len())),
+        };
+        Some(match name {
+            "Get" | "GetBytes" => path().map(|p| Value::from(self.text(&p))),
+            "Lines" => path().map(|p| {
+                let Some(bytes) = self.files.get(&p) else {
+                    return Value::list(Vec::new());
+                };
+                let text = String::from_utf8_lossy(bytes);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                Value::list(text.split('\n').map(Value::from).collect())
+            }),
+            "Glob" => path().and_then(|pattern| {
+                let glob = GlobBuilder::new(&pattern)
+                    .literal_separator(true)
+                    .build()
+                    .or_else(|_| GlobBuilder::new("**").build())
+                    .map_err(|e| e.to_string())?
+                    .compile_matcher();
+                let files = self
+                    .files
+                    .iter()
+                    .filter(|(p, _)| glob.is_match(p.as_str()))
+                    .map(|(p, b)| (p.clone(), b.clone()))
+                    .collect();
+                Ok(Value::Object(Arc::new(Files { files })))
+            }),
+            "AsConfig" => self.as_map(false),
+            "AsSecrets" => self.as_map(true),
+            _ => return None,
+        })
+    }
+
+    fn print(&self) -> String {
+        let entries: Vec<String> = self
+            .files
+            .iter()
+            .map(|(p, b)| {
+                let bytes: Vec<String> = b.iter().map(u8::to_string).collect();
+                format!("{p}:[{}]", bytes.join(" "))
+            })
+            .collect();
+        format!("map[{}]", entries.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_and_fail_read_as_helm_prints_them() {
+        assert_eq!(
+            clean_error("template: c/templates/a.yaml:3:4: executing \"c/templates/a.yaml\" at <required \"x\" .Values.x>: error calling required: HELM_ERR_STARTx is requiredHELM_ERR_END"),
+            "execution error at (c/templates/a.yaml:3:4): x is required"
+        );
+        assert_eq!(clean_error("template: t:1: oops"), "template: t:1: oops");
+    }
+}

@@ -1,0 +1,231 @@
+//! From rendered files to `helm template`'s output: documents split as
+//! Helm 4.1 splits them, hooks set apart, manifests in Helm's install order,
+//! printed with `# Source:` lines (`pkg/release/v1/util/manifest_sorter.go`,
+//! `kind_sorter.go`, `pkg/cmd/template.go`).
+
+use std::collections::BTreeMap;
+
+use gitplane_object::yaml::{Dialect, Limits, parse_documents};
+use regex::Regex;
+use serde_json::Value as Json;
+
+/// Helm's install order of kinds; unknown kinds come after, by name.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Hook events Helm knows; a document naming any other is dropped.
+const HOOK_EVENTS: &[&str] = &[
+    "pre-install",
+    "post-install",
+    "pre-delete",
+    "post-delete",
+    "pre-upgrade",
+    "post-upgrade",
+    "pre-rollback",
+    "post-rollback",
+    "test",
+    "test-success",
+];
+
+/// One document of a rendered file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The template it came from (`chart/templates/x.yaml`).
+    pub source: String,
+    /// Its text.
+    pub content: String,
+    /// Its kind (empty for a comment-only document).
+    pub kind: String,
+    /// Its hook events, if it is a hook.
+    pub hooks: Option<Vec<String>>,
+}
+
+impl Document {
+    fn is_test(&self) -> bool {
+        self.hooks
+            .as_ref()
+            .is_some_and(|h| h.iter().any(|e| e == "test" || e == "test-success"))
+    }
+}
+
+/// Splits and sorts rendered files (path → text): manifests and hooks, each
+/// in install order.
+pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<Document>), String> {
+    let separator = Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").map_err(|e| e.to_string())?;
+    let mut manifests = Vec::new();
+    let mut hooks = Vec::new();
+    for (path, text) in rendered {
+        if path.ends_with("NOTES.txt") || text.trim().is_empty() {
+            continue;
+        }
+        for piece in separator.split(text.trim()) {
+            if piece.is_empty() {
+                continue;
+            }
+            let content = piece.trim().to_string();
+            let Some(document) = head(path, content)? else {
+                continue;
+            };
+            if document.hooks.is_some() {
+                hooks.push(document);
+            } else {
+                manifests.push(document);
+            }
+        }
+    }
+    sort_by_kind(&mut manifests);
+    sort_by_kind(&mut hooks);
+    Ok((manifests, hooks))
+}
+
+/// Reads a document's kind and hook annotation; `None` for a hook with an
+/// unknown event (Helm skips it).
+fn head(path: &str, content: String) -> Result<Option<Document>, String> {
+    let parsed = parse_documents(&content, Dialect::Kubernetes, &Limits::default())
+        .map_err(|e| format!("YAML parse error on {path}: line {}: {}", e.line, e.message))?;
+    let value = parsed.into_iter().next().map_or(Json::Null, |d| d.value);
+    if !matches!(value, Json::Object(_) | Json::Null) {
+        return Err(format!(
+            "YAML parse error on {path}: a rendered document must be a mapping"
+        ));
+    }
+    let kind = value.get("kind").and_then(Json::as_str).unwrap_or("").to_string();
+    let hook = value
+        .pointer("/metadata/annotations/helm.sh~1hook")
+        .and_then(Json::as_str);
+    let hooks = match hook {
+        None => None,
+        Some(events) => {
+            let events: Vec<String> = events
+                .split(',')
+                .map(|e| e.trim().to_ascii_lowercase())
+                .collect();
+            if events.iter().any(|e| !HOOK_EVENTS.contains(&e.as_str())) {
+                return Ok(None);
+            }
+            Some(events)
+        }
+    };
+    Ok(Some(Document {
+        source: path.to_string(),
+        content,
+        kind,
+        hooks,
+    }))
+}
+
+fn sort_by_kind(documents: &mut [Document]) {
+    let rank = |kind: &str| INSTALL_ORDER.iter().position(|k| *k == kind);
+    documents.sort_by(|a, b| match (rank(&a.kind), rank(&b.kind)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.kind.cmp(&b.kind),
+    });
+}
+
+/// What to print besides the manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Print {
+    /// CRD files (source path, raw text), printed first.
+    pub crds: Vec<(String, String)>,
+    /// Print hooks.
+    pub hooks: bool,
+    /// Leave out test hooks.
+    pub skip_tests: bool,
+}
+
+/// `helm template`'s stdout.
+pub fn print(manifests: &[Document], hooks: &[Document], options: &Print) -> String {
+    let mut manifest = String::new();
+    for (source, text) in &options.crds {
+        manifest.push_str(&format!("---\n# Source: {source}\n{text}\n"));
+    }
+    for m in manifests {
+        manifest.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+    }
+    let mut out = format!("{}\n", manifest.trim());
+    if options.hooks {
+        for h in hooks {
+            if options.skip_tests && h.is_test() {
+                continue;
+            }
+            out.push_str(&format!("---\n# Source: {}\n{}\n", h.source, h.content));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()
+    }
+
+    #[test]
+    fn documents_split_and_sort_as_helm_does() {
+        let rendered = files(&[
+            ("c/templates/a.yaml", "kind: Deployment\nmetadata:\n  name: d\n---\nkind: Service\n---\n# just a comment\n"),
+            ("c/templates/b.yaml", "\n\nkind: Namespace\n---apiVersion: v1\nkind: Zeta\n"),
+            ("c/templates/NOTES.txt", "kind: Secret"),
+            ("c/templates/hook.yaml", "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install,test\n"),
+            ("c/templates/odd.yaml", "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: sometime\n"),
+        ]);
+        let (manifests, hooks) = sort(&rendered).unwrap();
+        let kinds: Vec<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(kinds, ["Namespace", "Service", "Deployment", "", "Zeta"]);
+        assert_eq!(hooks.len(), 1);
+        let out = print(&manifests, &hooks, &Print { hooks: true, ..Print::default() });
+        assert!(out.starts_with("---\n# Source: c/templates/b.yaml\nkind: Namespace\n---\n# Source: c/templates/a.yaml\nkind: Service\n"), "{out}");
+        assert!(out.ends_with("---\n# Source: c/templates/hook.yaml\nkind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install,test\n"));
+        let skipped = print(&manifests, &hooks, &Print { hooks: true, skip_tests: true, ..Print::default() });
+        assert!(!skipped.contains("hook.yaml"));
+        assert_eq!(print(&[], &[], &Print::default()), "\n");
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_fails() {
+        let err = sort(&files(&[("c/templates/x.yaml", "just text")])).unwrap_err();
+        assert!(err.starts_with("YAML parse error on c/templates/x.yaml"), "{err}");
+    }
+}

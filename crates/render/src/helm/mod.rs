@@ -1,0 +1,555 @@
+//! Helm charts rendered as `helm template` (Helm 4.1.4) renders them, with
+//! no Helm binary: the chart is loaded ([`chart`]), values coalesced
+//! ([`values`]), dependencies enabled by their conditions and tags,
+//! templates executed by `gitplane-gotemplate` with Sprig and Helm's
+//! functions ([`engine`]), and the documents sorted and printed
+//! ([`manifest`]). Start with [`template`] (the text) or [`render_chart`]
+//! (the objects).
+//!
+//! Not supported yet, each refused with a clear error: chart archives
+//! (`.tgz`) and repositories, `import-values`, `values.schema.json`
+//! validation (a warning is returned), and the Sprig functions listed in
+//! `gitplane_gotemplate::sprig::NOT_IMPLEMENTED`.
+
+pub mod chart;
+pub mod engine;
+pub mod manifest;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gitplane_gotemplate::semver::{Constraint, Version};
+use gitplane_gotemplate::{Dict, GoObject, Limits, Value};
+use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
+use serde_json::Value as Json;
+
+use crate::error::RenderError;
+use crate::fs::{RelPath, Root};
+use chart::Chart;
+
+/// The Kubernetes version `helm template` 4.1.4 assumes.
+pub const DEFAULT_KUBE_VERSION: &str = "v1.35.0";
+
+/// The API versions Helm 4.1.4 reports by default, in its order.
+pub const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "autoscaling/v2beta1",
+    "autoscaling/v2beta2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha1",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+/// `helm template`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmOptions {
+    /// The release name (`NAME`).
+    pub release_name: String,
+    /// `--namespace` (default `default`).
+    pub namespace: String,
+    /// `-f`: values files (path inside the root), in order.
+    pub value_files: Vec<RelPath>,
+    /// Values given inline (Argo CD's `values`/`valuesObject`), after the files.
+    pub values_yaml: Vec<String>,
+    /// `--set` arguments, in order.
+    pub set: Vec<String>,
+    /// `--set-string` arguments, in order.
+    pub set_string: Vec<String>,
+    /// `--include-crds`.
+    pub include_crds: bool,
+    /// `--skip-tests`.
+    pub skip_tests: bool,
+    /// `--no-hooks`.
+    pub no_hooks: bool,
+    /// `--kube-version`.
+    pub kube_version: Option<String>,
+    /// `--api-versions`, added to the defaults.
+    pub api_versions: Vec<String>,
+    /// Template execution limits.
+    pub limits: Limits,
+}
+
+impl Default for HelmOptions {
+    fn default() -> HelmOptions {
+        HelmOptions {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            value_files: Vec::new(),
+            values_yaml: Vec::new(),
+            set: Vec::new(),
+            set_string: Vec::new(),
+            include_crds: false,
+            skip_tests: false,
+            no_hooks: false,
+            kube_version: None,
+            api_versions: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `.Release`.
+#[derive(Debug, Clone)]
+pub struct Release {
+    name: String,
+    namespace: String,
+}
+
+impl Release {
+    fn value(&self) -> Value {
+        Value::map(BTreeMap::from([
+            ("Name".to_string(), Value::from(self.name.as_str())),
+            ("Namespace".to_string(), Value::from(self.namespace.as_str())),
+            ("IsUpgrade".to_string(), Value::Bool(false)),
+            ("IsInstall".to_string(), Value::Bool(true)),
+            ("Revision".to_string(), Value::Int(1)),
+            ("Service".to_string(), Value::from("Helm")),
+        ]))
+    }
+}
+
+/// `.Capabilities`.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    kube: Arc<KubeVersion>,
+    api_versions: Arc<VersionSet>,
+}
+
+impl Capabilities {
+    fn new(kube_version: Option<&str>, extra: &[String]) -> Result<Capabilities, String> {
+        let text = kube_version.unwrap_or(DEFAULT_KUBE_VERSION);
+        let parsed = Version::parse(text).map_err(|e| format!("invalid kube version {text:?}: {e}"))?;
+        let original = if text.starts_with('v') {
+            text.to_string()
+        } else {
+            format!("v{text}")
+        };
+        // Kubernetes' generic version: the numbers as given, nothing after.
+        let core = original[1..]
+            .split(['-', '+'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+        versions.extend(extra.iter().cloned());
+        Ok(Capabilities {
+            kube: Arc::new(KubeVersion {
+                version: original,
+                normalized: format!("v{core}"),
+                major: parsed.major.to_string(),
+                minor: parsed.minor.to_string(),
+                parsed,
+            }),
+            api_versions: Arc::new(VersionSet(versions)),
+        })
+    }
+
+    fn value(&self) -> Value {
+        Value::map(BTreeMap::from([
+            ("KubeVersion".to_string(), Value::Object(self.kube.clone())),
+            ("APIVersions".to_string(), Value::Object(self.api_versions.clone())),
+            (
+                "HelmVersion".to_string(),
+                Value::map(BTreeMap::from([
+                    ("Version".to_string(), Value::from("v4.1.4")),
+                    ("GitCommit".to_string(), Value::from("05fa37973dc9e42b76e1d2883494c87174b6074f")),
+                    ("GitTreeState".to_string(), Value::from("clean")),
+                    ("GoVersion".to_string(), Value::from("go1.25.9")),
+                    ("KubeClientVersion".to_string(), Value::from("v1.35")),
+                ])),
+            ),
+        ]))
+    }
+}
+
+/// `.Capabilities.KubeVersion`: `Version` (and `GitVersion`) as given,
+/// printed as the numbers alone (`v1.31.2` for `1.31.2-gke.7`).
+#[derive(Debug)]
+struct KubeVersion {
+    version: String,
+    normalized: String,
+    major: String,
+    minor: String,
+    parsed: Version,
+}
+
+impl GoObject for KubeVersion {
+    fn type_name(&self) -> &str {
+        "common.KubeVersion"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        if !args.is_empty() {
+            return Some(Err(format!("{name} takes no arguments")));
+        }
+        Some(Ok(match name {
+            "Version" | "GitVersion" => self.version.as_str().into(),
+            "String" => self.normalized.as_str().into(),
+            "Major" => self.major.as_str().into(),
+            "Minor" => self.minor.as_str().into(),
+            _ => return None,
+        }))
+    }
+
+    fn print(&self) -> String {
+        self.normalized.clone()
+    }
+}
+
+/// `.Capabilities.APIVersions`: a list with `Has`.
+#[derive(Debug)]
+struct VersionSet(Vec<String>);
+
+impl GoObject for VersionSet {
+    fn type_name(&self) -> &str {
+        "common.VersionSet"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        match (name, args) {
+            ("Has", [Value::String(v)]) => Some(Ok(Value::Bool(self.0.iter().any(|x| **x == **v)))),
+            ("Has", _) => Some(Err(format!("wrong number of args for Has: want 1 got {}", args.len()))),
+            _ => None,
+        }
+    }
+
+    fn print(&self) -> String {
+        format!("[{}]", self.0.join(" "))
+    }
+
+    fn elements(&self) -> Option<Vec<Value>> {
+        Some(self.0.iter().map(|v| Value::from(v.as_str())).collect())
+    }
+}
+
+/// What [`template`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// `helm template`'s stdout.
+    pub output: String,
+    /// Things not done that `helm` would do (printed as warnings).
+    pub warnings: Vec<String>,
+}
+
+/// Renders the chart in `dir` as `helm template NAME DIR` would.
+pub fn template(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Rendered, RenderError> {
+    let load = LoadOptions::default();
+    let origin = dir.display().to_string();
+    let error = |message: String| RenderError::helm(&origin, message);
+    let mut chart = chart::load(root, dir, &load)?;
+    if chart.is_library() {
+        return Err(error("library charts are not installable".into()));
+    }
+    check_release_name(&options.release_name).map_err(error)?;
+    let mut warnings = Vec::new();
+    if root.kind(&dir.join("values.schema.json"))?.is_some() {
+        warnings.push(format!("{origin}/values.schema.json: values are not validated against it yet"));
+    }
+    let user = user_values(root, options, &load)?;
+    resolve_dependencies(&mut chart).map_err(error)?;
+    enable_dependencies(&mut chart, &user).map_err(error)?;
+    let coalesced = values::deep_copy(&Value::Map(user));
+    let Value::Map(coalesced) = coalesced else {
+        return Err(error("values are not a map".into()));
+    };
+    let names: Vec<String> = chart.dependencies.iter().map(|c| c.name().to_string()).collect();
+    values::coalesce(&chart, &coalesced, &names);
+    let capabilities = Capabilities::new(options.kube_version.as_deref(), &options.api_versions).map_err(error)?;
+    check_kube_version(&chart, &capabilities).map_err(error)?;
+    let release = Release {
+        name: options.release_name.clone(),
+        namespace: options.namespace.clone(),
+    };
+    let rendered = engine::render(&chart, &Value::Map(coalesced), &release, &capabilities, &options.limits)
+        .map_err(error)?;
+    let (manifests, hooks) = manifest::sort(&rendered).map_err(error)?;
+    let mut crds = Vec::new();
+    if options.include_crds {
+        collect_crds(&chart, chart.name(), &mut crds);
+    }
+    let output = manifest::print(
+        &manifests,
+        &hooks,
+        &manifest::Print {
+            crds,
+            hooks: !options.no_hooks,
+            skip_tests: options.skip_tests,
+        },
+    );
+    Ok(Rendered { output, warnings })
+}
+
+/// The chart's objects, as Argo CD reads `helm template`'s output.
+pub fn render_chart(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Vec<Object>, RenderError> {
+    let rendered = template(root, dir, options)?;
+    Ok(load_objects(
+        rendered.output.as_bytes(),
+        &format!("{} (helm template)", dir.display()),
+        Syntax::Yaml,
+        &LoadOptions::default(),
+    )?)
+}
+
+/// Helm's release name rule: DNS-1123 subdomain, at most 53 characters.
+fn check_release_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 53
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("release name {name:?}: invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"))
+    }
+}
+
+/// User values: files, inline YAML, `--set`, `--set-string`, in that order.
+fn user_values(root: &Root, options: &HelmOptions, load: &LoadOptions) -> Result<Dict, RenderError> {
+    let user = values::empty();
+    let merge_yaml = |bytes: &[u8], name: &str| -> Result<(), RenderError> {
+        let map = chart::merged_documents(bytes, name, load)?;
+        if let Value::Map(d) = Value::from_json(&Json::Object(map)) {
+            values::merge_into(&user, &d);
+        }
+        Ok(())
+    };
+    for file in &options.value_files {
+        merge_yaml(&root.read(file)?, file.display())?;
+    }
+    for (i, text) in options.values_yaml.iter().enumerate() {
+        merge_yaml(text.as_bytes(), &format!("values #{}", i + 1))?;
+    }
+    for (flags, as_string) in [(&options.set, false), (&options.set_string, true)] {
+        for text in flags {
+            values::apply_set(&user, text, as_string)
+                .map_err(|e| RenderError::helm("--set", format!("{text:?}: {e}")))?;
+        }
+    }
+    Ok(user)
+}
+
+/// Matches `Chart.yaml` dependencies with the charts in `charts/` (renamed
+/// by `alias`), recursively; a dependency with no chart is an error, as in
+/// Helm.
+fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
+    let declared = chart.declared_dependencies();
+    if declared.is_empty() {
+        for sub in &mut chart.dependencies {
+            resolve_dependencies(sub)?;
+        }
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut resolved: Vec<Chart> = Vec::new();
+    let mut used = vec![false; chart.dependencies.len()];
+    for dep in &declared {
+        let name = dep.get("name").and_then(Json::as_str).unwrap_or("");
+        if dep.get("import-values").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+            return Err(format!("dependency {name}: import-values is not supported yet"));
+        }
+        if !chart.dependencies.iter().any(|c| c.name() == name) {
+            missing.push(name.to_string());
+            continue;
+        }
+        // Helm uses the first chart of that name whose version is in the
+        // range; a dependency no chart satisfies is left out.
+        let range = dep.get("version").and_then(Json::as_str).unwrap_or("");
+        let compatible = |c: &Chart| {
+            let version = c.metadata.get("version").and_then(Json::as_str).unwrap_or("");
+            match (Constraint::parse(range), Version::parse(version)) {
+                (Ok(constraint), Ok(version)) => constraint.matches(&version),
+                _ => false,
+            }
+        };
+        let Some(index) = chart
+            .dependencies
+            .iter()
+            .position(|c| c.name() == name && compatible(c))
+        else {
+            continue;
+        };
+        used[index] = true;
+        let mut sub = chart.dependencies[index].clone();
+        if let Some(alias) = dep.get("alias").and_then(Json::as_str).filter(|a| !a.is_empty()) {
+            sub.metadata.insert("name".into(), alias.into());
+        }
+        for key in ["condition", "tags"] {
+            if let Some(v) = dep.get(key) {
+                sub.metadata.insert(format!("gitplane.dependency.{key}"), v.clone());
+            }
+        }
+        resolved.push(sub);
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "found in Chart.yaml, but missing in charts/ directory: {}",
+            missing.join(", ")
+        ));
+    }
+    // Charts in charts/ that no dependency takes are kept, first.
+    let unused = chart
+        .dependencies
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(sub, _)| sub.clone());
+    let mut resolved: Vec<Chart> = unused.chain(resolved).collect();
+    for sub in &mut resolved {
+        resolve_dependencies(sub)?;
+    }
+    chart.dependencies = resolved;
+    Ok(())
+}
+
+/// Removes dependencies disabled by their `condition` or `tags`, judged on
+/// the values coalesced with every dependency (Helm's
+/// `processDependencyEnabled`).
+fn enable_dependencies(chart: &mut Chart, user: &Dict) -> Result<(), String> {
+    let Value::Map(all) = values::deep_copy(&Value::Map(user.clone())) else {
+        return Ok(());
+    };
+    let names: Vec<String> = chart.dependencies.iter().map(|c| c.name().to_string()).collect();
+    values::coalesce(chart, &all, &names);
+    prune(chart, &all, &all);
+    Ok(())
+}
+
+fn prune(chart: &mut Chart, values: &Dict, top: &Dict) {
+    let tags = match top.get("tags") {
+        Some(Value::Map(t)) => Some(t),
+        _ => None,
+    };
+    chart.dependencies.retain(|sub| is_enabled(sub, values, tags.as_ref()));
+    for sub in &mut chart.dependencies {
+        let section = match values.get(sub.name()) {
+            Some(Value::Map(d)) => d,
+            _ => values::empty(),
+        };
+        prune(sub, &section, top);
+        for key in ["condition", "tags"] {
+            sub.metadata.remove(&format!("gitplane.dependency.{key}"));
+        }
+    }
+}
+
+fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
+    let mut enabled = true;
+    if let (Some(Json::Array(dep_tags)), Some(tags)) = (sub.metadata.get("gitplane.dependency.tags"), tags) {
+        let states: Vec<bool> = dep_tags
+            .iter()
+            .filter_map(Json::as_str)
+            .filter_map(|t| match tags.get(t) {
+                Some(Value::Bool(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        if !states.is_empty() {
+            enabled = states.iter().any(|b| *b);
+        }
+    }
+    if let Some(condition) = sub.metadata.get("gitplane.dependency.condition").and_then(Json::as_str) {
+        for path in condition.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(Value::Bool(b)) = lookup_path(values, path) {
+                return b;
+            }
+        }
+    }
+    enabled
+}
+
+fn lookup_path(values: &Dict, path: &str) -> Option<Value> {
+    let mut current = Value::Map(values.clone());
+    for key in path.split('.') {
+        current = match current {
+            Value::Map(d) => d.get(key)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The root chart's `kubeVersion` constraint against the capabilities.
+fn check_kube_version(chart: &Chart, capabilities: &Capabilities) -> Result<(), String> {
+    let Some(required) = chart.metadata.get("kubeVersion").and_then(Json::as_str) else {
+        return Ok(());
+    };
+    let constraint = Constraint::parse(required)?;
+    let plain = Version {
+        prerelease: String::new(),
+        ..capabilities.kube.parsed.clone()
+    };
+    if constraint.matches(&plain) {
+        Ok(())
+    } else {
+        Err(format!(
+            "chart requires kubeVersion: {required} which is incompatible with Kubernetes {}",
+            capabilities.kube.version
+        ))
+    }
+}
+
+/// CRDs of the chart and its dependencies, printed raw.
+fn collect_crds(chart: &Chart, full_path: &str, out: &mut Vec<(String, String)>) {
+    for (path, bytes) in chart.crds() {
+        out.push((format!("{full_path}/{path}"), String::from_utf8_lossy(bytes).into_owned()));
+    }
+    for sub in &chart.dependencies {
+        collect_crds(sub, &format!("{full_path}/charts/{}", sub.name()), out);
+    }
+}
