@@ -9,7 +9,9 @@
 #   GITPLANE  the gitplane binary
 #   CHART_DIR chart directories (holding Chart.yaml)
 # Prints one line per case (SAME, DIFF, or FAIL with the first difference)
-# and a summary; exits 1 if any case differs.
+# and a summary; exits 1 if any case differs. Lines that helm itself
+# changes from one run to the next (random passwords and their checksums)
+# are left out of the comparison, and counted: helm is run twice.
 set -u
 helm=$1; gitplane=$2; shift 2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -25,11 +27,26 @@ for chart in "$@"; do
     extra=(); [ -n "$values" ] && extra=(-f "$values")
     label="$(basename "$chart")${values:+ $(basename "$values")}"
     "$helm" template compat "$chart" "${flags[@]}" "${extra[@]}" >"$work/helm" 2>"$work/helm.err"; h=$?
+    "$helm" template compat "$chart" "${flags[@]}" "${extra[@]}" >"$work/helm2" 2>/dev/null
     "$gitplane" helm template compat "$chart" --root "$chart" "${flags[@]}" "${extra[@]}" >"$work/gp" 2>"$work/gp.err"; g=$?
+    random=$(python3 - "$work" <<'PY'
+import sys
+w = sys.argv[1]
+a, b, g = (open(f"{w}/{n}").read().split("\n") for n in ("helm", "helm2", "gp"))
+if len(a) == len(b) == len(g):
+    skip = {i for i in range(len(a)) if a[i] != b[i]}
+    for name, lines in (("helm", a), ("gp", g)):
+        open(f"{w}/{name}", "w").write("\n".join(l for i, l in enumerate(lines) if i not in skip))
+    print(len(skip))
+else:
+    print(0)
+PY
+)
+    note=""; [ "$random" != "0" ] && note=" ($random random lines left out)"
     if [ $h -ne 0 ] && [ $g -ne 0 ]; then
       same=$((same + 1)); echo "SAME (both fail) $label"
     elif [ $h -eq 0 ] && [ $g -eq 0 ] && cmp -s "$work/helm" "$work/gp"; then
-      same=$((same + 1)); echo "SAME $label"
+      same=$((same + 1)); echo "SAME $label$note"
     elif [ $g -ne 0 ]; then
       echo "FAIL $label: $(head -c 300 "$work/gp.err")"
     elif [ $h -ne 0 ]; then

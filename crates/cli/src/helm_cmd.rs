@@ -84,9 +84,13 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
         .map(|file| {
             let absolute = std::fs::canonicalize(file)
                 .with_context(|| format!("{}: no such file", file.display()))?;
-            let relative = absolute
-                .strip_prefix(root.path())
-                .with_context(|| format!("{} is outside the root {}", file.display(), root.path().display()))?;
+            let relative = absolute.strip_prefix(root.path()).with_context(|| {
+                format!(
+                    "{} is outside the root {}",
+                    file.display(),
+                    root.path().display()
+                )
+            })?;
             Ok(root.resolve(&RelPath::root(), &relative.to_string_lossy())?)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -107,6 +111,8 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
     for warning in &rendered.warnings {
         eprintln!("warning: {warning}");
     }
-    std::io::stdout().lock().write_all(rendered.output.as_bytes())?;
+    std::io::stdout()
+        .lock()
+        .write_all(rendered.output.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

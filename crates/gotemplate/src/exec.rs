@@ -35,17 +35,34 @@ pub(crate) struct Budget {
     steps: u64,
     written: usize,
     depth: usize,
+    /// The random sequence of this execution (see [`crate::Options::seed`]).
+    random: u64,
 }
 
 impl Budget {
-    pub(crate) fn new(limits: Limits) -> Budget {
+    /// A budget for executing the template `name`; its random sequence
+    /// starts from `seed` and the name.
+    pub(crate) fn new(limits: Limits, seed: u64, name: &str) -> Budget {
+        let named = name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         Budget {
             limits,
             started: Instant::now(),
             steps: 0,
             written: 0,
             depth: 0,
+            random: named,
         }
+    }
+
+    /// The next number of the execution's random sequence (splitmix64).
+    pub(crate) fn next_random(&mut self) -> u64 {
+        self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.random;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     fn step(&mut self) -> Result<()> {
@@ -401,7 +418,12 @@ impl<'a> Exec<'a> {
                 }
             }
         };
-        result.map_err(|f| self.locate(f, cmd.pos, first))
+        // A function's own error names the whole call, as Go's does.
+        let node: &dyn std::fmt::Display = match first {
+            Arg::Function(_) => cmd,
+            _ => first,
+        };
+        result.map_err(|f| self.locate(f, cmd.pos, node))
     }
 
     /// `.a.b.c` from `receiver`; the last field gets `args` (the

@@ -91,6 +91,11 @@ pub struct Options {
     pub missing_key: MissingKey,
     /// The budget of each execution.
     pub limits: Limits,
+    /// Where the random functions (`randAlphaNum`, `uuidv4`…) start: with
+    /// the template's name it fixes their results, so rendering twice gives
+    /// the same output (a generated password is not rotated on every
+    /// sync). Give each release its own seed.
+    pub seed: u64,
 }
 
 /// A template that failed to parse or to execute, in Go's words
@@ -258,7 +263,8 @@ impl Templates {
                 .name("gotemplate".into())
                 .stack_size(STACK)
                 .spawn_scoped(scope, || {
-                    let mut budget = Budget::new(self.options.limits.clone());
+                    let mut budget =
+                        Budget::new(self.options.limits.clone(), self.options.seed, name);
                     Exec::run(self, &mut budget, name, data)
                 })
                 .map_err(|e| Error::exec(format!("template: cannot start execution: {e}")))?;
@@ -297,5 +303,11 @@ impl Context<'_, '_> {
     /// The name of the template being executed.
     pub fn template_name(&self) -> &str {
         &self.exec.name
+    }
+
+    /// The next number of the execution's random sequence (fixed by
+    /// [`Options::seed`] and the executed template's name).
+    pub fn random(&mut self) -> u64 {
+        self.exec.budget.next_random()
     }
 }

@@ -507,11 +507,18 @@ impl Parser<'_> {
     }
 
     fn command(&mut self, end: &Tok) -> Result<Command> {
-        let pos = self.pos();
+        let mut pos = self.pos();
         let mut args = Vec::new();
         loop {
             self.skip_space();
+            let start = self.at;
             if let Some(operand) = self.operand()? {
+                // Go places `.a.b` and `$x.a` at their first chained field.
+                let chained = matches!(&operand, Arg::Field(f) if f.len() > 1)
+                    || matches!(&operand, Arg::Variable(_, f) if !f.is_empty());
+                if args.is_empty() && chained {
+                    pos = self.tokens.get(start + 1).map_or(pos, |t| t.pos);
+                }
                 args.push(operand);
             }
             match self.peek() {

@@ -81,7 +81,7 @@ fn helm_missingkey_zero() {
     let err = run_with(zero.clone(), "{{.missing.deeper}}", &data()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "template: t:1:2: executing \"t\" at <.missing.deeper>: nil pointer evaluating interface {}.deeper"
+        "template: t:1:10: executing \"t\" at <.missing.deeper>: nil pointer evaluating interface {}.deeper"
     );
     let strict = Options {
         missing_key: MissingKey::Error,
@@ -183,11 +183,11 @@ fn pipelines_and_builtins() {
 fn go_errors_name_the_template_line_and_node() {
     assert_eq!(
         fails("line one\n{{eq .replicas 3}}"),
-        "template: t:2:2: executing \"t\" at <eq>: error calling eq: incompatible types for comparison: float64 and int"
+        "template: t:2:2: executing \"t\" at <eq .replicas 3>: error calling eq: incompatible types for comparison: float64 and int"
     );
     assert_eq!(
         fails("{{index .list 5}}"),
-        "template: t:1:2: executing \"t\" at <index>: error calling index: index out of range: 5"
+        "template: t:1:2: executing \"t\" at <index .list 5>: error calling index: index out of range: 5"
     );
     assert!(fails("{{.name.x}}").ends_with("can't evaluate field x in type string"));
     assert!(fails("{{nil}}").ends_with("nil is not a command"));

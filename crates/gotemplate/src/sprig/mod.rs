@@ -4,14 +4,16 @@
 //! arithmetic in `int64`, `default` by Sprig's emptiness, maps changed in
 //! place by `set`, `unset` and `merge`.
 //!
-//! Functions that cannot give the same answer twice (`now`, `rand*`,
-//! `uuidv4`, certificate and key generation) or that need decimal
-//! arithmetic (`addf`…) are listed in [`NOT_IMPLEMENTED`]: a template
-//! calling them parses and fails with an error naming the function.
+//! The random functions (`randAlphaNum`, `uuidv4`…) repeat for the same
+//! seed and template (see `random`). Functions that read the clock or
+//! generate keys and certificates, or that need decimal arithmetic
+//! (`addf`…), are listed in [`NOT_IMPLEMENTED`]: a template calling them
+//! parses and fails with an error naming the function.
 
 mod collections;
 mod encoding;
 pub(crate) mod numbers;
+mod random;
 mod strings;
 
 use std::sync::Arc;
@@ -40,14 +42,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("mustToDate", "it reads the clock"),
     ("duration", "durations are not supported yet"),
     ("durationRound", "durations are not supported yet"),
-    ("randAlphaNum", "its result changes on every render"),
-    ("randAlpha", "its result changes on every render"),
-    ("randAscii", "its result changes on every render"),
-    ("randNumeric", "its result changes on every render"),
-    ("randInt", "its result changes on every render"),
-    ("randBytes", "its result changes on every render"),
-    ("shuffle", "its result changes on every render"),
-    ("uuidv4", "its result changes on every render"),
     ("genPrivateKey", "generated keys change on every render"),
     ("genCA", "generated keys change on every render"),
     ("genCAWithKey", "generated keys change on every render"),
@@ -97,6 +91,9 @@ pub fn add_sprig(set: &mut Templates) {
     ];
     for (name, f) in groups.into_iter().flatten() {
         set.add_function(name, plain(*f));
+    }
+    for (name, f) in random::functions() {
+        set.add_function(name, f);
     }
     for (name, why) in NOT_IMPLEMENTED {
         let message = format!("gitplane does not implement {name}: {why}");
@@ -185,9 +182,9 @@ mod tests {
 
     #[test]
     fn unimplemented_functions_parse_and_fail_by_name() {
-        let err = render("{{ randAlphaNum 5 }}", &Value::Nil).unwrap_err();
+        let err = render("{{ now }}", &Value::Nil).unwrap_err();
         assert!(
-            err.ends_with("error calling randAlphaNum: gitplane does not implement randAlphaNum: its result changes on every render"),
+            err.ends_with("error calling now: gitplane does not implement now: its result changes on every render"),
             "{err}"
         );
     }

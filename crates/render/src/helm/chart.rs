@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use globset::{GlobBuilder, GlobMatcher};
 use gitplane_object::LoadOptions;
 use gitplane_object::yaml::{Dialect, parse_documents};
+use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Map, Value as Json};
 
 use crate::error::RenderError;
@@ -32,7 +32,10 @@ pub struct Chart {
 impl Chart {
     /// `name` from `Chart.yaml`.
     pub fn name(&self) -> &str {
-        self.metadata.get("name").and_then(Json::as_str).unwrap_or("")
+        self.metadata
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or("")
     }
 
     /// `type` is `library`.
@@ -45,11 +48,7 @@ impl Chart {
         self.metadata
             .get("dependencies")
             .and_then(Json::as_array)
-            .map(|deps| {
-                deps.iter()
-                    .filter_map(|d| d.as_object().cloned())
-                    .collect()
-            })
+            .map(|deps| deps.iter().filter_map(|d| d.as_object().cloned()).collect())
             .unwrap_or_default()
     }
 
@@ -61,7 +60,9 @@ impl Chart {
                 let lower = path.to_ascii_lowercase();
                 lower.starts_with("crds/")
                     && !lower["crds/".len()..].contains('/')
-                    && [".yaml", ".yml", ".json"].iter().any(|e| lower.ends_with(e))
+                    && [".yaml", ".yml", ".json"]
+                        .iter()
+                        .any(|e| lower.ends_with(e))
             })
             .map(|(p, b)| (p.as_str(), b.as_slice()))
             .collect()
@@ -79,14 +80,25 @@ pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, 
     let mut files = BTreeMap::new();
     collect(root, dir, "", &ignore, &mut files)?;
     let origin = dir.display().to_string();
-    let error = |file: &str, message: String| RenderError::helm(&format!("{origin}/{file}"), message);
-    let chart_yaml = files
-        .remove("Chart.yaml")
-        .ok_or_else(|| error("Chart.yaml", "no such file: a chart needs Chart.yaml".into()))?;
+    let error =
+        |file: &str, message: String| RenderError::helm(&format!("{origin}/{file}"), message);
+    let chart_yaml = files.remove("Chart.yaml").ok_or_else(|| {
+        error(
+            "Chart.yaml",
+            "no such file: a chart needs Chart.yaml".into(),
+        )
+    })?;
     let mut metadata = merged_documents(&chart_yaml, &format!("{origin}/Chart.yaml"), options)?;
     for field in ["name", "version"] {
-        if metadata.get(field).and_then(Json::as_str).is_none_or(str::is_empty) {
-            return Err(error("Chart.yaml", format!("validation: chart.metadata.{field} is required")));
+        if metadata
+            .get(field)
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(error(
+                "Chart.yaml",
+                format!("validation: chart.metadata.{field} is required"),
+            ));
         }
     }
     if !metadata.contains_key("apiVersion") {
@@ -95,7 +107,11 @@ pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, 
     if let Some(requirements) = files.remove("requirements.yaml")
         && !metadata.contains_key("dependencies")
     {
-        let requirements = merged_documents(&requirements, &format!("{origin}/requirements.yaml"), options)?;
+        let requirements = merged_documents(
+            &requirements,
+            &format!("{origin}/requirements.yaml"),
+            options,
+        )?;
         if let Some(deps) = requirements.get("dependencies") {
             metadata.insert("dependencies".into(), deps.clone());
         }
@@ -115,8 +131,8 @@ pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, 
         .collect();
     for path in template_paths {
         let bytes = files.remove(&path).unwrap_or_default();
-        let text = String::from_utf8(bytes)
-            .map_err(|_| error(&path, "template is not UTF-8".into()))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| error(&path, "template is not UTF-8".into()))?;
         templates.insert(path, text);
     }
     let mut dependencies = Vec::new();
@@ -208,7 +224,9 @@ impl Ignore {
                 let glob = GlobBuilder::new(pattern.trim_start_matches('/'))
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| RenderError::helm(&file.display().to_string(), format!("bad pattern {line:?}: {e}")))?
+                    .map_err(|e| {
+                        RenderError::helm(file.display(), format!("bad pattern {line:?}: {e}"))
+                    })?
                     .compile_matcher();
                 rules.push((glob, negate, dir_only, anchored));
             }
@@ -237,7 +255,11 @@ impl Ignore {
 
 /// Every YAML document of a values file merged into one map (later
 /// documents win), as Helm reads `values.yaml`.
-pub fn merged_documents(bytes: &[u8], name: &str, options: &LoadOptions) -> Result<Map<String, Json>, RenderError> {
+pub fn merged_documents(
+    bytes: &[u8],
+    name: &str,
+    options: &LoadOptions,
+) -> Result<Map<String, Json>, RenderError> {
     let text = std::str::from_utf8(bytes).map_err(|_| RenderError::helm(name, "not UTF-8"))?;
     let documents = parse_documents(text, Dialect::Kubernetes, &options.limits)
         .map_err(|e| RenderError::helm(name, format!("line {}: {}", e.line, e.message)))?;
@@ -249,7 +271,10 @@ pub fn merged_documents(bytes: &[u8], name: &str, options: &LoadOptions) -> Resu
             _ => {
                 return Err(RenderError::helm(
                     name,
-                    format!("line {}: a values document must be a mapping", document.line),
+                    format!(
+                        "line {}: a values document must be a mapping",
+                        document.line
+                    ),
                 ));
             }
         }

@@ -25,19 +25,31 @@ pub fn render(
     let mut set = Templates::new(Options {
         missing_key: MissingKey::Zero,
         limits: limits.clone(),
+        seed: release.seed(),
     });
     add_sprig(&mut set);
     add_helm_functions(&mut set);
     let mut files = Vec::new();
-    collect(chart, chart.name(), values, true, release, capabilities, &mut files);
+    collect(
+        chart,
+        chart.name(),
+        values,
+        true,
+        release,
+        capabilities,
+        &mut files,
+    );
     // Helm's parse order: deeper paths first, then reverse lexical, so a
     // root chart's `define` beats a subchart's of the same name.
     files.sort_by(|a, b| {
         let depth = |p: &str| p.matches('/').count();
-        depth(&b.path).cmp(&depth(&a.path)).then_with(|| b.path.cmp(&a.path))
+        depth(&b.path)
+            .cmp(&depth(&a.path))
+            .then_with(|| b.path.cmp(&a.path))
     });
     for file in &files {
-        set.parse(&file.path, &file.text).map_err(|e| clean_error(&e.to_string()))?;
+        set.parse(&file.path, &file.text)
+            .map_err(|e| clean_error(&e.to_string()))?;
     }
     let mut rendered = BTreeMap::new();
     for file in &files {
@@ -71,7 +83,10 @@ fn collect(
 ) {
     let mut base = BTreeMap::new();
     base.insert("Chart".to_string(), chart_object(chart, is_root));
-    base.insert("Files".to_string(), Value::Object(Arc::new(Files::of(chart))));
+    base.insert(
+        "Files".to_string(),
+        Value::Object(Arc::new(Files::of(chart))),
+    );
     base.insert("Release".to_string(), release.value());
     base.insert("Capabilities".to_string(), capabilities.value());
     base.insert("Values".to_string(), values.clone());
@@ -84,7 +99,15 @@ fn collect(
         };
         let sub_path = format!("{full_path}/charts/{name}");
         let before = out.len();
-        collect(sub, &sub_path, &sub_values, false, release, capabilities, out);
+        collect(
+            sub,
+            &sub_path,
+            &sub_values,
+            false,
+            release,
+            capabilities,
+            out,
+        );
         if let Some(first) = out.get(before) {
             subcharts.insert(name, subchart_scope(&first.scope));
         }
@@ -97,7 +120,10 @@ fn collect(
             "Template".to_string(),
             Value::map(BTreeMap::from([
                 ("Name".to_string(), Value::from(full.as_str())),
-                ("BasePath".to_string(), Value::from(format!("{full_path}/templates"))),
+                (
+                    "BasePath".to_string(),
+                    Value::from(format!("{full_path}/templates")),
+                ),
             ])),
         );
         out.push(TemplateFile {
@@ -174,8 +200,14 @@ fn add_helm_functions(set: &mut Templates) {
         "include",
         Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
             [Value::String(name), dot] => cx.include(name, dot).map(Value::from),
-            [other, _] => Err(format!("wrong type for value; expected string; got {}", other.type_name())),
-            _ => Err(format!("wrong number of args for include: want 2 got {}", args.len())),
+            [other, _] => Err(format!(
+                "wrong type for value; expected string; got {}",
+                other.type_name()
+            )),
+            _ => Err(format!(
+                "wrong number of args for include: want 2 got {}",
+                args.len()
+            )),
         }),
     );
     set.add_function(
@@ -184,8 +216,14 @@ fn add_helm_functions(set: &mut Templates) {
             [Value::String(text), dot] => cx
                 .render(text, dot)
                 .map(|out| Value::from(out.replace("<no value>", ""))),
-            [other, _] => Err(format!("wrong type for value; expected string; got {}", other.type_name())),
-            _ => Err(format!("wrong number of args for tpl: want 2 got {}", args.len())),
+            [other, _] => Err(format!(
+                "wrong type for value; expected string; got {}",
+                other.type_name()
+            )),
+            _ => Err(format!(
+                "wrong number of args for tpl: want 2 got {}",
+                args.len()
+            )),
         }),
     );
     set.add_function(
@@ -196,21 +234,30 @@ fn add_helm_functions(set: &mut Templates) {
                 Value::String(s) if s.is_empty() => Err(wrap_user_error(warn)),
                 v => Ok(v.clone()),
             },
-            _ => Err(format!("wrong number of args for required: want 2 got {}", args.len())),
+            _ => Err(format!(
+                "wrong number of args for required: want 2 got {}",
+                args.len()
+            )),
         }),
     );
     set.add_function(
         "fail",
         Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| match args {
             [Value::String(message)] => Err(wrap_user_error(message)),
-            _ => Err(format!("wrong number of args for fail: want 1 got {}", args.len())),
+            _ => Err(format!(
+                "wrong number of args for fail: want 1 got {}",
+                args.len()
+            )),
         }),
     );
     set.add_function(
         "lookup",
         Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| {
             if args.len() != 4 {
-                return Err(format!("wrong number of args for lookup: want 4 got {}", args.len()));
+                return Err(format!(
+                    "wrong number of args for lookup: want 4 got {}",
+                    args.len()
+                ));
             }
             Ok(Value::map(BTreeMap::new()))
         }),
@@ -225,18 +272,43 @@ fn wrap_user_error(message: &str) -> String {
 }
 
 /// Helm's error cleanup: a `required`/`fail` message shown as
-/// `execution error at (file:line:col): message`.
+/// `execution error at (file:line:col): message`, a parse error as
+/// `parse error at (file:line): message`, and any other execution error
+/// as Helm 4 lays it out (location, then `executing … at <node>:`, then the
+/// message, an `include` failing inside unfolded the same way).
 fn clean_error(message: &str) -> String {
-    let Some(start) = message.find(USER_ERROR_START) else {
+    if let Some(start) = message.find(USER_ERROR_START) {
+        let inner = &message[start + USER_ERROR_START.len()..];
+        let inner = inner.split(USER_ERROR_END).next().unwrap_or(inner);
+        let location = message
+            .strip_prefix("template: ")
+            .and_then(|rest| rest.split(": ").next())
+            .unwrap_or("");
+        return format!("execution error at ({location}): {inner}");
+    }
+    reformat(message)
+}
+
+fn reformat(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("template: ") else {
         return message.to_string();
     };
-    let inner = &message[start + USER_ERROR_START.len()..];
-    let inner = inner.split(USER_ERROR_END).next().unwrap_or(inner);
-    let location = message
-        .strip_prefix("template: ")
-        .and_then(|rest| rest.split(": ").next())
-        .unwrap_or("");
-    format!("execution error at ({location}): {inner}")
+    let Some((location, executing)) = rest.split_once(": executing ") else {
+        return match rest.split_once(": ") {
+            Some((location, why)) => format!("parse error at ({location}): {why}"),
+            None => message.to_string(),
+        };
+    };
+    let Some((what, why)) = executing.split_once(">: ") else {
+        return message.to_string();
+    };
+    let why = match why.split_once(": template: ") {
+        Some((call, inner)) if call.starts_with("error calling ") => {
+            format!("{call}:\n{}", reformat(&format!("template: {inner}")))
+        }
+        _ => why.to_string(),
+    };
+    format!("{location}\n  executing {what}>:\n    {why}")
 }
 
 /// `.Files`: the chart's other files, with Helm's methods.
@@ -274,7 +346,10 @@ impl Files {
                 } else {
                     String::from_utf8_lossy(bytes).into_owned()
                 };
-                (base_name(path).to_string(), serde_json::Value::String(content))
+                (
+                    base_name(path).to_string(),
+                    serde_json::Value::String(content),
+                )
             })
             .collect();
         let text = gitplane_object::yaml::to_yaml(&serde_json::Value::Object(map));
@@ -290,7 +365,10 @@ impl GoObject for Files {
     fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         let path = || match args {
             [Value::String(p)] => Ok(p.to_string()),
-            _ => Err(format!("wrong number of args for {name}: want 1 got {}", args.len())),
+            _ => Err(format!(
+                "wrong number of args for {name}: want 1 got {}",
+                args.len()
+            )),
         };
         Some(match name {
             "Get" | "GetBytes" => path().map(|p| Value::from(self.text(&p))),
@@ -343,9 +421,20 @@ mod tests {
     #[test]
     fn required_and_fail_read_as_helm_prints_them() {
         assert_eq!(
-            clean_error("template: c/templates/a.yaml:3:4: executing \"c/templates/a.yaml\" at <required \"x\" .Values.x>: error calling required: HELM_ERR_STARTx is requiredHELM_ERR_END"),
+            clean_error(
+                "template: c/templates/a.yaml:3:4: executing \"c/templates/a.yaml\" at <required \"x\" .Values.x>: error calling required: HELM_ERR_STARTx is requiredHELM_ERR_END"
+            ),
             "execution error at (c/templates/a.yaml:3:4): x is required"
         );
-        assert_eq!(clean_error("template: t:1: oops"), "template: t:1: oops");
+        assert_eq!(
+            clean_error("template: t:1: oops"),
+            "parse error at (t:1): oops"
+        );
+        assert_eq!(
+            clean_error(
+                "template: c/a.yaml:1:6: executing \"c/a.yaml\" at <include \"inner\" .>: error calling include: template: c/_h.tpl:1:31: executing \"inner\" at <.Values.x.y>: nil pointer evaluating interface {}.y"
+            ),
+            "c/a.yaml:1:6\n  executing \"c/a.yaml\" at <include \"inner\" .>:\n    error calling include:\nc/_h.tpl:1:31\n  executing \"inner\" at <.Values.x.y>:\n    nil pointer evaluating interface {}.y"
+        );
     }
 }

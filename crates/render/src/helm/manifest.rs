@@ -89,7 +89,8 @@ impl Document {
 /// Splits and sorts rendered files (path → text): manifests and hooks, each
 /// in install order.
 pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<Document>), String> {
-    let separator = Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").map_err(|e| e.to_string())?;
+    let separator =
+        Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").map_err(|e| e.to_string())?;
     let mut manifests = Vec::new();
     let mut hooks = Vec::new();
     for (path, text) in rendered {
@@ -127,7 +128,11 @@ fn head(path: &str, content: String) -> Result<Option<Document>, String> {
             "YAML parse error on {path}: a rendered document must be a mapping"
         ));
     }
-    let kind = value.get("kind").and_then(Json::as_str).unwrap_or("").to_string();
+    let kind = value
+        .get("kind")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_string();
     let hook = value
         .pointer("/metadata/annotations/helm.sh~1hook")
         .and_then(Json::as_str);
@@ -199,26 +204,56 @@ mod tests {
     use super::*;
 
     fn files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
-        entries.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()
+        entries
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect()
     }
 
     #[test]
     fn documents_split_and_sort_as_helm_does() {
         let rendered = files(&[
-            ("c/templates/a.yaml", "kind: Deployment\nmetadata:\n  name: d\n---\nkind: Service\n---\n# just a comment\n"),
-            ("c/templates/b.yaml", "\n\nkind: Namespace\n---apiVersion: v1\nkind: Zeta\n"),
+            (
+                "c/templates/a.yaml",
+                "kind: Deployment\nmetadata:\n  name: d\n---\nkind: Service\n---\n# just a comment\n",
+            ),
+            (
+                "c/templates/b.yaml",
+                "\n\nkind: Namespace\n---apiVersion: v1\nkind: Zeta\n",
+            ),
             ("c/templates/NOTES.txt", "kind: Secret"),
-            ("c/templates/hook.yaml", "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install,test\n"),
-            ("c/templates/odd.yaml", "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: sometime\n"),
+            (
+                "c/templates/hook.yaml",
+                "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install,test\n",
+            ),
+            (
+                "c/templates/odd.yaml",
+                "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: sometime\n",
+            ),
         ]);
         let (manifests, hooks) = sort(&rendered).unwrap();
         let kinds: Vec<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
         assert_eq!(kinds, ["Namespace", "Service", "Deployment", "", "Zeta"]);
         assert_eq!(hooks.len(), 1);
-        let out = print(&manifests, &hooks, &Print { hooks: true, ..Print::default() });
+        let out = print(
+            &manifests,
+            &hooks,
+            &Print {
+                hooks: true,
+                ..Print::default()
+            },
+        );
         assert!(out.starts_with("---\n# Source: c/templates/b.yaml\nkind: Namespace\n---\n# Source: c/templates/a.yaml\nkind: Service\n"), "{out}");
         assert!(out.ends_with("---\n# Source: c/templates/hook.yaml\nkind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install,test\n"));
-        let skipped = print(&manifests, &hooks, &Print { hooks: true, skip_tests: true, ..Print::default() });
+        let skipped = print(
+            &manifests,
+            &hooks,
+            &Print {
+                hooks: true,
+                skip_tests: true,
+                ..Print::default()
+            },
+        );
         assert!(!skipped.contains("hook.yaml"));
         assert_eq!(print(&[], &[], &Print::default()), "\n");
     }
@@ -226,6 +261,9 @@ mod tests {
     #[test]
     fn a_document_that_is_not_a_mapping_fails() {
         let err = sort(&files(&[("c/templates/x.yaml", "just text")])).unwrap_err();
-        assert!(err.starts_with("YAML parse error on c/templates/x.yaml"), "{err}");
+        assert!(
+            err.starts_with("YAML parse error on c/templates/x.yaml"),
+            "{err}"
+        );
     }
 }

@@ -6,6 +6,10 @@
 //! ([`manifest`]). Start with [`template`] (the text) or [`render_chart`]
 //! (the objects).
 //!
+//! Unlike Helm, the random functions (`randAlphaNum`, `uuidv4`…) give the
+//! same result on every render of a release, so a generated password does
+//! not change on every sync.
+//!
 //! Not supported yet, each refused with a clear error: chart archives
 //! (`.tgz`) and repositories, `import-values`, `values.schema.json`
 //! validation (a warning is returned), and the Sprig functions listed in
@@ -148,10 +152,23 @@ pub struct Release {
 }
 
 impl Release {
+    /// The seed of the random functions: each release (name and namespace)
+    /// draws its own, the same on every render.
+    fn seed(&self) -> u64 {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(format!("{}/{}", self.namespace, self.name));
+        digest[..8]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    }
+
     fn value(&self) -> Value {
         Value::map(BTreeMap::from([
             ("Name".to_string(), Value::from(self.name.as_str())),
-            ("Namespace".to_string(), Value::from(self.namespace.as_str())),
+            (
+                "Namespace".to_string(),
+                Value::from(self.namespace.as_str()),
+            ),
             ("IsUpgrade".to_string(), Value::Bool(false)),
             ("IsInstall".to_string(), Value::Bool(true)),
             ("Revision".to_string(), Value::Int(1)),
@@ -170,7 +187,8 @@ pub struct Capabilities {
 impl Capabilities {
     fn new(kube_version: Option<&str>, extra: &[String]) -> Result<Capabilities, String> {
         let text = kube_version.unwrap_or(DEFAULT_KUBE_VERSION);
-        let parsed = Version::parse(text).map_err(|e| format!("invalid kube version {text:?}: {e}"))?;
+        let parsed =
+            Version::parse(text).map_err(|e| format!("invalid kube version {text:?}: {e}"))?;
         let original = if text.starts_with('v') {
             text.to_string()
         } else {
@@ -182,7 +200,8 @@ impl Capabilities {
             .next()
             .unwrap_or_default()
             .to_string();
-        let mut versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+        let mut versions: Vec<String> =
+            DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
         versions.extend(extra.iter().cloned());
         Ok(Capabilities {
             kube: Arc::new(KubeVersion {
@@ -199,12 +218,18 @@ impl Capabilities {
     fn value(&self) -> Value {
         Value::map(BTreeMap::from([
             ("KubeVersion".to_string(), Value::Object(self.kube.clone())),
-            ("APIVersions".to_string(), Value::Object(self.api_versions.clone())),
+            (
+                "APIVersions".to_string(),
+                Value::Object(self.api_versions.clone()),
+            ),
             (
                 "HelmVersion".to_string(),
                 Value::map(BTreeMap::from([
                     ("Version".to_string(), Value::from("v4.1.4")),
-                    ("GitCommit".to_string(), Value::from("05fa37973dc9e42b76e1d2883494c87174b6074f")),
+                    (
+                        "GitCommit".to_string(),
+                        Value::from("05fa37973dc9e42b76e1d2883494c87174b6074f"),
+                    ),
                     ("GitTreeState".to_string(), Value::from("clean")),
                     ("GoVersion".to_string(), Value::from("go1.25.9")),
                     ("KubeClientVersion".to_string(), Value::from("v1.35")),
@@ -260,7 +285,10 @@ impl GoObject for VersionSet {
     fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         match (name, args) {
             ("Has", [Value::String(v)]) => Some(Ok(Value::Bool(self.0.iter().any(|x| **x == **v)))),
-            ("Has", _) => Some(Err(format!("wrong number of args for Has: want 1 got {}", args.len()))),
+            ("Has", _) => Some(Err(format!(
+                "wrong number of args for Has: want 1 got {}",
+                args.len()
+            ))),
             _ => None,
         }
     }
@@ -284,9 +312,13 @@ pub struct Rendered {
 }
 
 /// Renders the chart in `dir` as `helm template NAME DIR` would.
-pub fn template(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Rendered, RenderError> {
+pub fn template(
+    root: &Root,
+    dir: &RelPath,
+    options: &HelmOptions,
+) -> Result<Rendered, RenderError> {
     let load = LoadOptions::default();
-    let origin = dir.display().to_string();
+    let origin = format!("chart {}", dir.display());
     let error = |message: String| RenderError::helm(&origin, message);
     let mut chart = chart::load(root, dir, &load)?;
     if chart.is_library() {
@@ -295,7 +327,9 @@ pub fn template(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Ren
     check_release_name(&options.release_name).map_err(error)?;
     let mut warnings = Vec::new();
     if root.kind(&dir.join("values.schema.json"))?.is_some() {
-        warnings.push(format!("{origin}/values.schema.json: values are not validated against it yet"));
+        warnings.push(format!(
+            "{origin}/values.schema.json: values are not validated against it yet"
+        ));
     }
     let user = user_values(root, options, &load)?;
     resolve_dependencies(&mut chart).map_err(error)?;
@@ -304,16 +338,27 @@ pub fn template(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Ren
     let Value::Map(coalesced) = coalesced else {
         return Err(error("values are not a map".into()));
     };
-    let names: Vec<String> = chart.dependencies.iter().map(|c| c.name().to_string()).collect();
+    let names: Vec<String> = chart
+        .dependencies
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
     values::coalesce(&chart, &coalesced, &names);
-    let capabilities = Capabilities::new(options.kube_version.as_deref(), &options.api_versions).map_err(error)?;
+    let capabilities =
+        Capabilities::new(options.kube_version.as_deref(), &options.api_versions).map_err(error)?;
     check_kube_version(&chart, &capabilities).map_err(error)?;
     let release = Release {
         name: options.release_name.clone(),
         namespace: options.namespace.clone(),
     };
-    let rendered = engine::render(&chart, &Value::Map(coalesced), &release, &capabilities, &options.limits)
-        .map_err(error)?;
+    let rendered = engine::render(
+        &chart,
+        &Value::Map(coalesced),
+        &release,
+        &capabilities,
+        &options.limits,
+    )
+    .map_err(error)?;
     let (manifests, hooks) = manifest::sort(&rendered).map_err(error)?;
     let mut crds = Vec::new();
     if options.include_crds {
@@ -332,7 +377,11 @@ pub fn template(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Ren
 }
 
 /// The chart's objects, as Argo CD reads `helm template`'s output.
-pub fn render_chart(root: &Root, dir: &RelPath, options: &HelmOptions) -> Result<Vec<Object>, RenderError> {
+pub fn render_chart(
+    root: &Root,
+    dir: &RelPath,
+    options: &HelmOptions,
+) -> Result<Vec<Object>, RenderError> {
     let rendered = template(root, dir, options)?;
     Ok(load_objects(
         rendered.output.as_bytes(),
@@ -348,19 +397,27 @@ fn check_release_name(name: &str) -> Result<(), String> {
         && name.len() <= 53
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
     if valid {
         Ok(())
     } else {
-        Err(format!("release name {name:?}: invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"))
+        Err(format!(
+            "release name {name:?}: invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"
+        ))
     }
 }
 
 /// User values: files, inline YAML, `--set`, `--set-string`, in that order.
-fn user_values(root: &Root, options: &HelmOptions, load: &LoadOptions) -> Result<Dict, RenderError> {
+fn user_values(
+    root: &Root,
+    options: &HelmOptions,
+    load: &LoadOptions,
+) -> Result<Dict, RenderError> {
     let user = values::empty();
     let merge_yaml = |bytes: &[u8], name: &str| -> Result<(), RenderError> {
         let map = chart::merged_documents(bytes, name, load)?;
@@ -400,8 +457,13 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
     let mut used = vec![false; chart.dependencies.len()];
     for dep in &declared {
         let name = dep.get("name").and_then(Json::as_str).unwrap_or("");
-        if dep.get("import-values").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
-            return Err(format!("dependency {name}: import-values is not supported yet"));
+        if dep
+            .get("import-values")
+            .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(format!(
+                "dependency {name}: import-values is not supported yet"
+            ));
         }
         if !chart.dependencies.iter().any(|c| c.name() == name) {
             missing.push(name.to_string());
@@ -411,7 +473,11 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
         // range; a dependency no chart satisfies is left out.
         let range = dep.get("version").and_then(Json::as_str).unwrap_or("");
         let compatible = |c: &Chart| {
-            let version = c.metadata.get("version").and_then(Json::as_str).unwrap_or("");
+            let version = c
+                .metadata
+                .get("version")
+                .and_then(Json::as_str)
+                .unwrap_or("");
             match (Constraint::parse(range), Version::parse(version)) {
                 (Ok(constraint), Ok(version)) => constraint.matches(&version),
                 _ => false,
@@ -426,12 +492,17 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
         };
         used[index] = true;
         let mut sub = chart.dependencies[index].clone();
-        if let Some(alias) = dep.get("alias").and_then(Json::as_str).filter(|a| !a.is_empty()) {
+        if let Some(alias) = dep
+            .get("alias")
+            .and_then(Json::as_str)
+            .filter(|a| !a.is_empty())
+        {
             sub.metadata.insert("name".into(), alias.into());
         }
         for key in ["condition", "tags"] {
             if let Some(v) = dep.get(key) {
-                sub.metadata.insert(format!("gitplane.dependency.{key}"), v.clone());
+                sub.metadata
+                    .insert(format!("gitplane.dependency.{key}"), v.clone());
             }
         }
         resolved.push(sub);
@@ -464,7 +535,11 @@ fn enable_dependencies(chart: &mut Chart, user: &Dict) -> Result<(), String> {
     let Value::Map(all) = values::deep_copy(&Value::Map(user.clone())) else {
         return Ok(());
     };
-    let names: Vec<String> = chart.dependencies.iter().map(|c| c.name().to_string()).collect();
+    let names: Vec<String> = chart
+        .dependencies
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
     values::coalesce(chart, &all, &names);
     prune(chart, &all, &all);
     Ok(())
@@ -475,7 +550,9 @@ fn prune(chart: &mut Chart, values: &Dict, top: &Dict) {
         Some(Value::Map(t)) => Some(t),
         _ => None,
     };
-    chart.dependencies.retain(|sub| is_enabled(sub, values, tags.as_ref()));
+    chart
+        .dependencies
+        .retain(|sub| is_enabled(sub, values, tags.as_ref()));
     for sub in &mut chart.dependencies {
         let section = match values.get(sub.name()) {
             Some(Value::Map(d)) => d,
@@ -490,7 +567,9 @@ fn prune(chart: &mut Chart, values: &Dict, top: &Dict) {
 
 fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
     let mut enabled = true;
-    if let (Some(Json::Array(dep_tags)), Some(tags)) = (sub.metadata.get("gitplane.dependency.tags"), tags) {
+    if let (Some(Json::Array(dep_tags)), Some(tags)) =
+        (sub.metadata.get("gitplane.dependency.tags"), tags)
+    {
         let states: Vec<bool> = dep_tags
             .iter()
             .filter_map(Json::as_str)
@@ -503,8 +582,16 @@ fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
             enabled = states.iter().any(|b| *b);
         }
     }
-    if let Some(condition) = sub.metadata.get("gitplane.dependency.condition").and_then(Json::as_str) {
-        for path in condition.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    if let Some(condition) = sub
+        .metadata
+        .get("gitplane.dependency.condition")
+        .and_then(Json::as_str)
+    {
+        for path in condition
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             if let Some(Value::Bool(b)) = lookup_path(values, path) {
                 return b;
             }
@@ -547,7 +634,10 @@ fn check_kube_version(chart: &Chart, capabilities: &Capabilities) -> Result<(), 
 /// CRDs of the chart and its dependencies, printed raw.
 fn collect_crds(chart: &Chart, full_path: &str, out: &mut Vec<(String, String)>) {
     for (path, bytes) in chart.crds() {
-        out.push((format!("{full_path}/{path}"), String::from_utf8_lossy(bytes).into_owned()));
+        out.push((
+            format!("{full_path}/{path}"),
+            String::from_utf8_lossy(bytes).into_owned(),
+        ));
     }
     for sub in &chart.dependencies {
         collect_crds(sub, &format!("{full_path}/charts/{}", sub.name()), out);

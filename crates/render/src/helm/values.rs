@@ -47,7 +47,11 @@ pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
             Some(_) => continue,
         };
         coalesce_globals(&section, user);
-        let sub_names: Vec<String> = sub.dependencies.iter().map(|c| c.name().to_string()).collect();
+        let sub_names: Vec<String> = sub
+            .dependencies
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
         coalesce(sub, &section, &sub_names);
     }
 }
@@ -159,31 +163,30 @@ pub fn apply_set(values: &Dict, text: &str, as_string: bool) -> Result<(), Strin
 
 /// Splits at `sep` not escaped by `\` (and, at the top, not inside `{}`).
 fn split_unescaped(text: &str, sep: char, braces: bool) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut current = String::new();
     let mut depth = 0usize;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                parts.last_mut().map(|p| p.push('\\'));
+                current.push('\\');
                 if let Some(next) = chars.next() {
-                    parts.last_mut().map(|p| p.push(next));
+                    current.push(next);
                 }
             }
-            '{' if braces => {
-                depth += 1;
-                parts.last_mut().map(|p| p.push(c));
-            }
-            '}' if braces => {
-                depth = depth.saturating_sub(1);
-                parts.last_mut().map(|p| p.push(c));
-            }
-            c if c == sep && depth == 0 => parts.push(String::new()),
+            c if c == sep && depth == 0 => parts.push(std::mem::take(&mut current)),
             c => {
-                parts.last_mut().map(|p| p.push(c));
+                if braces && c == '{' {
+                    depth += 1;
+                } else if braces && c == '}' {
+                    depth = depth.saturating_sub(1);
+                }
+                current.push(c);
             }
         }
     }
+    parts.push(current);
     parts
 }
 
@@ -360,13 +363,25 @@ mod tests {
 
     #[test]
     fn set_flags_as_helm_types_them() {
-        assert_eq!(set(&["a.b=1,c=true,d=0777,e=null,f=x\\,y"]), "map[a:map[b:1] c:true d:0777 e:<nil> f:x,y]");
-        assert_eq!(set(&["l={a,b}", "m[1].n=2"]), "map[l:[a b] m:[<nil> map[n:2]]]");
+        assert_eq!(
+            set(&["a.b=1,c=true,d=0777,e=null,f=x\\,y"]),
+            "map[a:map[b:1] c:true d:0777 e:<nil> f:x,y]"
+        );
+        assert_eq!(
+            set(&["l={a,b}", "m[1].n=2"]),
+            "map[l:[a b] m:[<nil> map[n:2]]]"
+        );
         let values = empty();
         apply_set(&values, "n=1", false).unwrap();
-        assert_eq!(values.get("n").map(|v| v.type_name().to_string()), Some("int64".into()));
+        assert_eq!(
+            values.get("n").map(|v| v.type_name().to_string()),
+            Some("int64".into())
+        );
         apply_set(&values, "n=1", true).unwrap();
-        assert_eq!(values.get("n").map(|v| v.type_name().to_string()), Some("string".into()));
+        assert_eq!(
+            values.get("n").map(|v| v.type_name().to_string()),
+            Some("string".into())
+        );
     }
 
     #[test]
@@ -374,7 +389,13 @@ mod tests {
         let defaults = Dict::new(BTreeMap::from([
             ("a".to_string(), Value::Float(1.0)),
             ("b".to_string(), Value::Float(2.0)),
-            ("t".to_string(), Value::map(BTreeMap::from([("x".to_string(), Value::Float(1.0)), ("y".to_string(), Value::Float(2.0))]))),
+            (
+                "t".to_string(),
+                Value::map(BTreeMap::from([
+                    ("x".to_string(), Value::Float(1.0)),
+                    ("y".to_string(), Value::Float(2.0)),
+                ])),
+            ),
         ]));
         let user = empty();
         apply_set(&user, "a=9,b=null,t.y=null", false).unwrap();

@@ -1,0 +1,148 @@
+//! Helm conformance: the fixture chart under `tests/helm/charts/web` (written
+//! for gitplane) rendered with several option sets must equal, byte for
+//! byte, what `helm template` 4.1.4 printed for the same options, kept in
+//! `tests/helm/expected/`. To regenerate an expected file, run the helm
+//! command in its case's comment from the chart directory.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+use std::path::Path;
+
+use gitplane_render::helm::{HelmOptions, template};
+use gitplane_render::{RelPath, Root};
+
+fn root() -> Root {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/charts");
+    Root::open(&dir, 1 << 20).unwrap()
+}
+
+fn web() -> RelPath {
+    root().resolve(&RelPath::root(), "web").unwrap()
+}
+
+fn options(name: &str) -> HelmOptions {
+    HelmOptions {
+        release_name: name.into(),
+        ..HelmOptions::default()
+    }
+}
+
+fn expect(case: &str, options: &HelmOptions) {
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helm/expected/{case}.yaml")),
+    )
+    .unwrap();
+    let rendered = template(&root(), &web(), options).unwrap();
+    assert_eq!(rendered.output, expected, "case {case}");
+}
+
+#[test]
+fn set_flags_and_crds() {
+    // helm template demo . --set replicaCount=3 --set image.tag=1.0 --include-crds
+    expect(
+        "set-and-crds",
+        &HelmOptions {
+            set: vec!["replicaCount=3".into(), "image.tag=1.0".into()],
+            include_crds: true,
+            ..options("demo")
+        },
+    );
+}
+
+#[test]
+fn a_values_file_and_a_namespace() {
+    // helm template rel . -f extra.yaml --namespace team-a
+    let extra = root().resolve(&RelPath::root(), "web/extra.yaml").unwrap();
+    expect(
+        "values-file",
+        &HelmOptions {
+            value_files: vec![extra],
+            namespace: "team-a".into(),
+            ..options("rel")
+        },
+    );
+}
+
+#[test]
+fn kube_version_no_hooks_and_set_string() {
+    // helm template rel . --kube-version 1.31.2-gke.7 --no-hooks --set-string replicaCount=5
+    expect(
+        "kube-version",
+        &HelmOptions {
+            kube_version: Some("1.31.2-gke.7".into()),
+            no_hooks: true,
+            set_string: vec!["replicaCount=5".into()],
+            ..options("rel")
+        },
+    );
+}
+
+#[test]
+fn a_condition_turns_a_dependency_off() {
+    // helm template rel . --set cache.enabled=false -a example.com/v1 --skip-tests
+    expect(
+        "condition-off",
+        &HelmOptions {
+            set: vec!["cache.enabled=false".into()],
+            api_versions: vec!["example.com/v1".into()],
+            skip_tests: true,
+            ..options("rel")
+        },
+    );
+}
+
+#[test]
+fn errors_read_as_helm_words_them() {
+    let too_old = template(
+        &root(),
+        &web(),
+        &HelmOptions {
+            kube_version: Some("1.24.0".into()),
+            ..options("rel")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        too_old.to_string().ends_with(
+            "chart requires kubeVersion: >=1.25.0-0 which is incompatible with Kubernetes v1.24.0"
+        ),
+        "{too_old}"
+    );
+    let bad_name = template(&root(), &web(), &options("Bad_Name")).unwrap_err();
+    assert!(
+        bad_name.to_string().contains("invalid release name"),
+        "{bad_name}"
+    );
+    let bad_set = template(
+        &root(),
+        &web(),
+        &HelmOptions {
+            set: vec!["noequals".into()],
+            ..options("rel")
+        },
+    )
+    .unwrap_err();
+    assert!(bad_set.to_string().contains("has no value"), "{bad_set}");
+}
+
+#[test]
+fn random_values_repeat_per_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("r");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: r\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/s.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: {{ randAlphaNum 16 | quote }}\n",
+    )
+    .unwrap();
+    let root = Root::open(dir.path(), 1 << 20).unwrap();
+    let path = root.resolve(&RelPath::root(), "r").unwrap();
+    let render = |name: &str| template(&root, &path, &options(name)).unwrap().output;
+    assert_eq!(render("a"), render("a"));
+    assert_ne!(render("a"), render("b"));
+}
