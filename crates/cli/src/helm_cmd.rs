@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gitplane_render::{HelmOptions, RelPath};
+use gitplane_render::HelmOptions;
 
 use crate::render_cmd::root_and_path;
 
@@ -78,6 +78,7 @@ pub fn run(command: &HelmCommand) -> Result<ExitCode> {
 
 fn template(args: &TemplateArgs) -> Result<ExitCode> {
     let (root, chart) = root_and_path(&args.chart, args.root.as_deref())?;
+    // Named from the root (a leading `/`), as Argo CD's absolute valueFiles.
     let value_files = args
         .values
         .iter()
@@ -91,7 +92,7 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
                     root.path().display()
                 )
             })?;
-            Ok(root.resolve(&RelPath::root(), &relative.to_string_lossy())?)
+            Ok(format!("/{}", relative.to_string_lossy()))
         })
         .collect::<Result<Vec<_>>>()?;
     let options = HelmOptions {

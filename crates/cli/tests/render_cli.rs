@@ -109,3 +109,55 @@ fn directory_flags() {
         "{text}"
     );
 }
+
+#[test]
+fn helm_template_prints_what_helm_prints() {
+    let root = repo_root();
+    let chart = "crates/render/tests/helm/charts/web";
+    let out = gitplane(
+        &[
+            "helm",
+            "template",
+            "rel",
+            chart,
+            "-f",
+            &format!("{chart}/extra.yaml"),
+            "--namespace",
+            "team-a",
+        ],
+        &root,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected =
+        std::fs::read_to_string(root.join("crates/render/tests/helm/expected/values-file.yaml"))
+            .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    // A values file outside the root is refused, naming the file.
+    let outside = gitplane(
+        &[
+            "helm",
+            "template",
+            "rel",
+            chart,
+            "--root",
+            chart,
+            "-f",
+            "Cargo.toml",
+        ],
+        &root,
+    );
+    assert_eq!(outside.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&outside.stderr).contains("is outside the root"));
+    // `render` detects the chart and prints its objects.
+    let rendered = gitplane(&["render", chart], &root);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rendered.stdout).contains("name: release-name-web"));
+}

@@ -571,7 +571,15 @@ impl Controller {
             if rendered.checkout.is_none() {
                 rendered.checkout = Some((commit.clone(), dir.clone()));
             }
-            let render = self.render_cached(source, &commit, dir).await?;
+            let render = self
+                .render_cached(
+                    source,
+                    &spec.name,
+                    &spec.destination.namespace,
+                    &commit,
+                    dir,
+                )
+                .await?;
             if rendered.revisions.is_empty() {
                 rendered.source_type = render.source_type;
             }
@@ -632,11 +640,13 @@ impl Controller {
     async fn render_cached(
         &self,
         source: &Source,
+        app: &str,
+        namespace: &str,
         commit: &str,
         dir: std::path::PathBuf,
     ) -> Result<Arc<SourceRender>, Problem> {
         let options = source
-            .render_options()
+            .render_options(app, namespace)
             .map_err(|e| Problem::new("InvalidSpecError", e))?;
         let key = format!("{commit}\0{}\0{options:?}", source.path);
         let cached = self
@@ -657,6 +667,7 @@ impl Controller {
                         .map_err(|e| e.to_string())?;
                     let source_type = match gitplane_render::detect_source(&root, &path) {
                         Ok(gitplane_render::SourceKind::Kustomize) => "Kustomize",
+                        Ok(gitplane_render::SourceKind::Helm) => "Helm",
                         _ => "Directory",
                     };
                     let objects = gitplane_render::render(&root, &path, &options)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use gitplane_diff::IgnoreRule;
 use gitplane_object::Object;
-use gitplane_render::{DirectoryOptions, KustomizeOptions, RenderOptions};
+use gitplane_render::{DirectoryOptions, HelmOptions, KustomizeOptions, RenderOptions};
 use serde::{Deserialize, Serialize};
 
 /// Argo CD's name for the cluster gitplane runs against.
@@ -21,6 +21,10 @@ pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSpec {
+    /// The Application's name (not part of the spec: set by [`app_spec`]);
+    /// Helm's default release name.
+    #[serde(skip)]
+    pub name: String,
     /// One source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -63,12 +67,157 @@ pub struct Source {
     /// Kustomize options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kustomize: Option<KustomizeSource>,
-    /// Helm charts are not rendered by gitplane (refused with a condition).
+    /// A chart from a Helm repository: not supported yet (refused with a
+    /// condition); a chart in Git is a `path` holding `Chart.yaml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<String>,
+    /// Helm options, for a `path` holding a chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSource>,
     /// Config management plugins run code from the repository: refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<serde_json::Value>,
+}
+
+/// `spec.source.helm`, with Argo CD's meaning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSource {
+    /// The release name (default: the Application's name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release_name: String,
+    /// Values files: relative to the chart, or to the repository root with
+    /// a leading `/`; globs allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_files: Vec<String>,
+    /// Skip values files that are missing.
+    #[serde(default)]
+    pub ignore_missing_value_files: bool,
+    /// Values as a YAML string.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub values: String,
+    /// Values as an object (wins over `values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_object: Option<serde_json::Value>,
+    /// `--set` (or with `forceString`, `--set-string`) parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<HelmParameter>,
+    /// `--set-file` parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_parameters: Vec<HelmFileParameter>,
+    /// Leave the chart's CRDs out.
+    #[serde(default)]
+    pub skip_crds: bool,
+    /// Leave test hooks out.
+    #[serde(default)]
+    pub skip_tests: bool,
+    /// Accepted; values are not validated against a schema yet.
+    #[serde(default)]
+    pub skip_schema_validation: bool,
+    /// `.Capabilities.KubeVersion`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_version: String,
+    /// Added to `.Capabilities.APIVersions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_versions: Vec<String>,
+    /// `.Release.Namespace` (default: the destination's namespace).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+/// One `spec.source.helm.parameters` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmParameter {
+    /// The value's path (`a.b[0]`).
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+    /// Keep the value a string.
+    #[serde(default)]
+    pub force_string: bool,
+}
+
+/// One `spec.source.helm.fileParameters` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HelmFileParameter {
+    /// The value's path.
+    pub name: String,
+    /// The file, named as a values file.
+    pub path: String,
+}
+
+impl HelmSource {
+    /// The renderer's options for this source of application `app` synced
+    /// to `namespace`, as Argo CD passes them to `helm template`.
+    pub fn options(&self, app: &str, namespace: &str) -> Result<HelmOptions, String> {
+        let pick = |own: &str, default: &str| {
+            if own.is_empty() {
+                default.to_string()
+            } else {
+                own.to_string()
+            }
+        };
+        let mut values_yaml = Vec::new();
+        if let Some(object) = &self.values_object {
+            values_yaml.push(serde_json::to_string(object).map_err(|e| e.to_string())?);
+        } else if !self.values.is_empty() {
+            values_yaml.push(self.values.clone());
+        }
+        let (mut set, mut set_string) = (Vec::new(), Vec::new());
+        for p in &self.parameters {
+            if p.force_string {
+                set_string.push(format!("{}={}", p.name, escape_commas(&p.value)));
+            } else {
+                set.push(format!("{}={}", p.name, escape_commas(&p.value)));
+            }
+        }
+        Ok(HelmOptions {
+            release_name: pick(&self.release_name, app),
+            namespace: pick(
+                &self.namespace,
+                if namespace.is_empty() {
+                    "default"
+                } else {
+                    namespace
+                },
+            ),
+            value_files: self.value_files.clone(),
+            ignore_missing_value_files: self.ignore_missing_value_files,
+            values_yaml,
+            set,
+            set_string,
+            set_file: self
+                .file_parameters
+                .iter()
+                .map(|f| (f.name.clone(), f.path.clone()))
+                .collect(),
+            include_crds: !self.skip_crds,
+            skip_tests: self.skip_tests,
+            kube_version: Some(self.kube_version.clone()).filter(|v| !v.is_empty()),
+            api_versions: self.api_versions.clone(),
+            ..HelmOptions::default()
+        })
+    }
+}
+
+/// Argo CD's escaping of a parameter value: commas escaped unless the value
+/// is a `{a,b}` list.
+fn escape_commas(value: &str) -> String {
+    if value.starts_with('{') && value.ends_with('}') {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut previous = '\0';
+    for c in value.chars() {
+        if c == ',' && previous != '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+        previous = c;
+    }
+    out
 }
 
 /// `spec.source.directory`.
@@ -123,9 +272,15 @@ pub struct ReplicaOverride {
 }
 
 impl Source {
-    /// The options the renderer takes for this source.
-    pub fn render_options(&self) -> Result<RenderOptions, String> {
+    /// The options the renderer takes for this source of application
+    /// `app` synced to `namespace`.
+    pub fn render_options(&self, app: &str, namespace: &str) -> Result<RenderOptions, String> {
         let mut options = RenderOptions::default();
+        options.helm = self
+            .helm
+            .clone()
+            .unwrap_or_default()
+            .options(app, namespace)?;
         if let Some(d) = &self.directory {
             options.directory = DirectoryOptions {
                 recurse: d.recurse,
@@ -295,7 +450,8 @@ pub struct OperationSync {
 /// Reads an Application's spec, or says what is wrong with it.
 pub fn app_spec(app: &Object) -> Result<AppSpec, String> {
     let spec = app.get(&["spec"]).cloned().unwrap_or_default();
-    let spec: AppSpec = serde_json::from_value(spec).map_err(|e| format!("spec: {e}"))?;
+    let mut spec: AppSpec = serde_json::from_value(spec).map_err(|e| format!("spec: {e}"))?;
+    spec.name = app.name().to_string();
     let sources = spec.all_sources();
     if sources.is_empty() {
         return Err("spec.source or spec.sources is required".into());
@@ -305,7 +461,9 @@ pub fn app_spec(app: &Object) -> Result<AppSpec, String> {
             return Err("spec.source.repoURL is required".into());
         }
         if source.chart.is_some() {
-            return Err("Helm chart sources are not supported by gitplane yet".into());
+            return Err(
+                "charts from Helm repositories are not supported by gitplane yet: put the chart in Git and point spec.source.path at it".into(),
+            );
         }
         if source.plugin.is_some() {
             return Err(

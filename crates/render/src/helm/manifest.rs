@@ -79,7 +79,8 @@ pub struct Document {
 }
 
 impl Document {
-    fn is_test(&self) -> bool {
+    /// Whether it is a test hook (`test`, `test-success`).
+    pub fn is_test(&self) -> bool {
         self.hooks
             .as_ref()
             .is_some_and(|h| h.iter().any(|e| e == "test" || e == "test-success"))

@@ -18,6 +18,7 @@
 pub mod chart;
 pub mod engine;
 pub mod manifest;
+pub mod value_files;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -103,8 +104,15 @@ pub struct HelmOptions {
     pub release_name: String,
     /// `--namespace` (default `default`).
     pub namespace: String,
-    /// `-f`: values files (path inside the root), in order.
-    pub value_files: Vec<RelPath>,
+    /// Values files, in order, as Argo CD's `valueFiles` names them:
+    /// relative to the chart directory, or to the root with a leading `/`;
+    /// globs (`*`, `?`, `[…]`, `**`) expand in lexical order.
+    pub value_files: Vec<String>,
+    /// Skip values files that do not exist (and globs matching nothing).
+    pub ignore_missing_value_files: bool,
+    /// `--set-file`: (key, file named as in `value_files`), the file's text
+    /// as a string value.
+    pub set_file: Vec<(String, String)>,
     /// Values given inline (Argo CD's `values`/`valuesObject`), after the files.
     pub values_yaml: Vec<String>,
     /// `--set` arguments, in order.
@@ -131,6 +139,8 @@ impl Default for HelmOptions {
             release_name: "release-name".into(),
             namespace: "default".into(),
             value_files: Vec::new(),
+            ignore_missing_value_files: false,
+            set_file: Vec::new(),
             values_yaml: Vec::new(),
             set: Vec::new(),
             set_string: Vec::new(),
@@ -311,12 +321,83 @@ pub struct Rendered {
     pub warnings: Vec<String>,
 }
 
+/// A chart rendered but not yet printed.
+struct Documents {
+    manifests: Vec<manifest::Document>,
+    hooks: Vec<manifest::Document>,
+    crds: Vec<(String, String)>,
+    warnings: Vec<String>,
+}
+
 /// Renders the chart in `dir` as `helm template NAME DIR` would.
 pub fn template(
     root: &Root,
     dir: &RelPath,
     options: &HelmOptions,
 ) -> Result<Rendered, RenderError> {
+    let documents = render_documents(root, dir, options)?;
+    let output = manifest::print(
+        &documents.manifests,
+        &documents.hooks,
+        &manifest::Print {
+            crds: documents.crds,
+            hooks: !options.no_hooks,
+            skip_tests: options.skip_tests,
+        },
+    );
+    Ok(Rendered {
+        output,
+        warnings: documents.warnings,
+    })
+}
+
+/// The chart's objects, as Argo CD reads `helm template`'s output (CRDs
+/// unless left out, then manifests, then hooks), each named after the
+/// template it came from.
+pub fn render_chart(
+    root: &Root,
+    dir: &RelPath,
+    options: &HelmOptions,
+) -> Result<Vec<Object>, RenderError> {
+    let documents = render_documents(root, dir, options)?;
+    let mut objects = Vec::new();
+    let load = LoadOptions::default();
+    for (source, text) in &documents.crds {
+        objects.extend(load_objects(
+            text.as_bytes(),
+            &on_disk(dir, source),
+            Syntax::Yaml,
+            &load,
+        )?);
+    }
+    let hooks = documents
+        .hooks
+        .iter()
+        .filter(|h| !options.no_hooks && !(options.skip_tests && h.is_test()));
+    for document in documents.manifests.iter().chain(hooks) {
+        let name = format!("{} (rendered)", on_disk(dir, &document.source));
+        objects.extend(load_objects(
+            document.content.as_bytes(),
+            &name,
+            Syntax::Yaml,
+            &load,
+        )?);
+    }
+    Ok(objects)
+}
+
+/// The file a `# Source:` path names (`chart/templates/x.yaml` is
+/// `DIR/templates/x.yaml`).
+fn on_disk(dir: &RelPath, source: &str) -> String {
+    let inside = source.split_once('/').map_or(source, |(_, rest)| rest);
+    dir.join(inside).display().to_string()
+}
+
+fn render_documents(
+    root: &Root,
+    dir: &RelPath,
+    options: &HelmOptions,
+) -> Result<Documents, RenderError> {
     let load = LoadOptions::default();
     let origin = format!("chart {}", dir.display());
     let error = |message: String| RenderError::helm(&origin, message);
@@ -331,7 +412,7 @@ pub fn template(
             "{origin}/values.schema.json: values are not validated against it yet"
         ));
     }
-    let user = user_values(root, options, &load)?;
+    let user = user_values(root, dir, options, &load)?;
     resolve_dependencies(&mut chart).map_err(error)?;
     enable_dependencies(&mut chart, &user).map_err(error)?;
     let coalesced = values::deep_copy(&Value::Map(user));
@@ -364,31 +445,12 @@ pub fn template(
     if options.include_crds {
         collect_crds(&chart, chart.name(), &mut crds);
     }
-    let output = manifest::print(
-        &manifests,
-        &hooks,
-        &manifest::Print {
-            crds,
-            hooks: !options.no_hooks,
-            skip_tests: options.skip_tests,
-        },
-    );
-    Ok(Rendered { output, warnings })
-}
-
-/// The chart's objects, as Argo CD reads `helm template`'s output.
-pub fn render_chart(
-    root: &Root,
-    dir: &RelPath,
-    options: &HelmOptions,
-) -> Result<Vec<Object>, RenderError> {
-    let rendered = template(root, dir, options)?;
-    Ok(load_objects(
-        rendered.output.as_bytes(),
-        &format!("{} (helm template)", dir.display()),
-        Syntax::Yaml,
-        &LoadOptions::default(),
-    )?)
+    Ok(Documents {
+        manifests,
+        hooks,
+        crds,
+        warnings,
+    })
 }
 
 /// Helm's release name rule: DNS-1123 subdomain, at most 53 characters.
@@ -412,9 +474,11 @@ fn check_release_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// User values: files, inline YAML, `--set`, `--set-string`, in that order.
+/// User values: files, inline YAML, `--set`, `--set-string`, `--set-file`,
+/// in that order.
 fn user_values(
     root: &Root,
+    chart: &RelPath,
     options: &HelmOptions,
     load: &LoadOptions,
 ) -> Result<Dict, RenderError> {
@@ -426,8 +490,12 @@ fn user_values(
         }
         Ok(())
     };
-    for file in &options.value_files {
-        merge_yaml(&root.read(file)?, file.display())?;
+    for reference in &options.value_files {
+        for file in
+            value_files::resolve(root, chart, reference, options.ignore_missing_value_files)?
+        {
+            merge_yaml(&root.read(&file)?, file.display())?;
+        }
     }
     for (i, text) in options.values_yaml.iter().enumerate() {
         merge_yaml(text.as_bytes(), &format!("values #{}", i + 1))?;
@@ -437,6 +505,15 @@ fn user_values(
             values::apply_set(&user, text, as_string)
                 .map_err(|e| RenderError::helm("--set", format!("{text:?}: {e}")))?;
         }
+    }
+    for (key, reference) in &options.set_file {
+        let files = value_files::resolve(root, chart, reference, false)?;
+        let mut text = String::new();
+        for file in files {
+            text.push_str(&String::from_utf8_lossy(&root.read(&file)?));
+        }
+        values::set_string_value(&user, key, text)
+            .map_err(|e| RenderError::helm("--set-file", format!("{key:?}: {e}")))?;
     }
     Ok(user)
 }

@@ -161,6 +161,11 @@ pub fn apply_set(values: &Dict, text: &str, as_string: bool) -> Result<(), Strin
     Ok(())
 }
 
+/// Sets `key` (a `--set` path) to a string as is (`--set-file`).
+pub fn set_string_value(values: &Dict, key: &str, text: String) -> Result<(), String> {
+    set_path(values, &parse_path(key)?, Value::from(text))
+}
+
 /// Splits at `sep` not escaped by `\` (and, at the top, not inside `{}`).
 fn split_unescaped(text: &str, sep: char, braces: bool) -> Vec<String> {
     let mut parts = Vec::new();

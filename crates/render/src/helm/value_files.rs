@@ -1,0 +1,129 @@
+//! Values files named as Argo CD's `spec.source.helm.valueFiles` names them:
+//! relative to the chart directory, or to the repository root with a
+//! leading `/`, globs expanded in lexical order, never outside the root.
+
+use globset::GlobBuilder;
+
+use crate::error::RenderError;
+use crate::fs::{EntryKind, RelPath, Root};
+
+/// The files `reference` names, in order. A missing file (or a glob that
+/// matches nothing) is an error unless `ignore_missing`.
+pub fn resolve(
+    root: &Root,
+    chart: &RelPath,
+    reference: &str,
+    ignore_missing: bool,
+) -> Result<Vec<RelPath>, RenderError> {
+    if reference.starts_with('$') {
+        return Err(RenderError::helm(
+            reference,
+            "values from another source ($ref) are not supported yet",
+        ));
+    }
+    if reference.contains("://") {
+        return Err(RenderError::helm(
+            reference,
+            "values files from URLs are not supported",
+        ));
+    }
+    let (base, pattern) = match reference.strip_prefix('/') {
+        Some(rest) => (RelPath::root(), rest),
+        None => (chart.clone(), reference),
+    };
+    if !pattern.contains(['*', '?', '[']) {
+        let path = root.resolve(&base, pattern)?;
+        return match root.kind(&path)? {
+            Some(EntryKind::File) => Ok(vec![path]),
+            _ if ignore_missing => Ok(Vec::new()),
+            _ => Err(RenderError::helm(path.display(), "no such values file")),
+        };
+    }
+    let glob = GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| RenderError::helm(reference, format!("bad glob: {e}")))?
+        .compile_matcher();
+    // Walk only below the pattern's literal directory.
+    let literal = pattern
+        .split('/')
+        .take_while(|part| !part.contains(['*', '?', '[']))
+        .collect::<Vec<_>>()
+        .join("/");
+    let start = if literal.is_empty() {
+        base.clone()
+    } else {
+        root.resolve(&base, &literal)?
+    };
+    let mut found = Vec::new();
+    if root.kind(&start)? == Some(EntryKind::Dir) {
+        walk(root, &start, &mut |path| {
+            let relative = path
+                .as_str()
+                .strip_prefix(base.as_str())
+                .unwrap_or(path.as_str());
+            if glob.is_match(relative.trim_start_matches('/')) {
+                found.push(path.clone());
+            }
+        })?;
+    }
+    found.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    if found.is_empty() && !ignore_missing {
+        return Err(RenderError::helm(
+            reference,
+            "the glob matches no values file",
+        ));
+    }
+    Ok(found)
+}
+
+fn walk(root: &Root, dir: &RelPath, visit: &mut dyn FnMut(&RelPath)) -> Result<(), RenderError> {
+    for (name, kind) in root.list(dir)? {
+        let path = dir.join(&name);
+        match kind {
+            EntryKind::Dir => walk(root, &path, visit)?,
+            EntryKind::File => visit(&path),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_absolute_globs_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "chart/values-a.yaml",
+            "chart/values-b.yaml",
+            "chart/env/prod.yaml",
+            "shared/common.yaml",
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "a: 1\n").unwrap();
+        }
+        let root = Root::open(dir.path(), 1 << 20).unwrap();
+        let chart = root.resolve(&RelPath::root(), "chart").unwrap();
+        let names = |reference: &str, ignore: bool| -> Vec<String> {
+            resolve(&root, &chart, reference, ignore)
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect()
+        };
+        assert_eq!(names("values-a.yaml", false), ["chart/values-a.yaml"]);
+        assert_eq!(names("/shared/common.yaml", false), ["shared/common.yaml"]);
+        assert_eq!(
+            names("values-*.yaml", false),
+            ["chart/values-a.yaml", "chart/values-b.yaml"]
+        );
+        assert_eq!(names("**/prod.yaml", false), ["chart/env/prod.yaml"]);
+        assert!(names("nope.yaml", true).is_empty());
+        assert!(resolve(&root, &chart, "nope.yaml", false).is_err());
+        assert!(resolve(&root, &chart, "../../outside.yaml", false).is_err());
+        assert!(resolve(&root, &chart, "$values/x.yaml", false).is_err());
+    }
+}

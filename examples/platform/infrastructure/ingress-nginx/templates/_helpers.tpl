@@ -1,0 +1,6 @@
+{{/* The labels every object of the release carries. */}}
+{{- define "ingress-nginx.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
