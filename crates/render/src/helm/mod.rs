@@ -373,7 +373,7 @@ pub fn render_chart(
     let hooks = documents
         .hooks
         .iter()
-        .filter(|h| !options.no_hooks && !(options.skip_tests && h.is_test()));
+        .filter(|h| !(options.no_hooks || (options.skip_tests && h.is_test())));
     for document in documents.manifests.iter().chain(hooks) {
         let name = format!("{} (rendered)", on_disk(dir, &document.source));
         objects.extend(load_objects(
