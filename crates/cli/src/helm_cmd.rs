@@ -22,8 +22,8 @@ enum HelmSubcommand {
     /// Render a chart directory as `helm template NAME CHART` does (same
     /// output, byte for byte, as Helm 4.1.4): values files and --set
     /// flavours, dependencies in charts/ with their conditions, tags and
-    /// aliases, hooks, CRDs with --include-crds. Chart archives,
-    /// repositories, import-values and values.schema.json validation are
+    /// aliases, hooks, CRDs with --include-crds; directories and .tgz
+    /// archives. Chart repositories, import-values and values.schema.json validation are
     /// not supported yet (a clear error, or a warning for the schema).
     Template(TemplateArgs),
 }
@@ -33,7 +33,7 @@ enum HelmSubcommand {
 struct TemplateArgs {
     /// The release name (`.Release.Name`).
     name: String,
-    /// The chart directory (holding Chart.yaml).
+    /// The chart: a directory holding Chart.yaml, or a .tgz archive.
     chart: PathBuf,
     /// Values files, in order (later ones win). Read inside --root.
     #[arg(short = 'f', long = "values")]

@@ -145,3 +145,58 @@ fn random_values_repeat_per_release() {
     assert_eq!(render("a"), render("a"));
     assert_ne!(render("a"), render("b"));
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn subcharts_and_charts_packed_as_archives_render_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("web");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/charts/web"),
+        &chart,
+    );
+    // charts/cache becomes charts/cache-1.2.0.tgz, as `helm dependency build` leaves it.
+    let pack = |source: &Path, name: &str| -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        tar.append_dir_all(name, source).unwrap();
+        tar.into_inner().unwrap().finish().unwrap()
+    };
+    let cache = chart.join("charts/cache");
+    std::fs::write(chart.join("charts/cache-1.2.0.tgz"), pack(&cache, "cache")).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+    // `helm package` leaves out what .helmignore names; packing by hand, so do we.
+    std::fs::remove_file(chart.join("files/notes.bak")).unwrap();
+    std::fs::write(dir.path().join("web-0.3.1.tgz"), pack(&chart, "web")).unwrap();
+    let root = Root::open(dir.path(), 1 << 20).unwrap();
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/expected/set-and-crds.yaml"),
+    )
+    .unwrap();
+    let options = HelmOptions {
+        set: vec!["replicaCount=3".into(), "image.tag=1.0".into()],
+        include_crds: true,
+        ..options("demo")
+    };
+    for path in ["web", "web-0.3.1.tgz"] {
+        let path = root.resolve(&RelPath::root(), path).unwrap();
+        assert_eq!(
+            template(&root, &path, &options).unwrap().output,
+            expected,
+            "{path:?}"
+        );
+    }
+}

@@ -74,12 +74,34 @@ pub fn is_chart(root: &Root, dir: &RelPath) -> Result<bool, RenderError> {
     Ok(root.kind(&dir.join("Chart.yaml"))? == Some(EntryKind::File))
 }
 
-/// Loads the chart in `dir`.
+/// Loads the chart in `dir` (a directory, or a `.tgz` archive).
 pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, RenderError> {
+    if root.kind(dir)? == Some(EntryKind::File) {
+        return load_archive(&root.read(dir)?, dir.display(), options);
+    }
     let ignore = Ignore::read(root, dir)?;
     let mut files = BTreeMap::new();
     collect(root, dir, "", &ignore, &mut files)?;
-    let origin = dir.display().to_string();
+    from_files(files, dir.display().to_string(), options)
+}
+
+/// Loads a chart packaged as a `.tgz` (as `helm package` writes it).
+pub fn load_archive(
+    bytes: &[u8],
+    origin: &str,
+    options: &LoadOptions,
+) -> Result<Chart, RenderError> {
+    let files = super::archive::unpack(bytes).map_err(|e| RenderError::helm(origin, e))?;
+    from_files(files, origin.to_string(), options)
+}
+
+/// A chart from its files (path inside the chart → bytes); subcharts are
+/// the directories and archives under `charts/`.
+fn from_files(
+    mut files: BTreeMap<String, Vec<u8>>,
+    origin: String,
+    options: &LoadOptions,
+) -> Result<Chart, RenderError> {
     let error =
         |file: &str, message: String| RenderError::helm(&format!("{origin}/{file}"), message);
     let chart_yaml = files.remove("Chart.yaml").ok_or_else(|| {
@@ -135,25 +157,7 @@ pub fn load(root: &Root, dir: &RelPath, options: &LoadOptions) -> Result<Chart, 
             String::from_utf8(bytes).map_err(|_| error(&path, "template is not UTF-8".into()))?;
         templates.insert(path, text);
     }
-    let mut dependencies = Vec::new();
-    let charts = dir.join("charts");
-    if root.kind(&charts)? == Some(EntryKind::Dir) {
-        for (name, kind) in root.list(&charts)? {
-            if name.starts_with('_') || name.starts_with('.') {
-                continue;
-            }
-            match kind {
-                EntryKind::Dir => dependencies.push(load(root, &charts.join(&name), options)?),
-                EntryKind::File if name.ends_with(".tgz") || name.ends_with(".tar.gz") => {
-                    return Err(error(
-                        &format!("charts/{name}"),
-                        "chart archives are not supported yet: unpack it into charts/ as a directory".into(),
-                    ));
-                }
-                EntryKind::File => {}
-            }
-        }
-    }
+    let dependencies = subcharts(&mut files, &origin, options)?;
     if metadata.get("type").and_then(Json::as_str) == Some("library") {
         templates.retain(|path, _| base_name(path).starts_with('_'));
     }
@@ -172,9 +176,57 @@ pub fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// Takes the files under `charts/` out of `files` and loads them as
+/// subcharts: each directory and each `.tgz` (names starting with `_` or
+/// `.` are skipped), by name.
+fn subcharts(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    origin: &str,
+    options: &LoadOptions,
+) -> Result<Vec<Chart>, RenderError> {
+    let under: Vec<String> = files
+        .keys()
+        .filter(|p| p.starts_with("charts/"))
+        .cloned()
+        .collect();
+    let mut directories: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut archives = Vec::new();
+    for path in under {
+        let bytes = files.remove(&path).unwrap_or_default();
+        let rest = &path["charts/".len()..];
+        let name = rest.split('/').next().unwrap_or(rest);
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        match rest.split_once('/') {
+            Some((dir, inner)) => {
+                directories
+                    .entry(dir.to_string())
+                    .or_default()
+                    .insert(inner.to_string(), bytes);
+            }
+            None if rest.ends_with(".tgz") || rest.ends_with(".tar.gz") => {
+                archives.push((rest.to_string(), bytes));
+            }
+            None => {}
+        }
+    }
+    let mut charts = Vec::new();
+    for (name, sub) in directories {
+        charts.push(from_files(sub, format!("{origin}/charts/{name}"), options)?);
+    }
+    for (name, bytes) in archives {
+        charts.push(load_archive(
+            &bytes,
+            &format!("{origin}/charts/{name}"),
+            options,
+        )?);
+    }
+    Ok(charts)
+}
+
 /// Reads every file under `dir` (recursively) into `files`, keyed by path
-/// inside the chart, skipping what `.helmignore` names and `charts/`
-/// subdirectories (loaded as charts).
+/// inside the chart, skipping what `.helmignore` names.
 fn collect(
     root: &Root,
     dir: &RelPath,
@@ -188,7 +240,6 @@ fn collect(
             continue;
         }
         match kind {
-            EntryKind::Dir if path == "charts" => {}
             EntryKind::Dir => collect(root, &dir.join(&name), &format!("{path}/"), ignore, files)?,
             EntryKind::File => {
                 files.insert(path, root.read(&dir.join(&name))?);

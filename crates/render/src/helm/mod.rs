@@ -10,11 +10,11 @@
 //! same result on every render of a release, so a generated password does
 //! not change on every sync.
 //!
-//! Not supported yet, each refused with a clear error: chart archives
-//! (`.tgz`) and repositories, `import-values`, `values.schema.json`
+//! Not supported yet, each refused with a clear error: chart repositories, `import-values`, `values.schema.json`
 //! validation (a warning is returned), and the Sprig functions listed in
 //! `gitplane_gotemplate::sprig::NOT_IMPLEMENTED`.
 
+mod archive;
 pub mod chart;
 pub mod engine;
 pub mod manifest;
