@@ -23,7 +23,7 @@ enum HelmSubcommand {
     /// output, byte for byte, as Helm 4.1.4): values files and --set
     /// flavours, dependencies in charts/ with their conditions, tags and
     /// aliases, hooks, CRDs with --include-crds; directories and .tgz
-    /// archives. Chart repositories, import-values and values.schema.json validation are
+    /// archives. Chart repositories and values.schema.json validation are
     /// not supported yet (a clear error, or a warning for the schema).
     Template(TemplateArgs),
 }

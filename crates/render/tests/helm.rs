@@ -200,3 +200,19 @@ fn subcharts_and_charts_packed_as_archives_render_the_same() {
         );
     }
 }
+
+#[test]
+fn import_values_in_both_forms() {
+    // helm template x . (in charts/imports)
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/expected/imports.yaml"),
+    )
+    .unwrap();
+    let path = root().resolve(&RelPath::root(), "imports").unwrap();
+    let rendered = template(&root(), &path, &options("x")).unwrap();
+    assert_eq!(rendered.output, expected);
+    assert_eq!(
+        rendered.warnings,
+        ["import-values of chart c: no table \"missing.table\" to import"]
+    );
+}

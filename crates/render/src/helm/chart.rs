@@ -27,6 +27,9 @@ pub struct Chart {
     pub dependencies: Vec<Chart>,
     /// Where the chart was read from (for errors).
     pub origin: String,
+    /// The parent's `Chart.yaml` dependency entry this chart answers
+    /// (condition, tags, import-values), once dependencies are resolved.
+    pub requested_as: Option<Map<String, Json>>,
 }
 
 impl Chart {
@@ -168,6 +171,7 @@ fn from_files(
         files,
         dependencies,
         origin,
+        requested_as: None,
     })
 }
 

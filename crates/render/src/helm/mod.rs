@@ -10,7 +10,7 @@
 //! same result on every render of a release, so a generated password does
 //! not change on every sync.
 //!
-//! Not supported yet, each refused with a clear error: chart repositories, `import-values`, `values.schema.json`
+//! Not supported yet, each refused with a clear error: chart repositories, `values.schema.json`
 //! validation (a warning is returned), and the Sprig functions listed in
 //! `gitplane_gotemplate::sprig::NOT_IMPLEMENTED`.
 
@@ -415,6 +415,7 @@ fn render_documents(
     let user = user_values(root, dir, options, &load)?;
     resolve_dependencies(&mut chart).map_err(error)?;
     enable_dependencies(&mut chart, &user).map_err(error)?;
+    warnings.extend(import_values(&mut chart).map_err(error)?);
     let coalesced = values::deep_copy(&Value::Map(user));
     let Value::Map(coalesced) = coalesced else {
         return Err(error("values are not a map".into()));
@@ -534,14 +535,6 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
     let mut used = vec![false; chart.dependencies.len()];
     for dep in &declared {
         let name = dep.get("name").and_then(Json::as_str).unwrap_or("");
-        if dep
-            .get("import-values")
-            .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-        {
-            return Err(format!(
-                "dependency {name}: import-values is not supported yet"
-            ));
-        }
         if !chart.dependencies.iter().any(|c| c.name() == name) {
             missing.push(name.to_string());
             continue;
@@ -576,12 +569,7 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
         {
             sub.metadata.insert("name".into(), alias.into());
         }
-        for key in ["condition", "tags"] {
-            if let Some(v) = dep.get(key) {
-                sub.metadata
-                    .insert(format!("gitplane.dependency.{key}"), v.clone());
-            }
-        }
+        sub.requested_as = Some(dep.clone());
         resolved.push(sub);
     }
     if !missing.is_empty() {
@@ -636,17 +624,17 @@ fn prune(chart: &mut Chart, values: &Dict, top: &Dict) {
             _ => values::empty(),
         };
         prune(sub, &section, top);
-        for key in ["condition", "tags"] {
-            sub.metadata.remove(&format!("gitplane.dependency.{key}"));
-        }
     }
+}
+
+/// A field of the dependency entry that brought `sub` in.
+fn requested<'a>(sub: &'a Chart, key: &str) -> Option<&'a Json> {
+    sub.requested_as.as_ref()?.get(key)
 }
 
 fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
     let mut enabled = true;
-    if let (Some(Json::Array(dep_tags)), Some(tags)) =
-        (sub.metadata.get("gitplane.dependency.tags"), tags)
-    {
+    if let (Some(Json::Array(dep_tags)), Some(tags)) = (requested(sub, "tags"), tags) {
         let states: Vec<bool> = dep_tags
             .iter()
             .filter_map(Json::as_str)
@@ -659,11 +647,7 @@ fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
             enabled = states.iter().any(|b| *b);
         }
     }
-    if let Some(condition) = sub
-        .metadata
-        .get("gitplane.dependency.condition")
-        .and_then(Json::as_str)
-    {
+    if let Some(condition) = requested(sub, "condition").and_then(Json::as_str) {
         for path in condition
             .split(',')
             .map(str::trim)
@@ -686,6 +670,72 @@ fn lookup_path(values: &Dict, path: &str) -> Option<Value> {
         };
     }
     Some(current)
+}
+
+/// `import-values` (Helm's `processDependencyImportValues`), children
+/// first: a child's `exports.X` (string form) or any table of it (`child`
+/// and `parent` paths) is imported into the parent's values, under the
+/// parent's own values, which win.
+fn import_values(chart: &mut Chart) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for sub in &mut chart.dependencies {
+        warnings.extend(import_values(sub)?);
+    }
+    if chart.dependencies.is_empty() {
+        return Ok(warnings);
+    }
+    let names: Vec<String> = chart
+        .dependencies
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let own = values::empty();
+    values::coalesce(chart, &own, &names);
+    let imported = values::empty();
+    for sub in &chart.dependencies {
+        let Some(Json::Array(imports)) = requested(sub, "import-values") else {
+            continue;
+        };
+        for import in imports {
+            let (child, parent) = match import {
+                Json::String(name) => (format!("exports.{name}"), String::new()),
+                Json::Object(map) => (
+                    map.get("child")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    map.get("parent")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                _ => {
+                    return Err(format!(
+                        "dependency {}: import-values entries are names or child/parent maps",
+                        sub.name()
+                    ));
+                }
+            };
+            // A missing table is skipped, as Helm skips it (with a warning).
+            let Some(Value::Map(table)) = lookup_path(&own, &format!("{}.{child}", sub.name()))
+            else {
+                warnings.push(format!(
+                    "import-values of chart {}: no table {child:?} to import",
+                    sub.name()
+                ));
+                continue;
+            };
+            let placed = values::empty();
+            values::set_table(&placed, &parent, table);
+            values::merge_into(&imported, &placed);
+        }
+    }
+    values::coalesce_tables(&own, &imported);
+    chart.values = match Value::Map(own).to_json()? {
+        Json::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    Ok(warnings)
 }
 
 /// The root chart's `kubeVersion` constraint against the capabilities.

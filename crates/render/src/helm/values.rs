@@ -161,6 +161,23 @@ pub fn apply_set(values: &Dict, text: &str, as_string: bool) -> Result<(), Strin
     Ok(())
 }
 
+/// Places `table` at the dotted `path` of `values` (at the top when empty),
+/// merged into what is there.
+pub fn set_table(values: &Dict, path: &str, table: Dict) {
+    let mut current = values.clone();
+    for key in path.split('.').filter(|k| !k.is_empty()) {
+        current = match current.get(key) {
+            Some(Value::Map(d)) => d,
+            _ => {
+                let d = empty();
+                current.insert(key.to_string(), Value::Map(d.clone()));
+                d
+            }
+        };
+    }
+    merge_into(&current, &table);
+}
+
 /// Sets `key` (a `--set` path) to a string as is (`--set-file`).
 pub fn set_string_value(values: &Dict, key: &str, text: String) -> Result<(), String> {
     set_path(values, &parse_path(key)?, Value::from(text))
