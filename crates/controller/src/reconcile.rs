@@ -567,13 +567,20 @@ impl Controller {
                 }
                 _ => source.revision().to_string(),
             };
-            let (commit, dir) = self.fetch(source, &revision, hard).await?;
-            if rendered.checkout.is_none() {
-                rendered.checkout = Some((commit.clone(), dir.clone()));
-            }
+            let (commit, dir, path) = match &source.chart {
+                Some(chart) => self.pull_chart(source, chart, &revision, hard).await?,
+                None => {
+                    let (commit, dir) = self.fetch(source, &revision, hard).await?;
+                    if rendered.checkout.is_none() {
+                        rendered.checkout = Some((commit.clone(), dir.clone()));
+                    }
+                    (commit, dir, source.path.clone())
+                }
+            };
             let render = self
                 .render_cached(
                     source,
+                    &path,
                     &spec.name,
                     &spec.destination.namespace,
                     &commit,
@@ -587,6 +594,56 @@ impl Controller {
             rendered.revisions.push(commit);
         }
         Ok(rendered)
+    }
+
+    /// Pulls a chart from a Helm repository (within the Git timeout): its
+    /// version (the revision), the cache directory and the archive's name.
+    async fn pull_chart(
+        &self,
+        source: &Source,
+        chart: &str,
+        version: &str,
+        hard: bool,
+    ) -> Result<(String, std::path::PathBuf, String), Problem> {
+        let credentials = crate::secrets::repository_credentials(
+            &self.control,
+            &self.options.namespace,
+            &source.repo_url,
+        )
+        .await
+        .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let version = if version == "HEAD" { "" } else { version };
+        let (sources, url, chart, version, flag) = (
+            self.sources.clone(),
+            source.repo_url.clone(),
+            chart.to_string(),
+            version.to_string(),
+            interrupt.clone(),
+        );
+        let max_age = if hard { Duration::ZERO } else { FETCH_REUSE };
+        let started = Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            sources.pull_chart(&url, &chart, &version, &credentials, max_age, &flag)
+        });
+        let outcome = tokio::time::timeout(self.options.git_timeout, task).await;
+        self.metrics
+            .fetched(started.elapsed(), !matches!(outcome, Ok(Ok(Ok(_)))));
+        match outcome {
+            Ok(Ok(Ok(pulled))) => Ok((pulled.version, pulled.dir, pulled.file_name)),
+            Ok(Ok(Err(e))) => Err(Problem::new("ComparisonError", e.to_string())),
+            Ok(Err(e)) => Err(Problem::new("ComparisonError", e.to_string())),
+            Err(_) => {
+                interrupt.store(true, Ordering::Relaxed);
+                Err(Problem::new(
+                    "ComparisonError",
+                    format!(
+                        "pulling chart from {} timed out after {:?}",
+                        source.repo_url, self.options.git_timeout
+                    ),
+                ))
+            }
+        }
     }
 
     /// Resolves and snapshots a source's revision, within the Git timeout.
@@ -640,6 +697,7 @@ impl Controller {
     async fn render_cached(
         &self,
         source: &Source,
+        path: &str,
         app: &str,
         namespace: &str,
         commit: &str,
@@ -648,7 +706,7 @@ impl Controller {
         let options = source
             .render_options(app, namespace)
             .map_err(|e| Problem::new("InvalidSpecError", e))?;
-        let key = format!("{commit}\0{}\0{options:?}", source.path);
+        let key = format!("{commit}\0{path}\0{options:?}");
         let cached = self
             .renders
             .lock()
@@ -658,7 +716,7 @@ impl Controller {
         let result = match cached {
             Some(result) => result,
             None => {
-                let path = source.path.clone();
+                let path = path.to_string();
                 let started = Instant::now();
                 let result = tokio::task::spawn_blocking(move || {
                     let root = Root::open(&dir, MAX_FILE_BYTES).map_err(|e| e.to_string())?;

@@ -67,8 +67,9 @@ pub struct Source {
     /// Kustomize options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kustomize: Option<KustomizeSource>,
-    /// A chart from a Helm repository: not supported yet (refused with a
-    /// condition); a chart in Git is a `path` holding `Chart.yaml`.
+    /// A chart from the Helm repository at `repoURL` (`targetRevision` is
+    /// its version or a semver range); a chart in Git is a `path` holding
+    /// `Chart.yaml` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<String>,
     /// Helm options, for a `path` holding a chart.
@@ -460,11 +461,10 @@ pub fn app_spec(app: &Object) -> Result<AppSpec, String> {
         if source.repo_url.is_empty() {
             return Err("spec.source.repoURL is required".into());
         }
-        if source.chart.is_some() {
-            return Err(
-                "charts from Helm repositories are not supported by gitplane yet: put the chart in Git and point spec.source.path at it".into(),
-            );
+        if source.chart.as_deref() == Some("") {
+            return Err("spec.source.chart is empty".into());
         }
+
         if source.plugin.is_some() {
             return Err(
                 "config management plugins are refused: they run code from the repository".into(),

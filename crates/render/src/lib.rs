@@ -48,7 +48,7 @@ pub struct RenderOptions {
 pub enum SourceKind {
     /// A directory with a kustomization file.
     Kustomize,
-    /// A directory with `Chart.yaml` (a Helm chart).
+    /// A directory with `Chart.yaml`, or a `.tgz` archive (a Helm chart).
     Helm,
     /// A directory of manifest files.
     Directory,
@@ -59,6 +59,7 @@ pub enum SourceKind {
 /// Decides how `path` will be rendered.
 pub fn detect_source(root: &Root, path: &RelPath) -> Result<SourceKind, RenderError> {
     match root.kind(path)? {
+        Some(fs::EntryKind::File) if path.as_str().ends_with(".tgz") => Ok(SourceKind::Helm),
         Some(fs::EntryKind::File) => Ok(SourceKind::File),
         Some(fs::EntryKind::Dir) if helm::chart::is_chart(root, path)? => Ok(SourceKind::Helm),
         Some(fs::EntryKind::Dir) if kustomize::find_kustomization_file(root, path)?.is_some() => {

@@ -14,6 +14,11 @@
 //! URLs: local paths, `file://`, `https://` (credentials from the caller, as
 //! Argo CD's repository Secrets give them) and `ssh://`/scp-style (a private
 //! key from the caller, used through the `ssh` program as git does).
+//!
+//! Helm chart repositories are sources too ([`charts`]): a chart and a
+//! version become an archive in the cache, pulled once per digest.
+
+pub mod charts;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -99,6 +104,8 @@ pub struct Sources {
     repos: Mutex<HashMap<String, Arc<Mutex<RepoState>>>>,
     /// Snapshots being written (so two writers of one commit do not collide).
     writing: Mutex<HashSet<String>>,
+    /// Helm repository indexes, by URL, with when they were fetched.
+    indexes: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
 }
 
 fn fetch_error(url: &str, revision: &str, e: impl std::fmt::Display) -> SourceError {
@@ -148,6 +155,7 @@ impl Sources {
             limits,
             repos: Mutex::default(),
             writing: Mutex::default(),
+            indexes: Mutex::default(),
         })
     }
 

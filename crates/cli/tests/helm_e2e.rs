@@ -1,0 +1,197 @@
+//! Helm charts from a chart repository, end to end: `gitplane up` on a
+//! repository whose Application names `repoURL` + `chart` + a version range,
+//! served by a local Helm repository that wants basic auth (the credentials
+//! from an Argo CD repository Secret synced before the Application). The
+//! chart is pulled, its digest checked, rendered with `spec.source.helm`,
+//! and synced.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: panics are its failure reports
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::Digest as _;
+
+/// A Helm repository on a local port: `index.yaml` and the chart, only
+/// with the right basic auth; returns its URL and the paths it was asked.
+fn serve_repository(index: String, chart: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let expected_auth = format!(
+        "authorization: basic {}",
+        base64::engine::general_purpose::STANDARD.encode("reader:s3cret")
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap_or_default();
+            let mut authorized = false;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                authorized |=
+                    header.trim().to_ascii_lowercase() == expected_auth.to_ascii_lowercase();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let (status, body): (&str, &[u8]) = match path.as_str() {
+                _ if !authorized => ("401 Unauthorized", b""),
+                "/index.yaml" => ("200 OK", index.as_bytes()),
+                "/charts/web-0.3.1.tgz" => ("200 OK", &chart),
+                _ => ("404 Not Found", b""),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    (url, asked)
+}
+
+/// The fixture chart of the render tests, packed as `helm package` packs it.
+fn packed_chart(work: &Path) -> Vec<u8> {
+    let chart = common::repo_root().join("crates/render/tests/helm/charts");
+    let archive = work.join("web-0.3.1.tgz");
+    let status = Command::new("tar")
+        .args(["-czf"])
+        .arg(&archive)
+        .args(["--exclude", "*.bak", "-C"])
+        .arg(&chart)
+        .arg("web")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(archive).unwrap()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}
+
+fn app(kubeconfig: &Path, name: &str) -> Value {
+    let (ok, text) = common::kubectl(
+        kubeconfig,
+        &["get", "applications", "-n", "gitplane", name, "-o", "json"],
+        None,
+    );
+    if ok {
+        serde_json::from_str(&text).unwrap()
+    } else {
+        Value::Null
+    }
+}
+
+#[test]
+fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
+    let work = tempfile::tempdir().unwrap();
+    let chart = packed_chart(work.path());
+    let digest = format!("{:x}", sha2::Sha256::digest(&chart));
+    let index = format!(
+        "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.3.1\n    digest: {digest}\n    urls: [charts/web-0.3.1.tgz]\n  - name: web\n    version: 0.2.0\n    digest: 0000\n    urls: [charts/web-0.2.0.tgz]\n  - name: web\n    version: 0.4.0-rc.1\n    urls: [charts/web-0.4.0-rc.1.tgz]\n"
+    );
+    let (url, asked) = serve_repository(index, chart);
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(repo.join("bootstrap")).unwrap();
+    let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    std::fs::write(
+        repo.join("bootstrap/charts-repository.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: charts\n  labels: {{argocd.argoproj.io/secret-type: repository}}\n  annotations: {{argocd.argoproj.io/sync-wave: '-1'}}\ndata:\n  type: {}\n  url: {}\n  username: {}\n  password: {}\n",
+            encode("helm"),
+            encode(&url),
+            encode("reader"),
+            encode("s3cret")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("bootstrap/web.yaml"),
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    chart: web\n    targetRevision: 0.3.x\n    helm:\n      parameters:\n      - {{name: replicaCount, value: '2'}}\n      valuesObject:\n        service: {{port: 9090}}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n"
+        ),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "a chart from a Helm repository"]);
+    let data = work.path().join("data");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args([
+            "up",
+            "--api",
+            "127.0.0.1:0",
+            "--ui",
+            "127.0.0.1:0",
+            "--once",
+            "--timeout",
+            "3m",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = up.wait().unwrap();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(
+        status.success(),
+        "gitplane up --once: {status} after {:?}\n{printed}",
+        started.elapsed()
+    );
+    // `up --once` has stopped; its data directory still holds the state.
+    let _server = common::start_apiserver(&data, false);
+    let kubeconfig = data.join("kubeconfig");
+    let web = app(&kubeconfig, "web");
+    assert_eq!(web["status"]["sync"]["status"], "Synced", "{web}");
+    assert_eq!(web["status"]["health"]["status"], "Healthy", "{web}");
+    assert_eq!(web["status"]["sourceType"], "Helm", "{web}");
+    assert_eq!(web["status"]["sync"]["revision"], "0.3.1", "{web}");
+    let (ok, deployment) = common::kubectl(
+        &kubeconfig,
+        &["get", "deployment", "-n", "web", "web", "-o", "json"],
+        None,
+    );
+    assert!(ok, "{deployment}");
+    let deployment: Value = serde_json::from_str(&deployment).unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9090
+    );
+    let (ok, crd) = common::kubectl(&kubeconfig, &["get", "crd", "widgets.example.com"], None);
+    assert!(ok, "the chart's CRD is applied (skipCrds is false): {crd}");
+    let asked = asked.lock().unwrap().clone();
+    assert!(asked.contains(&"/index.yaml".to_string()), "{asked:?}");
+    assert_eq!(
+        asked.iter().filter(|p| p.ends_with(".tgz")).count(),
+        1,
+        "the archive is pulled once, and only the chosen version: {asked:?}"
+    );
+}
