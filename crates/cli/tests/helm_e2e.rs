@@ -27,7 +27,7 @@ fn serve_repository(index: String, chart: Vec<u8>) -> (String, Arc<Mutex<Vec<Str
     let asked = Arc::new(Mutex::new(Vec::new()));
     let log = asked.clone();
     let expected_auth = format!(
-        "authorization: basic {}",
+        "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("reader:s3cret")
     );
     std::thread::spawn(move || {
@@ -42,8 +42,10 @@ fn serve_repository(index: String, chart: Vec<u8>) -> (String, Arc<Mutex<Vec<Str
                 if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
                     break;
                 }
-                authorized |=
-                    header.trim().to_ascii_lowercase() == expected_auth.to_ascii_lowercase();
+                if let Some((name, value)) = header.trim().split_once(':') {
+                    authorized |=
+                        name.eq_ignore_ascii_case("authorization") && value.trim() == expected_auth;
+                }
             }
             let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
             log.lock().unwrap().push(path.clone());
