@@ -216,3 +216,21 @@ fn import_values_in_both_forms() {
         ["import-values of chart c: no table \"missing.table\" to import"]
     );
 }
+
+#[test]
+fn kustomize_helm_charts_render_as_kubectl_kustomize_enable_helm() {
+    // kubectl kustomize --enable-helm --helm-command <helm 3.17.3> . (in tests/helm)
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm");
+    let root = Root::open(&dir, 1 << 20).unwrap();
+    let objects = gitplane_render::render(
+        &root,
+        &RelPath::root(),
+        &gitplane_render::RenderOptions::default(),
+    )
+    .unwrap();
+    let expected = std::fs::read_to_string(dir.join("expected/kustomize.yaml")).unwrap();
+    assert_eq!(
+        gitplane_object::yaml::objects_to_yaml_stream(&objects),
+        expected
+    );
+}

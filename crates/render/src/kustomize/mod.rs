@@ -12,13 +12,15 @@
 //! At the top level it then appends content hashes to generated names, fixes
 //! every reference to a renamed object ([`nameref`]), drops local-config
 //! objects, and sorts the result in kustomize's legacy order ([`order`]).
-//! Unsupported features (remote bases, Helm, plugins, vars) are errors that say so.
+//! `helmCharts` are rendered by gitplane's Helm engine (`helm`). Unsupported
+//! features (remote bases, plugins, vars) are errors that say so.
 
 mod config;
 mod crds;
 mod fieldspec;
 mod file;
 mod generate;
+mod helm;
 mod images;
 mod nameref;
 mod order;
@@ -288,14 +290,12 @@ impl Builder<'_> {
         let k = &loaded.kustomization;
         let file = loaded.file.as_str();
         let unsupported: [(&str, bool, &str); 7] = [
-            ("vars", k.vars.is_some(), "use replacements instead"),
             (
-                "helmCharts",
-                k.helm_charts.is_some()
-                    || k.helm_globals.is_some()
-                    || k.helm_chart_inflation_generator.is_some(),
-                "render the chart to manifests and commit them",
+                "helmChartInflationGenerator",
+                k.helm_chart_inflation_generator.is_some(),
+                "use helmCharts",
             ),
+            ("vars", k.vars.is_some(), "use replacements instead"),
             (
                 "generators (plugins)",
                 k.generators.as_ref().is_some_and(|g| !g.is_empty()),
@@ -498,6 +498,18 @@ impl Builder<'_> {
             }
             let behavior = Behavior::parse(&args.behavior).map_err(|m| self.err(loaded, m))?;
             transform::absorb_generated(acc, resource, behavior)
+                .map_err(|m| self.err(loaded, m))?;
+        }
+        let inflated = helm::inflate(
+            self.root,
+            &loaded.dir,
+            loaded.file.as_str(),
+            k.helm_charts.as_ref(),
+            k.helm_globals.as_ref(),
+            self.load,
+        )?;
+        for object in inflated {
+            acc.append(Resource::new(object))
                 .map_err(|m| self.err(loaded, m))?;
         }
         Ok(())
