@@ -187,6 +187,21 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
         deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
         9090
     );
+    // Helm saw the destination cluster: its version and the kinds it serves.
+    let (ok, files) = common::kubectl(
+        &kubeconfig,
+        &["get", "configmap", "-n", "web", "web-files", "-o", "json"],
+        None,
+    );
+    assert!(ok, "{files}");
+    let files: Value = serde_json::from_str(&files).unwrap();
+    assert_eq!(files["data"]["applications"], "true", "{files}");
+    let (_, version) = common::kubectl(&kubeconfig, &["version", "-o", "json"], None);
+    let version: Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(
+        files["data"]["kube"], version["serverVersion"]["gitVersion"],
+        "{files}"
+    );
     let (ok, crd) = common::kubectl(&kubeconfig, &["get", "crd", "widgets.example.com"], None);
     assert!(ok, "the chart's CRD is applied (skipCrds is false): {crd}");
     let asked = asked.lock().unwrap().clone();

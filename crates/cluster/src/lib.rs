@@ -34,6 +34,29 @@ impl Cluster {
         &self.server
     }
 
+    /// The API server's Kubernetes version (`/version`'s `gitVersion`).
+    pub async fn kube_version(&self) -> Result<String, ClusterError> {
+        Ok(self.client.apiserver_version().await?.git_version)
+    }
+
+    /// What Argo CD passes to `helm template --api-versions` for this
+    /// cluster: every served `group/version` and `group/version/Kind` (at
+    /// the preferred version), sorted.
+    pub fn api_versions(&self) -> Vec<String> {
+        let mut versions: Vec<String> = self
+            .kinds()
+            .into_iter()
+            .flat_map(|info| {
+                let api_version = info.resource.api_version.clone();
+                let with_kind = format!("{api_version}/{}", info.resource.kind);
+                [api_version, with_kind]
+            })
+            .collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+
     /// The underlying kube-rs client, for watches (see [`LiveCache`]).
     pub fn client(&self) -> &kube::Client {
         &self.client

@@ -220,6 +220,8 @@ pub struct Controller {
     renders: Mutex<HashMap<String, RenderResult>>,
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
+    /// Kubernetes versions of destination clusters, by server URL.
+    kube_versions: Mutex<HashMap<String, String>>,
     /// Per managed object, a hash of all but its status (see [`shape_of`]).
     shapes: Mutex<HashMap<ObjectKey, u64>>,
     summaries: RwLock<BTreeMap<String, AppSummary>>,
@@ -359,6 +361,7 @@ impl Controller {
             renders: Mutex::default(),
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
+            kube_versions: Mutex::default(),
             shapes: Mutex::default(),
             summaries: RwLock::default(),
             metrics: Metrics::default(),

@@ -73,6 +73,12 @@ pub(crate) struct Prepared {
 /// rendered ones, graph instances expanded).
 pub(crate) type PolicyOutcome = Option<(gitplane_policy::Report, Vec<Object>)>;
 
+/// What a destination cluster serves, as Helm's `.Capabilities` sees it.
+pub(crate) struct Capabilities {
+    kube_version: Option<String>,
+    api_versions: Vec<String>,
+}
+
 /// One source rendered at one commit, shared by every app using it.
 pub(crate) struct SourceRender {
     source_type: &'static str,
@@ -202,9 +208,12 @@ impl Controller {
         hard: bool,
     ) -> Result<Prepared, Problem> {
         let project = self.project(spec).await?;
-        let rendered = self.render_sources(spec, operation, hard).await?;
-        self.check_objects(&project, spec, &rendered.objects)?;
         let (cluster, live) = self.destination(spec).await?;
+        let capabilities = self.capabilities(&cluster).await;
+        let rendered = self
+            .render_sources(spec, operation, hard, &capabilities)
+            .await?;
+        self.check_objects(&project, spec, &rendered.objects)?;
         let mut options =
             sync_options(spec, operation).map_err(|e| Problem::new("InvalidSpecError", e))?;
         options.wave_timeout = self.options.wave_timeout;
@@ -552,6 +561,7 @@ impl Controller {
         spec: &AppSpec,
         operation: Option<&Operation>,
         hard: bool,
+        capabilities: &Capabilities,
     ) -> Result<Rendered, Problem> {
         let mut rendered = Rendered {
             objects: Vec::new(),
@@ -583,6 +593,7 @@ impl Controller {
                     &path,
                     &spec.name,
                     &spec.destination.namespace,
+                    capabilities,
                     &commit,
                     dir,
                 )
@@ -594,6 +605,38 @@ impl Controller {
             rendered.revisions.push(commit);
         }
         Ok(rendered)
+    }
+
+    /// What the destination cluster serves, for Helm's `.Capabilities`
+    /// (the Kubernetes version asked once per cluster; without an answer,
+    /// Helm's default is used).
+    async fn capabilities(&self, cluster: &Cluster) -> Capabilities {
+        let known = self
+            .kube_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(cluster.server())
+            .cloned();
+        let kube_version = match known {
+            Some(v) => Some(v),
+            None => match cluster.kube_version().await {
+                Ok(v) => {
+                    self.kube_versions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(cluster.server().to_string(), v.clone());
+                    Some(v)
+                }
+                Err(e) => {
+                    tracing::debug!("the version of {}: {e}", cluster.server());
+                    None
+                }
+            },
+        };
+        Capabilities {
+            kube_version,
+            api_versions: cluster.api_versions(),
+        }
     }
 
     /// Pulls a chart from a Helm repository (within the Git timeout): its
@@ -694,19 +737,36 @@ impl Controller {
     }
 
     /// Renders a source at a commit, once per (commit, path, options).
+    #[allow(clippy::too_many_arguments)] // the cache key's parts, each needed
     async fn render_cached(
         &self,
         source: &Source,
         path: &str,
         app: &str,
         namespace: &str,
+        capabilities: &Capabilities,
         commit: &str,
         dir: std::path::PathBuf,
     ) -> Result<Arc<SourceRender>, Problem> {
-        let options = source
+        let mut options = source
             .render_options(app, namespace)
             .map_err(|e| Problem::new("InvalidSpecError", e))?;
-        let key = format!("{commit}\0{path}\0{options:?}");
+        // Helm sees the destination cluster, as Argo CD shows it to Helm,
+        // unless the source names versions itself.
+        if options.helm.kube_version.is_none() {
+            options.helm.kube_version = capabilities.kube_version.clone();
+        }
+        if options.helm.api_versions.is_empty() {
+            options.helm.api_versions = capabilities.api_versions.clone();
+        }
+        // The options' hash stands for them: with a cluster's API versions
+        // they are kilobytes, and the cache holds thousands of keys.
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            format!("{options:?}").hash(&mut hasher);
+            format!("{commit}\0{path}\0{:016x}", hasher.finish())
+        };
         let cached = self
             .renders
             .lock()
