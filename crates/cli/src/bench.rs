@@ -4,6 +4,7 @@
 mod apiserver;
 mod generate;
 mod graph;
+mod helm;
 mod measure;
 mod policy;
 mod reconcile;
@@ -31,6 +32,11 @@ enum BenchTarget {
     /// applies, lists, watch delivery) and, when Debian's etcd-server is
     /// installed, the same durable writes against etcd in the same run.
     Apiserver(apiserver::ApiserverBenchArgs),
+    /// One chart rendered as many releases: `gitplane helm template`
+    /// against `helm template` (a process per release each, as a controller
+    /// shelling out to Helm runs them), and gitplane's engine in process;
+    /// checks the outputs are identical.
+    Helm(helm::HelmBenchArgs),
     /// Sync one big application and many small ones into the embedded API
     /// server with `gitplane apply` and with `kubectl apply --server-side`:
     /// cold and no-op re-sync times, peak memory, and a check that no-op
@@ -61,6 +67,7 @@ enum BenchTarget {
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     match &args.target {
         BenchTarget::Render(a) => render::run(a),
+        BenchTarget::Helm(a) => helm::run(a),
         BenchTarget::Apiserver(a) => apiserver::run(a),
         BenchTarget::Sync(a) => sync::run_bench(a),
         BenchTarget::Reconcile(a) => reconcile::run(a),
