@@ -19,12 +19,6 @@ mod up_cmd;
 
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: the control plane holds many
-/// small JSON maps and strings, which glibc's allocator rounds up to 32-byte
-/// chunks (see docs/performance.md for the measured difference).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 
 /// gitplane: a platform control plane in one binary.
