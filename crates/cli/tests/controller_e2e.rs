@@ -17,16 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-}
-
 /// Commits the app `web` (a ConfigMap `settings`, and its Application under
 /// `bootstrap/`), with whatever else was written to the repository.
 fn commit_web_app(repo: &Path, message: &str) {
@@ -36,8 +26,8 @@ fn commit_web_app(repo: &Path, message: &str) {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: '1'}\n",
     );
     write(repo, "bootstrap/web.yaml", &application(repo, "web"));
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-qm", message]);
+    common::git(repo, &["add", "-A"]);
+    common::git(repo, &["commit", "-qm", message]);
 }
 
 fn write(repo: &Path, path: &str, text: &str) {
@@ -223,14 +213,14 @@ fn apps_that_never_get_healthy_delay_only_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
     let stuck = ["stuck-1", "stuck-2", "stuck-3", "stuck-4"];
     for name in stuck {
         multi_wave_app(&repo, name, Some("never-ready"));
     }
     multi_wave_app(&repo, "fine", None);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "four stuck apps and a fine one"]);
+    common::git(&repo, &["add", "-A"]);
+    common::git(&repo, &["commit", "-qm", "four stuck apps and a fine one"]);
     let data = dir.path().join("data");
     let up = start_up(
         &repo,
@@ -319,7 +309,7 @@ fn replicas_elect_one_leader_and_the_standby_takes_over_after_a_kill() {
     let kubeconfig = dir.path().join("cluster/kubeconfig");
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
     // A PreSync hook that runs for a while: the leader is killed during it.
     write(
         &repo,
@@ -403,7 +393,7 @@ fn health_customizations_come_from_the_control_namespaces_argocd_cm_and_follow_i
     assert!(ok, "{text}");
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
     commit_web_app(&repo, "one config map");
     let up = start_up(
         &repo,

@@ -82,16 +82,6 @@ fn packed_chart(work: &Path) -> Vec<u8> {
     std::fs::read(archive).unwrap()
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-}
-
 fn app(kubeconfig: &Path, name: &str) -> Value {
     let (ok, text) = common::kubectl(
         kubeconfig,
@@ -135,9 +125,9 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
         ),
     )
     .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "a chart from a Helm repository"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["add", "-A"]);
+    common::git(&repo, &["commit", "-qm", "a chart from a Helm repository"]);
     let data = work.path().join("data");
     let mut up = Command::new(env!("CARGO_BIN_EXE_gitplane"))
         .args([

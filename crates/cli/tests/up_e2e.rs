@@ -29,17 +29,6 @@ impl Drop for Up {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
 fn write(repo: &Path, path: &str, text: &str) {
     let path = repo.join(path);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -47,9 +36,9 @@ fn write(repo: &Path, path: &str, text: &str) {
 }
 
 fn commit(repo: &Path, message: &str) -> String {
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-qm", message]);
-    git(repo, &["rev-parse", "HEAD"])
+    common::git(repo, &["add", "-A"]);
+    common::git(repo, &["commit", "-qm", message]);
+    common::git(repo, &["rev-parse", "HEAD"])
 }
 
 fn child_app(name: &str, path: &str, project: &str, repo: &Path) -> String {
@@ -61,7 +50,7 @@ fn child_app(name: &str, path: &str, project: &str, repo: &Path) -> String {
 
 /// A repository holding one app, `web`, of one Deployment (not committed).
 fn web_app(repo: &Path) {
-    git(repo, &["init", "-q", "-b", "main"]);
+    common::git(repo, &["init", "-q", "-b", "main"]);
     write(
         repo,
         "bootstrap/web.yaml",
@@ -73,7 +62,7 @@ fn web_app(repo: &Path) {
 const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
 
 fn fixture(repo: &Path) {
-    git(repo, &["init", "-q", "-b", "main"]);
+    common::git(repo, &["init", "-q", "-b", "main"]);
     write(
         repo,
         "bootstrap/web.yaml",
@@ -241,7 +230,7 @@ fn up_converges_heals_prunes_rolls_out_and_rolls_back() {
         up.json(&["get", "configmap", "-n", "kapp", "k-settings"])
             .is_some()
     );
-    let first = git(repo, &["rev-parse", "HEAD"]);
+    let first = common::git(repo, &["rev-parse", "HEAD"]);
     assert_eq!(up.app("web")["status"]["sync"]["revision"], first.as_str());
 
     // Drift is healed.
@@ -506,7 +495,7 @@ fn apps_sync_to_clusters_from_secrets_and_refuse_exec_plugins() {
     assert!(server.contains(&remote.address), "{server}");
 
     let repo = repo_dir.path();
-    git(repo, &["init", "-q", "-b", "main"]);
+    common::git(repo, &["init", "-q", "-b", "main"]);
     for (name, destination) in [("far", server.as_str()), ("shady", "https://shady.example")] {
         let app = child_app(name, "apps/web", "default", repo)
             .replace("https://kubernetes.default.svc", destination);
@@ -752,7 +741,7 @@ fn an_app_waiting_for_its_kind_converges_once_the_crd_is_served() {
     let repo_dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let repo = repo_dir.path();
-    git(repo, &["init", "-q", "-b", "main"]);
+    common::git(repo, &["init", "-q", "-b", "main"]);
     write(
         repo,
         "bootstrap/widgets.yaml",

@@ -73,6 +73,12 @@ pub(crate) struct Prepared {
 /// rendered ones, graph instances expanded).
 pub(crate) type PolicyOutcome = Option<(gitplane_policy::Report, Vec<Object>)>;
 
+/// How old a fetch (or a repository index) may be to be reused: not at all
+/// for a hard refresh.
+fn reuse(hard: bool) -> Duration {
+    if hard { Duration::ZERO } else { FETCH_REUSE }
+}
+
 /// What a destination cluster serves, as Helm's `.Capabilities` sees it.
 pub(crate) struct Capabilities {
     kube_version: Option<String>,
@@ -648,45 +654,19 @@ impl Controller {
         version: &str,
         hard: bool,
     ) -> Result<(String, std::path::PathBuf, String), Problem> {
-        let credentials = crate::secrets::repository_credentials(
-            &self.control,
-            &self.options.namespace,
-            &source.repo_url,
-        )
-        .await
-        .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
-        let interrupt = Arc::new(AtomicBool::new(false));
         let version = if version == "HEAD" { "" } else { version };
-        let (sources, url, chart, version, flag) = (
-            self.sources.clone(),
+        let (url, chart, version) = (
             source.repo_url.clone(),
             chart.to_string(),
             version.to_string(),
-            interrupt.clone(),
         );
-        let max_age = if hard { Duration::ZERO } else { FETCH_REUSE };
-        let started = Instant::now();
-        let task = tokio::task::spawn_blocking(move || {
-            sources.pull_chart(&url, &chart, &version, &credentials, max_age, &flag)
-        });
-        let outcome = tokio::time::timeout(self.options.git_timeout, task).await;
-        self.metrics
-            .fetched(started.elapsed(), !matches!(outcome, Ok(Ok(Ok(_)))));
-        match outcome {
-            Ok(Ok(Ok(pulled))) => Ok((pulled.version, pulled.dir, pulled.file_name)),
-            Ok(Ok(Err(e))) => Err(Problem::new("ComparisonError", e.to_string())),
-            Ok(Err(e)) => Err(Problem::new("ComparisonError", e.to_string())),
-            Err(_) => {
-                interrupt.store(true, Ordering::Relaxed);
-                Err(Problem::new(
-                    "ComparisonError",
-                    format!(
-                        "pulling chart from {} timed out after {:?}",
-                        source.repo_url, self.options.git_timeout
-                    ),
-                ))
-            }
-        }
+        let what = format!("pulling chart {chart} from {url}");
+        let pulled = self
+            .with_repository(source, what, move |sources, credentials, interrupt| {
+                sources.pull_chart(&url, &chart, &version, credentials, reuse(hard), interrupt)
+            })
+            .await?;
+        Ok((pulled.version, pulled.dir, pulled.file_name))
     }
 
     /// Resolves and snapshots a source's revision, within the Git timeout.
@@ -696,6 +676,32 @@ impl Controller {
         revision: &str,
         hard: bool,
     ) -> Result<(String, std::path::PathBuf), Problem> {
+        let (url, rev) = (source.repo_url.clone(), revision.to_string());
+        let what = format!("fetching {url} at {revision}");
+        let snapshot = self
+            .with_repository(source, what, move |sources, credentials, interrupt| {
+                let commit = sources.resolve(&url, &rev, credentials, reuse(hard), interrupt)?;
+                sources.snapshot(&url, &commit)
+            })
+            .await?;
+        Ok((snapshot.commit, snapshot.dir))
+    }
+
+    /// Runs `work` (a fetch or a pull, blocking) with the credentials of
+    /// `source`'s repository, within the Git timeout; at the timeout it is
+    /// interrupted and `what` is reported as timed out.
+    async fn with_repository<T: Send + 'static>(
+        &self,
+        source: &Source,
+        what: String,
+        work: impl FnOnce(
+            &gitplane_source::Sources,
+            &gitplane_source::Credentials,
+            &AtomicBool,
+        ) -> Result<T, gitplane_source::SourceError>
+        + Send
+        + 'static,
+    ) -> Result<T, Problem> {
         let credentials = crate::secrets::repository_credentials(
             &self.control,
             &self.options.namespace,
@@ -704,33 +710,21 @@ impl Controller {
         .await
         .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
         let interrupt = Arc::new(AtomicBool::new(false));
-        let (sources, url, rev, flag) = (
-            self.sources.clone(),
-            source.repo_url.clone(),
-            revision.to_string(),
-            interrupt.clone(),
-        );
-        let max_age = if hard { Duration::ZERO } else { FETCH_REUSE };
+        let (sources, flag) = (self.sources.clone(), interrupt.clone());
         let started = Instant::now();
-        let task = tokio::task::spawn_blocking(move || {
-            let commit = sources.resolve(&url, &rev, &credentials, max_age, &flag)?;
-            sources.snapshot(&url, &commit)
-        });
+        let task = tokio::task::spawn_blocking(move || work(&sources, &credentials, &flag));
         let outcome = tokio::time::timeout(self.options.git_timeout, task).await;
         self.metrics
             .fetched(started.elapsed(), !matches!(outcome, Ok(Ok(Ok(_)))));
         match outcome {
-            Ok(Ok(Ok(snapshot))) => Ok((snapshot.commit, snapshot.dir)),
+            Ok(Ok(Ok(done))) => Ok(done),
             Ok(Ok(Err(e))) => Err(Problem::new("ComparisonError", e.to_string())),
             Ok(Err(e)) => Err(Problem::new("ComparisonError", e.to_string())),
             Err(_) => {
                 interrupt.store(true, Ordering::Relaxed);
                 Err(Problem::new(
                     "ComparisonError",
-                    format!(
-                        "fetching {} at {revision} timed out after {:?}",
-                        source.repo_url, self.options.git_timeout
-                    ),
+                    format!("{what} timed out after {:?}", self.options.git_timeout),
                 ))
             }
         }

@@ -7,7 +7,7 @@ use crate::value::{MAX_NESTING, Value};
 /// How `%v` prints a value.
 pub fn print_value(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value, 'v', 0);
+    write_nested(&mut out, value, &Spec::plain('v'), 0);
     out
 }
 
@@ -20,7 +20,7 @@ pub fn sprint(values: &[Value]) -> String {
         if i > 0 && !is_string(value) && !is_string(&values[i - 1]) {
             out.push(' ');
         }
-        write_value(&mut out, value, 'v', 0);
+        write_nested(&mut out, value, &Spec::plain('v'), 0);
     }
     out
 }
@@ -29,42 +29,6 @@ pub fn sprint(values: &[Value]) -> String {
 pub fn sprintln(values: &[Value]) -> String {
     let words: Vec<String> = values.iter().map(print_value).collect();
     format!("{}\n", words.join(" "))
-}
-
-/// Writes `value` with a verb that applies to every element (`v`, `s`, `d`).
-/// Nesting deeper than [`MAX_NESTING`] (a map containing itself) is cut
-/// short with `...`.
-fn write_value(out: &mut String, value: &Value, verb: char, depth: usize) {
-    if depth > MAX_NESTING {
-        out.push_str("...");
-        return;
-    }
-    match value {
-        Value::Missing | Value::Nil => out.push_str("<nil>"),
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                write_value(out, item, verb, depth + 1);
-            }
-            out.push(']');
-        }
-        Value::Map(map) => {
-            out.push_str("map[");
-            for (i, (key, item)) in map.entries().iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(key);
-                out.push(':');
-                write_value(out, item, verb, depth + 1);
-            }
-            out.push(']');
-        }
-        _ => out.push_str(&format_scalar(value, &Spec::plain(verb))),
-    }
 }
 
 /// Go's `%g` with the shortest precision, as `%v` prints a float64.
@@ -417,6 +381,9 @@ fn format_directive(arg: &Value, spec: &Spec) -> String {
     }
 }
 
+/// Writes `value` with a verb that applies to every element of lists and
+/// maps (`%v`, `%s`, `%d`…). Nesting deeper than [`MAX_NESTING`] (a map
+/// containing itself) is cut short with `...`.
 fn write_nested(out: &mut String, value: &Value, spec: &Spec, depth: usize) {
     if depth > MAX_NESTING {
         out.push_str("...");

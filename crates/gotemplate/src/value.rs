@@ -178,6 +178,25 @@ impl Value {
     }
 }
 
+impl Value {
+    /// A copy sharing no map with the original (Sprig's `deepCopy`; Helm
+    /// copies values before coalescing). Below [`MAX_NESTING`] levels (a
+    /// map that contains itself) the rest is shared, not copied.
+    pub fn deep_copy(&self) -> Value {
+        self.deep_copy_at(0)
+    }
+
+    fn deep_copy_at(&self, depth: usize) -> Value {
+        match self {
+            Value::Map(d) if depth <= MAX_NESTING => Value::Map(d.deep_copy_at(depth)),
+            Value::List(items) if depth <= MAX_NESTING => {
+                Value::list(items.iter().map(|v| v.deep_copy_at(depth + 1)).collect())
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 /// A float as JSON read back: an integer when Go writes it without a point
 /// and it fits an int64.
 fn float_to_json(f: f64) -> Result<serde_json::Value, String> {
@@ -288,6 +307,20 @@ impl Dict {
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
+    }
+
+    /// A copy sharing no map with this one (see [`Value::deep_copy`]).
+    pub fn deep_copy(&self) -> Dict {
+        self.deep_copy_at(0)
+    }
+
+    fn deep_copy_at(&self, depth: usize) -> Dict {
+        Dict::new(
+            self.entries()
+                .into_iter()
+                .map(|(k, v)| (k, v.deep_copy_at(depth + 1)))
+                .collect(),
+        )
     }
 
     /// Whether both are the same map.

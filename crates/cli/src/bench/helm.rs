@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use gitplane_render::HelmOptions;
 
-use super::measure::{Measured, best_and_median, find_in_path};
+use super::measure::{Measured, best_and_median, find_in_path, report_identical};
 use crate::render_cmd::root_and_path;
 
 /// Arguments of `gitplane bench helm`.
@@ -84,15 +84,7 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
         theirs.best().as_secs_f64() / ours.best().as_secs_f64(),
         in_process.0.as_secs_f64() * 1000.0 / args.releases as f64
     );
-    println!(
-        "outputs identical: {}",
-        if identical { "yes" } else { "NO" }
-    );
-    Ok(if identical {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(report_identical(identical))
 }
 
 /// Whether both tools print the same for one release.

@@ -142,6 +142,20 @@ impl Measured {
     }
 }
 
+/// Prints whether the tools' outputs were identical; the exit code says
+/// the same (1 when they differ).
+pub fn report_identical(identical: bool) -> std::process::ExitCode {
+    println!(
+        "outputs identical: {}",
+        if identical { "yes" } else { "NO" }
+    );
+    if identical {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}
+
 /// The fastest and the median of several durations.
 pub fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();

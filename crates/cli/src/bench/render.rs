@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use gitplane_render::synthetic::write_synthetic_platform;
 
-use super::measure::{Measured, find_in_path};
+use super::measure::{Measured, find_in_path, report_identical};
 
 /// Arguments of `gitplane bench render`.
 #[derive(Debug, clap::Args)]
@@ -91,13 +91,5 @@ pub fn run(args: &RenderBenchArgs) -> Result<ExitCode> {
         "ratio (kubectl kustomize / gitplane, best): {:.1}x",
         theirs.best().as_secs_f64() / ours.best().as_secs_f64()
     );
-    println!(
-        "outputs identical: {}",
-        if identical { "yes" } else { "NO" }
-    );
-    Ok(if identical {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(report_identical(identical))
 }

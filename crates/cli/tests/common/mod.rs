@@ -55,6 +55,22 @@ pub fn start_apiserver_with(data: &Path, simulate: bool, extra: &[&str]) -> ApiS
     ApiServer { child, address }
 }
 
+/// Runs `git` in `dir` (as a fixed committer) and returns its trimmed
+/// stdout; a failure fails the test.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_string()
+}
+
 /// Runs the binary to completion.
 pub fn gitplane(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gitplane"))

@@ -28,10 +28,10 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
         merge("mustMergeOverwrite", a, true)
     }),
     ("deepCopy", |a| {
-        Ok(deep_copy(&exactly::<1>("deepCopy", a)?[0]))
+        Ok(exactly::<1>("deepCopy", a)?[0].deep_copy())
     }),
     ("mustDeepCopy", |a| {
-        Ok(deep_copy(&exactly::<1>("mustDeepCopy", a)?[0]))
+        Ok(exactly::<1>("mustDeepCopy", a)?[0].deep_copy())
     }),
     ("dig", dig),
     ("first", |a| pick_one("first", a, |l| l.first().cloned())),
@@ -311,20 +311,6 @@ fn merge_into(dst: &Dict, src: &Dict, overwrite: bool, depth: usize) -> Result<(
         }
     }
     Ok(())
-}
-
-/// A copy sharing nothing mutable with the original.
-fn deep_copy(value: &Value) -> Value {
-    match value {
-        Value::Map(d) => Value::map(
-            d.entries()
-                .into_iter()
-                .map(|(k, v)| (k, deep_copy(&v)))
-                .collect(),
-        ),
-        Value::List(items) => Value::list(items.iter().map(deep_copy).collect()),
-        other => other.clone(),
-    }
 }
 
 /// `dig "a" "b" default $dict`.

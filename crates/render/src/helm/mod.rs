@@ -416,10 +416,7 @@ fn render_documents(
     resolve_dependencies(&mut chart).map_err(error)?;
     enable_dependencies(&mut chart, &user).map_err(error)?;
     warnings.extend(import_values(&mut chart).map_err(error)?);
-    let coalesced = values::deep_copy(&Value::Map(user));
-    let Value::Map(coalesced) = coalesced else {
-        return Err(error("values are not a map".into()));
-    };
+    let coalesced = user.deep_copy();
     let names: Vec<String> = chart
         .dependencies
         .iter()
@@ -597,9 +594,7 @@ fn resolve_dependencies(chart: &mut Chart) -> Result<(), String> {
 /// the values coalesced with every dependency (Helm's
 /// `processDependencyEnabled`).
 fn enable_dependencies(chart: &mut Chart, user: &Dict) -> Result<(), String> {
-    let Value::Map(all) = values::deep_copy(&Value::Map(user.clone())) else {
-        return Ok(());
-    };
+    let all = user.deep_copy();
     let names: Vec<String> = chart
         .dependencies
         .iter()

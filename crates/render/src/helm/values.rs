@@ -13,24 +13,6 @@ pub fn empty() -> Dict {
     Dict::new(BTreeMap::new())
 }
 
-/// A copy sharing no map with `value`.
-pub fn deep_copy(value: &Value) -> Value {
-    match value {
-        Value::Map(d) => Value::Map(copy_dict(d)),
-        Value::List(items) => Value::list(items.iter().map(deep_copy).collect()),
-        other => other.clone(),
-    }
-}
-
-fn copy_dict(d: &Dict) -> Dict {
-    Dict::new(
-        d.entries()
-            .into_iter()
-            .map(|(k, v)| (k, deep_copy(&v)))
-            .collect(),
-    )
-}
-
 /// The chart's defaults under `user` (changed in place), then each
 /// subchart's under `user[<name>]` with the parent's globals.
 pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
@@ -116,11 +98,11 @@ fn coalesce_globals(sub: &Dict, parent: &Dict) {
     for (key, value) in parent_globals.entries() {
         match (&value, sub_globals.get(&key)) {
             (Value::Map(src), Some(Value::Map(dst))) => {
-                let merged = copy_dict(src);
+                let merged = src.deep_copy();
                 coalesce_tables(&merged, &dst);
                 sub_globals.insert(key, Value::Map(merged));
             }
-            _ => sub_globals.insert(key, deep_copy(&value)),
+            _ => sub_globals.insert(key, value.deep_copy()),
         }
     }
     sub.insert("global".into(), Value::Map(sub_globals));
