@@ -111,6 +111,70 @@ fn directory_flags() {
 }
 
 #[test]
+fn helm_template_value_flags_and_show_only_match_helm() {
+    // From the chart directory, helm 4.1.4 printed expected/cli-flags.yaml for:
+    // helm template rel . --set-json 'podAnnotations={"example.com/owner":"team-a","n":1}'
+    //   --set-json 'extraEnv=[{"name":"J","value":"1e6"}],service.port=9000'
+    //   --set replicaCount=4 --set-file podAnnotations.motd=files/motd.txt
+    //   --set-literal 'podAnnotations.raw=a,b\c=d'
+    //   --set-json '{"resources":{"limits":{"cpu":2}}}' --skip-crds
+    //   --show-only templates/deployment.yaml --show-only 'templates/s*'
+    let root = repo_root();
+    let chart = root.join("crates/render/tests/helm/charts/web");
+    let out = gitplane(
+        &[
+            "helm",
+            "template",
+            "rel",
+            ".",
+            "--set-json",
+            r#"podAnnotations={"example.com/owner":"team-a","n":1}"#,
+            "--set-json",
+            r#"extraEnv=[{"name":"J","value":"1e6"}],service.port=9000"#,
+            "--set",
+            "replicaCount=4",
+            "--set-file",
+            "podAnnotations.motd=files/motd.txt",
+            "--set-literal",
+            r"podAnnotations.raw=a,b\c=d",
+            "--set-json",
+            r#"{"resources":{"limits":{"cpu":2}}}"#,
+            "--skip-crds",
+            "--show-only",
+            "templates/deployment.yaml",
+            "--show-only",
+            "templates/s*",
+        ],
+        &chart,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected =
+        std::fs::read_to_string(root.join("crates/render/tests/helm/expected/cli-flags.yaml"))
+            .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    // A template that does not exist, and JSON that is not, are errors.
+    let missing = gitplane(
+        &["helm", "template", "rel", ".", "-s", "templates/nope.yaml"],
+        &chart,
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("could not find template templates/nope.yaml in chart")
+    );
+    let bad = gitplane(
+        &["helm", "template", "rel", ".", "--set-json", "a={"],
+        &chart,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("the value is not JSON"));
+}
+
+#[test]
 fn helm_template_prints_what_helm_prints() {
     let root = repo_root();
     let chart = "crates/render/tests/helm/charts/web";

@@ -200,6 +200,43 @@ pub fn print(manifests: &[Document], hooks: &[Document], options: &Print) -> Str
     out
 }
 
+/// `helm template --show-only`: the documents of `output` rendered from the
+/// templates `patterns` name (paths inside the chart such as
+/// `templates/service.yaml`, globs as Go's `filepath.Match`), in the order
+/// of the patterns, each printed `---\n<document>\n`. A pattern matching
+/// nothing is an error, as in Helm.
+pub fn show_only(output: &str, patterns: &[String]) -> Result<String, String> {
+    let separator = regex::Regex::new(r"(?:^|\s*\n)---\s*").map_err(|e| e.to_string())?;
+    let source = regex::Regex::new(r"# Source: [^/]+/(.+)").map_err(|e| e.to_string())?;
+    let documents: Vec<&str> = separator
+        .split(output)
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let mut out = String::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("--show-only {pattern:?}: {e}"))?
+            .compile_matcher();
+        let mut found = false;
+        for document in &documents {
+            let Some(name) = source.captures(document).and_then(|c| c.get(1)) else {
+                continue;
+            };
+            if glob.is_match(name.as_str()) {
+                out.push_str(&format!("---\n{document}\n"));
+                found = true;
+            }
+        }
+        if !found {
+            return Err(format!("could not find template {pattern} in chart"));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +246,30 @@ mod tests {
             .iter()
             .map(|(p, t)| (p.to_string(), t.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn show_only_picks_documents_by_template_path() {
+        let output = "---\n# Source: c/templates/a.yaml\nkind: A\n---\n# Source: c/templates/b.yaml\nkind: B\n---\n# Source: c/charts/s/templates/a.yaml\nkind: C\n";
+        let only =
+            |p: &[&str]| show_only(output, &p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            only(&["templates/b.yaml", "templates/a.yaml"]).unwrap(),
+            "---\n# Source: c/templates/b.yaml\nkind: B\n---\n# Source: c/templates/a.yaml\nkind: A\n"
+        );
+        // `*` stops at `/`, as Go's filepath.Match.
+        assert_eq!(only(&["templates/*"]).unwrap().matches("---").count(), 2);
+        assert_eq!(
+            only(&["charts/*/templates/*"])
+                .unwrap()
+                .matches("kind: C")
+                .count(),
+            1
+        );
+        assert_eq!(
+            only(&["templates/x.yaml"]).unwrap_err(),
+            "could not find template templates/x.yaml in chart"
+        );
     }
 
     #[test]

@@ -115,10 +115,14 @@ pub struct HelmOptions {
     pub set_file: Vec<(String, String)>,
     /// Values given inline (Argo CD's `values`/`valuesObject`), after the files.
     pub values_yaml: Vec<String>,
+    /// `--set-json` arguments, in order.
+    pub set_json: Vec<String>,
     /// `--set` arguments, in order.
     pub set: Vec<String>,
     /// `--set-string` arguments, in order.
     pub set_string: Vec<String>,
+    /// `--set-literal` arguments, in order (applied last, as in Helm).
+    pub set_literal: Vec<String>,
     /// `--include-crds`.
     pub include_crds: bool,
     /// `--skip-tests`.
@@ -142,8 +146,10 @@ impl Default for HelmOptions {
             ignore_missing_value_files: false,
             set_file: Vec::new(),
             values_yaml: Vec::new(),
+            set_json: Vec::new(),
             set: Vec::new(),
             set_string: Vec::new(),
+            set_literal: Vec::new(),
             include_crds: false,
             skip_tests: false,
             no_hooks: false,
@@ -472,8 +478,8 @@ fn check_release_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// User values: files, inline YAML, `--set`, `--set-string`, `--set-file`,
-/// in that order.
+/// User values: files, inline YAML, `--set-json`, `--set`, `--set-string`,
+/// `--set-file`, `--set-literal`, in that order (Helm's `MergeValues`).
 fn user_values(
     root: &Root,
     chart: &RelPath,
@@ -498,6 +504,10 @@ fn user_values(
     for (i, text) in options.values_yaml.iter().enumerate() {
         merge_yaml(text.as_bytes(), &format!("values #{}", i + 1))?;
     }
+    for text in &options.set_json {
+        values::apply_set_json(&user, text)
+            .map_err(|e| RenderError::helm("--set-json", format!("{text:?}: {e}")))?;
+    }
     for (flags, as_string) in [(&options.set, false), (&options.set_string, true)] {
         for text in flags {
             values::apply_set(&user, text, as_string)
@@ -512,6 +522,10 @@ fn user_values(
         }
         values::set_string_value(&user, key, text)
             .map_err(|e| RenderError::helm("--set-file", format!("{key:?}: {e}")))?;
+    }
+    for text in &options.set_literal {
+        values::apply_set_literal(&user, text)
+            .map_err(|e| RenderError::helm("--set-literal", format!("{text:?}: {e}")))?;
     }
     Ok(user)
 }

@@ -143,6 +143,54 @@ pub fn apply_set(values: &Dict, text: &str, as_string: bool) -> Result<(), Strin
     Ok(())
 }
 
+/// Applies one `--set-json` argument: `a.b={"x":1},c=[1,2]` (each value
+/// JSON, numbers as float64 as Go's `encoding/json` reads them), or a whole
+/// JSON object merged at the top (`{"a":{"b":1}}`).
+pub fn apply_set_json(values: &Dict, text: &str) -> Result<(), String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        let object: serde_json::Value = serde_json::from_str(trimmed)
+            .map_err(|e| format!("failed parsing --set-json data JSON: {e}"))?;
+        if let Value::Map(table) = Value::from_json(&object) {
+            merge_into(values, &table);
+        }
+        return Ok(());
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (path, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("key {rest:?} has no value"))?;
+        let mut stream = serde_json::Deserializer::from_str(after).into_iter::<serde_json::Value>();
+        let json = match stream.next() {
+            Some(Ok(json)) => json,
+            Some(Err(e)) => return Err(format!("key {path:?}: the value is not JSON: {e}")),
+            None => return Err(format!("key {path:?} has no value")),
+        };
+        set_path(values, &parse_path(path)?, Value::from_json(&json))?;
+        let tail = after[stream.byte_offset()..].trim_start();
+        rest = match tail.strip_prefix(',') {
+            Some(next) => next,
+            None if tail.is_empty() => tail,
+            None => {
+                return Err(format!(
+                    "key {path:?}: unexpected {tail:?} after the JSON value"
+                ));
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Applies one `--set-literal` argument: everything after the first `=` is
+/// the string value, commas and backslashes included.
+pub fn apply_set_literal(values: &Dict, text: &str) -> Result<(), String> {
+    let (path, raw) = text
+        .split_once('=')
+        .ok_or_else(|| format!("key {text:?} has no value"))?;
+    set_path(values, &parse_path(path)?, Value::from(raw.to_string()))
+}
+
 /// Places `table` at the dotted `path` of `values` (at the top when empty),
 /// merged into what is there.
 pub fn set_table(values: &Dict, path: &str, table: Dict) {
@@ -354,6 +402,34 @@ fn set_in_list(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn set_json_and_set_literal_as_helm_parses_them() {
+        let values = empty();
+        apply_set_json(&values, r#"a.b={"x":[1,true]},c[1]="s",d=null"#).unwrap();
+        apply_set_json(&values, r#" {"a":{"y":2}} "#).unwrap();
+        apply_set_literal(&values, r"e.f=x,y\z=1").unwrap();
+        assert_eq!(
+            Value::Map(values.clone()).to_json().unwrap(),
+            serde_json::json!({"a": {"b": {"x": [1, true]}, "y": 2}, "c": [null, "s"], "d": null, "e": {"f": "x,y\\z=1"}})
+        );
+        // JSON numbers are float64, as Go's encoding/json reads them.
+        let Some(Value::Map(a)) = values.get("a") else {
+            panic!("a is a map")
+        };
+        assert!(matches!(a.get("y"), Some(Value::Float(f)) if f == 2.0));
+        assert!(
+            apply_set_json(&empty(), "a={")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(
+            apply_set_json(&empty(), "a=1 b=2")
+                .unwrap_err()
+                .contains("unexpected")
+        );
+        assert!(apply_set_literal(&empty(), "novalue").is_err());
+    }
+
     use super::*;
     use gitplane_gotemplate::fmt::print_value;
 
