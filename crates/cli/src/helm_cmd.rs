@@ -23,8 +23,8 @@ enum HelmSubcommand {
     /// output, byte for byte, as Helm 4.1.4): values files and --set
     /// flavours, dependencies in charts/ with their conditions, tags and
     /// aliases, hooks, CRDs with --include-crds; directories and .tgz
-    /// archives. Chart repositories and values.schema.json validation are
-    /// not supported yet (a clear error, or a warning for the schema).
+    /// archives; values validated against each chart's values.schema.json.
+    /// Pulling from a chart repository (--repo) is not supported yet.
     Template(TemplateArgs),
 }
 
@@ -78,6 +78,9 @@ struct TemplateArgs {
     /// Leave out hooks.
     #[arg(long)]
     no_hooks: bool,
+    /// Do not validate values against the charts' values.schema.json.
+    #[arg(long)]
+    skip_schema_validation: bool,
     /// `.Capabilities.KubeVersion` (default v1.35.0, as Helm 4.1.4).
     #[arg(long)]
     kube_version: Option<String>,
@@ -139,6 +142,7 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
         include_crds: args.include_crds,
         skip_tests: args.skip_tests,
         no_hooks: args.no_hooks,
+        skip_schema_validation: args.skip_schema_validation,
         kube_version: args.kube_version.clone(),
         api_versions: args.api_versions.clone(),
         ..HelmOptions::default()

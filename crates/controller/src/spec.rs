@@ -112,7 +112,7 @@ pub struct HelmSource {
     /// Leave test hooks out.
     #[serde(default)]
     pub skip_tests: bool,
-    /// Accepted; values are not validated against a schema yet.
+    /// Do not validate values against the charts' `values.schema.json`.
     #[serde(default)]
     pub skip_schema_validation: bool,
     /// `.Capabilities.KubeVersion`.
@@ -196,6 +196,7 @@ impl HelmSource {
                 .collect(),
             include_crds: !self.skip_crds,
             skip_tests: self.skip_tests,
+            skip_schema_validation: self.skip_schema_validation,
             kube_version: Some(self.kube_version.clone()).filter(|v| !v.is_empty()),
             api_versions: self.api_versions.clone(),
             ..HelmOptions::default()

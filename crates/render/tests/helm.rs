@@ -125,6 +125,57 @@ fn errors_read_as_helm_words_them() {
 }
 
 #[test]
+fn values_are_validated_against_the_charts_schemas() {
+    // helm template rel . --set service.port=0 --set image.pullPolicy=Sometimes
+    //   --set cache.port=70000 (helm 4.1.4; the order of the lines within a
+    //   chart is the validator's own)
+    let error = template(
+        &root(),
+        &web(),
+        &HelmOptions {
+            set: vec![
+                "service.port=0".into(),
+                "image.pullPolicy=Sometimes".into(),
+                "cache.port=70000".into(),
+            ],
+            ..options("rel")
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    let report = error
+        .split_once(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\n",
+        )
+        .map(|(_, report)| report)
+        .unwrap_or_else(|| panic!("{error}"));
+    let (web_report, cache) = report.split_once("cache:\n").unwrap();
+    let mut web_lines: Vec<&str> = web_report.lines().collect();
+    web_lines.sort_unstable();
+    assert_eq!(
+        web_lines,
+        [
+            "- at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
+            "- at '/service/port': minimum: got 0, want 1",
+            "web:",
+        ]
+    );
+    assert_eq!(cache, "- at '/port': maximum: got 70,000, want 65,535\n");
+    // --skip-schema-validation renders anyway.
+    let rendered = template(
+        &root(),
+        &web(),
+        &HelmOptions {
+            set: vec!["service.port=0".into()],
+            skip_schema_validation: true,
+            ..options("rel")
+        },
+    )
+    .unwrap();
+    assert!(rendered.output.contains("port: 0"));
+}
+
+#[test]
 fn random_values_repeat_per_release() {
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("r");

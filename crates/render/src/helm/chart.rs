@@ -19,6 +19,8 @@ pub struct Chart {
     pub metadata: Map<String, Json>,
     /// `values.yaml` (every document merged).
     pub values: Map<String, Json>,
+    /// `values.schema.json`, as written.
+    pub schema: Option<Vec<u8>>,
     /// `templates/…`: path inside the chart → text.
     pub templates: BTreeMap<String, String>,
     /// Every other file (`crds/` too): path inside the chart → bytes.
@@ -145,7 +147,8 @@ fn from_files(
         Some(bytes) => merged_documents(&bytes, &format!("{origin}/values.yaml"), options)?,
         None => Map::new(),
     };
-    for special in ["Chart.lock", "requirements.lock", "values.schema.json"] {
+    let schema = files.remove("values.schema.json");
+    for special in ["Chart.lock", "requirements.lock"] {
         files.remove(special);
     }
     let mut templates = BTreeMap::new();
@@ -167,6 +170,7 @@ fn from_files(
     Ok(Chart {
         metadata,
         values,
+        schema,
         templates,
         files,
         dependencies,

@@ -10,14 +10,15 @@
 //! same result on every render of a release, so a generated password does
 //! not change on every sync.
 //!
-//! Not supported yet, each refused with a clear error: chart repositories, `values.schema.json`
-//! validation (a warning is returned), and the Sprig functions listed in
+//! Not supported yet, each refused with a clear error: schemas that refer
+//! to other documents, and the Sprig functions listed in
 //! `gitplane_gotemplate::sprig::NOT_IMPLEMENTED`.
 
 mod archive;
 pub mod chart;
 pub mod engine;
 pub mod manifest;
+pub mod schema;
 pub mod value_files;
 pub mod values;
 
@@ -129,6 +130,9 @@ pub struct HelmOptions {
     pub skip_tests: bool,
     /// `--no-hooks`.
     pub no_hooks: bool,
+    /// `--skip-schema-validation`: values are not checked against the
+    /// charts' `values.schema.json`.
+    pub skip_schema_validation: bool,
     /// `--kube-version`.
     pub kube_version: Option<String>,
     /// `--api-versions`, added to the defaults.
@@ -153,6 +157,7 @@ impl Default for HelmOptions {
             include_crds: false,
             skip_tests: false,
             no_hooks: false,
+            skip_schema_validation: false,
             kube_version: None,
             api_versions: Vec::new(),
             limits: Limits::default(),
@@ -413,11 +418,6 @@ fn render_documents(
     }
     check_release_name(&options.release_name).map_err(error)?;
     let mut warnings = Vec::new();
-    if root.kind(&dir.join("values.schema.json"))?.is_some() {
-        warnings.push(format!(
-            "{origin}/values.schema.json: values are not validated against it yet"
-        ));
-    }
     let user = user_values(root, dir, options, &load)?;
     resolve_dependencies(&mut chart).map_err(error)?;
     enable_dependencies(&mut chart, &user).map_err(error)?;
@@ -429,6 +429,9 @@ fn render_documents(
         .map(|c| c.name().to_string())
         .collect();
     values::coalesce(&chart, &coalesced, &names);
+    if !options.skip_schema_validation {
+        schema::validate(&chart, &coalesced).map_err(error)?;
+    }
     let capabilities =
         Capabilities::new(options.kube_version.as_deref(), &options.api_versions).map_err(error)?;
     check_kube_version(&chart, &capabilities).map_err(error)?;
