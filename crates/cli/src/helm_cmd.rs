@@ -5,10 +5,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use gitplane_render::HelmOptions;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use crate::render_cmd::root_and_path;
+use anyhow::{Context, Result, bail};
+use gitplane_render::{HelmOptions, RelPath, RenderOptions, Root};
+use gitplane_source::{Credentials, SnapshotLimits, Sources};
+
+use crate::render_cmd::{default_root, root_and_path};
 
 /// `gitplane helm …`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +28,8 @@ enum HelmSubcommand {
     /// flavours, dependencies in charts/ with their conditions, tags and
     /// aliases, hooks, CRDs with --include-crds; directories and .tgz
     /// archives; values validated against each chart's values.schema.json.
-    /// Pulling from a chart repository (--repo) is not supported yet.
+    /// With --repo (a Helm repository) or an oci:// CHART, the chart is
+    /// pulled first (--version: an exact version or a semver range).
     Template(TemplateArgs),
 }
 
@@ -33,8 +38,24 @@ enum HelmSubcommand {
 struct TemplateArgs {
     /// The release name (`.Release.Name`).
     name: String,
-    /// The chart: a directory holding Chart.yaml, or a .tgz archive.
+    /// The chart: a directory holding Chart.yaml, a .tgz archive, a chart
+    /// name in the --repo repository, or `oci://registry/path/chart`.
     chart: PathBuf,
+    /// Pull CHART from this Helm repository (`http(s)://…`, the URL whose
+    /// `index.yaml` lists it) or OCI registry (`oci://registry/path`).
+    #[arg(long)]
+    repo: Option<String>,
+    /// The version to pull: exact, or a semver range (`1.2.x`, `>=1 <2`);
+    /// default the latest stable version.
+    #[arg(long, default_value = "")]
+    version: String,
+    /// User name for the repository or registry.
+    #[arg(long)]
+    username: Option<String>,
+    /// Password or token for the repository or registry (also read from
+    /// the GITPLANE_HELM_PASSWORD environment variable).
+    #[arg(long)]
+    password: Option<String>,
     /// Values files, in order (later ones win). Read inside --root.
     #[arg(short = 'f', long = "values")]
     values: Vec<PathBuf>,
@@ -88,7 +109,8 @@ struct TemplateArgs {
     #[arg(short = 'a', long = "api-versions")]
     api_versions: Vec<String>,
     /// The directory reads are confined to (default: the Git repository
-    /// holding the chart).
+    /// holding the chart; for a pulled chart, the one holding the current
+    /// directory, where values files are read).
     #[arg(long)]
     root: Option<PathBuf>,
 }
@@ -101,24 +123,11 @@ pub fn run(command: &HelmCommand) -> Result<ExitCode> {
 }
 
 fn template(args: &TemplateArgs) -> Result<ExitCode> {
-    let (root, chart) = root_and_path(&args.chart, args.root.as_deref())?;
-    // Named from the root (a leading `/`), as Argo CD's absolute valueFiles.
-    let from_root = |file: &Path| -> Result<String> {
-        let absolute = std::fs::canonicalize(file)
-            .with_context(|| format!("{}: no such file", file.display()))?;
-        let relative = absolute.strip_prefix(root.path()).with_context(|| {
-            format!(
-                "{} is outside the root {}",
-                file.display(),
-                root.path().display()
-            )
-        })?;
-        Ok(format!("/{}", relative.to_string_lossy()))
-    };
+    let workspace = Workspace::new(args)?;
     let value_files = args
         .values
         .iter()
-        .map(|file| from_root(file))
+        .map(|file| workspace.name(file))
         .collect::<Result<Vec<_>>>()?;
     let set_file = args
         .set_file
@@ -127,7 +136,7 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
             let (key, file) = text
                 .split_once('=')
                 .with_context(|| format!("--set-file {text:?}: expected key=path"))?;
-            Ok((key.to_string(), from_root(Path::new(file))?))
+            Ok((key.to_string(), workspace.name(Path::new(file))?))
         })
         .collect::<Result<Vec<_>>>()?;
     let options = HelmOptions {
@@ -147,7 +156,7 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
         api_versions: args.api_versions.clone(),
         ..HelmOptions::default()
     };
-    let rendered = gitplane_render::helm::template(&root, &chart, &options)?;
+    let rendered = gitplane_render::helm::template(&workspace.root, &workspace.chart, &options)?;
     for warning in &rendered.warnings {
         eprintln!("warning: {warning}");
     }
@@ -159,4 +168,130 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(output.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a chart is rendered: the root the renderer reads, the chart in
+/// it, and the directory the files named on the command line must be in.
+/// A pulled chart is rendered in a staging directory holding its archive
+/// and a copy of each such file, so the same confinement applies.
+struct Workspace {
+    root: Root,
+    chart: RelPath,
+    files_from: PathBuf,
+    staging: Option<tempfile::TempDir>,
+}
+
+impl Workspace {
+    fn new(args: &TemplateArgs) -> Result<Workspace> {
+        let Some((repo, name)) = remote_chart(args)? else {
+            let (root, chart) = root_and_path(&args.chart, args.root.as_deref())?;
+            let files_from = root.path().to_path_buf();
+            return Ok(Workspace {
+                root,
+                chart,
+                files_from,
+                staging: None,
+            });
+        };
+        let files_from = match &args.root {
+            Some(dir) => std::fs::canonicalize(dir)
+                .with_context(|| format!("{}: no such directory", dir.display()))?,
+            None => default_root(&std::env::current_dir()?),
+        };
+        let archive = pull(args, &repo, &name)?;
+        let staging = tempfile::tempdir()?;
+        let file_name = archive
+            .file_name()
+            .context("a pulled chart has a file name")?;
+        std::fs::copy(&archive, staging.path().join(file_name))?;
+        let root = Root::open(
+            staging.path(),
+            RenderOptions::default().load.limits.max_bytes as u64,
+        )?;
+        let chart = root.resolve(&RelPath::root(), &file_name.to_string_lossy())?;
+        Ok(Workspace {
+            root,
+            chart,
+            files_from,
+            staging: Some(staging),
+        })
+    }
+
+    /// `file` named from the root (a leading `/`, as Argo CD's absolute
+    /// valueFiles), refused outside it; copied in when staging.
+    fn name(&self, file: &Path) -> Result<String> {
+        let absolute = std::fs::canonicalize(file)
+            .with_context(|| format!("{}: no such file", file.display()))?;
+        let relative = absolute.strip_prefix(&self.files_from).with_context(|| {
+            format!(
+                "{} is outside the root {}",
+                file.display(),
+                self.files_from.display()
+            )
+        })?;
+        if let Some(staging) = &self.staging {
+            let copy = staging.path().join(relative);
+            if let Some(parent) = copy.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(&absolute, &copy)?;
+        }
+        Ok(format!("/{}", relative.to_string_lossy()))
+    }
+}
+
+/// The repository and chart name to pull, if CHART is not a local path:
+/// `--repo URL` with a chart name, or an `oci://…/chart` reference.
+fn remote_chart(args: &TemplateArgs) -> Result<Option<(String, String)>> {
+    let chart = args.chart.to_string_lossy();
+    if let Some(repo) = &args.repo {
+        if chart.contains('/') {
+            bail!("with --repo, CHART is a chart name, not {chart:?}");
+        }
+        return Ok(Some((repo.clone(), chart.into_owned())));
+    }
+    if let Some(reference) = chart.strip_prefix("oci://") {
+        let (path, name) = reference
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .with_context(|| format!("{chart}: expected oci://registry/path/chart"))?;
+        return Ok(Some((format!("oci://{path}"), name.to_string())));
+    }
+    if !args.version.is_empty() {
+        bail!("--version applies to a chart pulled with --repo or from oci://");
+    }
+    Ok(None)
+}
+
+/// Pulls the chart into the user's cache (`$XDG_CACHE_HOME/gitplane`,
+/// else `~/.cache/gitplane`), where archives are kept by digest; the
+/// archive's path.
+fn pull(args: &TemplateArgs, repo: &str, name: &str) -> Result<PathBuf> {
+    let credentials = Credentials {
+        username: args.username.clone(),
+        password: args
+            .password
+            .clone()
+            .or_else(|| std::env::var("GITPLANE_HELM_PASSWORD").ok()),
+        ssh_private_key: None,
+    };
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .context("no cache directory: set XDG_CACHE_HOME or HOME")?
+        .join("gitplane");
+    let sources = Sources::new(&cache, SnapshotLimits::default())?;
+    let pulled = sources.pull_chart(
+        repo,
+        name,
+        &args.version,
+        &credentials,
+        Duration::ZERO,
+        &AtomicBool::new(false),
+    )?;
+    eprintln!(
+        "pulled {name} {} (sha256:{})",
+        pulled.version, pulled.digest
+    );
+    Ok(pulled.dir.join(pulled.file_name))
 }

@@ -128,7 +128,7 @@ pub fn root_and_path(path: &Path, root: Option<&Path>) -> Result<(Root, RelPath)
 
 /// The Git work tree holding `path`, else the current directory if it holds
 /// `path`, else `path` (or its directory, for a file).
-fn default_root(path: &Path) -> PathBuf {
+pub fn default_root(path: &Path) -> PathBuf {
     let start = if path.is_dir() {
         path
     } else {

@@ -202,3 +202,91 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
         "the archive is pulled once, and only the chosen version: {asked:?}"
     );
 }
+
+/// `gitplane helm template NAME CHART [flags]` in `dir`, with its own cache;
+/// its status, stdout and stderr.
+fn helm_template(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(["helm", "template"])
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env_remove("GITPLANE_HELM_PASSWORD")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn helm_template_pulls_with_repo_and_version_as_helm_does() {
+    let work = tempfile::tempdir().unwrap();
+    let chart = packed_chart(work.path());
+    let digest = format!("{:x}", sha2::Sha256::digest(&chart));
+    let index = format!(
+        "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.3.1\n    digest: {digest}\n    urls: [charts/web-0.3.1.tgz]\n"
+    );
+    let (url, asked) = serve_repository(index, chart);
+    std::fs::create_dir_all(work.path().join("env")).unwrap();
+    std::fs::write(work.path().join("env/prod.yaml"), "replicaCount: 5\n").unwrap();
+    std::fs::write(work.path().join("motd.txt"), "hello\n").unwrap();
+    let flags = [
+        "-f",
+        "env/prod.yaml",
+        "--set-file",
+        "podAnnotations.motd=motd.txt",
+        "--root",
+        ".",
+    ];
+
+    let (ok, local, stderr) = helm_template(
+        work.path(),
+        &[&["rel", "web-0.3.1.tgz"][..], &flags].concat(),
+    );
+    assert!(ok, "{stderr}");
+    assert!(local.contains("replicas: 5"), "{local}");
+    let remote_args = [
+        &["rel", "web", "--repo", &url, "--version", "0.3.x"][..],
+        &["--username", "reader", "--password", "s3cret"],
+        &flags,
+    ]
+    .concat();
+    let (ok, pulled, stderr) = helm_template(work.path(), &remote_args);
+    assert!(ok, "{stderr}");
+    assert_eq!(pulled, local);
+    assert!(stderr.contains("pulled web 0.3.1"), "{stderr}");
+
+    // Pulled once: the archive is kept in the cache by digest.
+    let (ok, again, stderr) = helm_template(work.path(), &remote_args);
+    assert!(ok, "{stderr}");
+    assert_eq!(again, local);
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.iter().filter(|p| p.ends_with(".tgz")).count(),
+        1,
+        "{asked:?}"
+    );
+
+    // Values files stay inside the root; wrong credentials are refused
+    // without being echoed.
+    let (ok, _, stderr) = helm_template(
+        work.path(),
+        &[&remote_args[..], &["-f", "/etc/hostname"]].concat(),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("outside the root"), "{stderr}");
+    let (ok, _, stderr) = helm_template(
+        work.path(),
+        &[
+            &remote_args[..6],
+            &["--username", "reader", "--password", "wrong-pw"],
+        ]
+        .concat(),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("wrong-pw"), "{stderr}");
+}

@@ -1,4 +1,5 @@
-//! Charts from Helm chart repositories (`index.yaml` over HTTP(S)), as
+//! Charts from Helm chart repositories (`index.yaml` over HTTP(S), or an
+//! OCI registry: [`crate::oci`]), as
 //! Argo CD's `repoURL` + `chart` + `targetRevision` name them: the version
 //! is an exact version or a semver range (the highest match wins; empty is
 //! the latest stable one). Pulled archives are kept once per digest under
@@ -7,7 +8,7 @@
 //! archives carry their dependencies, and the renderer reads them.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,9 @@ use crate::{Credentials, SourceError, Sources, fetch_error};
 /// Largest `index.yaml` read (large public repositories are tens of MiB).
 const MAX_INDEX_BYTES: u64 = 128 << 20;
 /// Largest chart archive downloaded.
-const MAX_CHART_BYTES: u64 = 100 << 20;
+pub(crate) const MAX_CHART_BYTES: u64 = 100 << 20;
 /// Connect and read timeout of one request.
-const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A chart pulled from a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +39,35 @@ pub struct PulledChart {
     pub file_name: String,
 }
 
+impl PulledChart {
+    /// The chart kept as `<dir>/<digest>.tgz`.
+    pub(crate) fn cached(version: String, digest: String, dir: PathBuf) -> Self {
+        let file_name = format!("{digest}.tgz");
+        PulledChart {
+            version,
+            digest,
+            dir,
+            file_name,
+        }
+    }
+}
+
+/// Writes a pulled archive as `<dir>/<digest>.tgz`, whole or not at all.
+pub(crate) fn store_archive(dir: &Path, digest: &str, bytes: &[u8]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let file_name = format!("{digest}.tgz");
+    let partial = dir.join(format!("{file_name}.partial"));
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, dir.join(&file_name)))
+        .map_err(|e| e.to_string())
+}
+
 impl Sources {
     /// Pulls `chart` at `version` (exact or a range) from the repository at
     /// `repo_url`, reusing an index fetched less than `max_age` ago and an
-    /// archive already pulled. Blocking; `interrupt` stops between requests.
+    /// archive already pulled. A URL without a scheme names an OCI
+    /// registry, as Argo CD's `enableOCI` repositories write it. Blocking;
+    /// `interrupt` stops between requests.
     pub fn pull_chart(
         &self,
         repo_url: &str,
@@ -52,11 +78,20 @@ impl Sources {
         interrupt: &AtomicBool,
     ) -> Result<PulledChart, SourceError> {
         let error = |e: String| fetch_error(repo_url, &format!("{chart} {version}"), e);
-        if repo_url.starts_with("oci://") {
-            return Err(error("OCI registries are not supported yet".into()));
+        if !repo_url.contains("://") || repo_url.starts_with("oci://") {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(error("interrupted".into()));
+            }
+            let oci_url = format!("oci://{}", repo_url.trim_start_matches("oci://"));
+            return self
+                .pull_oci_chart(&oci_url, chart, version, credentials, max_age)
+                .map_err(error);
         }
         if !(repo_url.starts_with("https://") || repo_url.starts_with("http://")) {
-            return Err(error("a Helm repository URL must be http(s)://".into()));
+            return Err(error(
+                "a chart repository URL is http(s)://, oci:// or an OCI registry's host/path"
+                    .into(),
+            ));
         }
         let index = self.index(repo_url, credentials, max_age).map_err(error)?;
         let entry = choose(&index, chart, version).map_err(error)?;
@@ -79,14 +114,9 @@ impl Sources {
         let dir = self.dir.join("charts");
         std::fs::create_dir_all(&dir).map_err(|e| error(e.to_string()))?;
         if let Some(digest) = &expected {
-            let file_name = format!("{digest}.tgz");
-            if dir.join(&file_name).is_file() {
-                return Ok(PulledChart {
-                    version: chosen,
-                    digest: digest.clone(),
-                    dir,
-                    file_name,
-                });
+            let pulled = PulledChart::cached(chosen.clone(), digest.clone(), dir.clone());
+            if pulled.dir.join(&pulled.file_name).is_file() {
+                return Ok(pulled);
             }
         }
         if interrupt.load(Ordering::Relaxed) {
@@ -109,17 +139,45 @@ impl Sources {
                 "{url}: digest sha256:{digest} is not the index's sha256:{expected}"
             )));
         }
-        let file_name = format!("{digest}.tgz");
-        let partial = dir.join(format!("{file_name}.partial"));
-        std::fs::write(&partial, &bytes)
-            .and_then(|()| std::fs::rename(&partial, dir.join(&file_name)))
-            .map_err(|e| error(e.to_string()))?;
-        Ok(PulledChart {
-            version: chosen,
-            digest,
-            dir,
-            file_name,
-        })
+        store_archive(&dir, &digest, &bytes).map_err(error)?;
+        Ok(PulledChart::cached(chosen, digest, dir))
+    }
+
+    /// Pulls from an OCI registry, reusing what the same request resolved
+    /// less than `max_age` ago (while its archive is still in the cache).
+    fn pull_oci_chart(
+        &self,
+        repo_url: &str,
+        chart: &str,
+        version: &str,
+        credentials: &Credentials,
+        max_age: Duration,
+    ) -> Result<PulledChart, String> {
+        let key = format!("{repo_url}\n{chart}\n{version}");
+        let recent = self
+            .oci_pulls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|(at, pulled)| {
+                at.elapsed() < max_age && pulled.dir.join(&pulled.file_name).is_file()
+            })
+            .map(|(_, pulled)| pulled.clone());
+        if let Some(pulled) = recent {
+            return Ok(pulled);
+        }
+        let pulled = crate::oci::pull(
+            repo_url,
+            chart,
+            version,
+            credentials,
+            &self.dir.join("charts"),
+        )?;
+        self.oci_pulls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (Instant::now(), pulled.clone()));
+        Ok(pulled)
     }
 
     /// The repository's index, from memory if fetched less than `max_age` ago.
@@ -180,16 +238,27 @@ fn choose<'a>(index: &'a Json, chart: &str, version: &str) -> Result<&'a Json, S
     }) {
         return Ok(exact);
     }
+    highest_matching(entries, version_of, version)?
+        .ok_or_else(|| format!("no version of chart {chart:?} matches {version:?}"))
+}
+
+/// The item with the highest version in the range `version` (empty: the
+/// highest stable version), as Helm picks one; items whose version is not
+/// semver are passed over.
+pub(crate) fn highest_matching<'a, T>(
+    items: &'a [T],
+    version_of: impl Fn(&T) -> &str,
+    version: &str,
+) -> Result<Option<&'a T>, String> {
     let constraint = if version.is_empty() { "*" } else { version };
     let constraint =
         Constraint::parse(constraint).map_err(|e| format!("targetRevision {version:?}: {e}"))?;
-    entries
+    Ok(items
         .iter()
         .filter_map(|e| Version::parse(version_of(e)).ok().map(|v| (v, e)))
         .filter(|(v, _)| constraint.matches(v))
         .max_by(|(a, _), (b, _)| a.cmp(b))
-        .map(|(_, e)| e)
-        .ok_or_else(|| format!("no version of chart {chart:?} matches {version:?}"))
+        .map(|(_, e)| e))
 }
 
 /// A chart URL from the index, made absolute against the repository.
@@ -205,7 +274,7 @@ fn absolute(repo_url: &str, url: &str) -> String {
     }
 }
 
-fn host(url: &str) -> &str {
+pub(crate) fn host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest)
 }

@@ -19,6 +19,7 @@
 //! version become an archive in the cache, pulled once per digest.
 
 pub mod charts;
+mod oci;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -106,6 +107,9 @@ pub struct Sources {
     writing: Mutex<HashSet<String>>,
     /// Helm repository indexes, by URL, with when they were fetched.
     indexes: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
+    /// Charts pulled from OCI registries, by repository, chart and
+    /// version asked, with when their tag was resolved.
+    oci_pulls: Mutex<HashMap<String, (Instant, charts::PulledChart)>>,
 }
 
 fn fetch_error(url: &str, revision: &str, e: impl std::fmt::Display) -> SourceError {
@@ -156,6 +160,7 @@ impl Sources {
             repos: Mutex::default(),
             writing: Mutex::default(),
             indexes: Mutex::default(),
+            oci_pulls: Mutex::default(),
         })
     }
 
