@@ -157,7 +157,7 @@ fn template(args: &TemplateArgs) -> Result<ExitCode> {
         ..HelmOptions::default()
     };
     let rendered = gitplane_render::helm::template(&workspace.root, &workspace.chart, &options)?;
-    for warning in &rendered.warnings {
+    for warning in rendered.warnings.iter().chain(&rendered.notes) {
         eprintln!("warning: {warning}");
     }
     let output = if args.show_only.is_empty() {

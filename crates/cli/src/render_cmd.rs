@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gitplane_render::{DirectoryOptions, RelPath, RenderOptions, Root, render};
+use gitplane_render::{DirectoryOptions, RelPath, RenderOptions, Root, render, render_with_notes};
 
 use crate::output::{Format, format_objects};
 
@@ -94,7 +94,11 @@ impl SourceArgs {
             },
             ..RenderOptions::default()
         };
-        Ok(render(&root, &rel, &options)?)
+        let rendered = render_with_notes(&root, &rel, &options)?;
+        for note in &rendered.notes {
+            eprintln!("warning: {note}");
+        }
+        Ok(rendered.objects)
     }
 }
 

@@ -66,15 +66,29 @@ fn serve_repository(index: String, chart: Vec<u8>) -> (String, Arc<Mutex<Vec<Str
     (url, asked)
 }
 
-/// The fixture chart of the render tests, packed as `helm package` packs it.
+/// The fixture chart of the render tests, with a Secret whose token is
+/// random, packed as `helm package` packs it.
 fn packed_chart(work: &Path) -> Vec<u8> {
-    let chart = common::repo_root().join("crates/render/tests/helm/charts");
+    let charts = work.join("src");
+    std::fs::create_dir_all(&charts).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(common::repo_root().join("crates/render/tests/helm/charts/web"))
+        .arg(&charts)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        charts.join("web/templates/token.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: {{ randAlphaNum 24 | quote }}\n",
+    )
+    .unwrap();
     let archive = work.join("web-0.3.1.tgz");
     let status = Command::new("tar")
         .args(["-czf"])
         .arg(&archive)
         .args(["--exclude", "*.bak", "-C"])
-        .arg(&chart)
+        .arg(&charts)
         .arg("web")
         .status()
         .unwrap();
@@ -165,6 +179,21 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
     assert_eq!(web["status"]["health"]["status"], "Healthy", "{web}");
     assert_eq!(web["status"]["sourceType"], "Helm", "{web}");
     assert_eq!(web["status"]["sync"]["revision"], "0.3.1", "{web}");
+    // The random token is stable here, and the app says where it comes from.
+    let conditions = web["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "NonDeterministicRenderWarning"
+                && c["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("web/templates/token.yaml calls randAlphaNum:")),
+        "{web}"
+    );
     let (ok, deployment) = common::kubectl(
         &kubeconfig,
         &["get", "deployment", "-n", "web", "web", "-o", "json"],
@@ -258,6 +287,10 @@ fn helm_template_pulls_with_repo_and_version_as_helm_does() {
     assert!(ok, "{stderr}");
     assert_eq!(pulled, local);
     assert!(stderr.contains("pulled web 0.3.1"), "{stderr}");
+    assert!(
+        stderr.contains("warning: web/templates/token.yaml calls randAlphaNum"),
+        "{stderr}"
+    );
 
     // Pulled once: the archive is kept in the cache by digest.
     let (ok, again, stderr) = helm_template(work.path(), &remote_args);

@@ -195,6 +195,7 @@ impl Controller {
                 let resources =
                     status::resources_after_sync(&state, &request.desired, &lookup, &health);
                 status::set_compared(&mut patch, spec, &revision, &resources);
+                patch["status"]["conditions"] = json!(prepared.rendered.note_conditions());
             }
             if state.phase != OperationPhase::Succeeded {
                 tracing::info!("{name}: sync {}: {}", state.phase.as_str(), state.message);

@@ -42,10 +42,15 @@ impl Problem {
     }
 }
 
+/// The condition naming a template that calls a random function.
+const NONDETERMINISTIC_RENDER: &str = "NonDeterministicRenderWarning";
+
 /// The rendered sources of an application at their commits.
 pub(crate) struct Rendered {
     pub(crate) objects: Vec<Object>,
     pub(crate) revisions: Vec<String>,
+    /// Where the render differs from Helm's by design (random functions).
+    notes: Vec<String>,
     /// Argo CD's `sourceType` of the first source.
     source_type: &'static str,
     /// The first source's commit and checkout: where policies are read.
@@ -56,6 +61,14 @@ impl Rendered {
     /// The commits, as `status.sync.revision` and history write them.
     pub(crate) fn revision(&self) -> String {
         self.revisions.join(",")
+    }
+
+    /// A warning condition for each note of the render.
+    pub(crate) fn note_conditions(&self) -> Vec<Value> {
+        self.notes
+            .iter()
+            .map(|note| status::condition(NONDETERMINISTIC_RENDER, note))
+            .collect()
     }
 }
 
@@ -89,6 +102,7 @@ pub(crate) struct Capabilities {
 pub(crate) struct SourceRender {
     source_type: &'static str,
     objects: Vec<Object>,
+    notes: Vec<String>,
 }
 
 /// Parses a duration as Argo CD writes them (`5s`, `3m`, `1h`).
@@ -380,6 +394,7 @@ impl Controller {
         if let Some(message) = &blocked {
             conditions.push(status::condition("SyncError", message));
         }
+        conditions.extend(prepared.rendered.note_conditions());
         let running = previous
             .as_ref()
             .is_some_and(|(_, state, _)| !state.phase.is_completed());
@@ -572,6 +587,7 @@ impl Controller {
         let mut rendered = Rendered {
             objects: Vec::new(),
             revisions: Vec::new(),
+            notes: Vec::new(),
             source_type: "Directory",
             checkout: None,
         };
@@ -608,6 +624,7 @@ impl Controller {
                 rendered.source_type = render.source_type;
             }
             rendered.objects.extend(render.objects.iter().cloned());
+            rendered.notes.extend(render.notes.iter().cloned());
             rendered.revisions.push(commit);
         }
         Ok(rendered)
@@ -782,11 +799,12 @@ impl Controller {
                         Ok(gitplane_render::SourceKind::Helm) => "Helm",
                         _ => "Directory",
                     };
-                    let objects = gitplane_render::render(&root, &path, &options)
+                    let rendered = gitplane_render::render_with_notes(&root, &path, &options)
                         .map_err(|e| e.to_string())?;
                     Ok(Arc::new(SourceRender {
                         source_type,
-                        objects,
+                        objects: rendered.objects,
+                        notes: rendered.notes,
                     }))
                 })
                 .await

@@ -192,6 +192,11 @@ impl Templates {
         Arc::make_mut(&mut self.functions).insert(name.to_string(), function);
     }
 
+    /// The function `name`, if the set has one (to wrap it).
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.functions.get(name).cloned()
+    }
+
     /// Parses `text` as the template `name`, adding it and each template it
     /// defines to the set. A template whose body is only whitespace does not
     /// replace one of the same name (as in Go).
@@ -247,10 +252,6 @@ impl Templates {
 
     pub(crate) fn first_name(&self) -> Option<&str> {
         self.first.as_deref()
-    }
-
-    pub(crate) fn function(&self, name: &str) -> Option<Function> {
-        self.functions.get(name).cloned()
     }
 
     /// Executes the template `name` with `data` as dot (and `$`).

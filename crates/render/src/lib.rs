@@ -79,18 +79,44 @@ pub fn render(
     path: &RelPath,
     options: &RenderOptions,
 ) -> Result<Vec<Object>, RenderError> {
-    match detect_source(root, path)? {
-        SourceKind::Kustomize => kustomize::build(root, path, options),
-        SourceKind::Helm => helm::render_chart(root, path, &options.helm),
-        SourceKind::Directory => directory::render_directory(root, path, options),
+    render_with_notes(root, path, options).map(|rendered| rendered.objects)
+}
+
+/// What [`render_with_notes`] made.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// The objects.
+    pub objects: Vec<Object>,
+    /// Where the output differs from the reference tool's by design (a
+    /// Helm template calling a random function), one sentence each.
+    pub notes: Vec<String>,
+}
+
+/// Renders `path` inside `root`: the objects, and notes on them.
+pub fn render_with_notes(
+    root: &Root,
+    path: &RelPath,
+    options: &RenderOptions,
+) -> Result<Rendered, RenderError> {
+    let objects = match detect_source(root, path)? {
+        SourceKind::Kustomize => kustomize::build(root, path, options)?,
+        SourceKind::Helm => {
+            let (objects, notes) = helm::render_chart(root, path, &options.helm)?;
+            return Ok(Rendered { objects, notes });
+        }
+        SourceKind::Directory => directory::render_directory(root, path, options)?,
         SourceKind::File => {
             let bytes = root.read(path)?;
-            Ok(load_objects(
+            load_objects(
                 &bytes,
                 path.as_str(),
                 Syntax::from_file_name(path.as_str()),
                 &options.load,
-            )?)
+            )?
         }
-    }
+    };
+    Ok(Rendered {
+        objects,
+        notes: Vec::new(),
+    })
 }

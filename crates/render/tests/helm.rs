@@ -195,6 +195,30 @@ fn random_values_repeat_per_release() {
     let render = |name: &str| template(&root, &path, &options(name)).unwrap().output;
     assert_eq!(render("a"), render("a"));
     assert_ne!(render("a"), render("b"));
+    // Each template calling a random function is named, once per function,
+    // also when the call is in a helper it includes.
+    std::fs::write(
+        chart.join("templates/_helpers.tpl"),
+        "{{ define \"r.id\" }}{{ uuidv4 }}{{ end }}",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/c.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  id: {{ include \"r.id\" . }}\n  again: {{ include \"r.id\" . }}\n",
+    )
+    .unwrap();
+    let (objects, notes) =
+        gitplane_render::helm::render_chart(&root, &path, &options("a")).unwrap();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("r/templates/c.yaml calls uuidv4 (in r.id): "),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].starts_with("r/templates/s.yaml calls randAlphaNum: "),
+        "{notes:?}"
+    );
 }
 
 /// Copies a directory tree.

@@ -21,6 +21,10 @@ use std::sync::Arc;
 use crate::value::Value;
 use crate::{Context, Function, Templates};
 
+/// The random functions: repeatable here, new values on every render in
+/// Helm, so a caller may want to say where they are used.
+pub const RANDOM_FUNCTIONS: [&str; 8] = random::NAMES;
+
 /// A Sprig function that needs no access to the executing set.
 pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
 

@@ -20,6 +20,18 @@ const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const NUMERIC: &[u8] = b"0123456789";
 
+/// The names [`functions`] gives.
+pub(crate) const NAMES: [&str; 8] = [
+    "randAlphaNum",
+    "randAlpha",
+    "randNumeric",
+    "randAscii",
+    "randBytes",
+    "randInt",
+    "uuidv4",
+    "shuffle",
+];
+
 /// The random functions, by name.
 pub(crate) fn functions() -> Vec<(&'static str, Function)> {
     vec![
@@ -153,6 +165,12 @@ mod tests {
         add_sprig(&mut set);
         set.parse(name, src).unwrap();
         set.execute(name, &Value::Nil).unwrap()
+    }
+
+    #[test]
+    fn the_names_are_the_functions() {
+        let names: Vec<&str> = super::functions().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, super::NAMES);
     }
 
     #[test]

@@ -2,26 +2,35 @@
 //! its subcharts in one set, parsed in Helm's order, each non-`_` file
 //! executed with its chart's scope, `<no value>` removed from the output.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use gitplane_gotemplate::{
     Context, GoObject, Limits, MissingKey, Options, Templates, Value, add_sprig,
+    sprig::RANDOM_FUNCTIONS,
 };
 use globset::GlobBuilder;
 
 use super::chart::{Chart, base_name};
 use super::{Capabilities, Release};
 
-/// Renders every template: full path (`chart/templates/x.yaml`) → text.
+/// What the templates made.
+pub struct Rendered {
+    /// Full path (`chart/templates/x.yaml`) → text.
+    pub files: BTreeMap<String, String>,
+    /// (template, function) of each random function called.
+    pub random_calls: BTreeSet<(String, String)>,
+}
+
+/// Renders every template.
 pub fn render(
     chart: &Chart,
     values: &Value,
     release: &Release,
     capabilities: &Capabilities,
     limits: &Limits,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<Rendered, String> {
     let mut set = Templates::new(Options {
         missing_key: MissingKey::Zero,
         limits: limits.clone(),
@@ -29,6 +38,7 @@ pub fn render(
     });
     add_sprig(&mut set);
     add_helm_functions(&mut set);
+    let random_calls = note_random_calls(&mut set);
     let mut files = Vec::new();
     collect(
         chart,
@@ -56,12 +66,59 @@ pub fn render(
         if base_name(&file.path).starts_with('_') {
             continue;
         }
+        random_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .clone_from(&file.path);
         let out = set
             .execute(&file.path, &file.scope)
             .map_err(|e| clean_error(&e.to_string()))?;
         rendered.insert(file.path.clone(), out.replace("<no value>", ""));
     }
-    Ok(rendered)
+    let random_calls =
+        std::mem::take(&mut random_calls.lock().unwrap_or_else(|p| p.into_inner()).calls);
+    Ok(Rendered {
+        files: rendered,
+        random_calls,
+    })
+}
+
+/// The random functions called: (file executed, function, and the
+/// template it was called in when that is an included one).
+#[derive(Default)]
+struct RandomCalls {
+    file: String,
+    calls: BTreeSet<(String, String)>,
+}
+
+/// Wraps the random functions so each call is noted with the file being
+/// executed (set [`RandomCalls::file`] before executing one).
+fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
+    let noted = Arc::new(Mutex::new(RandomCalls::default()));
+    for name in RANDOM_FUNCTIONS {
+        let Some(function) = set.function(name) else {
+            continue;
+        };
+        let noted = noted.clone();
+        set.add_function(
+            name,
+            Arc::new(move |context: &mut Context<'_, '_>, args: &[Value]| {
+                let mut noted = noted.lock().unwrap_or_else(|p| p.into_inner());
+                let within = context.template_name();
+                let what = if within == noted.file {
+                    name.to_string()
+                } else {
+                    format!("{name} (in {within})")
+                };
+                let file = noted.file.clone();
+                noted.calls.insert((file, what));
+                drop(noted);
+                function(context, args)
+            }),
+        );
+    }
+    noted
 }
 
 /// A template file with the scope it executes in.

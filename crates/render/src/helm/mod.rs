@@ -330,6 +330,9 @@ pub struct Rendered {
     pub output: String,
     /// Things not done that `helm` would do (printed as warnings).
     pub warnings: Vec<String>,
+    /// Where gitplane's output differs from Helm's by design: each random
+    /// function a template called (see [`random_call_note`]).
+    pub notes: Vec<String>,
 }
 
 /// A chart rendered but not yet printed.
@@ -338,6 +341,7 @@ struct Documents {
     hooks: Vec<manifest::Document>,
     crds: Vec<(String, String)>,
     warnings: Vec<String>,
+    notes: Vec<String>,
 }
 
 /// Renders the chart in `dir` as `helm template NAME DIR` would.
@@ -359,17 +363,18 @@ pub fn template(
     Ok(Rendered {
         output,
         warnings: documents.warnings,
+        notes: documents.notes,
     })
 }
 
 /// The chart's objects, as Argo CD reads `helm template`'s output (CRDs
 /// unless left out, then manifests, then hooks), each named after the
-/// template it came from.
+/// template it came from; and the notes on them ([`Rendered::notes`]).
 pub fn render_chart(
     root: &Root,
     dir: &RelPath,
     options: &HelmOptions,
-) -> Result<Vec<Object>, RenderError> {
+) -> Result<(Vec<Object>, Vec<String>), RenderError> {
     let documents = render_documents(root, dir, options)?;
     let mut objects = Vec::new();
     let load = LoadOptions::default();
@@ -394,7 +399,15 @@ pub fn render_chart(
             &load,
         )?);
     }
-    Ok(objects)
+    Ok((objects, documents.notes))
+}
+
+/// What to say about a template that called a random function: the app
+/// is stable here but would never be Synced under Helm and Argo CD.
+pub fn random_call_note(template: &str, function: &str) -> String {
+    format!(
+        "{template} calls {function}: gitplane gives it the same value on every render of this release, helm template a new one each time (under Argo CD this app would never be Synced)"
+    )
 }
 
 /// The file a `# Source:` path names (`chart/templates/x.yaml` is
@@ -447,7 +460,12 @@ fn render_documents(
         &options.limits,
     )
     .map_err(error)?;
-    let (manifests, hooks) = manifest::sort(&rendered).map_err(error)?;
+    let (manifests, hooks) = manifest::sort(&rendered.files).map_err(error)?;
+    let notes = rendered
+        .random_calls
+        .iter()
+        .map(|(template, function)| random_call_note(template, function))
+        .collect();
     let mut crds = Vec::new();
     if options.include_crds {
         collect_crds(&chart, chart.name(), &mut crds);
@@ -457,6 +475,7 @@ fn render_documents(
         hooks,
         crds,
         warnings,
+        notes,
     })
 }
 

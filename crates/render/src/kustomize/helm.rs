@@ -177,7 +177,7 @@ fn inflate_one(
         api_versions: chart.api_versions.clone(),
         ..HelmOptions::default()
     };
-    render_chart(root, &chart_dir, &options)
+    render_chart(root, &chart_dir, &options).map(|(objects, _notes)| objects)
 }
 
 /// kustomize's load restriction: values files are read only in or below
