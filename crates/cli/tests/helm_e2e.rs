@@ -323,3 +323,77 @@ fn helm_template_pulls_with_repo_and_version_as_helm_does() {
     assert!(stderr.contains("401"), "{stderr}");
     assert!(!stderr.contains("wrong-pw"), "{stderr}");
 }
+
+#[test]
+fn lookup_reads_the_destination_when_the_app_opts_in_and_its_project_allows() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let write = |path: &str, text: &str| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "bootstrap/project.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: lookups\n  annotations: {gitplane.dev/allow-helm-lookup: 'true', argocd.argoproj.io/sync-wave: '-2'}\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: '*', namespace: '*'}]\n",
+    );
+    write(
+        "bootstrap/db-namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: db\n  annotations: {argocd.argoproj.io/sync-wave: '-2'}\n",
+    );
+    // `cGFzc3dvcmQtdGhhdC1zdGF5cw==` is `password-that-stays`.
+    write(
+        "bootstrap/db-secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: keep\n  namespace: db\n  annotations: {argocd.argoproj.io/sync-wave: '-1'}\ndata:\n  password: cGFzc3dvcmQtdGhhdC1zdGF5cw==\n",
+    );
+    write(
+        "bootstrap/db.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: db\n  annotations: {{gitplane.dev/helm-lookup: 'true'}}\nspec:\n  project: lookups\n  source:\n    repoURL: {}\n    path: charts/db\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: db\n  syncPolicy:\n    automated: {{prune: true}}\n",
+            repo.display()
+        ),
+    );
+    write(
+        "charts/db/Chart.yaml",
+        "apiVersion: v2\nname: db\nversion: 0.1.0\n",
+    );
+    write(
+        "charts/db/templates/settings.yaml",
+        "{{- $kept := lookup \"v1\" \"Secret\" .Release.Namespace \"keep\" }}\n{{- $all := lookup \"v1\" \"Secret\" .Release.Namespace \"\" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db-settings\ndata:\n  password: {{ if $kept }}{{ index $kept.data \"password\" | b64dec | quote }}{{ else }}\"drawn anew\"{{ end }}\n  secrets: {{ len $all.items | quote }}\n  listKind: {{ $all.kind | quote }}\n  missing: {{ lookup \"v1\" \"Secret\" .Release.Namespace \"nope\" | len | quote }}\n",
+    );
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["add", "-A"]);
+    common::git(&repo, &["commit", "-qm", "a chart that keeps its Secret"]);
+    let data = work.path().join("data");
+    let status = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        .args(["--once", "--timeout", "3m", "--data-dir"])
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "gitplane up --once: {status}");
+    let _server = common::start_apiserver(&data, false);
+    let kubeconfig = data.join("kubeconfig");
+    let db = app(&kubeconfig, "db");
+    assert_eq!(db["status"]["sync"]["status"], "Synced", "{db}");
+    let (ok, settings) = common::kubectl(
+        &kubeconfig,
+        &["get", "configmap", "-n", "db", "db-settings", "-o", "json"],
+        None,
+    );
+    assert!(ok, "{settings}");
+    let settings: Value = serde_json::from_str(&settings).unwrap();
+    assert_eq!(
+        settings["data"],
+        serde_json::json!({
+            "password": "password-that-stays",
+            "secrets": "1",
+            "listKind": "SecretList",
+            "missing": "0",
+        }),
+        "{settings}"
+    );
+}

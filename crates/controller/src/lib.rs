@@ -26,6 +26,7 @@
 
 mod deletion;
 pub mod graphs;
+pub mod helm_lookup;
 mod known;
 pub mod leader;
 pub mod metrics;

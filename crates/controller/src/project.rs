@@ -29,6 +29,11 @@ pub struct ProjectSpec {
     /// Namespaced kinds denied.
     #[serde(default)]
     pub namespace_resource_blacklist: Vec<GroupKind>,
+    /// Whether applications may have Helm's `lookup` read their
+    /// destination (the AppProject's
+    /// [`crate::helm_lookup::PROJECT_ANNOTATION`]).
+    #[serde(skip)]
+    pub allows_helm_lookup: bool,
 }
 
 /// A group and kind, with `*` wildcards.
@@ -96,7 +101,11 @@ impl ProjectSpec {
     /// Reads an AppProject.
     pub fn of(project: &Object) -> Result<ProjectSpec, String> {
         let spec = project.get(&["spec"]).cloned().unwrap_or_default();
-        serde_json::from_value(spec).map_err(|e| format!("AppProject {}: {e}", project.name()))
+        let mut spec: ProjectSpec = serde_json::from_value(spec)
+            .map_err(|e| format!("AppProject {}: {e}", project.name()))?;
+        spec.allows_helm_lookup =
+            project.annotation(crate::helm_lookup::PROJECT_ANNOTATION) == Some("true");
+        Ok(spec)
     }
 
     /// Whether the project allows this repository.
@@ -143,6 +152,13 @@ impl ProjectSpec {
 
     /// The first violation of this project by an Application's spec.
     pub fn check_spec(&self, name: &str, spec: &AppSpec) -> Result<(), String> {
+        if spec.helm_lookup && !self.allows_helm_lookup {
+            return Err(format!(
+                "application asks for Helm lookup from its cluster ({}: \"true\"), which project '{name}' does not allow ({}: \"true\" on the AppProject)",
+                crate::helm_lookup::APP_ANNOTATION,
+                crate::helm_lookup::PROJECT_ANNOTATION
+            ));
+        }
         for source in spec.all_sources() {
             if !self.permits_repo(&source.repo_url) {
                 return Err(format!(
@@ -219,5 +235,51 @@ mod tests {
         assert!(project.permits_destination(&here, "team-a"));
         assert!(!project.permits_destination(&here, "kube-system"));
         assert!(!project.permits_destination(&here, "team-secret"));
+    }
+
+    #[test]
+    fn helm_lookup_needs_the_projects_consent() {
+        let object = |kind: &str, annotations: serde_json::Value, spec: serde_json::Value| {
+            gitplane_object::Object::try_from(serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": kind,
+                "metadata": {"name": "x", "annotations": annotations},
+                "spec": spec,
+            }))
+            .unwrap()
+        };
+        let app_spec = serde_json::json!({
+            "project": "p",
+            "source": {"repoURL": "https://git.example.com/a", "path": "charts/db"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "db"},
+        });
+        let asking = crate::spec::app_spec(&object(
+            "Application",
+            serde_json::json!({"gitplane.dev/helm-lookup": "true"}),
+            app_spec.clone(),
+        ))
+        .unwrap();
+        let silent =
+            crate::spec::app_spec(&object("Application", serde_json::json!({}), app_spec)).unwrap();
+        assert!(asking.helm_lookup && !silent.helm_lookup);
+        let project_spec = serde_json::json!({
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "*", "namespace": "*"}],
+        });
+        let allowing = ProjectSpec::of(&object(
+            "AppProject",
+            serde_json::json!({"gitplane.dev/allow-helm-lookup": "true"}),
+            project_spec.clone(),
+        ))
+        .unwrap();
+        let plain =
+            ProjectSpec::of(&object("AppProject", serde_json::json!({}), project_spec)).unwrap();
+        assert_eq!(allowing.check_spec("p", &asking), Ok(()));
+        assert_eq!(plain.check_spec("p", &silent), Ok(()));
+        let refused = plain.check_spec("p", &asking).unwrap_err();
+        assert!(
+            refused.contains("project 'p' does not allow")
+                && refused.contains("gitplane.dev/allow-helm-lookup"),
+            "{refused}"
+        );
     }
 }

@@ -96,6 +96,8 @@ fn reuse(hard: bool) -> Duration {
 pub(crate) struct Capabilities {
     kube_version: Option<String>,
     api_versions: Vec<String>,
+    /// Helm's `lookup` from the destination, for apps that opt in.
+    lookup: Option<gitplane_render::helm::Lookup>,
 }
 
 /// One source rendered at one commit, shared by every app using it.
@@ -229,7 +231,10 @@ impl Controller {
     ) -> Result<Prepared, Problem> {
         let project = self.project(spec).await?;
         let (cluster, live) = self.destination(spec).await?;
-        let capabilities = self.capabilities(&cluster).await;
+        let mut capabilities = self.capabilities(&cluster).await;
+        if spec.helm_lookup {
+            capabilities.lookup = Some(crate::helm_lookup::cluster_lookup(cluster.clone()));
+        }
         let rendered = self
             .render_sources(spec, operation, hard, &capabilities)
             .await?;
@@ -659,6 +664,7 @@ impl Controller {
         Capabilities {
             kube_version,
             api_versions: cluster.api_versions(),
+            lookup: None,
         }
     }
 
@@ -778,11 +784,15 @@ impl Controller {
             format!("{options:?}").hash(&mut hasher);
             format!("{commit}\0{path}\0{:016x}", hasher.finish())
         };
+        // What `lookup` reads can change without a commit: not cached.
+        let cacheable = capabilities.lookup.is_none();
+        options.helm.lookup = capabilities.lookup.clone();
         let cached = self
             .renders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            .filter(|_| cacheable)
             .cloned();
         let result = match cached {
             Some(result) => result,
@@ -810,11 +820,13 @@ impl Controller {
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
                 self.metrics.rendered(started.elapsed());
-                let mut renders = self.renders.lock().unwrap_or_else(|p| p.into_inner());
-                if renders.len() > 10_000 {
-                    renders.clear();
+                if cacheable {
+                    let mut renders = self.renders.lock().unwrap_or_else(|p| p.into_inner());
+                    if renders.len() > 10_000 {
+                        renders.clear();
+                    }
+                    renders.insert(key, result.clone());
                 }
-                renders.insert(key, result.clone());
                 result
             }
         };

@@ -25,6 +25,10 @@ pub struct AppSpec {
     /// Helm's default release name.
     #[serde(skip)]
     pub name: String,
+    /// Whether Helm's `lookup` reads the destination cluster (the
+    /// Application's [`crate::helm_lookup::APP_ANNOTATION`]).
+    #[serde(skip)]
+    pub helm_lookup: bool,
     /// One source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -454,6 +458,7 @@ pub fn app_spec(app: &Object) -> Result<AppSpec, String> {
     let spec = app.get(&["spec"]).cloned().unwrap_or_default();
     let mut spec: AppSpec = serde_json::from_value(spec).map_err(|e| format!("spec: {e}"))?;
     spec.name = app.name().to_string();
+    spec.helm_lookup = app.annotation(crate::helm_lookup::APP_ANNOTATION) == Some("true");
     let sources = spec.all_sources();
     if sources.is_empty() {
         return Err("spec.source or spec.sources is required".into());

@@ -13,7 +13,7 @@ use gitplane_gotemplate::{
 use globset::GlobBuilder;
 
 use super::chart::{Chart, base_name};
-use super::{Capabilities, Release};
+use super::{Capabilities, Lookup, Release};
 
 /// What the templates made.
 pub struct Rendered {
@@ -30,6 +30,7 @@ pub fn render(
     release: &Release,
     capabilities: &Capabilities,
     limits: &Limits,
+    lookup: Option<&Lookup>,
 ) -> Result<Rendered, String> {
     let mut set = Templates::new(Options {
         missing_key: MissingKey::Zero,
@@ -37,7 +38,7 @@ pub fn render(
         seed: release.seed(),
     });
     add_sprig(&mut set);
-    add_helm_functions(&mut set);
+    add_helm_functions(&mut set, lookup.cloned());
     let random_calls = note_random_calls(&mut set);
     let mut files = Vec::new();
     collect(
@@ -252,7 +253,7 @@ fn chart_object(chart: &Chart, is_root: bool) -> Value {
 
 /// Helm's additions to Sprig: `include`, `tpl`, `required`, `fail`,
 /// `lookup` (no cluster: an empty map, as `helm template` gives).
-fn add_helm_functions(set: &mut Templates) {
+fn add_helm_functions(set: &mut Templates, lookup: Option<Lookup>) {
     set.add_function(
         "include",
         Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
@@ -309,14 +310,30 @@ fn add_helm_functions(set: &mut Templates) {
     );
     set.add_function(
         "lookup",
-        Arc::new(|_: &mut Context<'_, '_>, args: &[Value]| {
-            if args.len() != 4 {
+        Arc::new(move |_: &mut Context<'_, '_>, args: &[Value]| {
+            let [api_version, kind, namespace, name] = args else {
                 return Err(format!(
                     "wrong number of args for lookup: want 4 got {}",
                     args.len()
                 ));
-            }
-            Ok(Value::map(BTreeMap::new()))
+            };
+            let Some(lookup) = &lookup else {
+                return Ok(Value::map(BTreeMap::new()));
+            };
+            let text = |v: &Value| match v {
+                Value::String(s) => Ok(s.to_string()),
+                other => Err(format!(
+                    "wrong type for value; expected string; got {}",
+                    other.type_name()
+                )),
+            };
+            let found = (lookup.0)(
+                &text(api_version)?,
+                &text(kind)?,
+                &text(namespace)?,
+                &text(name)?,
+            )?;
+            Ok(found.map_or_else(|| Value::map(BTreeMap::new()), |j| Value::from_json(&j)))
         }),
     );
 }

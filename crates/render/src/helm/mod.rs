@@ -137,9 +137,36 @@ pub struct HelmOptions {
     pub kube_version: Option<String>,
     /// `--api-versions`, added to the defaults.
     pub api_versions: Vec<String>,
+    /// Where `lookup` is answered; without one it gives an empty map, as
+    /// `helm template` does.
+    pub lookup: Option<Lookup>,
     /// Template execution limits.
     pub limits: Limits,
 }
+
+/// Answers Helm's `lookup apiVersion kind namespace name`, read-only: the
+/// object, or for an empty name the list (`{apiVersion, kind: KindList,
+/// items}`), `None` when there is nothing.
+pub type LookupFn =
+    dyn Fn(&str, &str, &str, &str) -> Result<Option<serde_json::Value>, String> + Send + Sync;
+
+/// A [`LookupFn`] in the options (equal only to itself).
+#[derive(Clone)]
+pub struct Lookup(pub Arc<LookupFn>);
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lookup")
+    }
+}
+
+impl PartialEq for Lookup {
+    fn eq(&self, other: &Lookup) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Lookup {}
 
 impl Default for HelmOptions {
     fn default() -> HelmOptions {
@@ -160,6 +187,7 @@ impl Default for HelmOptions {
             skip_schema_validation: false,
             kube_version: None,
             api_versions: Vec::new(),
+            lookup: None,
             limits: Limits::default(),
         }
     }
@@ -458,6 +486,7 @@ fn render_documents(
         &release,
         &capabilities,
         &options.limits,
+        options.lookup.as_ref(),
     )
     .map_err(error)?;
     let (manifests, hooks) = manifest::sort(&rendered.files).map_err(error)?;
