@@ -139,9 +139,7 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
         ),
     )
     .unwrap();
-    common::git(&repo, &["init", "-q", "-b", "main"]);
-    common::git(&repo, &["add", "-A"]);
-    common::git(&repo, &["commit", "-qm", "a chart from a Helm repository"]);
+    commit_all(&repo, "a chart from a Helm repository");
     let data = work.path().join("data");
     let mut up = Command::new(env!("CARGO_BIN_EXE_gitplane"))
         .args([
@@ -328,11 +326,7 @@ fn helm_template_pulls_with_repo_and_version_as_helm_does() {
 fn lookup_reads_the_destination_when_the_app_opts_in_and_its_project_allows() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    let write = |path: &str, text: &str| {
-        let path = repo.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_file(&repo, path, text);
     write(
         "bootstrap/project.yaml",
         "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: lookups\n  annotations: {gitplane.dev/allow-helm-lookup: 'true', argocd.argoproj.io/sync-wave: '-2'}\nspec:\n  sourceRepos: ['*']\n  destinations: [{server: '*', namespace: '*'}]\n",
@@ -361,20 +355,9 @@ fn lookup_reads_the_destination_when_the_app_opts_in_and_its_project_allows() {
         "charts/db/templates/settings.yaml",
         "{{- $kept := lookup \"v1\" \"Secret\" .Release.Namespace \"keep\" }}\n{{- $all := lookup \"v1\" \"Secret\" .Release.Namespace \"\" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db-settings\ndata:\n  password: {{ if $kept }}{{ index $kept.data \"password\" | b64dec | quote }}{{ else }}\"drawn anew\"{{ end }}\n  secrets: {{ len $all.items | quote }}\n  listKind: {{ $all.kind | quote }}\n  missing: {{ lookup \"v1\" \"Secret\" .Release.Namespace \"nope\" | len | quote }}\n",
     );
-    common::git(&repo, &["init", "-q", "-b", "main"]);
-    common::git(&repo, &["add", "-A"]);
-    common::git(&repo, &["commit", "-qm", "a chart that keeps its Secret"]);
+    commit_all(&repo, "a chart that keeps its Secret");
     let data = work.path().join("data");
-    let status = Command::new(env!("CARGO_BIN_EXE_gitplane"))
-        .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
-        .args(["--once", "--timeout", "3m", "--data-dir"])
-        .arg(&data)
-        .arg("--repo")
-        .arg(&repo)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "gitplane up --once: {status}");
+    up_once(&repo, &data);
     let _server = common::start_apiserver(&data, false);
     let kubeconfig = data.join("kubeconfig");
     let db = app(&kubeconfig, "db");
@@ -394,6 +377,94 @@ fn lookup_reads_the_destination_when_the_app_opts_in_and_its_project_allows() {
             "listKind": "SecretList",
             "missing": "0",
         }),
+        "{settings}"
+    );
+}
+
+fn write_file(repo: &Path, path: &str, text: &str) {
+    let path = repo.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn commit_all(repo: &Path, message: &str) {
+    common::git(repo, &["init", "-q", "-b", "main"]);
+    common::git(repo, &["add", "-A"]);
+    common::git(repo, &["commit", "-qm", message]);
+}
+
+/// `gitplane up --once` on `repo`, keeping its state in `data`.
+fn up_once(repo: &Path, data: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+        .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        .args(["--once", "--timeout", "3m", "--data-dir"])
+        .arg(data)
+        .arg("--repo")
+        .arg(repo)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "gitplane up --once: {status}");
+}
+
+#[test]
+fn values_files_come_from_another_source_by_its_ref() {
+    let work = tempfile::tempdir().unwrap();
+    let values = work.path().join("values");
+    write_file(&values, "envs/prod.yaml", "replicas: 3\ncolor: blue\n");
+    write_file(
+        &values,
+        "apps/README.md",
+        "not rendered: a ref-only source\n",
+    );
+    commit_all(&values, "prod values");
+    let repo = work.path().join("repo");
+    write_file(
+        &repo,
+        "bootstrap/web.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  sources:\n  - repoURL: {}\n    path: charts/web\n    helm:\n      valueFiles: [$values/envs/prod.yaml]\n  - repoURL: {}\n    targetRevision: main\n    ref: values\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{prune: true}}\n    syncOptions: [CreateNamespace=true]\n",
+            repo.display(),
+            values.display()
+        ),
+    );
+    write_file(
+        &repo,
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
+    write_file(&repo, "charts/web/values.yaml", "replicas: 1\ncolor: red\n");
+    write_file(
+        &repo,
+        "charts/web/templates/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  color: {{ .Values.color }}\n",
+    );
+    commit_all(&repo, "a chart whose values live elsewhere");
+    let data = work.path().join("data");
+    up_once(&repo, &data);
+    let _server = common::start_apiserver(&data, false);
+    let kubeconfig = data.join("kubeconfig");
+    let web = app(&kubeconfig, "web");
+    assert_eq!(web["status"]["sync"]["status"], "Synced", "{web}");
+    assert_eq!(web["status"]["sourceType"], "Helm", "{web}");
+    let revisions = web["status"]["sync"]["revisions"].as_array().unwrap();
+    assert_eq!(revisions.len(), 2, "one revision per source: {web}");
+    let resources = web["status"]["resources"].as_array().unwrap();
+    assert_eq!(
+        resources.len(),
+        1,
+        "the ref-only source renders nothing: {web}"
+    );
+    let (ok, settings) = common::kubectl(
+        &kubeconfig,
+        &["get", "configmap", "-n", "web", "settings", "-o", "json"],
+        None,
+    );
+    assert!(ok, "{settings}");
+    let settings: Value = serde_json::from_str(&settings).unwrap();
+    assert_eq!(
+        settings["data"],
+        serde_json::json!({"replicas": "3", "color": "blue"}),
         "{settings}"
     );
 }

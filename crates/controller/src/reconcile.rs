@@ -597,23 +597,49 @@ impl Controller {
             checkout: None,
         };
         let sources = spec.all_sources();
+        let revision_of = |source: &Source| match operation {
+            Some(op) if !op.sync.revision.is_empty() && sources.len() == 1 => {
+                op.sync.revision.clone()
+            }
+            _ => source.revision().to_string(),
+        };
+        // The checkouts `$ref/…` values files read, fetched first.
+        let mut refs = std::collections::BTreeMap::new();
+        for source in sources.iter().filter(|s| !s.reference.is_empty()) {
+            if source.chart.is_some() {
+                return Err(Problem::new(
+                    "InvalidSpecError",
+                    format!("source {} has both chart and ref", source.repo_url),
+                ));
+            }
+            let fetched = self.fetch(source, &revision_of(source), hard).await?;
+            refs.insert(source.reference.clone(), fetched);
+        }
+        // `sourceType` is the first rendered source's.
+        let mut typed = false;
         for source in &sources {
-            let revision = match operation {
-                Some(op) if !op.sync.revision.is_empty() && sources.len() == 1 => {
-                    op.sync.revision.clone()
-                }
-                _ => source.revision().to_string(),
-            };
+            let revision = revision_of(source);
+            if source.is_ref_only() {
+                rendered.revisions.push(refs[&source.reference].0.clone());
+                continue;
+            }
             let (commit, dir, path) = match &source.chart {
                 Some(chart) => self.pull_chart(source, chart, &revision, hard).await?,
                 None => {
-                    let (commit, dir) = self.fetch(source, &revision, hard).await?;
+                    let (commit, dir) = match refs.get(&source.reference) {
+                        Some(fetched) => fetched.clone(),
+                        None => self.fetch(source, &revision, hard).await?,
+                    };
                     if rendered.checkout.is_none() {
                         rendered.checkout = Some((commit.clone(), dir.clone()));
                     }
                     (commit, dir, source.path.clone())
                 }
             };
+            let ref_dirs = refs
+                .iter()
+                .map(|(name, (_, dir))| (name.clone(), dir.clone()))
+                .collect();
             let render = self
                 .render_cached(
                     source,
@@ -623,10 +649,12 @@ impl Controller {
                     capabilities,
                     &commit,
                     dir,
+                    ref_dirs,
                 )
                 .await?;
-            if rendered.revisions.is_empty() {
+            if !typed {
                 rendered.source_type = render.source_type;
+                typed = true;
             }
             rendered.objects.extend(render.objects.iter().cloned());
             rendered.notes.extend(render.notes.iter().cloned());
@@ -764,10 +792,14 @@ impl Controller {
         capabilities: &Capabilities,
         commit: &str,
         dir: std::path::PathBuf,
+        refs: std::collections::BTreeMap<String, std::path::PathBuf>,
     ) -> Result<Arc<SourceRender>, Problem> {
         let mut options = source
             .render_options(app, namespace)
             .map_err(|e| Problem::new("InvalidSpecError", e))?;
+        // Snapshots are per commit: their paths stand for the refs' commits
+        // in the cache key.
+        options.helm.refs = refs;
         // Helm sees the destination cluster, as Argo CD shows it to Helm,
         // unless the source names versions itself.
         if options.helm.kube_version.is_none() {

@@ -82,6 +82,18 @@ pub struct Source {
     /// Config management plugins run code from the repository: refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<serde_json::Value>,
+    /// A name other sources' Helm values files use (`$name/path`) to read
+    /// this source's checkout; with no `path` and no `chart`, the source
+    /// is only that, and renders nothing (as in Argo CD).
+    #[serde(rename = "ref", default, skip_serializing_if = "String::is_empty")]
+    pub reference: String,
+}
+
+impl Source {
+    /// Whether the source only lends its checkout to the others.
+    pub fn is_ref_only(&self) -> bool {
+        !self.reference.is_empty() && self.path.is_empty() && self.chart.is_none()
+    }
 }
 
 /// `spec.source.helm`, with Argo CD's meaning.

@@ -104,6 +104,11 @@ impl Root {
         &self.real
     }
 
+    /// The largest file read.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
+    }
+
     /// Resolves `reference` (as written in a file under `base`) to a path inside
     /// the root, lexically. Absolute paths and `..` beyond the root are refused.
     pub fn resolve(&self, base: &RelPath, reference: &str) -> Result<RelPath, RenderError> {

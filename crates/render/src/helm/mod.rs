@@ -140,6 +140,9 @@ pub struct HelmOptions {
     /// Where `lookup` is answered; without one it gives an empty map, as
     /// `helm template` does.
     pub lookup: Option<Lookup>,
+    /// The checkouts of the application's other sources, by their `ref`:
+    /// values files named `$ref/path` are read there.
+    pub refs: BTreeMap<String, std::path::PathBuf>,
     /// Template execution limits.
     pub limits: Limits,
 }
@@ -188,6 +191,7 @@ impl Default for HelmOptions {
             kube_version: None,
             api_versions: Vec::new(),
             lookup: None,
+            refs: BTreeMap::new(),
             limits: Limits::default(),
         }
     }
@@ -546,10 +550,9 @@ fn user_values(
         Ok(())
     };
     for reference in &options.value_files {
-        for file in
-            value_files::resolve(root, chart, reference, options.ignore_missing_value_files)?
-        {
-            merge_yaml(&root.read(&file)?, file.display())?;
+        let ignore = options.ignore_missing_value_files;
+        for (name, bytes) in value_files::read(root, chart, reference, ignore, &options.refs)? {
+            merge_yaml(&bytes, &name)?;
         }
     }
     for (i, text) in options.values_yaml.iter().enumerate() {
@@ -566,10 +569,9 @@ fn user_values(
         }
     }
     for (key, reference) in &options.set_file {
-        let files = value_files::resolve(root, chart, reference, false)?;
         let mut text = String::new();
-        for file in files {
-            text.push_str(&String::from_utf8_lossy(&root.read(&file)?));
+        for (_, bytes) in value_files::read(root, chart, reference, false, &options.refs)? {
+            text.push_str(&String::from_utf8_lossy(&bytes));
         }
         values::set_string_value(&user, key, text)
             .map_err(|e| RenderError::helm("--set-file", format!("{key:?}: {e}")))?;

@@ -1,15 +1,60 @@
 //! Values files named as Argo CD's `spec.source.helm.valueFiles` names them:
 //! relative to the chart directory, or to the repository root with a
-//! leading `/`, globs expanded in lexical order, never outside the root.
+//! leading `/`, or to another source's checkout with `$ref/` (multi-source
+//! applications); globs expanded in lexical order, never outside the
+//! repository they are in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use globset::GlobBuilder;
 
 use crate::error::RenderError;
 use crate::fs::{EntryKind, RelPath, Root};
 
-/// The files `reference` names, in order. A missing file (or a glob that
-/// matches nothing) is an error unless `ignore_missing`.
-pub fn resolve(
+/// The files `reference` names, read, in order: (name, bytes). A
+/// `$name/path` reference is read from the checkout `refs` holds for
+/// `name`, relative to its root. A missing file (or a glob that matches
+/// nothing) is an error unless `ignore_missing`.
+pub fn read(
+    root: &Root,
+    chart: &RelPath,
+    reference: &str,
+    ignore_missing: bool,
+    refs: &BTreeMap<String, PathBuf>,
+) -> Result<Vec<(String, Vec<u8>)>, RenderError> {
+    let read_all = |root: &Root, files: Vec<RelPath>, prefix: &str| {
+        files
+            .into_iter()
+            .map(|file| Ok((format!("{prefix}{}", file.display()), root.read(&file)?)))
+            .collect()
+    };
+    let Some(named) = reference.strip_prefix('$') else {
+        let files = resolve(root, chart, reference, ignore_missing)?;
+        return read_all(root, files, "");
+    };
+    let (name, path) = named.split_once('/').unwrap_or((named, ""));
+    let dir = refs.get(name).ok_or_else(|| {
+        RenderError::helm(
+            reference,
+            format!("no source of the application has ref: {name}"),
+        )
+    })?;
+    if path.is_empty() {
+        return Err(RenderError::helm(reference, "expected $ref/path"));
+    }
+    let other = Root::open(dir, root.max_file_bytes())?;
+    let files = resolve(
+        &other,
+        &RelPath::root(),
+        &format!("/{path}"),
+        ignore_missing,
+    )?;
+    read_all(&other, files, &format!("${name}/"))
+}
+
+/// The files `reference` names inside `root`, in order.
+fn resolve(
     root: &Root,
     chart: &RelPath,
     reference: &str,
@@ -18,7 +63,7 @@ pub fn resolve(
     if reference.starts_with('$') {
         return Err(RenderError::helm(
             reference,
-            "values from another source ($ref) are not supported yet",
+            "a $ref inside another source is not a values file",
         ));
     }
     if reference.contains("://") {
@@ -125,5 +170,39 @@ mod tests {
         assert!(resolve(&root, &chart, "nope.yaml", false).is_err());
         assert!(resolve(&root, &chart, "../../outside.yaml", false).is_err());
         assert!(resolve(&root, &chart, "$values/x.yaml", false).is_err());
+    }
+
+    #[test]
+    fn references_to_another_sources_checkout() {
+        let chart_repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(chart_repo.path().join("chart")).unwrap();
+        let values_repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(values_repo.path().join("envs")).unwrap();
+        std::fs::write(values_repo.path().join("envs/prod.yaml"), "a: 1\n").unwrap();
+        std::fs::write(values_repo.path().join("envs/dev.yaml"), "a: 2\n").unwrap();
+        let root = Root::open(chart_repo.path(), 1 << 20).unwrap();
+        let chart = root.resolve(&RelPath::root(), "chart").unwrap();
+        let refs = BTreeMap::from([("values".to_string(), values_repo.path().to_path_buf())]);
+        let read = |reference: &str| read(&root, &chart, reference, false, &refs);
+        assert_eq!(
+            read("$values/envs/prod.yaml").unwrap(),
+            [("$values/envs/prod.yaml".to_string(), b"a: 1\n".to_vec())]
+        );
+        let names: Vec<String> = read("$values/envs/*.yaml")
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["$values/envs/dev.yaml", "$values/envs/prod.yaml"]);
+        let error = |reference: &str| read(reference).unwrap_err().to_string();
+        assert!(
+            error("$other/envs/prod.yaml").contains("no source of the application has ref: other")
+        );
+        assert!(
+            error("$values/../escape.yaml").contains("leaves the repository root"),
+            "{}",
+            error("$values/../escape.yaml")
+        );
+        assert!(error("$values/envs/none.yaml").contains("no such values file"));
     }
 }
