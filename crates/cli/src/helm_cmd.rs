@@ -263,9 +263,7 @@ fn remote_chart(args: &TemplateArgs) -> Result<Option<(String, String)>> {
     Ok(None)
 }
 
-/// Pulls the chart into the user's cache (`$XDG_CACHE_HOME/gitplane`,
-/// else `~/.cache/gitplane`), where archives are kept by digest; the
-/// archive's path.
+/// Pulls the chart `--repo`/CHART names, with the command's credentials.
 fn pull(args: &TemplateArgs, repo: &str, name: &str) -> Result<PathBuf> {
     let credentials = Credentials {
         username: args.username.clone(),
@@ -275,6 +273,20 @@ fn pull(args: &TemplateArgs, repo: &str, name: &str) -> Result<PathBuf> {
             .or_else(|| std::env::var("GITPLANE_HELM_PASSWORD").ok()),
         ssh_private_key: None,
     };
+    let (archive, version, digest) = pull_to_cache(repo, name, &args.version, &credentials)?;
+    eprintln!("pulled {name} {version} (sha256:{digest})");
+    Ok(archive)
+}
+
+/// Pulls a chart into the user's cache (`$XDG_CACHE_HOME/gitplane`, else
+/// `~/.cache/gitplane`), where archives are kept by digest: the archive's
+/// path, the version pulled and its digest.
+pub fn pull_to_cache(
+    repo: &str,
+    name: &str,
+    version: &str,
+    credentials: &Credentials,
+) -> Result<(PathBuf, String, String)> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
@@ -284,14 +296,14 @@ fn pull(args: &TemplateArgs, repo: &str, name: &str) -> Result<PathBuf> {
     let pulled = sources.pull_chart(
         repo,
         name,
-        &args.version,
-        &credentials,
+        version,
+        credentials,
         Duration::ZERO,
         &AtomicBool::new(false),
     )?;
-    eprintln!(
-        "pulled {name} {} (sha256:{})",
-        pulled.version, pulled.digest
-    );
-    Ok(pulled.dir.join(pulled.file_name))
+    Ok((
+        pulled.dir.join(&pulled.file_name),
+        pulled.version,
+        pulled.digest,
+    ))
 }

@@ -82,6 +82,21 @@ pub struct SourceArgs {
     pub exclude: Option<String>,
 }
 
+/// Pulls the charts kustomize's `helmCharts` name from their `repo` into
+/// the user's cache (anonymously), saying so on stderr.
+fn chart_puller() -> gitplane_render::ChartPuller {
+    gitplane_render::Callback(std::sync::Arc::new(
+        |repo: &str, name: &str, version: &str| {
+            let credentials = gitplane_source::Credentials::default();
+            let (archive, version, digest) =
+                crate::helm_cmd::pull_to_cache(repo, name, version, &credentials)
+                    .map_err(|e| format!("{e:#}"))?;
+            eprintln!("pulled {name} {version} from {repo} (sha256:{digest})");
+            Ok(archive)
+        },
+    ))
+}
+
 impl SourceArgs {
     /// Renders the path.
     pub fn render(&self) -> Result<Vec<gitplane_object::Object>> {
@@ -92,6 +107,7 @@ impl SourceArgs {
                 include: self.include.clone(),
                 exclude: self.exclude.clone(),
             },
+            chart_puller: Some(chart_puller()),
             ..RenderOptions::default()
         };
         let rendered = render_with_notes(&root, &rel, &options)?;

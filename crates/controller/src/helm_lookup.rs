@@ -19,7 +19,7 @@ pub const PROJECT_ANNOTATION: &str = "gitplane.dev/allow-helm-lookup";
 /// A [`Lookup`] reading `cluster`; called from a blocking render task.
 pub(crate) fn cluster_lookup(cluster: Arc<Cluster>) -> Lookup {
     let handle = tokio::runtime::Handle::current();
-    Lookup(Arc::new(move |api_version, kind, namespace, name| {
+    gitplane_render::Callback(Arc::new(move |api_version, kind, namespace, name| {
         handle
             .block_on(lookup(&cluster, api_version, kind, namespace, name))
             .map_err(|e| format!("lookup {api_version} {kind} {namespace}/{name}: {e}"))

@@ -720,6 +720,33 @@ impl Controller {
         Ok((pulled.version, pulled.dir, pulled.file_name))
     }
 
+    /// Pulls the charts kustomize's `helmCharts` name (called by a render,
+    /// on its blocking thread), with the repository's credentials, into
+    /// the shared chart cache.
+    fn chart_puller(&self) -> gitplane_render::ChartPuller {
+        let handle = tokio::runtime::Handle::current();
+        let (sources, control) = (self.sources.clone(), self.control.clone());
+        let namespace = self.options.namespace.clone();
+        gitplane_render::Callback(Arc::new(move |repo, chart, version| {
+            let credentials = handle
+                .block_on(crate::secrets::repository_credentials(
+                    &control, &namespace, repo,
+                ))
+                .map_err(|e| e.to_string())?;
+            let pulled = sources
+                .pull_chart(
+                    repo,
+                    chart,
+                    version,
+                    &credentials,
+                    reuse(false),
+                    &AtomicBool::new(false),
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(pulled.dir.join(pulled.file_name))
+        }))
+    }
+
     /// Resolves and snapshots a source's revision, within the Git timeout.
     async fn fetch(
         &self,
@@ -800,6 +827,7 @@ impl Controller {
         // Snapshots are per commit: their paths stand for the refs' commits
         // in the cache key.
         options.helm.refs = refs;
+        options.chart_puller = Some(self.chart_puller());
         // Helm sees the destination cluster, as Argo CD shows it to Helm,
         // unless the source names versions itself.
         if options.helm.kube_version.is_none() {

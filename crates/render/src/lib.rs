@@ -41,7 +41,41 @@ pub struct RenderOptions {
     pub kustomize: KustomizeOptions,
     /// Options for Helm charts (Argo CD's `helm` source options).
     pub helm: HelmOptions,
+    /// Pulls the charts kustomize's `helmCharts` name with a `repo` and
+    /// that are not in the repository; without one they must be there.
+    pub chart_puller: Option<ChartPuller>,
 }
+
+/// Pulls `chart` at `version` (exact, a range, or empty for the latest)
+/// from the Helm repository or OCI registry `repo`: the archive's path.
+pub type ChartPullFn = dyn Fn(&str, &str, &str) -> Result<std::path::PathBuf, String> + Send + Sync;
+
+/// A [`ChartPullFn`] in the options.
+pub type ChartPuller = Callback<ChartPullFn>;
+
+/// A function given to the renderer (equal only to itself, shown by
+/// name only, so options holding one stay comparable and printable).
+pub struct Callback<F: ?Sized>(pub std::sync::Arc<F>);
+
+impl<F: ?Sized> Clone for Callback<F> {
+    fn clone(&self) -> Self {
+        Callback(self.0.clone())
+    }
+}
+
+impl<F: ?Sized> std::fmt::Debug for Callback<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl<F: ?Sized> PartialEq for Callback<F> {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<F: ?Sized> Eq for Callback<F> {}
 
 /// What kind of source a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -309,3 +309,74 @@ fn kustomize_helm_charts_render_as_kubectl_kustomize_enable_helm() {
         expected
     );
 }
+
+#[test]
+fn kustomize_helm_charts_with_a_repo_are_pulled_through_the_puller() {
+    // The fixture kustomization, its chart named with a repo and version
+    // and not in the repository: pulled (here, packed from the fixture),
+    // it renders as the chart in the repository does.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    for file in ["kustomization.yaml", "extra-cm.yaml", "more-values.yaml"] {
+        std::fs::copy(fixture.join(file), work.join(file)).unwrap();
+    }
+    let kustomization = std::fs::read_to_string(work.join("kustomization.yaml")).unwrap();
+    std::fs::write(
+        work.join("kustomization.yaml"),
+        kustomization.replace(
+            "  - name: web\n",
+            "  - name: web\n    repo: https://charts.example.com\n    version: 0.3.x\n",
+        ),
+    )
+    .unwrap();
+    let archive = dir.path().join("pulled/web.tgz");
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    // Packed as `helm package` packs it: what .helmignore names left out.
+    let chart = dir.path().join("chart");
+    copy_tree(&fixture.join("charts/web"), &chart);
+    std::fs::remove_file(chart.join("files/notes.bak")).unwrap();
+    tar.append_dir_all("web", &chart).unwrap();
+    std::fs::write(&archive, tar.into_inner().unwrap().finish().unwrap()).unwrap();
+
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let pulled = archive.clone();
+    let options = gitplane_render::RenderOptions {
+        chart_puller: Some(gitplane_render::Callback(std::sync::Arc::new(
+            move |repo: &str, chart: &str, version: &str| {
+                log.lock()
+                    .unwrap()
+                    .push(format!("{repo} {chart} {version}"));
+                Ok(pulled.clone())
+            },
+        ))),
+        ..gitplane_render::RenderOptions::default()
+    };
+    let root = Root::open(&work, 1 << 20).unwrap();
+    let objects = gitplane_render::render(&root, &RelPath::root(), &options).unwrap();
+    let expected = std::fs::read_to_string(fixture.join("expected/kustomize.yaml")).unwrap();
+    assert_eq!(
+        gitplane_object::yaml::objects_to_yaml_stream(&objects),
+        expected
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        ["https://charts.example.com web 0.3.x"]
+    );
+
+    // Without a puller the missing chart is an error saying where it was
+    // looked for.
+    let error = gitplane_render::render(
+        &root,
+        &RelPath::root(),
+        &gitplane_render::RenderOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("charts/web-0.3.x/web"), "{error}");
+    assert!(error.contains("no chart here"), "{error}");
+}

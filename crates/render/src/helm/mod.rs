@@ -153,23 +153,8 @@ pub struct HelmOptions {
 pub type LookupFn =
     dyn Fn(&str, &str, &str, &str) -> Result<Option<serde_json::Value>, String> + Send + Sync;
 
-/// A [`LookupFn`] in the options (equal only to itself).
-#[derive(Clone)]
-pub struct Lookup(pub Arc<LookupFn>);
-
-impl std::fmt::Debug for Lookup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lookup")
-    }
-}
-
-impl PartialEq for Lookup {
-    fn eq(&self, other: &Lookup) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Lookup {}
+/// A [`LookupFn`] in the options.
+pub type Lookup = crate::Callback<LookupFn>;
 
 impl Default for HelmOptions {
     fn default() -> HelmOptions {

@@ -5,12 +5,16 @@
 //! file (default: the chart's `values.yaml`) merged with `valuesInline`,
 //! then its `additionalValuesFiles`, and its objects join the resources.
 //!
-//! Charts are never pulled: a chart missing from `chartHome` is an error
-//! that says where it was looked for.
+//! A chart missing from `chartHome` is pulled from its `repo` (a Helm
+//! repository or OCI registry) when the caller gives a [`ChartPuller`],
+//! and rendered from the pulled archive, where the chart's own
+//! `values.yaml` applies as its defaults; without a puller, or a `repo`,
+//! it is an error that says where it was looked for.
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::ChartPuller;
 use crate::error::RenderError;
 use crate::fs::{EntryKind, RelPath, Root};
 use crate::helm::{HelmOptions, chart::merged_documents, render_chart};
@@ -66,6 +70,7 @@ pub fn inflate(
     charts: Option<&Value>,
     globals: Option<&Value>,
     load: &LoadOptions,
+    puller: Option<&ChartPuller>,
 ) -> Result<Vec<Object>, RenderError> {
     let error = |m: String| RenderError::kustomize(file, m);
     let charts: Vec<HelmChart> = match charts {
@@ -86,7 +91,7 @@ pub fn inflate(
     let mut objects = Vec::new();
     for chart in &charts {
         objects.extend(
-            inflate_one(root, dir, home, chart, load).map_err(|e| match e {
+            inflate_one(root, dir, home, chart, load, puller).map_err(|e| match e {
                 RenderError::Helm { file: f, message } => {
                     error(format!("helmCharts {:?}: {f}: {message}", chart.name))
                 }
@@ -103,6 +108,7 @@ fn inflate_one(
     home: &str,
     chart: &HelmChart,
     load: &LoadOptions,
+    puller: Option<&ChartPuller>,
 ) -> Result<Vec<Object>, RenderError> {
     let home = root.resolve(dir, home)?;
     // kustomize keeps a pulled chart under <name>-<version> when both the
@@ -114,25 +120,43 @@ fn inflate_one(
         home.clone()
     };
     let chart_dir = root.resolve(&base, &chart.name)?;
-    if root.kind(&chart_dir)? != Some(EntryKind::Dir) {
-        return Err(RenderError::helm(
-            chart_dir.display(),
-            "no chart here: gitplane does not pull charts for kustomize; put the chart in the repository at this path",
-        ));
-    }
-    let values_file = if chart.values_file.is_empty() {
-        chart_dir.join("values.yaml")
-    } else {
-        root.resolve(dir, &chart.values_file)?
+    let in_repository = root.kind(&chart_dir)? == Some(EntryKind::Dir);
+    let pulled = match puller {
+        _ if in_repository => None,
+        Some(puller) if !chart.repo.is_empty() => {
+            let archive = (puller.0)(&chart.repo, &chart.name, &chart.version)
+                .map_err(|e| RenderError::helm(&chart.repo, e))?;
+            Some(archive_root(&archive, root.max_file_bytes())?)
+        }
+        _ => {
+            let why = if chart.repo.is_empty() {
+                "no chart here, and no repo to pull it from"
+            } else {
+                "no chart here: `gitplane render` and `gitplane up` pull it from its repo, other callers do not; put the chart in the repository at this path"
+            };
+            return Err(RenderError::helm(chart_dir.display(), why));
+        }
     };
-    within(dir, &values_file)?;
-    let file_values = match root.kind(&values_file)? {
-        Some(EntryKind::File) => Value::Object(merged_documents(
-            &root.read(&values_file)?,
-            values_file.display(),
-            load,
-        )?),
-        _ => Value::Object(serde_json::Map::new()),
+    // The values file: the chart's own `values.yaml` when none is named
+    // (in a pulled archive, Helm applies it as the chart's defaults).
+    let values_file = match (chart.values_file.is_empty(), &pulled) {
+        (true, Some(_)) => None,
+        (true, None) => Some(chart_dir.join("values.yaml")),
+        (false, _) => Some(root.resolve(dir, &chart.values_file)?),
+    };
+    let file_values = match values_file {
+        Some(values_file) => {
+            within(dir, &values_file)?;
+            match root.kind(&values_file)? {
+                Some(EntryKind::File) => Value::Object(merged_documents(
+                    &root.read(&values_file)?,
+                    values_file.display(),
+                    load,
+                )?),
+                _ => Value::Object(serde_json::Map::new()),
+            }
+        }
+        None => Value::Object(serde_json::Map::new()),
     };
     let values = match (chart.values_merge.as_str(), chart.values_inline.clone()) {
         (_, None) => file_values,
@@ -177,7 +201,31 @@ fn inflate_one(
         api_versions: chart.api_versions.clone(),
         ..HelmOptions::default()
     };
-    render_chart(root, &chart_dir, &options).map(|(objects, _notes)| objects)
+    let rendered = match &pulled {
+        Some((archive_root, archive)) => render_chart(archive_root, archive, &options),
+        None => render_chart(root, &chart_dir, &options),
+    };
+    rendered.map(|(objects, _notes)| objects)
+}
+
+/// A pulled archive as a root of its own (its directory) and its path in it.
+fn archive_root(
+    archive: &std::path::Path,
+    max_file_bytes: u64,
+) -> Result<(Root, RelPath), RenderError> {
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            RenderError::helm(
+                &archive.display().to_string(),
+                "a pulled chart has no file name",
+            )
+        })?;
+    let dir = archive.parent().unwrap_or(std::path::Path::new("."));
+    let root = Root::open(dir, max_file_bytes)?;
+    let path = root.resolve(&RelPath::root(), name)?;
+    Ok((root, path))
 }
 
 /// kustomize's load restriction: values files are read only in or below

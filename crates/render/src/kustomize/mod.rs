@@ -97,6 +97,7 @@ pub fn build(
         root,
         load: &options.load,
         overrides: &options.kustomize,
+        puller: options.chart_puller.as_ref(),
     };
     let (accumulated, top) = builder.build_top(dir)?;
     let mut resources = accumulated.resources;
@@ -182,6 +183,7 @@ struct Builder<'a> {
     root: &'a Root,
     load: &'a LoadOptions,
     overrides: &'a KustomizeOptions,
+    puller: Option<&'a crate::ChartPuller>,
 }
 
 /// Kustomize reads resource files as kyaml does (goyaml.v3 scalars).
@@ -507,6 +509,7 @@ impl Builder<'_> {
             k.helm_charts.as_ref(),
             k.helm_globals.as_ref(),
             self.load,
+            self.puller,
         )?;
         for object in inflated {
             acc.append(Resource::new(object))
