@@ -56,6 +56,19 @@ struct TemplateArgs {
     /// the GITPLANE_HELM_PASSWORD environment variable).
     #[arg(long)]
     password: Option<String>,
+    /// Trust the repository's or registry's certificates if this CA bundle
+    /// (PEM) signed them, besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for the repository or registry.
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Do not check the repository's or registry's certificate.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
     /// Values files, in order (later ones win). Read inside --root.
     #[arg(short = 'f', long = "values")]
     values: Vec<PathBuf>,
@@ -265,12 +278,25 @@ fn remote_chart(args: &TemplateArgs) -> Result<Option<(String, String)>> {
 
 /// Pulls the chart `--repo`/CHART names, with the command's credentials.
 fn pull(args: &TemplateArgs, repo: &str, name: &str) -> Result<PathBuf> {
+    let read = |file: &Option<PathBuf>| -> Result<Option<String>> {
+        file.as_ref()
+            .map(|f| std::fs::read_to_string(f).with_context(|| format!("{}", f.display())))
+            .transpose()
+    };
+    let client_cert = match (read(&args.cert_file)?, read(&args.key_file)?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => bail!("--cert-file and --key-file go together"),
+    };
     let credentials = Credentials {
         username: args.username.clone(),
         password: args
             .password
             .clone()
             .or_else(|| std::env::var("GITPLANE_HELM_PASSWORD").ok()),
+        insecure: args.insecure_skip_tls_verify,
+        ca_certs: read(&args.ca_file)?,
+        client_cert,
         ssh_private_key: None,
     };
     let (archive, version, digest) = pull_to_cache(repo, name, &args.version, &credentials)?;

@@ -83,15 +83,45 @@ pub async fn repository_credentials(
             .max_by_key(|(u, _)| u.len())
             .map(|(_, s)| s)
     };
-    Ok(match exact.or_else(template) {
+    let mut credentials = match exact.or_else(template) {
         Some(secret) => Credentials {
             username: secret_field(secret, "username"),
             password: secret_field(secret, "password"),
             ssh_private_key: secret_field(secret, "sshPrivateKey"),
+            insecure: secret_field(secret, "insecure").as_deref() == Some("true"),
+            client_cert: secret_field(secret, "tlsClientCertData")
+                .zip(secret_field(secret, "tlsClientCertKey")),
+            ca_certs: None,
         },
         None => Credentials::default(),
-    })
+    };
+    credentials.ca_certs = trusted_certificates(cluster, namespace, url).await?;
+    Ok(credentials)
 }
+
+/// The PEM certificates Argo CD's `argocd-tls-certs-cm` ConfigMap trusts
+/// for `url`'s host (its key is the host name, without a port).
+async fn trusted_certificates(
+    cluster: &Cluster,
+    namespace: &str,
+    url: &str,
+) -> Result<Option<String>, ClusterError> {
+    let normalized = normalize_repo_url(url);
+    let host = normalized.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let gvk = gitplane_object::Gvk::new("", "v1", "ConfigMap");
+    let Some(config) = cluster.get(&gvk, namespace, TLS_CERTS_CONFIG_MAP).await? else {
+        return Ok(None);
+    };
+    Ok(config.str_at(&["data", name]).map(str::to_string))
+}
+
+/// Argo CD's ConfigMap of trusted TLS certificates, by host name.
+pub const TLS_CERTS_CONFIG_MAP: &str = "argocd-tls-certs-cm";
 
 /// A destination cluster from its Secret: its server URL, name and a
 /// kubeconfig built from `config` (bearer token, basic auth, TLS). Exec and

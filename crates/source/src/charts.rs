@@ -24,7 +24,7 @@ const MAX_INDEX_BYTES: u64 = 128 << 20;
 /// Largest chart archive downloaded.
 pub(crate) const MAX_CHART_BYTES: u64 = 100 << 20;
 /// Connect and read timeout of one request.
-pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A chart pulled from a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +123,12 @@ impl Sources {
             return Err(error("interrupted".into()));
         }
         // Credentials go only to the repository's own host (as Helm without
-        // passCredentials).
-        let anonymous = Credentials::default();
+        // passCredentials); its TLS settings apply to every download.
+        let tls_only = credentials.tls_only();
         let sent = if host(&url) == host(repo_url) {
             credentials
         } else {
-            &anonymous
+            &tls_only
         };
         let bytes = get(&url, sent, MAX_CHART_BYTES).map_err(error)?;
         let digest = format!("{:x}", Sha256::digest(&bytes));
@@ -281,11 +281,7 @@ pub(crate) fn host(url: &str) -> &str {
 
 /// GET with basic auth, refusing more than `limit` bytes.
 fn get(url: &str, credentials: &Credentials, limit: u64) -> Result<Vec<u8>, String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut request = client.get(url);
+    let mut request = http_client(credentials)?.get(url);
     if let Some(user) = &credentials.username {
         request = request.basic_auth(user, credentials.password.as_deref());
     }
@@ -294,6 +290,35 @@ fn get(url: &str, credentials: &Credentials, limit: u64) -> Result<Vec<u8>, Stri
     if !status.is_success() {
         return Err(format!("{url}: {status}"));
     }
+    read_limited(response, url, limit)
+}
+
+/// A client with the repository's TLS settings (trusted CAs, a client
+/// certificate, or none checked) and the request timeout. Errors never
+/// quote the PEM they were given.
+pub(crate) fn http_client(credentials: &Credentials) -> Result<reqwest::blocking::Client, String> {
+    let mut builder = reqwest::blocking::Client::builder()
+        .timeout(TIMEOUT)
+        .danger_accept_invalid_certs(credentials.insecure);
+    if let Some(pem) = &credentials.ca_certs {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|_| "the repository's CA certificates are not PEM certificates")?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some((cert, key)) = &credentials.client_cert {
+        let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+            .map_err(|_| "the repository's client certificate and key are not PEM")?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// A response's body, refusing more than `limit` bytes.
+pub(crate) fn read_limited(
+    response: reqwest::blocking::Response,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     response
         .take(limit + 1)

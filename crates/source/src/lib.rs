@@ -50,7 +50,8 @@ impl Default for SnapshotLimits {
 }
 
 /// Credentials for a repository (from an Argo CD repository Secret).
-#[derive(Debug, Clone, Default)]
+/// Printed with `{:?}`, secrets show as `<redacted>`.
+#[derive(Clone, Default)]
 pub struct Credentials {
     /// HTTPS user name.
     pub username: Option<String>,
@@ -58,6 +59,43 @@ pub struct Credentials {
     pub password: Option<String>,
     /// SSH private key (PEM).
     pub ssh_private_key: Option<String>,
+    /// Accept any server certificate (Argo CD's `insecure`); Helm
+    /// repositories and OCI registries.
+    pub insecure: bool,
+    /// PEM certificates trusted besides the system's (Argo CD's
+    /// `argocd-tls-certs-cm` entry for the host); Helm repositories and
+    /// OCI registries.
+    pub ca_certs: Option<String>,
+    /// PEM client certificate and its key (Argo CD's `tlsClientCertData`
+    /// and `tlsClientCertKey`); Helm repositories and OCI registries.
+    pub client_cert: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |present: bool| if present { "<redacted>" } else { "none" };
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &secret(self.password.is_some()))
+            .field("ssh_private_key", &secret(self.ssh_private_key.is_some()))
+            .field("insecure", &self.insecure)
+            .field("ca_certs", &self.ca_certs.is_some())
+            .field("client_cert", &secret(self.client_cert.is_some()))
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The same TLS settings, without the user name, password and key
+    /// (what is sent to a host other than the repository's).
+    pub fn tls_only(&self) -> Credentials {
+        Credentials {
+            insecure: self.insecure,
+            ca_certs: self.ca_certs.clone(),
+            client_cert: self.client_cert.clone(),
+            ..Credentials::default()
+        }
+    }
 }
 
 /// What can go wrong.

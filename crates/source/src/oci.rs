@@ -11,14 +11,15 @@
 //! HTTPS is used, except for a registry on a loopback address
 //! (`localhost`, `127.0.0.1`, `[::1]`), which is reached over plain HTTP.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::Credentials;
-use crate::charts::{MAX_CHART_BYTES, PulledChart, TIMEOUT, highest_matching, store_archive};
+use crate::charts::{
+    MAX_CHART_BYTES, PulledChart, highest_matching, http_client, read_limited, store_archive,
+};
 
 /// Largest manifest or tag list read.
 const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
@@ -139,10 +140,7 @@ impl<'a> Registry<'a> {
         if !repository.split('/').all(valid_part) {
             return Err(format!("{repository:?} is not a valid OCI repository name"));
         }
-        let client = reqwest::blocking::Client::builder()
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = http_client(credentials)?;
         Ok(Registry {
             base,
             repository,
@@ -302,22 +300,6 @@ impl<'a> Registry<'a> {
         self.token = Some(token.to_string());
         Ok(())
     }
-}
-
-fn read_limited(
-    response: reqwest::blocking::Response,
-    url: &str,
-    limit: u64,
-) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    response
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{url}: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("{url}: larger than {limit} bytes"));
-    }
-    Ok(bytes)
 }
 
 /// `key="value"` pairs of a challenge (`realm="…",service="…"`).
