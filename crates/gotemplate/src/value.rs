@@ -52,6 +52,11 @@ pub trait GoObject: fmt::Debug + Send + Sync {
     fn elements(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The object itself, for functions that take back an object they made
+    /// (Sprig's `genSignedCert` its CA); `None` for the others.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 impl Value {

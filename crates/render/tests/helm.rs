@@ -219,6 +219,18 @@ fn random_values_repeat_per_release() {
         notes[1].starts_with("r/templates/s.yaml calls randAlphaNum: "),
         "{notes:?}"
     );
+    // A key generator makes new keys here too, and the note says so.
+    std::fs::write(
+        chart.join("templates/tls.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tls\nstringData:\n  ca.crt: {{ (genCA \"ca\" 30).Cert | quote }}\n",
+    )
+    .unwrap();
+    let (_, notes) = gitplane_render::helm::render_chart(&root, &path, &options("a")).unwrap();
+    assert!(
+        notes[2]
+            .starts_with("r/templates/tls.yaml calls genCA: it makes a new key on every render"),
+        "{notes:?}"
+    );
 }
 
 /// Copies a directory tree.

@@ -5,12 +5,14 @@
 //! place by `set`, `unset` and `merge`.
 //!
 //! The random functions (`randAlphaNum`, `uuidv4`…) repeat for the same
-//! seed and template (see `random`). Functions that read the clock or
-//! generate keys and certificates, or that need decimal arithmetic
-//! (`addf`…), are listed in [`NOT_IMPLEMENTED`]: a template calling them
-//! parses and fails with an error naming the function.
+//! seed and template (see `random`); the key and certificate generators
+//! make new keys on every call, as Sprig does (see `crypto`). Functions
+//! that read the clock or need decimal arithmetic (`addf`…), and the
+//! others not written yet, are listed in [`NOT_IMPLEMENTED`]: a template
+//! calling them parses and fails with an error naming the function.
 
 mod collections;
+mod crypto;
 mod encoding;
 pub(crate) mod numbers;
 mod random;
@@ -21,9 +23,30 @@ use std::sync::Arc;
 use crate::value::Value;
 use crate::{Context, Function, Templates};
 
-/// The random functions: repeatable here, new values on every render in
-/// Helm, so a caller may want to say where they are used.
-pub const RANDOM_FUNCTIONS: [&str; 8] = random::NAMES;
+/// The key and certificate generators: new keys on every call.
+pub const KEY_GENERATORS: [&str; 7] = crypto::NAMES;
+
+/// Functions whose result is random: the random ones (repeatable here,
+/// new values on every render in Helm) and the key and certificate
+/// generators (new keys on every render, here too), so a caller may want
+/// to say where they are used.
+pub const RANDOM_FUNCTIONS: [&str; 15] = [
+    random::NAMES[0],
+    random::NAMES[1],
+    random::NAMES[2],
+    random::NAMES[3],
+    random::NAMES[4],
+    random::NAMES[5],
+    random::NAMES[6],
+    random::NAMES[7],
+    crypto::NAMES[0],
+    crypto::NAMES[1],
+    crypto::NAMES[2],
+    crypto::NAMES[3],
+    crypto::NAMES[4],
+    crypto::NAMES[5],
+    crypto::NAMES[6],
+];
 
 /// A Sprig function that needs no access to the executing set.
 pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
@@ -46,19 +69,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("mustToDate", "it reads the clock"),
     ("duration", "durations are not supported yet"),
     ("durationRound", "durations are not supported yet"),
-    ("genPrivateKey", "generated keys change on every render"),
-    ("genCA", "generated keys change on every render"),
-    ("genCAWithKey", "generated keys change on every render"),
-    ("genSelfSignedCert", "generated keys change on every render"),
-    (
-        "genSelfSignedCertWithKey",
-        "generated keys change on every render",
-    ),
-    ("genSignedCert", "generated keys change on every render"),
-    (
-        "genSignedCertWithKey",
-        "generated keys change on every render",
-    ),
     ("buildCustomCert", "certificates are not supported yet"),
     ("derivePassword", "not supported yet"),
     ("bcrypt", "its salt changes on every render"),
@@ -96,7 +106,7 @@ pub fn add_sprig(set: &mut Templates) {
     for (name, f) in groups.into_iter().flatten() {
         set.add_function(name, plain(*f));
     }
-    for (name, f) in random::functions() {
+    for (name, f) in random::functions().into_iter().chain(crypto::functions()) {
         set.add_function(name, f);
     }
     for (name, why) in NOT_IMPLEMENTED {

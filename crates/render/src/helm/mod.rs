@@ -419,9 +419,17 @@ pub fn render_chart(
     Ok((objects, documents.notes))
 }
 
-/// What to say about a template that called a random function: the app
-/// is stable here but would never be Synced under Helm and Argo CD.
+/// What to say about a template that called a random function
+/// (`function` may say where: `uuidv4 (in web.id)`): a random one is
+/// stable here but would never be Synced under Helm and Argo CD; a key
+/// generator makes new keys here too.
 pub fn random_call_note(template: &str, function: &str) -> String {
+    let name = function.split(' ').next().unwrap_or(function);
+    if gitplane_gotemplate::sprig::KEY_GENERATORS.contains(&name) {
+        return format!(
+            "{template} calls {function}: it makes a new key on every render, as in Helm, so this app will not stay Synced (keep the key with lookup and gitplane.dev/helm-lookup)"
+        );
+    }
     format!(
         "{template} calls {function}: gitplane gives it the same value on every render of this release, helm template a new one each time (under Argo CD this app would never be Synced)"
     )
