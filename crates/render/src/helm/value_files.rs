@@ -69,7 +69,7 @@ fn resolve(
     if reference.contains("://") {
         return Err(RenderError::helm(
             reference,
-            "values files from URLs are not supported",
+            "values files from URLs are refused (the controller would fetch what a repository names); keep them in Git and use a $ref source",
         ));
     }
     let (base, pattern) = match reference.strip_prefix('/') {
