@@ -158,6 +158,7 @@ fn the_fixture_charts_render_as_helm_renders_them() {
             ],
         ),
         ("imports", &["x", "."]),
+        ("encodings", &["rel", "."]),
     ];
     for (chart, args) in cases {
         assert!(!same_as_helm(chart, args).is_empty(), "{chart} {args:?}");

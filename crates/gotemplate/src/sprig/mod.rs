@@ -17,6 +17,7 @@ mod encoding;
 pub(crate) mod numbers;
 mod random;
 mod strings;
+mod toml;
 
 use std::sync::Arc;
 
@@ -85,7 +86,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("urlParse", "not supported yet"),
     ("urlJoin", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
-    ("toToml", "TOML is not supported yet"),
     ("fromToml", "TOML is not supported yet"),
     ("toYamlPretty", "not supported yet"),
     (
@@ -96,11 +96,12 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 5] = [
+    let groups: [&[(&str, Plain)]; 6] = [
         strings::FUNCTIONS,
         collections::FUNCTIONS,
         numbers::FUNCTIONS,
         encoding::FUNCTIONS,
+        toml::FUNCTIONS,
         crate::semver::FUNCTIONS,
     ];
     for (name, f) in groups.into_iter().flatten() {
