@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,7 +83,7 @@ fn applies_and_diffs_the_example_overlay() {
 
     // A changed copy differs, and says how.
     let copy = dir.path().join("platform");
-    copy_dir(&repo_root().join("crates/cli/tests/fixtures/shop"), &copy);
+    common::copy_dir(&repo_root().join("crates/cli/tests/fixtures/shop"), &copy);
     let patch = copy.join("overlays/prod/kustomization.yaml");
     let changed = std::fs::read_to_string(&patch)
         .unwrap()
@@ -106,19 +105,6 @@ fn applies_and_diffs_the_example_overlay() {
         stdout.contains("+        image: ghcr.io/example/shop:1.4.3"),
         "{stdout}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -139,39 +139,8 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
         ),
     )
     .unwrap();
-    commit_all(&repo, "a chart from a Helm repository");
-    let data = work.path().join("data");
-    let mut up = Command::new(env!("CARGO_BIN_EXE_gitplane"))
-        .args([
-            "up",
-            "--api",
-            "127.0.0.1:0",
-            "--ui",
-            "127.0.0.1:0",
-            "--once",
-            "--timeout",
-            "3m",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--repo")
-        .arg(&repo)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = up.wait().unwrap();
-    let mut printed = String::new();
-    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut printed).unwrap();
-    assert!(
-        status.success(),
-        "gitplane up --once: {status} after {:?}\n{printed}",
-        started.elapsed()
-    );
-    // `up --once` has stopped; its data directory still holds the state.
-    let _server = common::start_apiserver(&data, false);
-    let kubeconfig = data.join("kubeconfig");
+    // `up --once` stops; its data directory still holds the state.
+    let (_server, kubeconfig) = converge(&repo, work.path(), "a chart from a Helm repository");
     let web = app(&kubeconfig, "web");
     assert_eq!(web["status"]["sync"]["status"], "Synced", "{web}");
     assert_eq!(web["status"]["health"]["status"], "Healthy", "{web}");
@@ -355,20 +324,10 @@ fn lookup_reads_the_destination_when_the_app_opts_in_and_its_project_allows() {
         "charts/db/templates/settings.yaml",
         "{{- $kept := lookup \"v1\" \"Secret\" .Release.Namespace \"keep\" }}\n{{- $all := lookup \"v1\" \"Secret\" .Release.Namespace \"\" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db-settings\ndata:\n  password: {{ if $kept }}{{ index $kept.data \"password\" | b64dec | quote }}{{ else }}\"drawn anew\"{{ end }}\n  secrets: {{ len $all.items | quote }}\n  listKind: {{ $all.kind | quote }}\n  missing: {{ lookup \"v1\" \"Secret\" .Release.Namespace \"nope\" | len | quote }}\n",
     );
-    commit_all(&repo, "a chart that keeps its Secret");
-    let data = work.path().join("data");
-    up_once(&repo, &data);
-    let _server = common::start_apiserver(&data, false);
-    let kubeconfig = data.join("kubeconfig");
+    let (_server, kubeconfig) = converge(&repo, work.path(), "a chart that keeps its Secret");
     let db = app(&kubeconfig, "db");
     assert_eq!(db["status"]["sync"]["status"], "Synced", "{db}");
-    let (ok, settings) = common::kubectl(
-        &kubeconfig,
-        &["get", "configmap", "-n", "db", "db-settings", "-o", "json"],
-        None,
-    );
-    assert!(ok, "{settings}");
-    let settings: Value = serde_json::from_str(&settings).unwrap();
+    let settings = configmap(&kubeconfig, "db", "db-settings");
     assert_eq!(
         settings["data"],
         serde_json::json!({
@@ -393,18 +352,48 @@ fn commit_all(repo: &Path, message: &str) {
     common::git(repo, &["commit", "-qm", message]);
 }
 
+/// Commits `repo`, runs `gitplane up --once` on it (its state under
+/// `work`), and serves that state: the server, and its kubeconfig.
+fn converge(repo: &Path, work: &Path, message: &str) -> (common::ApiServer, PathBuf) {
+    commit_all(repo, message);
+    let data = work.join("data");
+    up_once(repo, &data);
+    (
+        common::start_apiserver(&data, false),
+        data.join("kubeconfig"),
+    )
+}
+
+/// A ConfigMap, read with kubectl.
+fn configmap(kubeconfig: &Path, namespace: &str, name: &str) -> Value {
+    let (ok, text) = common::kubectl(
+        kubeconfig,
+        &["get", "configmap", "-n", namespace, name, "-o", "json"],
+        None,
+    );
+    assert!(ok, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 /// `gitplane up --once` on `repo`, keeping its state in `data`.
 fn up_once(repo: &Path, data: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_gitplane"))
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_gitplane"))
         .args(["up", "--api", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
         .args(["--once", "--timeout", "3m", "--data-dir"])
         .arg(data)
         .arg("--repo")
         .arg(repo)
-        .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .unwrap();
-    assert!(status.success(), "gitplane up --once: {status}");
+    assert!(
+        output.status.success(),
+        "gitplane up --once: {} after {:?}\n{}",
+        output.status,
+        started.elapsed(),
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[test]
@@ -439,11 +428,7 @@ fn values_files_come_from_another_source_by_its_ref() {
         "charts/web/templates/settings.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  color: {{ .Values.color }}\n",
     );
-    commit_all(&repo, "a chart whose values live elsewhere");
-    let data = work.path().join("data");
-    up_once(&repo, &data);
-    let _server = common::start_apiserver(&data, false);
-    let kubeconfig = data.join("kubeconfig");
+    let (_server, kubeconfig) = converge(&repo, work.path(), "a chart whose values live elsewhere");
     let web = app(&kubeconfig, "web");
     assert_eq!(web["status"]["sync"]["status"], "Synced", "{web}");
     assert_eq!(web["status"]["sourceType"], "Helm", "{web}");
@@ -455,13 +440,7 @@ fn values_files_come_from_another_source_by_its_ref() {
         1,
         "the ref-only source renders nothing: {web}"
     );
-    let (ok, settings) = common::kubectl(
-        &kubeconfig,
-        &["get", "configmap", "-n", "web", "settings", "-o", "json"],
-        None,
-    );
-    assert!(ok, "{settings}");
-    let settings: Value = serde_json::from_str(&settings).unwrap();
+    let settings = configmap(&kubeconfig, "web", "settings");
     assert_eq!(
         settings["data"],
         serde_json::json!({"replicas": "3", "color": "blue"}),

@@ -40,7 +40,7 @@ fn same_as_helm(chart: &str, args: &[&str]) -> String {
         .join("crates/render/tests/helm/charts")
         .join(chart);
     let dir = work.path().join(chart);
-    copy_tree(&source, &dir);
+    common::copy_dir(&source, &dir);
     let mut helm_args = vec!["template"];
     helm_args.extend(args);
     let helm = run(&oracle(), &helm_args, &dir);
@@ -75,19 +75,6 @@ fn same_as_helm(chart: &str, args: &[&str]) -> String {
         "{chart} {args:?}:\nhelm:     {helm_error}\ngitplane: {our_error}"
     );
     String::new()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -134,29 +121,7 @@ fn the_fixture_charts_render_as_helm_renders_them() {
                 "--skip-tests",
             ],
         ),
-        (
-            "web",
-            &[
-                "rel",
-                ".",
-                "--set-json",
-                r#"podAnnotations={"example.com/owner":"team-a","n":1}"#,
-                "--set-json",
-                r#"extraEnv=[{"name":"J","value":"1e6"}],service.port=9000"#,
-                "--set",
-                "replicaCount=4",
-                "--set-file",
-                "podAnnotations.motd=files/motd.txt",
-                "--set-literal",
-                r"podAnnotations.raw=a,b\c=d",
-                "--set-json",
-                r#"{"resources":{"limits":{"cpu":2}}}"#,
-                "--show-only",
-                "templates/deployment.yaml",
-                "--show-only",
-                "templates/s*",
-            ],
-        ),
+        ("web", common::HELM_FLAG_ARGS),
         ("imports", &["x", "."]),
         ("encodings", &["rel", "."]),
     ];

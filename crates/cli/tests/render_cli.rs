@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: panics are its failure reports
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn gitplane(args: &[&str], cwd: &Path) -> Output {
@@ -13,16 +15,9 @@ fn gitplane(args: &[&str], cwd: &Path) -> Output {
         .expect("gitplane runs")
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 #[test]
 fn renders_a_kustomize_overlay_like_kubectl_kustomize() {
-    let root = repo_root();
+    let root = common::repo_root();
     let out = gitplane(
         &["render", "crates/cli/tests/fixtures/shop/overlays/prod"],
         &root,
@@ -40,7 +35,7 @@ fn renders_a_kustomize_overlay_like_kubectl_kustomize() {
 
 #[test]
 fn json_output_is_a_list() {
-    let root = repo_root();
+    let root = common::repo_root();
     let out = gitplane(
         &[
             "render",
@@ -112,41 +107,13 @@ fn directory_flags() {
 
 #[test]
 fn helm_template_value_flags_and_show_only_match_helm() {
-    // From the chart directory, helm 4.1.4 printed expected/cli-flags.yaml for:
-    // helm template rel . --set-json 'podAnnotations={"example.com/owner":"team-a","n":1}'
-    //   --set-json 'extraEnv=[{"name":"J","value":"1e6"}],service.port=9000'
-    //   --set replicaCount=4 --set-file podAnnotations.motd=files/motd.txt
-    //   --set-literal 'podAnnotations.raw=a,b\c=d'
-    //   --set-json '{"resources":{"limits":{"cpu":2}}}' --skip-crds
-    //   --show-only templates/deployment.yaml --show-only 'templates/s*'
-    let root = repo_root();
+    // From the chart directory, helm 4.1.4 printed expected/cli-flags.yaml
+    // for `helm template` with these arguments (helm_oracle.rs checks them
+    // against helm itself).
+    let root = common::repo_root();
     let chart = root.join("crates/render/tests/helm/charts/web");
-    let out = gitplane(
-        &[
-            "helm",
-            "template",
-            "rel",
-            ".",
-            "--set-json",
-            r#"podAnnotations={"example.com/owner":"team-a","n":1}"#,
-            "--set-json",
-            r#"extraEnv=[{"name":"J","value":"1e6"}],service.port=9000"#,
-            "--set",
-            "replicaCount=4",
-            "--set-file",
-            "podAnnotations.motd=files/motd.txt",
-            "--set-literal",
-            r"podAnnotations.raw=a,b\c=d",
-            "--set-json",
-            r#"{"resources":{"limits":{"cpu":2}}}"#,
-            "--skip-crds",
-            "--show-only",
-            "templates/deployment.yaml",
-            "--show-only",
-            "templates/s*",
-        ],
-        &chart,
-    );
+    let args = [&["helm", "template"][..], common::HELM_FLAG_ARGS].concat();
+    let out = gitplane(&args, &chart);
     assert!(
         out.status.success(),
         "{}",
@@ -176,7 +143,7 @@ fn helm_template_value_flags_and_show_only_match_helm() {
 
 #[test]
 fn helm_template_prints_what_helm_prints() {
-    let root = repo_root();
+    let root = common::repo_root();
     let chart = "crates/render/tests/helm/charts/web";
     let out = gitplane(
         &[

@@ -168,27 +168,21 @@ fn charts_are_pulled_from_an_oci_registry_with_a_token() {
 
     // Asked again within the reuse interval, nothing is requested.
     asked.lock().unwrap().clear();
-    let reused = sources
-        .pull_chart(
-            &repo,
-            "web",
-            "0.x",
-            &credentials(),
-            Duration::from_secs(600),
-            &never,
-        )
-        .unwrap();
+    let reuse = || {
+        sources
+            .pull_chart(
+                &repo,
+                "web",
+                "0.x",
+                &credentials(),
+                Duration::from_secs(600),
+                &never,
+            )
+            .unwrap()
+    };
+    let reused = reuse();
     assert_eq!(reused.version, "0.3.1");
-    let reused_again = sources
-        .pull_chart(
-            &repo,
-            "web",
-            "0.x",
-            &credentials(),
-            Duration::from_secs(600),
-            &never,
-        )
-        .unwrap();
+    let reused_again = reuse();
     assert_eq!(reused_again, reused);
     let requests = asked.lock().unwrap().clone();
     assert!(requests.is_empty(), "{requests:?}");

@@ -112,3 +112,42 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, 
     );
     (out.status.success(), text)
 }
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `helm template` arguments exercising every value flag and
+/// `--show-only`, for the fixture chart `web` (helm 4.1.4 printed
+/// `crates/render/tests/helm/expected/cli-flags.yaml` for them).
+pub const HELM_FLAG_ARGS: &[&str] = &[
+    "rel",
+    ".",
+    "--set-json",
+    r#"podAnnotations={"example.com/owner":"team-a","n":1}"#,
+    "--set-json",
+    r#"extraEnv=[{"name":"J","value":"1e6"}],service.port=9000"#,
+    "--set",
+    "replicaCount=4",
+    "--set-file",
+    "podAnnotations.motd=files/motd.txt",
+    "--set-literal",
+    r"podAnnotations.raw=a,b\c=d",
+    "--set-json",
+    r#"{"resources":{"limits":{"cpu":2}}}"#,
+    "--skip-crds",
+    "--show-only",
+    "templates/deployment.yaml",
+    "--show-only",
+    "templates/s*",
+];
