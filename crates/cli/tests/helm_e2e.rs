@@ -447,3 +447,32 @@ fn values_files_come_from_another_source_by_its_ref() {
         "{settings}"
     );
 }
+
+#[test]
+fn a_platform_of_releases_of_one_chart_converges() {
+    // The bench's helm shape at a size CI affords: 12 apps, each a release
+    // of one chart in the repository with its own values file.
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let generated = common::gitplane(&[
+        "bench",
+        "generate",
+        repo.to_str().unwrap(),
+        "--apps",
+        "12",
+        "--shape",
+        "helm",
+    ]);
+    assert!(generated.status.success(), "{generated:?}");
+    let data = work.path().join("data");
+    up_once(&repo, &data);
+    let _server = common::start_apiserver(&data, false);
+    let kubeconfig = data.join("kubeconfig");
+    let last = app(&kubeconfig, "app-0011");
+    assert_eq!(last["status"]["sync"]["status"], "Synced", "{last}");
+    assert_eq!(last["status"]["health"]["status"], "Healthy", "{last}");
+    assert_eq!(last["status"]["sourceType"], "Helm", "{last}");
+    // App 11's own values file: 11 % 3 == 2 gives log level `warn`.
+    let settings = configmap(&kubeconfig, "team-01", "app-0011-settings");
+    assert_eq!(settings["data"]["LOG_LEVEL"], "warn", "{settings}");
+}

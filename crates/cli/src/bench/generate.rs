@@ -3,13 +3,15 @@
 //! `gitplane bench reconcile`, for the scale tests, and for anyone who wants
 //! to see gitplane at scale: `gitplane bench generate DIR`.
 //!
-//! Two shapes:
+//! Three shapes:
 //! - `plain`: each app a Kustomize overlay of six objects (ConfigMap, Secret,
 //!   ServiceAccount, Service, Deployment) in a namespace of its own;
 //! - `platform`: what a platform team's repository looks like — each app a
 //!   Kustomize overlay of a shared base (Deployment, Service, ConfigMap,
 //!   HorizontalPodAutoscaler, PodDisruptionBudget), ten apps per team
-//!   namespace (`team-00`, `team-01`, …, created by `CreateNamespace=true`).
+//!   namespace (`team-00`, `team-01`, …, created by `CreateNamespace=true`);
+//! - `helm`: the same objects from one shared Helm chart (`charts/service`),
+//!   each app a release with its own values file (`apps/<app>/values.yaml`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -26,6 +28,8 @@ pub enum Shape {
     /// Deployment, Service, ConfigMap, HPA and PDB per app; ten apps per
     /// team namespace.
     Platform,
+    /// The platform's objects from one Helm chart, a values file per app.
+    Helm,
 }
 
 /// Apps per team namespace in the platform shape.
@@ -53,7 +57,15 @@ pub fn app_name(i: usize) -> String {
 pub fn namespace_of(shape: Shape, i: usize) -> String {
     match shape {
         Shape::Plain => app_name(i),
-        Shape::Platform => format!("team-{:02}", i / APPS_PER_TEAM),
+        Shape::Platform | Shape::Helm => format!("team-{:02}", i / APPS_PER_TEAM),
+    }
+}
+
+/// The file of app `i` that [`overlay`] writes.
+pub fn app_file(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Plain | Shape::Platform => "kustomization.yaml",
+        Shape::Helm => "values.yaml",
     }
 }
 
@@ -89,9 +101,13 @@ pub(super) fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// App `i`'s overlay: its namespace and instance label, and (to see a
-/// commit reach the cluster) an optional annotation.
+/// App `i`'s overlay (its values file in the helm shape): its namespace
+/// and instance label, and (to see a commit reach the cluster) an optional
+/// annotation.
 pub fn overlay(shape: Shape, i: usize, annotation: Option<&str>) -> String {
+    if shape == Shape::Helm {
+        return helm_values(i, annotation);
+    }
     let mut text = format!(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {}\nresources:\n- ../base\n",
         namespace_of(shape, i)
@@ -102,7 +118,7 @@ pub fn overlay(shape: Shape, i: usize, annotation: Option<&str>) -> String {
             app_name(i)
         )),
         // Apps share namespaces: their names and selectors must differ.
-        Shape::Platform => text.push_str(&format!(
+        Shape::Platform | Shape::Helm => text.push_str(&format!(
             "namePrefix: {}-\nlabels:\n- pairs:\n    app.kubernetes.io/instance: {}\n  includeSelectors: true\n",
             app_name(i),
             app_name(i)
@@ -116,15 +132,78 @@ pub fn overlay(shape: Shape, i: usize, annotation: Option<&str>) -> String {
     text
 }
 
+/// App `i`'s values in the helm shape: its own replicas, image and log
+/// level; the annotation as a value.
+fn helm_values(i: usize, annotation: Option<&str>) -> String {
+    let mut text = format!(
+        "replicas: {}\nimage:\n  tag: 1.{}.0\nlogLevel: {}\n",
+        2 + i % 3,
+        i % 7,
+        ["info", "debug", "warn"][i % 3]
+    );
+    if let Some(value) = annotation {
+        text.push_str(&format!("revision: \"{value}\"\n"));
+    }
+    text
+}
+
 /// The object whose annotation [`overlay`] sets, in app 0: (kind, namespace,
 /// name).
 pub fn probe(shape: Shape) -> (&'static str, String, String) {
     match shape {
         Shape::Plain => ("ConfigMap", namespace_of(shape, 0), "svc-0".into()),
-        Shape::Platform => (
+        Shape::Platform | Shape::Helm => (
             "ConfigMap",
             namespace_of(shape, 0),
             format!("{}-settings", app_name(0)),
+        ),
+    }
+}
+
+/// The shared chart of the helm shape: the platform's objects, named after
+/// the release, with the values each app sets.
+const SERVICE_CHART: [(&str, &str); 8] = [
+    (
+        "Chart.yaml",
+        "apiVersion: v2\nname: service\nversion: 1.0.0\n",
+    ),
+    (
+        "values.yaml",
+        "replicas: 2\nimage:\n  repository: ghcr.io/example/web\n  tag: 1.0.0\nlogLevel: info\nrevision: \"\"\n",
+    ),
+    (
+        "templates/_helpers.tpl",
+        "{{- define \"service.labels\" -}}\napp.kubernetes.io/name: service\napp.kubernetes.io/instance: {{ .Release.Name }}\n{{- end }}\n{{- define \"service.annotations\" -}}\n{{- with .Values.revision }}\nannotations:\n  bench/revision: {{ . | quote }}\n{{- end }}\n{{- end }}\n",
+    ),
+    (
+        "templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\n  labels:\n    {{- include \"service.labels\" . | nindent 4 }}\n  {{- include \"service.annotations\" . | nindent 2 }}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels:\n      {{- include \"service.labels\" . | nindent 6 }}\n  template:\n    metadata:\n      labels:\n        {{- include \"service.labels\" . | nindent 8 }}\n    spec:\n      containers:\n      - name: web\n        image: {{ .Values.image.repository }}:{{ .Values.image.tag }}\n        ports:\n        - containerPort: 8080\n        envFrom:\n        - configMapRef:\n            name: {{ .Release.Name }}-settings\n        resources:\n          requests: {cpu: 100m, memory: 128Mi}\n          limits: {cpu: 500m, memory: 256Mi}\n",
+    ),
+    (
+        "templates/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-web\n  labels:\n    {{- include \"service.labels\" . | nindent 4 }}\nspec:\n  selector:\n    {{- include \"service.labels\" . | nindent 4 }}\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n",
+    ),
+    (
+        "templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n  labels:\n    {{- include \"service.labels\" . | nindent 4 }}\n  {{- include \"service.annotations\" . | nindent 2 }}\ndata:\n  LOG_LEVEL: {{ .Values.logLevel | quote }}\n",
+    ),
+    (
+        "templates/hpa.yaml",
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: {{ .Release.Name }}-web\n  minReplicas: {{ .Values.replicas }}\n  maxReplicas: {{ add .Values.replicas 2 }}\n  metrics:\n  - type: Resource\n    resource:\n      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 70\n",
+    ),
+    (
+        "templates/pdb.yaml",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      {{- include \"service.labels\" . | nindent 6 }}\n",
+    ),
+];
+
+/// Where app `i`'s Application points: its path, and its `helm` options.
+fn app_source(shape: Shape, i: usize) -> String {
+    match shape {
+        Shape::Plain | Shape::Platform => format!("path: apps/{}", app_name(i)),
+        Shape::Helm => format!(
+            "path: charts/service\n    helm:\n      releaseName: {name}\n      valueFiles: [/apps/{name}/values.yaml]",
+            name = app_name(i)
         ),
     }
 }
@@ -173,16 +252,24 @@ pub fn write_repo(repo: &Path, apps: usize, shape: Shape) -> Result<()> {
                 std::fs::write(base.join(file), text)?;
             }
         }
+        Shape::Helm => {
+            let chart = repo.join("charts/service");
+            std::fs::create_dir_all(chart.join("templates"))?;
+            for (file, text) in SERVICE_CHART {
+                std::fs::write(chart.join(file), text)?;
+            }
+        }
     }
     std::fs::create_dir_all(repo.join("bootstrap"))?;
     for i in 0..apps {
         let dir = repo.join(format!("apps/{}", app_name(i)));
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("kustomization.yaml"), overlay(shape, i, None))?;
+        std::fs::write(dir.join(app_file(shape)), overlay(shape, i, None))?;
         let app = format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    path: apps/{name}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {namespace}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    {source}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {namespace}\n  syncPolicy:\n    automated: {{prune: true, selfHeal: true}}\n    syncOptions: [CreateNamespace=true]\n",
             name = app_name(i),
             url = repo.display(),
+            source = app_source(shape, i),
             namespace = namespace_of(shape, i),
         );
         std::fs::write(repo.join(format!("bootstrap/{}.yaml", app_name(i))), app)?;

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use gitplane_cluster::{Cluster, ConnectOptions};
 use gitplane_object::Gvk;
 
-use super::generate::{Shape, app_name, git, namespace_of, overlay, probe, write_repo};
+use super::generate::{Shape, app_file, app_name, git, namespace_of, overlay, probe, write_repo};
 use super::measure::{Run, find_in_path, run_measured};
 use super::sync::start_server;
 
@@ -138,7 +138,7 @@ fn commit_and_wait(
     webhook: bool,
 ) -> Result<Duration> {
     std::fs::write(
-        repo.join(format!("apps/{}/kustomization.yaml", app_name(0))),
+        repo.join(format!("apps/{}/{}", app_name(0), app_file(shape))),
         overlay(shape, 0, Some(value)),
     )?;
     git(repo, &["commit", "-qam", value])?;
@@ -195,24 +195,45 @@ fn peer(
             &["--kubeconfig", kubeconfig, "create", "namespace", namespace],
         )?);
     }
+    let apply = format!(
+        "{} --kubeconfig {kubeconfig} apply --server-side --field-manager bench",
+        kubectl.display()
+    );
+    let helm = if shape == Shape::Helm {
+        Some(helm_peer()?)
+    } else {
+        None
+    };
     for i in 0..apps {
         let dir = repo.join(format!("apps/{}", app_name(i)));
         let dir = dir.to_str().context("path is not UTF-8")?;
+        // Each app one pipeline, as a controller shelling out runs it.
+        let command = match &helm {
+            Some(helm) => format!(
+                "{} template {name} {chart} -f {dir}/values.yaml -n {namespace} | {apply} -f -",
+                helm.display(),
+                name = app_name(i),
+                chart = repo.join("charts/service").display(),
+                namespace = namespace_of(shape, i),
+            ),
+            None => format!("{apply} -k {dir}"),
+        };
         add(run_measured(
-            kubectl,
-            &[
-                "--kubeconfig",
-                kubeconfig,
-                "apply",
-                "--server-side",
-                "--field-manager",
-                "bench",
-                "-k",
-                dir,
-            ],
+            Path::new("/bin/sh"),
+            &["-c", &format!("set -e; {command} >/dev/null")],
         )?);
     }
     Ok((wall, cpu, peak))
+}
+
+/// The `helm` of the helm shape's peer: the oracle helm 4.1.4 that
+/// scripts/oracle/helm.sh installs, else `helm` on PATH.
+fn helm_peer() -> Result<PathBuf> {
+    let oracle = PathBuf::from("target/oracle/helm-4.1.4/helm");
+    if oracle.is_file() {
+        return Ok(oracle);
+    }
+    find_in_path("helm").context("the helm shape's peer needs helm: run scripts/oracle/helm.sh")
 }
 
 /// Runs the benchmark.
@@ -268,8 +289,13 @@ pub fn run(args: &ReconcileBenchArgs) -> Result<ExitCode> {
             args.apps,
             args.shape,
         )?;
+        let per_app = if args.shape == Shape::Helm {
+            "helm template | kubectl apply --server-side -f -"
+        } else {
+            "kubectl apply --server-side -k"
+        };
         println!(
-            "peer, kubectl create namespace + apply --server-side -k per app: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB, the API server not counted; gitplane is {:.2}x faster (the peer neither orders, waits for health nor records status)",
+            "peer, kubectl create namespace + {per_app} per app: {:.1} s wall, {:.1} s CPU, peak {:.0} MiB, the API server not counted; gitplane is {:.2}x faster (the peer neither orders, waits for health nor records status)",
             wall.as_secs_f64(),
             cpu.as_secs_f64(),
             peak as f64 / 1024.0,
