@@ -5,6 +5,7 @@
 //! `helm install` would, instead of drawing a new one (argo-cd#5202).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gitplane_cluster::Cluster;
 use gitplane_object::Gvk;
@@ -16,10 +17,21 @@ pub const APP_ANNOTATION: &str = "gitplane.dev/helm-lookup";
 /// The AppProject annotation that allows its applications to ask.
 pub const PROJECT_ANNOTATION: &str = "gitplane.dev/allow-helm-lookup";
 
-/// A [`Lookup`] reading `cluster`; called from a blocking render task.
+/// The most `lookup` calls one render may make: each is a request to the
+/// cluster, and a template can loop.
+pub const MAX_LOOKUPS: usize = 1_000;
+
+/// A [`Lookup`] reading `cluster`, for one render; called from a blocking
+/// render task.
 pub(crate) fn cluster_lookup(cluster: Arc<Cluster>) -> Lookup {
     let handle = tokio::runtime::Handle::current();
+    let calls = AtomicUsize::new(0);
     gitplane_render::Callback(Arc::new(move |api_version, kind, namespace, name| {
+        if calls.fetch_add(1, Ordering::Relaxed) >= MAX_LOOKUPS {
+            return Err(format!(
+                "lookup: more than {MAX_LOOKUPS} calls in one render"
+            ));
+        }
         handle
             .block_on(lookup(&cluster, api_version, kind, namespace, name))
             .map_err(|e| format!("lookup {api_version} {kind} {namespace}/{name}: {e}"))
