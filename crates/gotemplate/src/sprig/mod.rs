@@ -6,13 +6,15 @@
 //!
 //! The random functions (`randAlphaNum`, `uuidv4`…) repeat for the same
 //! seed and template (see `random`); the key and certificate generators
-//! make new keys on every call, as Sprig does (see `crypto`). Functions
-//! that read the clock or need decimal arithmetic (`addf`…), and the
-//! others not written yet, are listed in [`NOT_IMPLEMENTED`]: a template
-//! calling them parses and fails with an error naming the function.
+//! make new keys on every call, as Sprig does (see `crypto`); `addf` and
+//! the other float functions compute in decimals (see `decimal`).
+//! Functions that read the clock, and the others not written yet, are
+//! listed in [`NOT_IMPLEMENTED`]: a template calling them parses and fails
+//! with an error naming the function.
 
 mod collections;
 mod crypto;
+mod decimal;
 mod encoding;
 pub(crate) mod numbers;
 mod random;
@@ -76,13 +78,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("htpasswd", "its salt changes on every render"),
     ("encryptAES", "its IV changes on every render"),
     ("decryptAES", "not supported yet"),
-    ("addf", "decimal arithmetic is not supported yet"),
-    ("add1f", "decimal arithmetic is not supported yet"),
-    ("subf", "decimal arithmetic is not supported yet"),
-    ("mulf", "decimal arithmetic is not supported yet"),
-    ("divf", "decimal arithmetic is not supported yet"),
-    ("maxf", "decimal arithmetic is not supported yet"),
-    ("minf", "decimal arithmetic is not supported yet"),
     ("urlParse", "not supported yet"),
     ("urlJoin", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
@@ -96,10 +91,11 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 6] = [
+    let groups: [&[(&str, Plain)]; 7] = [
         strings::FUNCTIONS,
         collections::FUNCTIONS,
         numbers::FUNCTIONS,
+        decimal::FUNCTIONS,
         encoding::FUNCTIONS,
         toml::FUNCTIONS,
         crate::semver::FUNCTIONS,
