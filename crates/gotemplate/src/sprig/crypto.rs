@@ -255,14 +255,7 @@ mod tests {
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 
-    use crate::{Options, Templates, Value, add_sprig};
-
-    fn render(src: &str) -> Result<String, String> {
-        let mut set = Templates::new(Options::default());
-        add_sprig(&mut set);
-        set.parse("t", src).map_err(|e| e.to_string())?;
-        set.execute("t", &Value::Nil).map_err(|e| e.to_string())
-    }
+    use crate::sprig::render_for_test as render;
 
     /// Whether `cert` (PEM), chained to `ca` (PEM), is valid now for `name`.
     fn verify(ca: &str, cert: &str, name: &str) -> Result<(), String> {

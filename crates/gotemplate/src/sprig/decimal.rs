@@ -148,13 +148,8 @@ impl Decimal {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Options, Templates, Value, add_sprig};
-
     fn render(src: &str) -> String {
-        let mut set = Templates::new(Options::default());
-        add_sprig(&mut set);
-        set.parse("t", src).unwrap();
-        set.execute("t", &Value::Nil).unwrap()
+        crate::sprig::render_for_test(src).unwrap()
     }
 
     #[test]
@@ -172,10 +167,7 @@ mod tests {
             ),
             "2.5 0.02 5 -0.6666666666666667 0.6 9.9999 0.1428571428571429 float64"
         );
-        let mut set = Templates::new(Options::default());
-        add_sprig(&mut set);
-        set.parse("t", "{{ divf 1 0 }}").unwrap();
-        let error = set.execute("t", &Value::Nil).unwrap_err().to_string();
+        let error = crate::sprig::render_for_test("{{ divf 1 0 }}").unwrap_err();
         assert!(
             error.contains("error calling divf: decimal division by 0"),
             "{error}"

@@ -115,6 +115,15 @@ pub fn add_sprig(set: &mut Templates) {
     }
 }
 
+/// Executes `src` with Sprig's functions and nil as dot (for tests).
+#[cfg(test)]
+pub(crate) fn render_for_test(src: &str) -> Result<String, String> {
+    let mut set = Templates::new(crate::Options::default());
+    add_sprig(&mut set);
+    set.parse("t", src).map_err(|e| e.to_string())?;
+    set.execute("t", &Value::Nil).map_err(|e| e.to_string())
+}
+
 /// A [`Function`] from a plain one.
 pub(crate) fn plain(f: Plain) -> Function {
     Arc::new(move |_: &mut Context<'_, '_>, args: &[Value]| f(args))

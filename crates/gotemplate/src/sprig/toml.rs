@@ -210,13 +210,8 @@ fn float(f: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Options, Templates, Value, add_sprig};
-
     fn render(src: &str) -> String {
-        let mut set = Templates::new(Options::default());
-        add_sprig(&mut set);
-        set.parse("t", src).unwrap();
-        set.execute("t", &Value::Nil).unwrap()
+        crate::sprig::render_for_test(src).unwrap()
     }
 
     #[test]
