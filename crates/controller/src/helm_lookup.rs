@@ -25,17 +25,26 @@ pub const MAX_LOOKUPS: usize = 1_000;
 /// render task.
 pub(crate) fn cluster_lookup(cluster: Arc<Cluster>) -> Lookup {
     let handle = tokio::runtime::Handle::current();
-    let calls = AtomicUsize::new(0);
-    gitplane_render::Callback(Arc::new(move |api_version, kind, namespace, name| {
-        if calls.fetch_add(1, Ordering::Relaxed) >= MAX_LOOKUPS {
-            return Err(format!(
-                "lookup: more than {MAX_LOOKUPS} calls in one render"
-            ));
-        }
+    let read = move |api_version: &str, kind: &str, namespace: &str, name: &str| {
         handle
             .block_on(lookup(&cluster, api_version, kind, namespace, name))
             .map_err(|e| format!("lookup {api_version} {kind} {namespace}/{name}: {e}"))
-    }))
+    };
+    gitplane_render::Callback(Arc::new(at_most(MAX_LOOKUPS, read)))
+}
+
+/// `lookup` answered by `read` at most `max` times; then an error.
+fn at_most(
+    max: usize,
+    read: impl Fn(&str, &str, &str, &str) -> Result<Option<Value>, String> + Send + Sync,
+) -> impl Fn(&str, &str, &str, &str) -> Result<Option<Value>, String> + Send + Sync {
+    let calls = AtomicUsize::new(0);
+    move |api_version, kind, namespace, name| {
+        if calls.fetch_add(1, Ordering::Relaxed) >= max {
+            return Err(format!("lookup: more than {max} calls in one render"));
+        }
+        read(api_version, kind, namespace, name)
+    }
 }
 
 /// One object by name, or, for an empty name, the list of the kind in the
@@ -68,4 +77,28 @@ async fn lookup(
         "metadata": {},
         "items": items,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_render_gets_at_most_its_share_of_lookups() {
+        let answered = std::sync::Mutex::new(0);
+        let lookup = at_most(3, |_: &str, _: &str, _: &str, name: &str| {
+            *answered.lock().unwrap() += 1;
+            Ok(Some(json!({"name": name})))
+        });
+        for _ in 0..3 {
+            assert!(lookup("v1", "Secret", "db", "keep").is_ok());
+        }
+        let refused = lookup("v1", "Secret", "db", "keep").unwrap_err();
+        assert_eq!(refused, "lookup: more than 3 calls in one render");
+        assert_eq!(
+            *answered.lock().unwrap(),
+            3,
+            "the fourth never reached the cluster"
+        );
+    }
 }
