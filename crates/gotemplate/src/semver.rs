@@ -10,12 +10,117 @@ use std::cmp::Ordering;
 use crate::sprig::{Plain, exactly, string};
 use crate::value::Value;
 
-pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[("semverCompare", |a| {
-    let [constraint, version] = exactly::<2>("semverCompare", a)?;
-    let constraint = Constraint::parse(string(constraint)?)?;
-    let version = Version::parse(string(version)?)?;
-    Ok(Value::Bool(constraint.matches(&version)))
-})];
+pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
+    ("semverCompare", |a| {
+        let [constraint, version] = exactly::<2>("semverCompare", a)?;
+        let constraint = Constraint::parse(string(constraint)?)?;
+        let version = Version::parse(string(version)?)?;
+        Ok(Value::Bool(constraint.matches(&version)))
+    }),
+    ("semver", |a| {
+        let [text] = exactly::<1>("semver", a)?;
+        Ok(Value::Object(std::sync::Arc::new(SemverObject::parse(
+            string(text)?,
+        )?)))
+    }),
+];
+
+/// What Sprig's `semver` gives: a `*semver.Version` with its fields as
+/// methods (`Major`, `Minor`, `Patch`, `Prerelease`, `Metadata`,
+/// `Original`, `String`) and comparisons with another (`Compare`,
+/// `LessThan`, `GreaterThan`, `Equal`).
+#[derive(Debug)]
+struct SemverObject {
+    version: Version,
+    metadata: String,
+    original: String,
+}
+
+impl SemverObject {
+    fn parse(text: &str) -> Result<SemverObject, String> {
+        Ok(SemverObject {
+            version: Version::parse(text)?,
+            metadata: text
+                .split_once('+')
+                .map_or("", |(_, m)| m)
+                .trim()
+                .to_string(),
+            original: text.to_string(),
+        })
+    }
+
+    /// `1.2.3-pre+meta`, as Masterminds' `String` writes it.
+    fn canonical(&self) -> String {
+        let v = &self.version;
+        let mut text = format!("{}.{}.{}", v.major, v.minor, v.patch);
+        if !v.prerelease.is_empty() {
+            text.push_str(&format!("-{}", v.prerelease));
+        }
+        if !self.metadata.is_empty() {
+            text.push_str(&format!("+{}", self.metadata));
+        }
+        text
+    }
+}
+
+impl crate::value::GoObject for SemverObject {
+    fn type_name(&self) -> &str {
+        "*semver.Version"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let v = &self.version;
+        let number = |n: u64| Value::Int64(i64::try_from(n).unwrap_or(i64::MAX));
+        let plain = match name {
+            "Major" => Some(number(v.major)),
+            "Minor" => Some(number(v.minor)),
+            "Patch" => Some(number(v.patch)),
+            "Prerelease" => Some(Value::string(v.prerelease.as_str())),
+            "Metadata" => Some(Value::string(self.metadata.as_str())),
+            "Original" => Some(Value::string(self.original.as_str())),
+            "String" => Some(Value::string(self.canonical())),
+            _ => None,
+        };
+        if let Some(value) = plain {
+            return Some(if args.is_empty() {
+                Ok(value)
+            } else {
+                Err(format!(
+                    "wrong number of args for {name}: want 0 got {}",
+                    args.len()
+                ))
+            });
+        }
+        let compare = |args: &[Value]| -> Result<Ordering, String> {
+            let [Value::Object(other)] = args else {
+                return Err(format!(
+                    "wrong number of args for {name}: want 1 got {}",
+                    args.len()
+                ));
+            };
+            let other = other
+                .as_any()
+                .and_then(|any| any.downcast_ref::<SemverObject>())
+                .ok_or_else(|| format!("{name}: expected a *semver.Version"))?;
+            Ok(v.cmp(&other.version))
+        };
+        Some(match name {
+            "Compare" => compare(args).map(|o| Value::Int(o as i64)),
+            "LessThan" => compare(args).map(|o| Value::Bool(o == Ordering::Less)),
+            "GreaterThan" => compare(args).map(|o| Value::Bool(o == Ordering::Greater)),
+            "Equal" => compare(args).map(|o| Value::Bool(o == Ordering::Equal)),
+            _ => return None,
+        })
+    }
+
+    fn print(&self) -> String {
+        self.canonical()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
 
 /// A version: major.minor.patch, a prerelease and build metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,5 +481,19 @@ mod tests {
         assert!(Version::parse("1.x").is_err());
         assert!(Constraint::parse(">=abc").is_err());
         assert!(Constraint::parse("").is_err());
+    }
+
+    #[test]
+    fn semver_gives_a_version_object() {
+        let render = crate::sprig::render_for_test;
+        // Printed by helm 4.1.4 for the same template.
+        assert_eq!(
+            render(
+                r#"{{ $v := semver "v1.29.3-gke.100+build.7" }}{{ $v.Minor }} {{ $v.Prerelease }} {{ $v.Metadata }} {{ $v }} {{ $v.Compare (semver "1.30") }} {{ (semver "1.3").GreaterThan (semver "1.2.9") }}"#
+            ),
+            Ok("29 gke.100 build.7 1.29.3-gke.100+build.7 -1 true".to_string())
+        );
+        let error = render(r#"{{ semver "x.y" }}"#).unwrap_err();
+        assert!(error.contains("Invalid Semantic Version: x.y"), "{error}");
     }
 }

@@ -83,10 +83,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("getHostByName", "it would resolve names on the host"),
     ("fromToml", "TOML is not supported yet"),
     ("toYamlPretty", "not supported yet"),
-    (
-        "semver",
-        "version objects are not supported yet (semverCompare is)",
-    ),
 ];
 
 /// Adds Sprig's functions to a set.
