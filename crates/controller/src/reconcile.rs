@@ -729,7 +729,7 @@ impl Controller {
         let namespace = self.options.namespace.clone();
         gitplane_render::Callback(Arc::new(move |repo, chart, version| {
             let credentials = handle
-                .block_on(crate::secrets::repository_credentials(
+                .block_on(crate::secrets::chart_repository_credentials(
                     &control, &namespace, repo,
                 ))
                 .map_err(|e| e.to_string())?;
@@ -780,12 +780,21 @@ impl Controller {
         + Send
         + 'static,
     ) -> Result<T, Problem> {
-        let credentials = crate::secrets::repository_credentials(
-            &self.control,
-            &self.options.namespace,
-            &source.repo_url,
-        )
-        .await
+        let credentials = if source.chart.is_some() {
+            crate::secrets::chart_repository_credentials(
+                &self.control,
+                &self.options.namespace,
+                &source.repo_url,
+            )
+            .await
+        } else {
+            crate::secrets::repository_credentials(
+                &self.control,
+                &self.options.namespace,
+                &source.repo_url,
+            )
+            .await
+        }
         .map_err(|e| Problem::new("ComparisonError", e.to_string()))?;
         let interrupt = Arc::new(AtomicBool::new(false));
         let (sources, flag) = (self.sources.clone(), interrupt.clone());

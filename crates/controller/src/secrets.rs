@@ -83,7 +83,7 @@ pub async fn repository_credentials(
             .max_by_key(|(u, _)| u.len())
             .map(|(_, s)| s)
     };
-    let mut credentials = match exact.or_else(template) {
+    Ok(match exact.or_else(template) {
         Some(secret) => Credentials {
             username: secret_field(secret, "username"),
             password: secret_field(secret, "password"),
@@ -94,7 +94,18 @@ pub async fn repository_credentials(
             ca_certs: None,
         },
         None => Credentials::default(),
-    };
+    })
+}
+
+/// Credentials for a Helm repository or OCI registry: the repository's,
+/// with the certificates `argocd-tls-certs-cm` trusts for its host (read
+/// only for charts: Git fetches do not use them).
+pub async fn chart_repository_credentials(
+    cluster: &Cluster,
+    namespace: &str,
+    url: &str,
+) -> Result<Credentials, ClusterError> {
+    let mut credentials = repository_credentials(cluster, namespace, url).await?;
     credentials.ca_certs = trusted_certificates(cluster, namespace, url).await?;
     Ok(credentials)
 }

@@ -82,26 +82,16 @@ impl crate::value::GoObject for SemverObject {
             _ => None,
         };
         if let Some(value) = plain {
-            return Some(if args.is_empty() {
-                Ok(value)
-            } else {
-                Err(format!(
-                    "wrong number of args for {name}: want 0 got {}",
-                    args.len()
-                ))
-            });
+            return Some(crate::funcs::arity(name, args, 0).map(|()| value));
         }
         let compare = |args: &[Value]| -> Result<Ordering, String> {
-            let [Value::Object(other)] = args else {
-                return Err(format!(
-                    "wrong number of args for {name}: want 1 got {}",
-                    args.len()
-                ));
-            };
-            let other = other
-                .as_any()
-                .and_then(|any| any.downcast_ref::<SemverObject>())
-                .ok_or_else(|| format!("{name}: expected a *semver.Version"))?;
+            crate::funcs::arity(name, args, 1)?;
+            let other = match &args[0] {
+                Value::Object(other) => other.as_any(),
+                _ => None,
+            }
+            .and_then(|any| any.downcast_ref::<SemverObject>())
+            .ok_or_else(|| format!("{name}: expected a *semver.Version"))?;
             Ok(v.cmp(&other.version))
         };
         Some(match name {

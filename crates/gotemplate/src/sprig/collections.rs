@@ -264,11 +264,7 @@ fn pluck(args: &[Value]) -> Result<Value, String> {
 }
 
 fn pick_or_omit(name: &str, args: &[Value], keep: bool) -> Result<Value, String> {
-    let Some((d, names)) = args.split_first() else {
-        return Err(format!(
-            "wrong number of args for {name}: want at least 1 got 0"
-        ));
-    };
+    let (d, names) = super::first_and_rest(name, args)?;
     let names: Vec<&str> = names.iter().map(string).collect::<Result<_, _>>()?;
     let picked = dict_arg(d)?
         .entries()
@@ -281,11 +277,7 @@ fn pick_or_omit(name: &str, args: &[Value], keep: bool) -> Result<Value, String>
 /// `merge`/`mergeOverwrite` (mergo): deep, into the first map, which is
 /// changed in place and returned.
 fn merge(name: &str, args: &[Value], overwrite: bool) -> Result<Value, String> {
-    let Some((dst, sources)) = args.split_first() else {
-        return Err(format!(
-            "wrong number of args for {name}: want at least 1 got 0"
-        ));
-    };
+    let (dst, sources) = super::first_and_rest(name, args)?;
     let target = dict_arg(dst)?;
     for source in sources {
         merge_into(target, dict_arg(source)?, overwrite, 0)?;

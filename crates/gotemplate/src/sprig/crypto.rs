@@ -182,11 +182,8 @@ fn list(value: &Value) -> Result<Vec<Value>, String> {
 
 /// `genCA cn days` (`genCAWithKey cn days key`).
 fn gen_ca(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
-    let (cn, days, key) = match (with_key, args) {
-        (false, [cn, days]) => (cn, days, None),
-        (true, [cn, days, key]) => (cn, days, Some(key)),
-        _ => return Err(arity(name, args, if with_key { 3 } else { 2 })),
-    };
+    let (fixed, key) = split_key(name, args, 2, with_key)?;
+    let [cn, days] = exactly::<2>(name, fixed)?;
     let key = key_from(name, key)?;
     let mut params = params(string(cn)?, int(days)?, Vec::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -201,11 +198,8 @@ fn gen_ca(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
 
 /// `genSelfSignedCert cn ips alternateNames days` (`…WithKey … key`).
 fn gen_self_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
-    let (cn, ips, dns, days, key) = match (with_key, args) {
-        (false, [cn, ips, dns, days]) => (cn, ips, dns, days, None),
-        (true, [cn, ips, dns, days, key]) => (cn, ips, dns, days, Some(key)),
-        _ => return Err(arity(name, args, if with_key { 5 } else { 4 })),
-    };
+    let (fixed, key) = split_key(name, args, 4, with_key)?;
+    let [cn, ips, dns, days] = exactly::<4>(name, fixed)?;
     let key = key_from(name, key)?;
     let params = params(string(cn)?, int(days)?, alternative_names(ips, dns)?)?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
@@ -218,11 +212,8 @@ fn gen_self_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, 
 
 /// `genSignedCert cn ips alternateNames days ca` (`…WithKey … ca key`).
 fn gen_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
-    let (cn, ips, dns, days, ca, key) = match (with_key, args) {
-        (false, [cn, ips, dns, days, ca]) => (cn, ips, dns, days, ca, None),
-        (true, [cn, ips, dns, days, ca, key]) => (cn, ips, dns, days, ca, Some(key)),
-        _ => return Err(arity(name, args, if with_key { 6 } else { 5 })),
-    };
+    let (fixed, key) = split_key(name, args, 5, with_key)?;
+    let [cn, ips, dns, days, ca] = exactly::<5>(name, fixed)?;
     let issuer = match ca {
         Value::Object(object) => object
             .as_any()
@@ -241,11 +232,17 @@ fn gen_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, Strin
     })))
 }
 
-fn arity(name: &str, args: &[Value], want: usize) -> String {
-    format!(
-        "wrong number of args for {name}: want {want} got {}",
-        args.len()
-    )
+/// The `fixed` arguments, and the key after them in a `…WithKey` form,
+/// checked against Go's arity.
+fn split_key<'a>(
+    name: &str,
+    args: &'a [Value],
+    fixed: usize,
+    with_key: bool,
+) -> Result<(&'a [Value], Option<&'a Value>), String> {
+    crate::funcs::arity(name, args, fixed + usize::from(with_key))?;
+    let (fixed, key) = args.split_at(fixed);
+    Ok((fixed, key.first()))
 }
 
 #[cfg(test)]

@@ -35,9 +35,7 @@ enum Op {
 }
 
 fn first_then(name: &str, args: &[Value], op: Op) -> Result<Value, String> {
-    let (first, rest) = args
-        .split_first()
-        .ok_or_else(|| format!("wrong number of args for {name}: want at least 1 got 0"))?;
+    let (first, rest) = super::first_and_rest(name, args)?;
     // shopspring/decimal panics on it, and Go's template reports the panic.
     if matches!(op, Op::Div) && rest.iter().any(|x| to_float64(x) == 0.0) {
         return Err("decimal division by 0".into());
@@ -46,9 +44,7 @@ fn first_then(name: &str, args: &[Value], op: Op) -> Result<Value, String> {
 }
 
 fn extreme(name: &str, args: &[Value], pick: fn(f64, f64) -> f64) -> Result<Value, String> {
-    let (first, rest) = args
-        .split_first()
-        .ok_or_else(|| format!("wrong number of args for {name}: want at least 1 got 0"))?;
+    let (first, rest) = super::first_and_rest(name, args)?;
     Ok(Value::Float(
         rest.iter().map(to_float64).fold(to_float64(first), pick),
     ))

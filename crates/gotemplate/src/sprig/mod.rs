@@ -149,6 +149,15 @@ pub(crate) fn exactly<'a, const N: usize>(
     })
 }
 
+/// The first argument and the rest, for functions of at least one.
+pub(crate) fn first_and_rest<'a>(
+    name: &str,
+    args: &'a [Value],
+) -> Result<(&'a Value, &'a [Value]), String> {
+    args.split_first()
+        .ok_or_else(|| format!("wrong number of args for {name}: want at least 1 got 0"))
+}
+
 /// A `string` parameter.
 pub(crate) fn string(value: &Value) -> Result<&str, String> {
     value.as_str().ok_or_else(|| wrong_type("string", value))

@@ -124,11 +124,7 @@ fn divide(name: &str, args: &[Value], op: fn(i64, i64) -> Option<i64>) -> Result
 }
 
 fn extreme(name: &str, args: &[Value], pick: fn(i64, i64) -> i64) -> Result<Value, String> {
-    let Some((first, rest)) = args.split_first() else {
-        return Err(format!(
-            "wrong number of args for {name}: want at least 1 got 0"
-        ));
-    };
+    let (first, rest) = super::first_and_rest(name, args)?;
     Ok(Value::Int64(
         rest.iter().map(to_int64).fold(to_int64(first), pick),
     ))

@@ -252,7 +252,8 @@ fn chart_object(chart: &Chart, is_root: bool) -> Value {
 }
 
 /// Helm's additions to Sprig: `include`, `tpl`, `required`, `fail`,
-/// `lookup` (no cluster: an empty map, as `helm template` gives).
+/// `lookup` (answered by `lookup` when given; else an empty map, as
+/// `helm template` gives).
 fn add_helm_functions(set: &mut Templates, lookup: Option<Lookup>) {
     set.add_function(
         "include",
