@@ -75,7 +75,10 @@ impl Walker<'_> {
         depth: usize,
     ) {
         let schema = self.resolve(schema);
+        // Field ownership is the server's own record, in the store's compact
+        // form (see `ssa`); what a client sends there is not kept.
         if depth > MAX_DEPTH
+            || path == "metadata.managedFields"
             || schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
                 && schema.get("properties").is_none()
         {

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::api::{Api, Target, read::Selectors};
 use crate::error::{ApiError, ApiResult};
+use crate::ssa::Served;
 use crate::store::{Event, EventKind};
 use crate::table;
 
@@ -258,8 +259,9 @@ fn encode_line(kind: &str, object: &Value) -> Bytes {
     struct Line<'a> {
         #[serde(rename = "type")]
         kind: &'a str,
-        object: &'a Value,
+        object: Served<'a>,
     }
+    let object = Served(object);
     let mut bytes = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)

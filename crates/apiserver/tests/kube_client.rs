@@ -113,6 +113,14 @@ async fn server_side_apply_tracks_owners_and_conflicts() {
         managers,
         [("gitplane-test".to_string(), "Apply".to_string())]
     );
+    // Owned fields are served as the JSON object FieldsV1 is, from every
+    // read path (the store keeps them as compact text).
+    let owned = json!({"f:data": {"f:a": {}, "f:b": {}}});
+    let fields_v1 = |cm: &ConfigMap| cm.managed_fields()[0].fields_v1.clone().unwrap().0;
+    assert_eq!(fields_v1(&applied), owned, "a write's response");
+    assert_eq!(fields_v1(&api.get("settings").await.unwrap()), owned, "get");
+    let listed = api.list(&Default::default()).await.unwrap();
+    assert_eq!(fields_v1(&listed.items[0]), owned, "list");
 
     let theirs = PatchParams::apply("someone-else");
     let error = api
@@ -193,7 +201,11 @@ async fn watcher_sees_a_merge_patch() {
         .unwrap()
         .unwrap();
     match event {
-        watcher::Event::Apply(cm) => assert_eq!(cm.data.unwrap()["a"], "2"),
+        watcher::Event::Apply(cm) => {
+            let owned = cm.managed_fields()[0].fields_v1.clone().unwrap().0;
+            assert!(owned["f:data"].is_object(), "served as an object: {owned}");
+            assert_eq!(cm.data.unwrap()["a"], "2")
+        }
         other => panic!("expected Apply, got {other:?}"),
     }
     server.stop().await;

@@ -15,6 +15,7 @@ use crate::discovery::{self, AGGREGATED_CONTENT_TYPE};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi;
 use crate::request::{self, BodyType, Query, ResourcePath, Route, Wants};
+use crate::ssa::Served;
 use crate::table;
 use crate::watch::{self, WatchOptions};
 
@@ -183,14 +184,14 @@ async fn resource(
                     &[],
                 ));
             }
-            Ok(body::json(200, &object, "application/json", &[]))
+            Ok(body::json(200, &Served(&object), "application/json", &[]))
         }
         (Method::POST, None) => {
             let (value, _) = read_body().await?;
             let written = api.create(&target, value, &write_options(&query)?).await?;
             Ok(body::json(
                 201,
-                &target.present(&written.object),
+                &Served(&target.present(&written.object)),
                 "application/json",
                 &written.warnings,
             ))
@@ -223,7 +224,7 @@ async fn resource(
                         .await?;
                     Ok(body::json(
                         200,
-                        written.object.as_ref(),
+                        &Served(&target.present(&written.object)),
                         "application/json",
                         &[],
                     ))
@@ -232,7 +233,7 @@ async fn resource(
                     let written = api.update(&target, &name, value, sub, &options).await?;
                     Ok(body::json(
                         200,
-                        &target.present(&written.object),
+                        &Served(&target.present(&written.object)),
                         "application/json",
                         &written.warnings,
                     ))
@@ -258,7 +259,7 @@ async fn resource(
             let status = if written.created { 201 } else { 200 };
             Ok(body::json(
                 status,
-                &target.present(&written.object),
+                &Served(&target.present(&written.object)),
                 "application/json",
                 &written.warnings,
             ))
@@ -271,7 +272,7 @@ async fn resource(
             let object = api.delete(&target, &name, &options).await?;
             Ok(body::json(
                 200,
-                &target.present(&object),
+                &Served(&target.present(&object)),
                 "application/json",
                 &[],
             ))
@@ -338,7 +339,7 @@ impl serde::Serialize for Items<'_> {
         let Items(target, items) = self;
         let mut seq = s.serialize_seq(Some(items.len()))?;
         for item in *items {
-            seq.serialize_element(target.present(item).as_ref())?;
+            seq.serialize_element(&Served(&target.present(item)))?;
         }
         seq.end()
     }
