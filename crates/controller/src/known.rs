@@ -22,16 +22,25 @@ fn version(object: &Object) -> Option<u64> {
 }
 
 impl Known {
-    /// Keeps `object` unless a newer version of it is known already.
-    pub(crate) fn remember(&self, object: Object) {
+    /// Keeps `object` unless a newer version of it is known already;
+    /// returns the newest version known now.
+    pub(crate) fn remember(&self, object: Object) -> Arc<Object> {
         let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
         let newer = objects
             .get(object.name())
-            .and_then(|known| version(known))
-            .zip(version(&object))
-            .is_some_and(|(known, new)| known > new);
-        if !newer {
-            objects.insert(object.name().to_string(), Arc::new(object));
+            .filter(|known| {
+                version(known)
+                    .zip(version(&object))
+                    .is_some_and(|(known, new)| known > new)
+            })
+            .cloned();
+        match newer {
+            Some(known) => known,
+            None => {
+                let object = Arc::new(object);
+                objects.insert(object.name().to_string(), object.clone());
+                object
+            }
         }
     }
 
@@ -68,7 +77,8 @@ mod tests {
     fn an_older_version_never_replaces_a_newer_one() {
         let known = Known::default();
         known.remember(app("5", "new"));
-        known.remember(app("4", "old"));
+        let newest = known.remember(app("4", "old"));
+        assert_eq!(newest.str_at(&["spec", "note"]), Some("new"));
         assert_eq!(
             known.get("a").unwrap().str_at(&["spec", "note"]),
             Some("new")

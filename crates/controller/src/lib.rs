@@ -401,7 +401,7 @@ impl Controller {
             match event {
                 Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
                     if let Some(app) = to_object(app) {
-                        self.apps.remember(app.clone());
+                        self.remember_app(app.clone());
                         self.application_changed(&app);
                     }
                 }
@@ -523,15 +523,17 @@ impl Controller {
         if let Some(app) = self.apps.get(name) {
             return Ok(Some(app));
         }
+        self.application_now(name).await
+    }
+
+    /// An Application as the API server has it now (and remembered).
+    pub(crate) async fn application_now(&self, name: &str) -> Result<Option<Arc<Object>>, String> {
         let found = self
             .control
             .get(&application_gvk(), &self.options.namespace, name)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(found.map(|app| {
-            self.apps.remember(app.clone());
-            Arc::new(app)
-        }))
+        Ok(found.map(|app| self.remember_app(app)))
     }
 
     /// Remembers the shape of what an operation wrote, so the change is known
@@ -690,7 +692,12 @@ impl Controller {
         loop {
             let (name, _) = self.operations.next().await;
             if let Err(e) = self.operate(&name).await {
+                // A failed step (the cluster or the API server did not
+                // answer, a write failed) is tried again: the operation
+                // stays Running and must not be left behind.
                 tracing::warn!("operation of application {name}: {e}");
+                self.operations
+                    .add_at(&name, Instant::now() + operation::RETRY_STEP);
             }
             self.operations.done(&name);
         }
@@ -837,31 +844,21 @@ impl Controller {
     }
 
     /// Updates the operation fields of an application's summary.
-    fn update_operation_summary(&self, app: &serde_json::Value) {
-        let name = app["metadata"]["name"].as_str().unwrap_or_default();
-        let text = |key: &str| {
-            app["status"]["operationState"][key]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        };
-        let mut summaries = self.summaries.write().unwrap_or_else(|p| p.into_inner());
-        let summary = summaries
-            .entry(name.to_string())
-            .or_insert_with(|| AppSummary {
-                name: name.to_string(),
-                ..AppSummary::default()
-            });
-        summary.operation = text("phase");
-        summary.operation_message = text("message");
-        summary.operation_started = text("startedAt");
-    }
-
-    fn set_summary(&self, summary: AppSummary) {
-        self.summaries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(summary.name.clone(), summary);
+    /// Keeps an Application as seen (a watch event, a read, the answer to
+    /// a write) unless a newer version is known, and its summary as the
+    /// newest version says. The summary is never computed from a copy a
+    /// worker read earlier: a status worker finishing after an operation
+    /// ended would show the operation as still waiting.
+    pub(crate) fn remember_app(&self, app: Object) -> Arc<Object> {
+        let newest = self.apps.remember(app);
+        if self.owns(&newest) {
+            let summary = reconcile::summary_of(&newest);
+            self.summaries
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(summary.name.clone(), summary);
+        }
+        newest
     }
 }
 

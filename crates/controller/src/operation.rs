@@ -15,17 +15,17 @@ use gitplane_object::Object;
 use gitplane_sync::{Comparison, Next, OperationPhase, OperationState, Progress, SyncError};
 use serde_json::{Value, json};
 
+use crate::Controller;
 use crate::reconcile::{Problem, patch_failed_operation};
 use crate::spec::{self, AppSpec, Operation};
 use crate::status;
-use crate::{Controller, application_gvk};
 
 /// A waiting operation is looked at again after this long even if nothing
 /// it waits for changed (a change the live cache cannot see, a missed
 /// event).
 const FALLBACK_POLL: Duration = Duration::from_secs(10);
 /// After a step could not reach the cluster, it is tried again this soon.
-const RETRY_STEP: Duration = Duration::from_secs(5);
+pub(crate) const RETRY_STEP: Duration = Duration::from_secs(5);
 /// Comparisons handed from the status workers to the operation workers
 /// are kept for at most this many applications (beyond it, the operation
 /// checks its objects again rather than holding memory).
@@ -159,10 +159,7 @@ impl Controller {
                 state.finish(OperationPhase::Error, message);
                 Next::Done
             }
-            Err(e) => {
-                self.operations.add_at(name, Instant::now() + RETRY_STEP);
-                return Err(e.to_string());
-            }
+            Err(e) => return Err(e.to_string()),
         };
         self.metrics.stepped(started.elapsed());
         let source = spec.all_sources().into_iter().next().unwrap_or_default();
@@ -262,26 +259,23 @@ impl Controller {
     /// operation that came meanwhile is kept, not overwritten, and taken up
     /// by the next step.
     async fn write_operation(&self, app: &Object, mut patch: Value) -> Result<(), String> {
-        let mut guarded = patch.clone();
-        guarded["metadata"]["resourceVersion"] = app
-            .str_at(&["metadata", "resourceVersion"])
-            .unwrap_or_default()
-            .into();
         let first = self
             .control
-            .merge_patch(app, guarded, "gitplane-controller")
+            .merge_patch(
+                app,
+                crate::reconcile::over_version(app, patch.clone()),
+                "gitplane-controller",
+            )
             .await;
-        let result = match first {
+        match first {
             Ok(written) => {
-                self.apps.remember(written);
+                self.remember_app(written);
                 Ok(())
             }
             Err(e) if e.code() == Some(409) => {
                 let current = self
-                    .control
-                    .get(&application_gvk(), &self.options.namespace, app.name())
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .application_now(app.name())
+                    .await?
                     .ok_or_else(|| format!("application {} is gone", app.name()))?;
                 let terminating =
                     current.str_at(&["status", "operationState", "phase"]) == Some("Terminating");
@@ -293,11 +287,7 @@ impl Controller {
                 self.write_patch(&current, patch.clone()).await
             }
             Err(e) => Err(e.to_string()),
-        };
-        let mut merged = app.to_value();
-        crate::reconcile::merge_patch_into(&mut merged, &patch);
-        self.update_operation_summary(&merged);
-        result
+        }
     }
 
     /// Ends an operation that cannot go on because its app cannot be

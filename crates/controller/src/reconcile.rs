@@ -217,7 +217,7 @@ impl Controller {
             "health": {"status": health.status.as_str(), "message": health.message},
             "resources": status::resources_json(&resources),
         }});
-        self.finish(&app, &spec, patch).await
+        self.finish(&app, patch).await
     }
 
     /// Everything a comparison or an operation step needs: the project's
@@ -342,23 +342,23 @@ impl Controller {
             Ok(spec) => spec,
             Err(e) => {
                 return self
-                    .write_problem(app, None, Problem::new("InvalidSpecError", e))
+                    .write_problem(app, Problem::new("InvalidSpecError", e))
                     .await;
             }
         };
         if let Err(e) = spec::operation(app) {
             return self
-                .write_problem(app, Some(&spec), Problem::new("InvalidSpecError", e))
+                .write_problem(app, Problem::new("InvalidSpecError", e))
                 .await;
         }
         let hard = app.annotation(REFRESH_ANNOTATION) == Some("hard");
         let prepared = match self.prepare(&spec, None, hard).await {
             Ok(prepared) => prepared,
-            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
+            Err(problem) => return self.write_problem(app, problem).await,
         };
         let policy = match self.check_policies(&prepared).await {
             Ok(policy) => policy,
-            Err(problem) => return self.write_problem(app, Some(&spec), problem).await,
+            Err(problem) => return self.write_problem(app, problem).await,
         };
         let revision = prepared.rendered.revision();
         let previous = status::operation_state_of(app);
@@ -379,12 +379,12 @@ impl Controller {
                     self.queue.add_at(name, Instant::now() + KIND_RETRY);
                 }
                 let problem = Problem::new("ComparisonError", e.to_string());
-                return self.write_problem(app, Some(&spec), problem).await;
+                return self.write_problem(app, problem).await;
             }
         };
         if let Some((key, message)) = comparison.failures().first() {
             let problem = Problem::new("ComparisonError", format!("{key}: {message}"));
-            return self.write_problem(app, Some(&spec), problem).await;
+            return self.write_problem(app, problem).await;
         }
         let diffs = comparison.diffs();
         let mut patch = json!({"status": {}});
@@ -457,7 +457,7 @@ impl Controller {
             return Ok(());
         }
         let started = patch["status"].get("operationState").is_some() && blocked.is_none();
-        self.finish(app, &spec, patch).await?;
+        self.finish(app, patch).await?;
         if started {
             self.operations.add(name);
         }
@@ -935,12 +935,7 @@ impl Controller {
     }
 
     /// Writes a status that reports `problem`, leaving the cluster as it is.
-    async fn write_problem(
-        &self,
-        app: &Object,
-        spec: Option<&AppSpec>,
-        problem: Problem,
-    ) -> Result<(), String> {
+    async fn write_problem(&self, app: &Object, problem: Problem) -> Result<(), String> {
         let sync = app
             .get(&["status", "sync"])
             .cloned()
@@ -967,10 +962,7 @@ impl Controller {
                 "startedAt": now, "finishedAt": now,
             });
         }
-        match spec {
-            Some(spec) => self.finish(app, spec, patch).await,
-            None => self.finish(app, &AppSpec::default(), patch).await,
-        }
+        self.finish(app, patch).await
     }
 
     /// Whether the application's operation started, stepped or ended since
@@ -990,21 +982,34 @@ impl Controller {
     }
 
     /// Writes the patch (unless only times would change) and the summary.
-    async fn finish(&self, app: &Object, spec: &AppSpec, mut patch: Value) -> Result<(), String> {
+    async fn finish(&self, app: &Object, mut patch: Value) -> Result<(), String> {
         keep_transition_times(app, &mut patch);
         if app.annotation(REFRESH_ANNOTATION).is_some() {
             patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
         }
-        let mut merged = app.to_value();
-        merge_patch_into(&mut merged, &patch);
-        let summary = summary_of(&merged, spec);
         if !changes_anything(app, &patch) {
-            self.set_summary(summary);
             return Ok(());
         }
-        self.write_patch(app, patch).await?;
-        self.set_summary(summary);
-        Ok(())
+        // Only over the version compared: an operation that wrote its
+        // results meanwhile is not overwritten with what predates them.
+        let written = self
+            .control
+            .merge_patch(app, over_version(app, patch), "gitplane-controller")
+            .await;
+        match written {
+            Ok(written) => {
+                self.remember_app(written);
+                Ok(())
+            }
+            Err(e) if e.code() == Some(409) => {
+                // Compared again, with the version that is there now (the
+                // watch may not have brought it yet).
+                self.application_now(app.name()).await?;
+                self.queue.add(app.name());
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     pub(crate) async fn write_patch(&self, app: &Object, patch: Value) -> Result<(), String> {
@@ -1013,9 +1018,18 @@ impl Controller {
             .merge_patch(app, patch, "gitplane-controller")
             .await
             .map_err(|e| e.to_string())?;
-        self.apps.remember(written);
+        self.remember_app(written);
         Ok(())
     }
+}
+
+/// A merge patch that applies only over `app`'s resource version (else 409).
+pub(crate) fn over_version(app: &Object, mut patch: Value) -> Value {
+    patch["metadata"]["resourceVersion"] = app
+        .str_at(&["metadata", "resourceVersion"])
+        .unwrap_or_default()
+        .into();
+    patch
 }
 
 /// `status.operationState` of an operation that failed before it ran.
@@ -1024,40 +1038,18 @@ pub(crate) fn patch_failed_operation(op: &Operation, message: &str) -> Value {
     status::operation_error_json(&op, OperationPhase::Failed, message)
 }
 
-/// Applies a JSON merge patch (RFC 7386) to a value.
-pub(crate) fn merge_patch_into(target: &mut Value, patch: &Value) {
-    let Value::Object(fields) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    if let Value::Object(map) = target {
-        for (key, value) in fields {
-            if value.is_null() {
-                map.remove(key);
-            } else {
-                merge_patch_into(map.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
 /// What progress views show of an Application.
-fn summary_of(app: &Value, spec: &AppSpec) -> AppSummary {
-    let text = |path: &[&str]| {
-        path.iter()
-            .try_fold(app, |v, k| v.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let condition = app["status"]["conditions"]
-        .as_array()
+pub(crate) fn summary_of(app: &Object) -> AppSummary {
+    let text = |path: &[&str]| app.str_at(path).unwrap_or_default().to_string();
+    let condition = app
+        .get(&["status", "conditions"])
+        .and_then(Value::as_array)
         .and_then(|c| c.first())
         .and_then(|c| c["message"].as_str())
         .map(str::to_string);
+    let repos = spec::app_spec(app)
+        .map(|spec| spec.all_sources().into_iter().map(|s| s.repo_url).collect())
+        .unwrap_or_default();
     AppSummary {
         name: text(&["metadata", "name"]),
         sync: text(&["status", "sync", "status"]),
@@ -1067,7 +1059,7 @@ fn summary_of(app: &Value, spec: &AppSpec) -> AppSummary {
         operation_message: text(&["status", "operationState", "message"]),
         operation_started: text(&["status", "operationState", "startedAt"]),
         message: condition.unwrap_or_else(|| text(&["status", "health", "message"])),
-        repos: spec.all_sources().into_iter().map(|s| s.repo_url).collect(),
+        repos,
     }
 }
 
