@@ -233,7 +233,7 @@ impl Store {
         // Every object is also held in memory (`State`), so redb's page
         // cache only serves writes: its 1 GiB default would only grow RSS.
         let db = redb::Builder::new()
-            .set_cache_size(32 << 20)
+            .set_cache_size(4 << 20)
             .create(path)
             .map_err(storage_error)?;
         let (objects, revision, log) = load(&db)?;
