@@ -482,17 +482,23 @@ async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> b
 struct ProgressView {
     lines: BTreeMap<String, String>,
     counts: String,
+    /// The counts at the last look (printed or not).
+    seen: String,
     last_summary: Option<Instant>,
 }
 
 impl ProgressView {
-    /// Prints what changed; returns whether anything did.
+    /// Prints what changed (counts at most every 2 s); returns whether
+    /// anything changed since the last look, printed or not, so settling is
+    /// measured from the last change and not from the last print.
     fn show(&mut self, apps: &[AppSummary], elapsed: Duration) -> bool {
         if apps.len() <= LINE_PER_APP_UP_TO {
             return self.show_lines(apps, elapsed);
         }
         let counts = counts_line(apps);
         let changed = counts != self.counts;
+        let moved = counts != self.seen;
+        self.seen.clone_from(&counts);
         let due = self
             .last_summary
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
@@ -504,7 +510,7 @@ impl ProgressView {
             self.counts = counts;
             self.last_summary = Some(Instant::now());
         }
-        changed
+        moved
     }
 
     fn show_lines(&mut self, apps: &[AppSummary], elapsed: Duration) -> bool {
@@ -618,4 +624,35 @@ fn print_summary(apps: &[AppSummary]) {
         "{converged} of {} applications Synced and Healthy",
         apps.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apps(healthy: usize) -> Vec<AppSummary> {
+        (0..LINE_PER_APP_UP_TO + 1)
+            .map(|i| AppSummary {
+                name: format!("app-{i}"),
+                sync: "Synced".into(),
+                health: if i < healthy {
+                    "Healthy"
+                } else {
+                    "Progressing"
+                }
+                .into(),
+                ..AppSummary::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_counts_when_it_happens_not_when_it_is_printed() {
+        let mut view = ProgressView::default();
+        assert!(view.show(&apps(0), Duration::ZERO), "first look");
+        // Printed less often than every 2 s: this change is not printed yet,
+        // but it is a change, and the next look without one is quiet.
+        assert!(view.show(&apps(1), Duration::ZERO));
+        assert!(!view.show(&apps(1), Duration::ZERO));
+    }
 }
