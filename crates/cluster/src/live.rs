@@ -137,10 +137,22 @@ impl Cached {
     /// `metadata.managedFields` is dropped: it is often the larger part of an
     /// object and only an ignore rule naming field managers reads it (such
     /// comparisons list the objects themselves, see `gitplane_sync`).
+    ///
+    /// An Application managed by another (app of apps) also loses the parts
+    /// of its status that only it reads: comparisons ignore `status` and its
+    /// health is `status.health`, but its resource list, operation and
+    /// history are most of it (an app of 5,000 apps holds them all).
     fn of(mut object: Object) -> Option<Cached> {
         let app = Tracking::of(&object)?.app;
         if let Some(Value::Object(meta)) = object.get_mut(&["metadata"]) {
             meta.shift_remove("managedFields");
+        }
+        let is_application =
+            object.kind() == "Application" && object.api_version().starts_with("argoproj.io/");
+        if is_application && let Some(Value::Object(status)) = object.get_mut(&["status"]) {
+            for unread in ["resources", "operationState", "history", "summary"] {
+                status.shift_remove(unread);
+            }
         }
         let json = serde_json::to_vec(&object).ok()?.into_boxed_slice();
         Some(Cached {
@@ -517,5 +529,22 @@ mod tests {
         let mut untracked = at("3");
         untracked.remove_annotation(TRACKING_ANNOTATION);
         assert!(Cached::of(untracked).is_none());
+    }
+
+    #[test]
+    fn a_child_application_keeps_the_status_its_health_reads() {
+        let value = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "child", "namespace": "argocd",
+                "annotations": {TRACKING_ANNOTATION: "root:argoproj.io/Application:argocd/child"}},
+            "status": {"health": {"status": "Healthy"}, "sync": {"status": "Synced"},
+                "resources": [{"kind": "ConfigMap", "name": "x"}],
+                "operationState": {"phase": "Succeeded"}, "history": [{"id": 0}],
+                "summary": {"images": ["web:1"]}}});
+        let object = Object::try_from(value).unwrap();
+        let decoded = Cached::of(object).expect("tracked").decode().unwrap();
+        assert_eq!(
+            decoded.get(&["status"]).unwrap(),
+            &serde_json::json!({"health": {"status": "Healthy"}, "sync": {"status": "Synced"}})
+        );
     }
 }
