@@ -259,35 +259,21 @@ impl Controller {
     /// operation that came meanwhile is kept, not overwritten, and taken up
     /// by the next step.
     async fn write_operation(&self, app: &Object, mut patch: Value) -> Result<(), String> {
-        let first = self
-            .control
-            .merge_patch(
-                app,
-                crate::reconcile::over_version(app, patch.clone()),
-                "gitplane-controller",
-            )
-            .await;
-        match first {
-            Ok(written) => {
-                self.remember_app(written);
-                Ok(())
-            }
-            Err(e) if e.code() == Some(409) => {
-                let current = self
-                    .application_now(app.name())
-                    .await?
-                    .ok_or_else(|| format!("application {} is gone", app.name()))?;
-                let terminating =
-                    current.str_at(&["status", "operationState", "phase"]) == Some("Terminating");
-                let ours = patch["status"]["operationState"]["phase"].as_str() == Some("Running");
-                if terminating && ours {
-                    patch["status"]["operationState"]["phase"] = "Terminating".into();
-                    self.operations.add_urgent(app.name());
-                }
-                self.write_patch(&current, patch.clone()).await
-            }
-            Err(e) => Err(e.to_string()),
+        if self.write_over_version(app, patch.clone()).await? {
+            return Ok(());
         }
+        let current = self
+            .application_now(app.name())
+            .await?
+            .ok_or_else(|| format!("application {} is gone", app.name()))?;
+        let terminating =
+            current.str_at(&["status", "operationState", "phase"]) == Some("Terminating");
+        let ours = patch["status"]["operationState"]["phase"].as_str() == Some("Running");
+        if terminating && ours {
+            patch["status"]["operationState"]["phase"] = "Terminating".into();
+            self.operations.add_urgent(app.name());
+        }
+        self.write_patch(&current, patch).await
     }
 
     /// Ends an operation that cannot go on because its app cannot be

@@ -1020,22 +1020,36 @@ impl Controller {
         }
         // Only over the version compared: an operation that wrote its
         // results meanwhile is not overwritten with what predates them.
-        let written = self
+        if !self.write_over_version(app, patch).await? {
+            // Compared again, with the version that is there now (the
+            // watch may not have brought it yet).
+            self.application_now(app.name()).await?;
+            self.queue.add(app.name());
+        }
+        Ok(())
+    }
+
+    /// Writes a merge patch only over `app`'s resource version; false when
+    /// the Application changed since (409).
+    pub(crate) async fn write_over_version(
+        &self,
+        app: &Object,
+        mut patch: Value,
+    ) -> Result<bool, String> {
+        patch["metadata"]["resourceVersion"] = app
+            .str_at(&["metadata", "resourceVersion"])
+            .unwrap_or_default()
+            .into();
+        match self
             .control
-            .merge_patch(app, over_version(app, patch), "gitplane-controller")
-            .await;
-        match written {
+            .merge_patch(app, patch, "gitplane-controller")
+            .await
+        {
             Ok(written) => {
                 self.remember_app(written);
-                Ok(())
+                Ok(true)
             }
-            Err(e) if e.code() == Some(409) => {
-                // Compared again, with the version that is there now (the
-                // watch may not have brought it yet).
-                self.application_now(app.name()).await?;
-                self.queue.add(app.name());
-                Ok(())
-            }
+            Err(e) if e.code() == Some(409) => Ok(false),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -1049,15 +1063,6 @@ impl Controller {
         self.remember_app(written);
         Ok(())
     }
-}
-
-/// A merge patch that applies only over `app`'s resource version (else 409).
-pub(crate) fn over_version(app: &Object, mut patch: Value) -> Value {
-    patch["metadata"]["resourceVersion"] = app
-        .str_at(&["metadata", "resourceVersion"])
-        .unwrap_or_default()
-        .into();
-    patch
 }
 
 /// `status.operationState` of an operation that failed before it ran.
