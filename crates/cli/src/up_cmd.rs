@@ -120,25 +120,7 @@ pub fn run(args: &UpArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.spawn(return_freed_memory());
     runtime.block_on(up(args))
-}
-
-/// Hands memory freed after bursts (a compare of an app of thousands of
-/// apps decodes them all) back to the system every few seconds: glibc's
-/// allocator keeps freed pages in its arenas otherwise (5,000 platform apps:
-/// peak 1,791 -> 1,705 MiB).
-#[allow(unsafe_code)] // one libc call, see below
-async fn return_freed_memory() {
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free pages of the allocator's
-        // own arenas; it is safe to call at any time from any thread.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
 }
 
 async fn up(args: &UpArgs) -> Result<ExitCode> {
