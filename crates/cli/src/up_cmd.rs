@@ -466,7 +466,7 @@ async fn watch_progress(controller: &Controller, timeout: Option<Duration>) -> b
         // is), or nothing queued and nothing changed for a while (something
         // is stuck and says why).
         let converged_for_good =
-            converged && controller.operations_busy() == 0 && quiet > Duration::from_secs(1);
+            converged && controller.operations_busy() == 0 && quiet > Duration::from_millis(500);
         let stuck = controller.busy() == 0 && quiet > Duration::from_secs(30);
         if converged_for_good || stuck {
             return true;
