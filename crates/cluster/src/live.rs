@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use gitplane_object::{Object, ObjectKey};
+use gitplane_object::{Object, ObjectKey, PackedObject};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
@@ -127,7 +127,7 @@ impl Cluster {
 /// JSON, and most cached objects are not read between two of their changes
 /// (1,000 platform apps: 49 MiB decoded, about 7 MiB as JSON).
 struct Cached {
-    json: Box<[u8]>,
+    object: PackedObject,
     app: String,
     version: Option<u64>,
 }
@@ -154,17 +154,16 @@ impl Cached {
                 status.shift_remove(unread);
             }
         }
-        let json = serde_json::to_vec(&object).ok()?.into_boxed_slice();
         Some(Cached {
             version: resource_version(&object),
-            json,
+            object: PackedObject::pack(&object),
             app,
         })
     }
 
-    /// The object, decoded (it was encoded from an object, so this holds).
-    fn decode(&self) -> Option<Arc<Object>> {
-        serde_json::from_slice(&self.json).ok().map(Arc::new)
+    /// The object, decoded.
+    fn decode(&self) -> Arc<Object> {
+        Arc::new(self.object.unpack())
     }
 
     /// Whether the cache holds a later version than `version`.
@@ -303,7 +302,7 @@ impl LiveCache {
             .get(app)
             .into_iter()
             .flatten()
-            .filter_map(|key| state.objects.get(key)?.decode())
+            .filter_map(|key| state.objects.get(key).map(Cached::decode))
             .collect()
     }
 
@@ -318,7 +317,7 @@ impl LiveCache {
 
     /// One tracked object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<Object>> {
-        self.read().objects.get(key)?.decode()
+        self.read().objects.get(key).map(Cached::decode)
     }
 
     /// Records an object a write just stored (the answer to an apply), so a
@@ -523,7 +522,7 @@ mod tests {
     fn the_cache_keeps_tracked_objects_without_managed_fields() {
         let object = cached("3");
         assert_eq!(object.app, "app");
-        let decoded = object.decode().expect("decodes");
+        let decoded = object.decode();
         assert_eq!(decoded.str_at(&["metadata", "resourceVersion"]), Some("3"));
         assert!(decoded.get(&["metadata", "managedFields"]).is_none());
         let mut untracked = at("3");
@@ -541,7 +540,7 @@ mod tests {
                 "operationState": {"phase": "Succeeded"}, "history": [{"id": 0}],
                 "summary": {"images": ["web:1"]}}});
         let object = Object::try_from(value).unwrap();
-        let decoded = Cached::of(object).expect("tracked").decode().unwrap();
+        let decoded = Cached::of(object).expect("tracked").decode();
         assert_eq!(
             decoded.get(&["status"]).unwrap(),
             &serde_json::json!({"health": {"status": "Healthy"}, "sync": {"status": "Synced"}})

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use gitplane_object::Object;
+use gitplane_object::{Object, PackedObject};
 
 /// Objects of one kind by name, each the newest version seen, kept as JSON
 /// text: a decoded Application takes about ten times its text, and the
@@ -18,13 +18,7 @@ pub(crate) struct Known {
 
 struct Kept {
     version: Option<u64>,
-    json: Box<[u8]>,
-}
-
-impl Kept {
-    fn object(&self) -> Option<Object> {
-        serde_json::from_slice(&self.json).ok()
-    }
+    object: PackedObject,
 }
 
 /// A resource version as a number, when it is one (etcd's and gitplane's are).
@@ -43,13 +37,13 @@ impl Known {
         let newer = objects
             .get(object.name())
             .filter(|known| known.version.zip(new).is_some_and(|(k, n)| k > n))
-            .and_then(Kept::object);
+            .map(|known| known.object.unpack());
         if let Some(known) = newer {
             return Arc::new(known);
         }
         let kept = Kept {
             version: new,
-            json: serde_json::to_vec(&object).unwrap_or_default().into(),
+            object: PackedObject::pack(&object),
         };
         objects.insert(object.name().to_string(), kept);
         Arc::new(object)
@@ -61,8 +55,7 @@ impl Known {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .and_then(Kept::object)
-            .map(Arc::new)
+            .map(|known| Arc::new(known.object.unpack()))
     }
 
     /// Forgets `name` (it was deleted).

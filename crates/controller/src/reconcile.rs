@@ -103,34 +103,9 @@ pub(crate) struct Capabilities {
 /// One source rendered at one commit, shared by every app using it.
 pub(crate) struct SourceRender {
     source_type: &'static str,
-    objects: Vec<CompactObject>,
+    /// Packed: the cache holds every app's objects.
+    objects: Vec<gitplane_object::PackedObject>,
     notes: Vec<String>,
-}
-
-/// A rendered object as the render cache keeps it: its JSON text (a decoded
-/// object takes about ten times as much, and the cache holds every app's
-/// objects), and where it came from.
-struct CompactObject {
-    json: Box<[u8]>,
-    origin: Option<gitplane_object::Origin>,
-}
-
-impl CompactObject {
-    fn of(object: &Object) -> Self {
-        CompactObject {
-            json: serde_json::to_vec(object).unwrap_or_default().into(),
-            origin: object.origin().cloned(),
-        }
-    }
-
-    /// The object again (text it wrote itself always reads back).
-    fn object(&self) -> Object {
-        let object: Object = serde_json::from_slice(&self.json).unwrap_or_default();
-        match &self.origin {
-            Some(origin) => object.with_origin(origin.clone()),
-            None => object,
-        }
-    }
 }
 
 /// Parses a duration as Argo CD writes them (`5s`, `3m`, `1h`).
@@ -682,9 +657,12 @@ impl Controller {
                 rendered.source_type = render.source_type;
                 typed = true;
             }
-            rendered
-                .objects
-                .extend(render.objects.iter().map(CompactObject::object));
+            rendered.objects.extend(
+                render
+                    .objects
+                    .iter()
+                    .map(gitplane_object::PackedObject::unpack),
+            );
             rendered.notes.extend(render.notes.iter().cloned());
             rendered.revisions.push(commit);
         }
@@ -910,7 +888,11 @@ impl Controller {
                         .map_err(|e| e.to_string())?;
                     Ok(Arc::new(SourceRender {
                         source_type,
-                        objects: rendered.objects.iter().map(CompactObject::of).collect(),
+                        objects: rendered
+                            .objects
+                            .iter()
+                            .map(gitplane_object::PackedObject::pack)
+                            .collect(),
                         notes: rendered.notes,
                     }))
                 })

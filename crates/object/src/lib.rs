@@ -19,7 +19,7 @@ pub mod yaml;
 
 pub use gvk::{Gvk, ObjectKey, plural, split_api_version};
 pub use manifest::{LoadError, LoadOptions, Syntax, load_objects, parse_values};
-pub use object::{Object, Origin, select};
+pub use object::{Object, Origin, PackedObject, select};
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
 pub mod smp;
 pub use serde_json::{Map, Value, json};
