@@ -24,8 +24,16 @@ const GROUP: &str = "admissionregistration.k8s.io";
 const POLICY_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicies/";
 const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings/";
 /// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
-/// Kyverno installed).
-const KYVERNO_PREFIXES: [&str; 2] = ["kyverno.io/clusterpolicies/", "kyverno.io/policies/"];
+/// Kyverno installed): ClusterPolicies and Policies, and the CEL policies
+/// gitplane evaluates.
+const KYVERNO_PREFIXES: [&str; 6] = [
+    "kyverno.io/clusterpolicies/",
+    "kyverno.io/policies/",
+    "policies.kyverno.io/validatingpolicies/",
+    "policies.kyverno.io/namespacedvalidatingpolicies/",
+    "policies.kyverno.io/mutatingpolicies/",
+    "policies.kyverno.io/namespacedmutatingpolicies/",
+];
 /// Gatekeeper's templates and constraints (every constraint kind is in the
 /// constraints group), stored once the template CRD is.
 const GATEKEEPER_PREFIXES: [&str; 2] = [
@@ -91,6 +99,13 @@ pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
         // Kyverno's webhook refuses a policy that does not compile, and
         // Gatekeeper's a template or constraint.
         "kyverno.io" => matches!(t.kind.as_str(), "ClusterPolicy" | "Policy"),
+        "policies.kyverno.io" => matches!(
+            t.kind.as_str(),
+            "ValidatingPolicy"
+                | "NamespacedValidatingPolicy"
+                | "MutatingPolicy"
+                | "NamespacedMutatingPolicy"
+        ),
         "templates.gatekeeper.sh" => t.kind == "ConstraintTemplate",
         "constraints.gatekeeper.sh" => true,
         _ => false,
@@ -187,12 +202,13 @@ fn request_of<'a>(write: &Write<'a>, user: &'a UserInfo) -> Request<'a> {
     }
 }
 
-/// Applies the stored Kyverno mutate rules to a write, policy by policy,
+/// Applies the stored Kyverno mutate rules and MutatingPolicies to a
+/// write, policy by policy,
 /// as Kyverno's mutating webhook does before any validation: the object to
 /// store if a rule changed it, and a warning for each rule that could not
 /// be applied (the write goes on without that rule's change).
 pub fn mutating_policies(set: &PolicySet, write: &Write) -> (Option<Value>, Vec<String>) {
-    if !set.kyverno().iter().any(|p| p.has_mutations()) {
+    if !set.mutates() {
         return (None, Vec::new());
     }
     let user = UserInfo::default();
@@ -201,11 +217,15 @@ pub fn mutating_policies(set: &PolicySet, write: &Write) -> (Option<Value>, Vec<
     let warnings = results
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error))
-        .map(|r| {
-            format!(
-                "Kyverno policy {} (rule {}): mutation not applied: {}",
-                r.policy, r.rule, r.message
-            )
+        .map(|r| match r.rule.as_str() {
+            "" => format!(
+                "Kyverno policy {}: mutation not applied: {}",
+                r.policy, r.message
+            ),
+            rule => format!(
+                "Kyverno policy {} (rule {rule}): mutation not applied: {}",
+                r.policy, r.message
+            ),
         })
         .collect();
     let changed = (mutated != *write.object).then_some(mutated);

@@ -12,92 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use gitplane_object::smp::{ListKind, Node};
+pub use gitplane_object::smp::{ListType, Shape, key_field};
 use serde_json::{Map, Value};
-
-/// How a list merges and is owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListType {
-    /// One value as a whole.
-    Atomic,
-    /// Scalars owned one by one.
-    Set,
-    /// Maps identified by these key fields.
-    Map(Vec<String>),
-}
-
-/// Where in a type's schema a value sits.
-#[derive(Debug, Clone, Copy)]
-pub enum Shape<'a> {
-    /// A built-in type, described by the strategic merge patch schema.
-    BuiltIn(Node),
-    /// A custom resource's structural schema node.
-    Custom(&'a Value),
-    /// Nothing known: maps are granular, lists atomic.
-    Any,
-}
-
-impl<'a> Shape<'a> {
-    /// The shape of a field and, if it is a list, how the list behaves.
-    pub fn field(self, name: &str) -> (Shape<'a>, ListType) {
-        match self {
-            Shape::BuiltIn(node) => {
-                let (child, kind) = node.field(name);
-                let list = match kind {
-                    ListKind::Atomic => ListType::Atomic,
-                    ListKind::Set => ListType::Set,
-                    ListKind::Map { keys, .. } => {
-                        ListType::Map(keys.iter().map(|k| k.to_string()).collect())
-                    }
-                };
-                (Shape::BuiltIn(child), list)
-            }
-            Shape::Custom(schema) => {
-                let child = schema
-                    .get("properties")
-                    .and_then(|p| p.get(name))
-                    .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
-                match child {
-                    Some(child) => {
-                        let list = match child.get("x-kubernetes-list-type").and_then(Value::as_str)
-                        {
-                            Some("set") => ListType::Set,
-                            Some("map") => ListType::Map(
-                                child
-                                    .get("x-kubernetes-list-map-keys")
-                                    .and_then(Value::as_array)
-                                    .map(|keys| {
-                                        keys.iter()
-                                            .filter_map(Value::as_str)
-                                            .map(str::to_string)
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                            ),
-                            _ => ListType::Atomic,
-                        };
-                        (Shape::Custom(child), list)
-                    }
-                    None => (Shape::Any, ListType::Atomic),
-                }
-            }
-            Shape::Any => (Shape::Any, ListType::Atomic),
-        }
-    }
-
-    /// The shape of a list's elements.
-    pub fn items(self) -> Shape<'a> {
-        match self {
-            Shape::Custom(schema) => schema.get("items").map(Shape::Custom).unwrap_or(Shape::Any),
-            other => other,
-        }
-    }
-
-    /// A map whose `x-kubernetes-map-type: atomic` makes it one leaf.
-    fn atomic_map(self) -> bool {
-        matches!(self, Shape::Custom(s) if s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"))
-    }
-}
 
 /// A set of field paths, as a tree keyed by FieldsV1 path elements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,17 +22,6 @@ pub struct FieldSet {
     pub itself: bool,
     /// Children by encoded path element.
     pub children: BTreeMap<String, FieldSet>,
-}
-
-/// A map-list element's value for one of the list's key fields. A key field
-/// the element leaves out takes the schema's default, as structured-merge-diff
-/// does: of the built-in kinds only `protocol` (ports) has one, `TCP`.
-pub fn key_field(element: &Value, key: &str) -> Option<Value> {
-    match element.get(key) {
-        Some(v) => Some(v.clone()),
-        None if key == "protocol" => Some(Value::String("TCP".into())),
-        None => None,
-    }
 }
 
 /// The encoded key of a map-list element: `k:{"name":"web"}`.
@@ -146,7 +51,7 @@ impl FieldSet {
     pub fn of(value: &Value, shape: Shape<'_>) -> FieldSet {
         let mut set = FieldSet::default();
         if let Value::Object(map) = value {
-            if shape.atomic_map() {
+            if shape.is_atomic_map() {
                 return set;
             }
             for (name, child) in map {

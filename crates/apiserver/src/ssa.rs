@@ -16,7 +16,8 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value, json};
 
-use crate::fields::{FieldSet, ListType, Shape, display_path, key_field, remove_at, value_at};
+use crate::fields::{FieldSet, ListType, Shape, display_path, remove_at, value_at};
+use gitplane_object::smp::structured::merge;
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -391,54 +392,6 @@ pub fn apply(
     prune(&mut entries, &present);
     write_entries(&mut merged, &entries);
     Ok(merged)
-}
-
-/// Structured merge of an applied configuration into a live value: maps merge
-/// field by field, atomic lists are replaced, sets are united, and map lists
-/// merge element by element by their keys.
-fn merge(live: Value, config: &Value, shape: Shape<'_>, list: &ListType) -> Value {
-    match (live, config) {
-        (Value::Object(mut live), Value::Object(config)) => {
-            for (key, value) in config {
-                let (child_shape, child_list) = shape.field(key);
-                let current = live.get_mut(key).map(std::mem::take).unwrap_or(Value::Null);
-                let merged = merge(current, value, child_shape, &child_list);
-                match live.get_mut(key) {
-                    Some(slot) => *slot = merged,
-                    None => {
-                        live.insert(key.clone(), merged);
-                    }
-                }
-            }
-            Value::Object(live)
-        }
-        (Value::Array(mut live), Value::Array(config)) => match list {
-            ListType::Atomic => Value::Array(config.clone()),
-            ListType::Set => {
-                for item in config {
-                    if !live.contains(item) {
-                        live.push(item.clone());
-                    }
-                }
-                Value::Array(live)
-            }
-            ListType::Map(keys) => {
-                for item in config {
-                    let same =
-                        |l: &Value| keys.iter().all(|k| key_field(l, k) == key_field(item, k));
-                    match live.iter_mut().find(|l| same(l)) {
-                        Some(slot) => {
-                            *slot =
-                                merge(std::mem::take(slot), item, shape.items(), &ListType::Atomic)
-                        }
-                        None => live.push(item.clone()),
-                    }
-                }
-                Value::Array(live)
-            }
-        },
-        (_, config) => config.clone(),
-    }
 }
 
 /// A new object to apply into: type and identity only.

@@ -67,3 +67,42 @@ pub(crate) fn for_each_child_mut(expr: &mut IdedExpr, f: &mut impl FnMut(&mut Id
         Expr::Struct(_) | Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
+
+/// Rewrites the message constructions a MutatingAdmissionPolicy (and
+/// Kyverno's MutatingPolicy) writes, `Object{spec: Object.spec{…}}` and
+/// `JSONPatch{op: "add", …}`, as the maps they describe: an apply
+/// configuration and a JSON patch operation are plain JSON in the end, and
+/// the interpreter evaluates maps, not messages. Optional fields
+/// (`?field: value`) stay optional entries. Other message types are left
+/// for [`crate::limits::check_supported`] to refuse.
+pub(crate) fn apply_configurations_as_maps(expr: &mut IdedExpr) {
+    use kube_cel::cel::common::ast::{LiteralValue, MapEntryExpr, MapExpr};
+    if let Expr::Struct(message) = &mut expr.expr
+        && is_apply_configuration(&message.type_name)
+    {
+        let entries = std::mem::take(&mut message.entries)
+            .into_iter()
+            .map(|mut entry| {
+                if let EntryExpr::StructField(field) = entry.expr {
+                    let key = IdedExpr {
+                        id: entry.id,
+                        expr: Expr::Literal(LiteralValue::String(field.field.as_str().into())),
+                    };
+                    entry.expr = EntryExpr::MapEntry(MapEntryExpr {
+                        key,
+                        value: field.value,
+                        optional: field.optional,
+                    });
+                }
+                entry
+            })
+            .collect();
+        expr.expr = Expr::Map(MapExpr { entries });
+    }
+    for_each_child_mut(expr, &mut apply_configurations_as_maps);
+}
+
+/// `Object`, `Object.spec.template` and so on, or `JSONPatch`.
+fn is_apply_configuration(type_name: &str) -> bool {
+    type_name == "Object" || type_name.starts_with("Object.") || type_name == "JSONPatch"
+}

@@ -114,8 +114,9 @@ impl Program {
             .max_recursion_depth(recursion)
             .parse(source)
             .map_err(|e| CelError::Syntax(one_line(&e.to_string())))?;
-        limits::check_supported(&parsed)?;
         let mut parsed = parsed;
+        crate::ast::apply_configurations_as_maps(&mut parsed);
+        limits::check_supported(&parsed)?;
         if library == Library::Kro {
             crate::kro::condition_keys_as_strings(&mut parsed).map_err(CelError::Syntax)?;
         }

@@ -180,6 +180,27 @@ fn time_limit_stops_what_the_budget_allows() {
 fn message_construction_is_refused() {
     assert!(matches!(eval("Foo{a: 1}"), Err(CelError::Unsupported(_))));
     assert!(matches!(eval("[Foo{}]"), Err(CelError::Unsupported(_))));
+    assert!(matches!(
+        eval("Object{spec: Foo{}}"),
+        Err(CelError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn apply_configurations_and_json_patches_are_the_maps_they_describe() {
+    assert_eq!(
+        eval(
+            "Object{metadata: Object.metadata{labels: {'team': schema.spec.labels.team}, \
+             ?annotations: schema.spec.?annotations}, \
+             spec: Object.spec{replicas: schema.spec.replicas + 1}}"
+        )
+        .unwrap(),
+        json!({"metadata": {"labels": {"team": "a"}}, "spec": {"replicas": 4}})
+    );
+    assert_eq!(
+        eval("[JSONPatch{op: 'add', path: '/spec/x', value: schema.spec.ports[0]}]").unwrap(),
+        json!([{"op": "add", "path": "/spec/x", "value": 80}])
+    );
 }
 
 #[test]

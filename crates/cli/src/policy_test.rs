@@ -372,20 +372,26 @@ fn compare(
                 _ => {}
             }
         }
-        if ok
+        let mutated_as_wanted = ok || (wanted == Verdict::Fail && actual == Some(Verdict::Pass));
+        if mutated_as_wanted
             && !patched.is_empty()
             && let Some(target) = targets.first()
         {
             let expected_object = patched
                 .iter()
                 .find(|p| p.kind() == target.object.kind() && p.name() == target.object.name());
+            // As Kyverno's CLI: a patched resource that differs, or is not
+            // in the file, makes the mutation's result `fail`.
             match expected_object {
                 None => {
-                    ok = false;
+                    ok = wanted == Verdict::Fail;
                     detail = "the patched resources file does not hold this resource".into();
                 }
+                Some(p) if p.to_value() == target.mutated && wanted == Verdict::Fail => {
+                    ok = actual == Some(Verdict::Fail);
+                }
                 Some(p) if p.to_value() != target.mutated => {
-                    ok = false;
+                    ok = wanted == Verdict::Fail;
                     detail = format!(
                         "patched resource differs: {}",
                         first_difference(&p.to_value(), &target.mutated, "")

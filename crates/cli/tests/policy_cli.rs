@@ -556,6 +556,30 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
         (true, "shop".to_string()),
         "an existing label is kept"
     );
+    // The MutatingPolicy's apply configuration, on every write path.
+    for name in ["pinned", "applied"] {
+        assert_eq!(
+            kubectl(
+                &kc,
+                &[
+                    "get",
+                    "pod",
+                    name,
+                    "-o",
+                    "jsonpath={.metadata.annotations.owner}"
+                ],
+                None,
+            ),
+            (true, "default-team".to_string())
+        );
+    }
+    let broken = policies.replacen("Object{metadata", "Object{metadata:", 1);
+    let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
+    assert!(
+        !ok,
+        "a MutatingPolicy that does not compile is refused: {out}"
+    );
+    assert!(out.contains("MutatingPolicy"), "{out}");
 }
 
 /// Gatekeeper installed in the embedded server: a stored template gets its

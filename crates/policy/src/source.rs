@@ -10,6 +10,7 @@ use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
 
 use crate::gatekeeper::{self, SyncedKind};
+use crate::kyverno::mutating_policy::MutatingPolicy;
 use crate::kyverno::{self, Supplied};
 use crate::request::{Lookup, Request};
 use crate::result::RuleResult;
@@ -84,6 +85,8 @@ enum PolicyKind {
     Kyverno,
     /// Kyverno's CEL ValidatingPolicy: evaluated as a VAP and its binding.
     KyvernoValidating,
+    /// Kyverno's CEL MutatingPolicy.
+    KyvernoMutating,
     GatekeeperTemplate,
     GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
@@ -113,8 +116,11 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
         ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
             Some(PolicyKind::KyvernoValidating)
         }
+        ("policies.kyverno.io", "MutatingPolicy" | "NamespacedMutatingPolicy") => {
+            Some(PolicyKind::KyvernoMutating)
+        }
         ("policies.kyverno.io", _) => Some(PolicyKind::Unsupported(
-            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy is",
+            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy and MutatingPolicy are",
         )),
         _ => None,
     }
@@ -130,6 +136,7 @@ pub struct PolicySet {
     autogen_variants: usize,
     bindings: Vec<vap::Binding>,
     kyverno: Vec<kyverno::Policy>,
+    mutating: Vec<MutatingPolicy>,
     templates: Vec<gatekeeper::Template>,
     constraints: Vec<gatekeeper::Constraint>,
     params: Vec<Object>,
@@ -179,6 +186,9 @@ impl PolicySet {
                     kyverno::Policy::parse(&set.env, &object).map(|p| set.kyverno.push(p))
                 }
                 Some(PolicyKind::KyvernoValidating) => set.load_validating_policy(&object),
+                Some(PolicyKind::KyvernoMutating) => {
+                    MutatingPolicy::parse(&set.env, &object).map(|p| set.mutating.push(p))
+                }
                 Some(PolicyKind::GatekeeperTemplate) => {
                     gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
                 }
@@ -280,7 +290,10 @@ impl PolicySet {
     /// How many policies (VAPs, Kyverno policies of every kind and
     /// Gatekeeper constraints) the set holds.
     pub fn len(&self) -> usize {
-        self.vaps.len() - self.autogen_variants + self.kyverno.len() + self.constraints.len()
+        self.vaps.len() - self.autogen_variants
+            + self.kyverno.len()
+            + self.mutating.len()
+            + self.constraints.len()
     }
 
     /// Whether the set holds no policy.
@@ -507,8 +520,13 @@ impl PolicySet {
         self.kyverno.iter().any(kyverno::Policy::has_generations)
     }
 
-    /// Applies every Kyverno mutate rule, policy by policy; returns the
-    /// mutated object and the mutate rules' results.
+    /// Whether any policy mutates (a Kyverno mutate rule or a MutatingPolicy).
+    pub fn mutates(&self) -> bool {
+        !self.mutating.is_empty() || self.kyverno.iter().any(kyverno::Policy::has_mutations)
+    }
+
+    /// Applies every Kyverno mutate rule, policy by policy, then every
+    /// MutatingPolicy; returns the mutated object and the results.
     pub fn mutate(&self, request: &Request, supplied: &Supplied) -> (Value, Vec<RuleResult>) {
         let mut results = Vec::new();
         let mut current = request.object.clone();
@@ -518,6 +536,15 @@ impl PolicySet {
                 ..*request
             };
             current = policy.mutate(&step, supplied, &mut results);
+        }
+        for policy in &self.mutating {
+            let step = Request {
+                object: &current,
+                ..*request
+            };
+            if let (Some(mutated), _) = policy.mutate(&Shared::new(step), &mut results) {
+                current = mutated;
+            }
         }
         (current, results)
     }

@@ -72,7 +72,7 @@ pub struct MatchResources {
 }
 
 impl MatchResources {
-    fn parse(value: &Value) -> Result<MatchResources, String> {
+    pub(crate) fn parse(value: &Value) -> Result<MatchResources, String> {
         let selector = |key: &str| -> Result<Option<LabelSelector>, String> {
             match value.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -96,7 +96,7 @@ impl MatchResources {
     }
 
     /// Whether the request is in scope.
-    fn matches(&self, request: &Request) -> bool {
+    pub(crate) fn matches(&self, request: &Request) -> bool {
         let namespaced_or_namespace =
             request.namespace().is_some() || request.kind() == "Namespace";
         if let Some(selector) = &self.namespace_selector
@@ -124,14 +124,141 @@ struct Validation {
     reason: String,
 }
 
+/// What a policy's CEL evaluates before its own work: `matchConditions`,
+/// then `variables`. Validating and mutating policies share it.
+#[derive(Debug)]
+pub struct CelPrelude {
+    match_conditions: Vec<(String, Arc<Program>)>,
+    variables: Vec<(String, Arc<Program>)>,
+    /// Whether match conditions read `variables` (Kyverno's CEL policies
+    /// evaluate them first; a VAP's conditions see none).
+    variables_in_conditions: bool,
+    /// What an expression that fails does.
+    pub failure_policy: FailurePolicy,
+}
+
+/// The request's variables after a [`CelPrelude`], for the policy's own
+/// expressions.
+pub struct Prepared {
+    /// `object`, `oldObject`, `request`, `namespaceObject`, `params` and
+    /// `variables`.
+    pub activation: Activation,
+    /// The variables that failed to evaluate, with why; an expression that
+    /// reads one fails too.
+    pub broken: Vec<(String, CelError)>,
+}
+
+impl Prepared {
+    /// The first broken variable `program` reads.
+    pub fn broken_variable(&self, program: &Program) -> Option<&(String, CelError)> {
+        self.broken.iter().find(|(name, _)| {
+            program
+                .field_paths()
+                .iter()
+                .any(|p| p.len() > 1 && p[0] == "variables" && p[1] == *name)
+        })
+    }
+}
+
+impl CelPrelude {
+    /// Compiles `matchConditions`, `variables` and reads `failurePolicy`.
+    pub fn parse(env: &Env, spec: &Value) -> Result<CelPrelude, String> {
+        let failure_policy = match spec["failurePolicy"].as_str() {
+            None | Some("Fail") => FailurePolicy::Fail,
+            Some("Ignore") => FailurePolicy::Ignore,
+            Some(other) => return Err(format!("failurePolicy {other:?}: must be Fail or Ignore")),
+        };
+        Ok(CelPrelude {
+            match_conditions: named_programs(env, spec, "matchConditions", "expression")?,
+            variables: named_programs(env, spec, "variables", "expression")?,
+            variables_in_conditions: false,
+            failure_policy,
+        })
+    }
+
+    /// As Kyverno's CEL policies: variables are evaluated before the match
+    /// conditions, which may read them.
+    pub fn with_variables_in_conditions(self) -> CelPrelude {
+        CelPrelude {
+            variables_in_conditions: true,
+            ..self
+        }
+    }
+
+    /// Evaluates the match conditions, then the variables, on a request
+    /// with these parameters: `Ok(None)` when a condition is false, `Err`
+    /// when a condition fails to evaluate (whatever the failure policy; the
+    /// caller applies it).
+    pub fn prepare(
+        &self,
+        shared: &Shared,
+        params: Option<&Value>,
+        eval: &impl Fn(&Program, &Activation) -> Result<Value, CelError>,
+    ) -> Result<Option<Prepared>, String> {
+        let mut activation = shared.activation().clone();
+        activation.set_json("params", params.unwrap_or(&Value::Null));
+        let mut broken = Vec::new();
+        if self.variables_in_conditions {
+            broken = self.evaluate_variables(&mut activation, eval);
+        } else {
+            activation.set_json("variables", &Value::Object(Map::new()));
+        }
+        for (name, condition) in &self.match_conditions {
+            match eval(condition, &activation) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => return Ok(None),
+                Ok(other) => {
+                    return Err(format!(
+                        "matchCondition {name:?} returned {other}, not a bool"
+                    ));
+                }
+                Err(e) => return Err(format!("matchCondition {name:?}: {e}")),
+            }
+        }
+        if !self.variables_in_conditions {
+            broken = self.evaluate_variables(&mut activation, eval);
+        }
+        Ok(Some(Prepared { activation, broken }))
+    }
+
+    /// Evaluates the variables in order (each sees those before it) into
+    /// the activation's `variables`; returns those that failed.
+    fn evaluate_variables(
+        &self,
+        activation: &mut Activation,
+        eval: &impl Fn(&Program, &Activation) -> Result<Value, CelError>,
+    ) -> Vec<(String, CelError)> {
+        let mut variables = Map::new();
+        let mut broken = Vec::new();
+        for (name, program) in &self.variables {
+            activation.set_json("variables", &Value::Object(variables.clone()));
+            match eval(program, activation) {
+                Ok(json) => {
+                    variables.insert(name.clone(), json);
+                }
+                Err(e) => broken.push((name.clone(), e)),
+            }
+        }
+        activation.set_json("variables", &Value::Object(variables));
+        broken
+    }
+}
+
+/// A costed evaluation to JSON that adds what it spent to `cost`.
+pub fn costed_eval(cost: &Cell<u64>) -> impl Fn(&Program, &Activation) -> Result<Value, CelError> {
+    |program: &Program, activation: &Activation| {
+        let (result, spent) = program.evaluate_costed(activation);
+        cost.set(cost.get() + spent);
+        result.and_then(|v| gitplane_cel::to_json(&v))
+    }
+}
+
 /// The CEL of a policy: what VAP and Kyverno `validate.cel` share.
 #[derive(Debug)]
 pub struct CelValidator {
-    match_conditions: Vec<(String, Arc<Program>)>,
-    variables: Vec<(String, Arc<Program>)>,
+    prelude: CelPrelude,
     validations: Vec<Validation>,
     audit_annotations: Vec<(String, Arc<Program>)>,
-    failure_policy: FailurePolicy,
 }
 
 /// What a [`CelValidator`] decides about one request.
@@ -217,80 +344,42 @@ impl CelValidator {
                 reason: v["reason"].as_str().unwrap_or("Invalid").to_string(),
             });
         }
-        let failure_policy = match spec["failurePolicy"].as_str() {
-            None | Some("Fail") => FailurePolicy::Fail,
-            Some("Ignore") => FailurePolicy::Ignore,
-            Some(other) => return Err(format!("failurePolicy {other:?}: must be Fail or Ignore")),
-        };
         Ok(CelValidator {
-            match_conditions: named_programs(env, spec, "matchConditions", "expression")?,
-            variables: named_programs(env, spec, "variables", "expression")?,
+            prelude: CelPrelude::parse(env, spec)?,
             validations,
             audit_annotations: named_programs(env, spec, "auditAnnotations", "valueExpression")?,
-            failure_policy,
         })
     }
 
     /// Evaluates on a request with these parameters. `Err` is an
     /// expression that failed under `failurePolicy: Fail`.
     pub fn run(&self, shared: &Shared, params: Option<&Value>) -> Result<CelOutcome, String> {
-        let mut activation = shared.activation().clone();
-        activation.set_json("params", params.unwrap_or(&Value::Null));
         let cost = Cell::new(0);
-        let eval = |program: &Program, activation: &Activation| {
-            let (result, spent) = program.evaluate_costed(activation);
-            cost.set(cost.get() + spent);
-            result.and_then(|v| gitplane_cel::to_json(&v))
+        let eval = costed_eval(&cost);
+        let prepared = match self.prelude.prepare(shared, params, &eval) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Ok(CelOutcome::NotMatched),
+            Err(message) => return self.fail(message),
         };
-        for (name, condition) in &self.match_conditions {
-            activation.set_json("variables", &Value::Object(Map::new()));
-            match eval(condition, &activation) {
-                Ok(Value::Bool(true)) => {}
-                Ok(Value::Bool(false)) => return Ok(CelOutcome::NotMatched),
-                Ok(other) => {
-                    return self.fail(format!(
-                        "matchCondition {name:?} returned {other}, not a bool"
-                    ));
-                }
-                Err(e) => return self.fail(format!("matchCondition {name:?}: {e}")),
-            }
-        }
-        let mut variables = Map::new();
-        let mut broken: Vec<(String, CelError)> = Vec::new();
-        for (name, program) in &self.variables {
-            activation.set_json("variables", &Value::Object(variables.clone()));
-            match eval(program, &activation) {
-                Ok(json) => {
-                    variables.insert(name.clone(), json);
-                }
-                Err(e) => broken.push((name.clone(), e)),
-            }
-        }
-        activation.set_json("variables", &Value::Object(variables));
+        let activation = &prepared.activation;
+        let failure_policy = self.prelude.failure_policy;
         let mut messages = Vec::new();
         let mut reason = None;
         for validation in &self.validations {
-            let uses_broken = broken.iter().find(|(name, _)| {
-                validation
-                    .program
-                    .field_paths()
-                    .iter()
-                    .any(|p| p.len() > 1 && p[0] == "variables" && p[1] == *name)
-            });
-            if let Some((name, e)) = uses_broken {
-                if self.failure_policy == FailurePolicy::Fail {
+            if let Some((name, e)) = prepared.broken_variable(&validation.program) {
+                if failure_policy == FailurePolicy::Fail {
                     messages.push(format!("variable {name:?} failed: {e}"));
                 }
                 continue;
             }
-            match eval(&validation.program, &activation) {
+            match eval(&validation.program, activation) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => {
                     reason.get_or_insert_with(|| validation.reason.clone());
-                    messages.push(self.message(validation, &activation, &eval));
+                    messages.push(self.message(validation, activation, &eval));
                 }
                 Ok(other) => {
-                    if self.failure_policy == FailurePolicy::Fail {
+                    if failure_policy == FailurePolicy::Fail {
                         messages.push(format!(
                             "expression '{}' returned {other}, not a bool",
                             validation.program.source()
@@ -298,7 +387,7 @@ impl CelValidator {
                     }
                 }
                 Err(e) => {
-                    if self.failure_policy == FailurePolicy::Fail {
+                    if failure_policy == FailurePolicy::Fail {
                         messages.push(format!(
                             "expression '{}' resulted in error: {e}",
                             validation.program.source()
@@ -309,7 +398,7 @@ impl CelValidator {
         }
         let mut annotations = BTreeMap::new();
         for (key, program) in &self.audit_annotations {
-            match eval(program, &activation) {
+            match eval(program, activation) {
                 Ok(Value::String(value)) => {
                     annotations.insert(key.clone(), value);
                 }
@@ -317,7 +406,7 @@ impl CelValidator {
                 Ok(other) => {
                     annotations.insert(key.clone(), other.to_string());
                 }
-                Err(e) if self.failure_policy == FailurePolicy::Fail => {
+                Err(e) if failure_policy == FailurePolicy::Fail => {
                     messages.push(format!("auditAnnotation {key:?}: {e}"));
                 }
                 Err(_) => {}
@@ -337,7 +426,7 @@ impl CelValidator {
     }
 
     fn fail(&self, message: String) -> Result<CelOutcome, String> {
-        match self.failure_policy {
+        match self.prelude.failure_policy {
             FailurePolicy::Fail => Err(message),
             FailurePolicy::Ignore => Ok(CelOutcome::NotMatched),
         }

@@ -15,10 +15,12 @@
 //! and so does gitplane, to render exactly what kustomize renders).
 
 pub mod schema;
+pub mod structured;
 
 use serde_json::{Map, Value};
 
 pub use schema::{ListKind, Node, RootKind, root_for};
+pub use structured::{ListType, Shape, key_field};
 
 /// Which implementation's behaviour to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ mod functions;
 pub(crate) mod images;
 mod matching;
 mod mutate;
+pub mod mutating_policy;
 pub mod pattern;
 pub mod validating_policy;
 mod values;
