@@ -89,7 +89,7 @@ fn regex(
         .map_err(|e| error(ctx, format!("{function}: {e}")))
 }
 
-use ArgumentType::{Array, Number, Object, String as Str};
+use ArgumentType::{Any, Array, Number, Object, String as Str};
 
 /// Registers every Kyverno function gitplane has.
 pub(super) fn register_all(runtime: &mut Runtime) {
@@ -404,6 +404,20 @@ fn register_objects(runtime: &mut Runtime) {
     );
 }
 
+/// The operands of a `divide` whose result is a plain number, as
+/// Kyverno's: two numbers, two quantities (`divide('300Mi', '100Mi')` is
+/// 3) or two durations.
+fn ratio_operands(x: &Rcvar, y: &Rcvar) -> Option<(f64, f64)> {
+    use super::values::{parse_duration, parse_quantity};
+    match (&**x, &**y) {
+        (Variable::Number(_), Variable::Number(_)) => Some((x.as_number()?, y.as_number()?)),
+        (Variable::String(x), Variable::String(y)) => parse_quantity(x)
+            .zip(parse_quantity(y))
+            .or_else(|| parse_duration(x).zip(parse_duration(y))),
+        _ => None,
+    }
+}
+
 fn to_json(ctx: &JpContext<'_>, v: &Rcvar) -> Result<Value, JmespathError> {
     serde_json::to_value(&**v).map_err(|e| error(ctx, e.to_string()))
 }
@@ -412,11 +426,10 @@ fn to_json(ctx: &JpContext<'_>, v: &Rcvar) -> Result<Value, JmespathError> {
 type Arithmetic = fn(f64, f64) -> Option<f64>;
 
 fn register_arithmetic(runtime: &mut Runtime) {
-    let binary: [(&str, Arithmetic); 5] = [
+    let binary: [(&str, Arithmetic); 4] = [
         ("add", |x, y| Some(x + y)),
         ("subtract", |x, y| Some(x - y)),
         ("multiply", |x, y| Some(x * y)),
-        ("divide", |x, y| (y != 0.0).then(|| x / y)),
         ("modulo", |x, y| {
             (y != 0.0 && x.fract() == 0.0 && y.fract() == 0.0).then(|| x % y)
         }),
@@ -437,6 +450,23 @@ fn register_arithmetic(runtime: &mut Runtime) {
             }),
         );
     }
+    register(
+        runtime,
+        "divide",
+        vec![Any, Any],
+        Box::new(|a, ctx| {
+            let (x, y) = ratio_operands(&a[0], &a[1]).ok_or_else(|| {
+                error(
+                    ctx,
+                    "divide: operands must be two numbers, two quantities or two durations".to_string(),
+                )
+            })?;
+            if y == 0.0 {
+                return Err(error(ctx, "divide: zero divisor".to_string()));
+            }
+            num(ctx, x / y)
+        }),
+    );
     register(
         runtime,
         "sum",
@@ -697,6 +727,8 @@ mod tests {
             ("lookup(m, 'b')", json!(2)),
             ("add(`1`, `2`)", json!(3)),
             ("divide(`7`, `2`)", json!(3.5)),
+            ("divide('300Mi', '100Mi')", json!(3)),
+            ("divide('1h', '30m')", json!(2)),
             ("modulo(`7`, `2`)", json!(1)),
             ("sum([`1`, `2.5`])", json!(3.5)),
             ("round(`2.71828`, `2`)", json!(2.72)),

@@ -321,11 +321,12 @@ impl Policy {
             if !rule.selects(&step) {
                 continue;
             }
+            // Unmet preconditions skip the rule; a failed context, an error.
             let outcome = rule
                 .vars(&self.name, &Shared::new(step), supplied)
-                .map_err(|(_, message)| message)
                 .and_then(|vars| {
                     mutate_once(&current, smp.as_ref(), json6902.as_ref(), foreach, &vars)
+                        .map_err(|message| (Verdict::Error, message))
                 });
             let (verdict, message) = match outcome {
                 // As Kyverno: a patch that changes nothing is skipped.
@@ -340,7 +341,7 @@ impl Policy {
                     Verdict::Skip,
                     "the patch's conditions do not hold".to_string(),
                 ),
-                Err(message) => (Verdict::Error, message),
+                Err(failed) => failed,
             };
             out.push(self.audit_result(rule, verdict, message));
         }
