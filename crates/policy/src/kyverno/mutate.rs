@@ -161,11 +161,11 @@ pub fn apply_json6902(resource: &Value, operations: &Value) -> Result<Value, Str
     // One operation at a time, with Kyverno's options: an `add` first makes
     // the objects and lists its path goes through (`EnsurePathExistsOnAdd`),
     // a `remove` of what is not there does nothing (`AllowMissingPathOnRemove`).
-    for operation in operations {
-        let path = operation["path"].as_str().unwrap_or_default();
+    for mut operation in operations {
+        let path = operation["path"].as_str().unwrap_or_default().to_string();
         match operation["op"].as_str() {
-            Some("add") => ensure_parents(&mut out, path),
-            Some("remove") if out.pointer(path).is_none() => continue,
+            Some("add") => operation["path"] = Value::from(ensure_parents(&mut out, &path)),
+            Some("remove") if out.pointer(&path).is_none() => continue,
             _ => {}
         }
         let patch: json_patch::Patch = serde_json::from_value(Value::Array(vec![operation]))
@@ -176,20 +176,25 @@ pub fn apply_json6902(resource: &Value, operations: &Value) -> Result<Value, Str
 }
 
 /// Creates the missing objects (or lists, when the next token is `-` or an
-/// index) along a JSON pointer, up to its last token's parent.
-fn ensure_parents(root: &mut Value, pointer: &str) {
+/// index) along a JSON pointer, up to its last token's parent, as Kyverno's
+/// JSON patch library does; `-1` is the end of a list there, and in the
+/// middle of a path appends a new element to go through. Returns the
+/// pointer with each `-1` resolved (the last one to `-`, append).
+fn ensure_parents(root: &mut Value, pointer: &str) -> String {
     let tokens: Vec<String> = pointer
         .split('/')
         .skip(1)
         .map(|t| t.replace("~1", "/").replace("~0", "~"))
         .collect();
-    let mut current = root;
-    for (i, token) in tokens
-        .iter()
-        .enumerate()
-        .take(tokens.len().saturating_sub(1))
-    {
-        let next_is_index = tokens[i + 1] == "-" || tokens[i + 1].parse::<usize>().is_ok();
+    let is_end = |token: &str| token == "-" || token == "-1";
+    let mut resolved: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut current = Some(root);
+    for (i, token) in tokens.iter().enumerate() {
+        let Some(next) = tokens.get(i + 1) else {
+            resolved.push(if is_end(token) { "-".into() } else { token.clone() });
+            break;
+        };
+        let next_is_index = is_end(next) || next.parse::<usize>().is_ok();
         let empty = || {
             if next_is_index {
                 Value::Array(Vec::new())
@@ -197,21 +202,39 @@ fn ensure_parents(root: &mut Value, pointer: &str) {
                 Value::Object(Map::new())
             }
         };
+        let mut step = token.clone();
         current = match current {
-            Value::Object(map) => {
+            Some(Value::Object(map)) => {
                 let child = map.entry(token.clone()).or_insert_with(empty);
                 if child.is_null() {
                     *child = empty();
                 }
-                child
+                Some(child)
             }
-            Value::Array(items) => match token.parse::<usize>() {
-                Ok(index) if index < items.len() => &mut items[index],
-                _ => return,
-            },
-            _ => return,
+            Some(Value::Array(items)) => {
+                let index = match token.parse::<usize>() {
+                    Ok(index) => Some(index),
+                    Err(_) if is_end(token) => Some(items.len()),
+                    Err(_) => None,
+                };
+                match index {
+                    Some(index) if index < items.len() => Some(&mut items[index]),
+                    Some(index) if index == items.len() => {
+                        step = index.to_string();
+                        items.push(empty());
+                        items.last_mut()
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
         };
+        resolved.push(step);
     }
+    resolved
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,6 +257,13 @@ mod json6902_tests {
         assert_eq!(out["spec"]["containers"][0]["env"], json!([{"name": "X"}]));
         assert_eq!(out["spec"]["affinity"]["nodeAffinity"]["required"], true);
         assert_eq!(out["metadata"]["labels"]["team/name"], "shop");
+        // `-1` is the end of a list: in the middle of a path it appends an
+        // element to go through.
+        let ops = json!([{"op": "add", "path": "/spec/terms/-1/match/-1", "value": "x"}]);
+        let out = apply_json6902(&pod, &ops).unwrap();
+        assert_eq!(out["spec"]["terms"], json!([{"match": ["x"]}]));
+        let out = apply_json6902(&out, &ops).unwrap();
+        assert_eq!(out["spec"]["terms"], json!([{"match": ["x"]}, {"match": ["x"]}]));
         // Removing what is not there does nothing; replacing it fails.
         let remove = json!([{"op": "remove", "path": "/spec/missing/field"}]);
         assert_eq!(apply_json6902(&pod, &remove).unwrap(), pod);
