@@ -458,7 +458,8 @@ fn register_arithmetic(runtime: &mut Runtime) {
             let (x, y) = ratio_operands(&a[0], &a[1]).ok_or_else(|| {
                 error(
                     ctx,
-                    "divide: operands must be two numbers, two quantities or two durations".to_string(),
+                    "divide: operands must be two numbers, two quantities or two durations"
+                        .to_string(),
                 )
             })?;
             if y == 0.0 {

@@ -329,8 +329,9 @@ impl Policy {
                         .map_err(|message| (Verdict::Error, message))
                 });
             let (verdict, message) = match outcome {
-                // As Kyverno: a patch that changes nothing is skipped.
-                Ok(Some(patched)) if patched == current => {
+                // As Kyverno: a patch that changes nothing is skipped (a
+                // foreach that ran on its elements passes).
+                Ok(Some(patched)) if patched == current && foreach.is_empty() => {
                     (Verdict::Skip, "the patch changes nothing".to_string())
                 }
                 Ok(Some(patched)) => {

@@ -121,14 +121,37 @@ fn prepare_list(patch: &[Value], resource: &Value) -> Result<Option<Value>, Mism
 }
 
 /// Merges a prepared strategic-merge patch into the resource, with the
-/// built-in types' list merge keys.
+/// built-in types' list merge keys. A map the patch adds that ends up empty
+/// (every field in it null or unmet) is left out, as Kyverno leaves it.
 pub fn apply_strategic_merge(resource: &Value, patch: &Value) -> Result<Value, String> {
     let api_version = resource["apiVersion"].as_str().unwrap_or_default();
     let kind = resource["kind"].as_str().unwrap_or_default();
     let (group, _) = split_api_version(api_version);
-    strategic_merge(resource, patch, root_for(group, kind), Flavor::Kubernetes)
+    let mut merged = strategic_merge(resource, patch, root_for(group, kind), Flavor::Kubernetes)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the patch deletes the whole resource".to_string())
+        .ok_or_else(|| "the patch deletes the whole resource".to_string())?;
+    drop_new_empty_maps(&mut merged, resource);
+    Ok(merged)
+}
+
+/// Removes the empty maps in `merged` that `original` does not have, at
+/// any depth (list elements are matched by position).
+fn drop_new_empty_maps(merged: &mut Value, original: &Value) {
+    match merged {
+        Value::Object(fields) => {
+            fields.retain(|key, value| {
+                let before = original.get(key);
+                drop_new_empty_maps(value, before.unwrap_or(&Value::Null));
+                before.is_some() || !value.as_object().is_some_and(Map::is_empty)
+            });
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                drop_new_empty_maps(item, original.get(i).unwrap_or(&Value::Null));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Applies `patchesJson6902` (a YAML or JSON list of operations).
@@ -191,7 +214,11 @@ fn ensure_parents(root: &mut Value, pointer: &str) -> String {
     let mut current = Some(root);
     for (i, token) in tokens.iter().enumerate() {
         let Some(next) = tokens.get(i + 1) else {
-            resolved.push(if is_end(token) { "-".into() } else { token.clone() });
+            resolved.push(if is_end(token) {
+                "-".into()
+            } else {
+                token.clone()
+            });
             break;
         };
         let next_is_index = is_end(next) || next.parse::<usize>().is_ok();
@@ -243,6 +270,17 @@ mod json6902_tests {
     use gitplane_object::json;
 
     #[test]
+    fn a_map_the_patch_leaves_empty_is_left_out() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {}},
+                         "spec": {"containers": [{"name": "a"}]}});
+        let patch = json!({"metadata": {"labels": {"x": null}, "annotations": {"x": null}},
+            "spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": null}}}]}});
+        let out = apply_strategic_merge(&pod, &patch).unwrap();
+        assert_eq!(out["metadata"], json!({"name": "p", "labels": {}}));
+        assert_eq!(out["spec"]["containers"], json!([{"name": "a"}]));
+    }
+
+    #[test]
     fn an_add_makes_the_objects_and_lists_its_path_goes_through() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                          "spec": {"containers": [{"name": "a"}]}});
@@ -263,7 +301,10 @@ mod json6902_tests {
         let out = apply_json6902(&pod, &ops).unwrap();
         assert_eq!(out["spec"]["terms"], json!([{"match": ["x"]}]));
         let out = apply_json6902(&out, &ops).unwrap();
-        assert_eq!(out["spec"]["terms"], json!([{"match": ["x"]}, {"match": ["x"]}]));
+        assert_eq!(
+            out["spec"]["terms"],
+            json!([{"match": ["x"]}, {"match": ["x"]}])
+        );
         // Removing what is not there does nothing; replacing it fails.
         let remove = json!([{"op": "remove", "path": "/spec/missing/field"}]);
         assert_eq!(apply_json6902(&pod, &remove).unwrap(), pod);
