@@ -107,12 +107,17 @@ fn elements(value: &Value) -> Vec<Value> {
 /// Whether `set` (a list, or a scalar standing for a list of one)
 /// contains `item`, with wildcards in either. A set written as a numeric
 /// range (`"5000-6000"`, bounds included; `"!5000-6000"` for outside it)
-/// holds the numbers in it, as in Kyverno's `In` operators.
+/// holds the numbers in it, and a set written as a JSON list
+/// (`'["a", "b"]'`, as a ConfigMap's data holds one) holds its elements, as
+/// in Kyverno's `In` operators.
 fn contains(set: &Value, item: &Value) -> bool {
-    if let Value::String(text) = set
-        && let Some(inside) = in_range(text, item)
-    {
-        return inside;
+    if let Value::String(text) = set {
+        if let Some(inside) = in_range(text, item) {
+            return inside;
+        }
+        if let Ok(list @ Value::Array(_)) = serde_json::from_str::<Value>(text) {
+            return contains(&list, item);
+        }
     }
     elements(set)
         .iter()
@@ -162,6 +167,8 @@ mod tests {
                 false,
             ),
             ("AnyNotIn", json!([5555]), json!("5000-6000"), false),
+            ("AnyNotIn", json!("b"), json!("[\"a\", \"b\"]"), false),
+            ("AnyIn", json!(["c"]), json!("[\"a\", \"b\"]"), false),
             ("AnyNotIn", json!([5555, 80]), json!("5000-6000"), true),
             ("AllIn", json!(["5001", 6000]), json!("5000-6000"), true),
             ("AnyIn", json!([80]), json!("!5000-6000"), true),
