@@ -27,13 +27,14 @@ mod error;
 pub mod kro;
 pub mod limits;
 mod program;
+pub mod supplied;
 mod value;
 
 pub use error::CelError;
 pub use kro::is_omit;
 pub use limits::Limits;
 pub use program::{Activation, Env, Library, Program};
-pub use value::{from_json, to_json};
+pub use value::{from_json, string_map, to_json};
 
 /// The CEL value type (from the `cel` crate, through `kube-cel`).
 pub use kube_cel::cel::Value;

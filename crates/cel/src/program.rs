@@ -275,7 +275,23 @@ fn build_root() -> Context<'static> {
     context.add_function("lists.range", limits::guarded_range);
     // CEL's `dyn(x)`: a type-checker hint, the identity when evaluating.
     context.add_function("dyn", identity);
+    context.add_function("orValue", or_value);
+    crate::supplied::register(&mut context);
     context
+}
+
+/// `x.orValue(default)`: an optional's value, or the default when it has
+/// none. Called on a value that is not optional (`container.volumeMounts
+/// .orValue([])`), it gives that value, as Kyverno's policy library expects
+/// (its tests pass such policies); cel-go's checker would refuse it.
+fn or_value(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Value>,
+    default: Value,
+) -> ResolveResult {
+    match <&kube_cel::cel::objects::OptionalValue>::try_from(&this) {
+        Ok(optional) => Ok(optional.value().cloned().unwrap_or(default)),
+        Err(_) => Ok(this),
+    }
 }
 
 /// `dyn(x)`: `x`.

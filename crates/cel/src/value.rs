@@ -37,6 +37,16 @@ pub fn from_json(json: &Json) -> Value {
     }
 }
 
+/// A CEL map with string keys, from its entries (values keep their CEL
+/// types: a duration stays a duration).
+pub fn string_map(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k)), v))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
 /// A CEL value as JSON. Map keys come out sorted (as Go's `encoding/json`
 /// writes maps), an empty optional is `null`, bytes are base64, timestamps
 /// RFC 3339 and durations Go-style seconds (`"90s"`). Map entries and list

@@ -31,6 +31,7 @@ fn standard_and_kubernetes_functions() {
         ("has(schema.spec.labels.team)", json!(true)),
         ("schema.spec.?missing.orValue('none')", json!("none")),
         ("schema.spec.labels.?team.orValue('none')", json!("a")),
+        ("schema.spec.ports.orValue([])", json!([80, 443])),
         (
             "quantity('1Gi').isGreaterThan(quantity('512Mi'))",
             json!(true),
@@ -346,4 +347,53 @@ fn dyn_is_the_identity() {
         eval("[dyn('a'), dyn(1)] + [dyn({'k': 'v'})]").unwrap(),
         json!(["a", 1, {"k": "v"}])
     );
+}
+
+#[test]
+fn kyverno_cluster_libraries_answer_from_supplied_data() {
+    use gitplane_cel::supplied::{images_variable, resources_variable, time_variable};
+    let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "limits", "namespace": "shop"}, "data": {"max": "3"}});
+    let env = Env::default();
+    let activation = Activation::new()
+        .with_json(
+            "resource",
+            &resources_variable([(&configmap, "configmaps".to_string())]),
+        )
+        .with_json(
+            "image",
+            &images_variable(&[
+                json!({"image": "redis:7", "config": {"created": "2024-01-01T00:00:00Z"}}),
+            ]),
+        )
+        .with_json("time", &time_variable());
+    let eval = |source: &str| env.compile(source).unwrap().evaluate_json(&activation);
+    assert_eq!(
+        eval("resource.Get('v1', 'configmaps', 'shop', 'limits').data.max").unwrap(),
+        json!("3")
+    );
+    assert_eq!(
+        eval("resource.List('v1', 'configmaps', 'shop').items.size()").unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        eval("resource.List('v1', 'configmaps', 'other').items").unwrap(),
+        json!([])
+    );
+    assert!(eval("resource.Get('v1', 'configmaps', 'shop', 'missing')").is_err());
+    assert_eq!(
+        eval("image.GetMetadata('redis:7').config.created").unwrap(),
+        json!("2024-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        eval("time.now() > timestamp('2024-01-01T00:00:00Z')").unwrap(),
+        json!(true)
+    );
+    // Without the variables, nothing answers.
+    assert!(matches!(
+        env.compile("resource.Get('v1', 'configmaps', 'shop', 'limits')")
+            .unwrap()
+            .evaluate_json(&Activation::new()),
+        Err(CelError::Evaluation(_))
+    ));
 }

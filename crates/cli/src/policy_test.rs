@@ -158,6 +158,11 @@ fn read_variables(root: &Root, base: &RelPath, file: Option<&str>) -> Result<Val
                 .push((name.clone(), resource_name, map(&resource["values"])));
         }
     }
+    // Whole Namespaces (`namespaces`), or their names and labels
+    // (`namespaceSelector`).
+    values
+        .namespaces
+        .extend(doc["namespaces"].as_array().into_iter().flatten().cloned());
     for ns in doc["namespaceSelector"].as_array().into_iter().flatten() {
         values
             .namespaces
@@ -165,6 +170,38 @@ fn read_variables(root: &Root, base: &RelPath, file: Option<&str>) -> Result<Val
             "metadata": {"name": ns["name"], "labels": ns["labels"]}}));
     }
     Ok(values)
+}
+
+/// A test's `Context` file (`spec.resources`, `spec.images`) as the CEL
+/// variables that answer Kyverno's `resource`, `image` and `time`
+/// libraries, as the Kyverno CLI answers them from it.
+fn read_context(root: &Root, base: &RelPath, file: Option<&str>) -> Result<Vec<(String, Value)>> {
+    use gitplane_cel::supplied::{images_variable, resources_variable, time_variable};
+    let mut variables = vec![("time".to_string(), time_variable())];
+    let Some(file) = file else {
+        return Ok(variables);
+    };
+    let path = root.resolve(base, file)?;
+    let doc = read_values(root, &path)?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    let spec = &doc["spec"];
+    let resources = spec["resources"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let named = resources.iter().map(|object| {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        (object, gitplane_object::plural(kind))
+    });
+    variables.push(("resource".to_string(), resources_variable(named)));
+    let images = spec["images"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    variables.push(("image".to_string(), images_variable(images)));
+    Ok(variables)
 }
 
 fn read_user(root: &Root, base: &RelPath, file: Option<&str>) -> Result<UserInfo> {
@@ -204,7 +241,8 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
     })?;
     set.bind_unbound_policies();
     let resources = in_default_namespace(read_objects(root, &base, &strings(&doc["resources"]))?);
-    let values = read_variables(root, &base, doc["variables"].as_str())?;
+    let mut values = read_variables(root, &base, doc["variables"].as_str())?;
+    values.supplied.cel_variables = read_context(root, &base, doc["context"].as_str())?;
     let user = read_user(root, &base, doc["userinfo"].as_str())?;
     let operation = values
         .supplied

@@ -16,6 +16,9 @@ use crate::request::Request;
 pub struct Shared<'a> {
     /// The request.
     pub request: Request<'a>,
+    /// More CEL variables (Kyverno's cluster libraries answered from
+    /// supplied data).
+    cel_variables: &'a [(String, Value)],
     activation: OnceCell<Activation>,
     vars: OnceCell<Vars>,
 }
@@ -23,8 +26,17 @@ pub struct Shared<'a> {
 impl<'a> Shared<'a> {
     /// Nothing converted yet.
     pub fn new(request: Request<'a>) -> Shared<'a> {
+        Shared::with_cel_variables(request, &[])
+    }
+
+    /// Also binding these CEL variables.
+    pub fn with_cel_variables(
+        request: Request<'a>,
+        cel_variables: &'a [(String, Value)],
+    ) -> Shared<'a> {
         Shared {
             request,
+            cel_variables,
             activation: OnceCell::new(),
             vars: OnceCell::new(),
         }
@@ -48,6 +60,9 @@ impl<'a> Shared<'a> {
                 "namespaceObject",
                 request.namespace_object.unwrap_or(&Value::Null),
             );
+            for (name, value) in self.cel_variables {
+                activation.set_json(name, value);
+            }
             activation
         })
     }

@@ -320,7 +320,7 @@ impl PolicySet {
         supplied: &Supplied,
     ) -> Evaluation {
         let lookup = Chain(&self.params, lookup);
-        let shared = Shared::new(*request);
+        let shared = Shared::with_cel_variables(*request, &supplied.cel_variables);
         let mut evaluation = Evaluation::default();
         for binding in &self.bindings {
             for policy in self.vaps.iter().filter(|p| p.name == binding.policy_name) {
@@ -542,7 +542,8 @@ impl PolicySet {
                 object: &current,
                 ..*request
             };
-            if let (Some(mutated), _) = policy.mutate(&Shared::new(step), &mut results) {
+            let shared = Shared::with_cel_variables(step, &supplied.cel_variables);
+            if let (Some(mutated), _) = policy.mutate(&shared, &mut results) {
                 current = mutated;
             }
         }

@@ -193,13 +193,14 @@ impl CelPrelude {
         &self,
         shared: &Shared,
         params: Option<&Value>,
-        eval: &impl Fn(&Program, &Activation) -> Result<Value, CelError>,
+        cost: &Cell<u64>,
     ) -> Result<Option<Prepared>, String> {
+        let eval = costed_eval(cost);
         let mut activation = shared.activation().clone();
         activation.set_json("params", params.unwrap_or(&Value::Null));
         let mut broken = Vec::new();
         if self.variables_in_conditions {
-            broken = self.evaluate_variables(&mut activation, eval);
+            broken = self.evaluate_variables(&mut activation, cost);
         } else {
             activation.set_json("variables", &Value::Object(Map::new()));
         }
@@ -216,30 +217,31 @@ impl CelPrelude {
             }
         }
         if !self.variables_in_conditions {
-            broken = self.evaluate_variables(&mut activation, eval);
+            broken = self.evaluate_variables(&mut activation, cost);
         }
         Ok(Some(Prepared { activation, broken }))
     }
 
     /// Evaluates the variables in order (each sees those before it) into
-    /// the activation's `variables`; returns those that failed.
+    /// the activation's `variables`, keeping their CEL types (a duration
+    /// stays a duration); returns those that failed.
     fn evaluate_variables(
         &self,
         activation: &mut Activation,
-        eval: &impl Fn(&Program, &Activation) -> Result<Value, CelError>,
+        cost: &Cell<u64>,
     ) -> Vec<(String, CelError)> {
-        let mut variables = Map::new();
+        let mut variables = Vec::new();
         let mut broken = Vec::new();
         for (name, program) in &self.variables {
-            activation.set_json("variables", &Value::Object(variables.clone()));
-            match eval(program, activation) {
-                Ok(json) => {
-                    variables.insert(name.clone(), json);
-                }
+            activation.set("variables", gitplane_cel::string_map(variables.clone()));
+            let (result, spent) = program.evaluate_costed(activation);
+            cost.set(cost.get() + spent);
+            match result {
+                Ok(value) => variables.push((name.clone(), value)),
                 Err(e) => broken.push((name.clone(), e)),
             }
         }
-        activation.set_json("variables", &Value::Object(variables));
+        activation.set("variables", gitplane_cel::string_map(variables));
         broken
     }
 }
@@ -356,7 +358,7 @@ impl CelValidator {
     pub fn run(&self, shared: &Shared, params: Option<&Value>) -> Result<CelOutcome, String> {
         let cost = Cell::new(0);
         let eval = costed_eval(&cost);
-        let prepared = match self.prelude.prepare(shared, params, &eval) {
+        let prepared = match self.prelude.prepare(shared, params, &cost) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(CelOutcome::NotMatched),
             Err(message) => return self.fail(message),

@@ -44,6 +44,10 @@ pub struct Supplied {
     pub rules: Vec<(String, String, Map<String, Value>)>,
     /// Per policy and resource name: (policy, resource, values).
     pub resources: Vec<(String, String, Map<String, Value>)>,
+    /// CEL variables that answer Kyverno's cluster libraries from supplied
+    /// data (a test's `Context` file): `resource`, `image`, `time` (see
+    /// [`gitplane_cel::supplied`]).
+    pub cel_variables: Vec<(String, Value)>,
 }
 
 impl Supplied {

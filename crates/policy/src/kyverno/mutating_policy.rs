@@ -115,7 +115,7 @@ impl MutatingPolicy {
         let eval = vap::costed_eval(&cost);
         let outcome =
             self.prelude
-                .prepare(shared, None, &eval)
+                .prepare(shared, None, &cost)
                 .and_then(|prepared| match prepared {
                     None => Ok(None),
                     Some(mut prepared) => {
