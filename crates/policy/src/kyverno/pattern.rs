@@ -310,6 +310,14 @@ pub fn value_matches(value: &Value, pattern: &Value) -> bool {
         Value::Bool(b) => value.as_bool() == Some(*b),
         Value::Number(_) => compare(value, pattern) == Some(Ordering::Equal),
         Value::String(text) => {
+            // A list of scalars matches when each of them does, as in
+            // Kyverno (`supplementalGroups: 100-200 | 500-600`).
+            if let Value::Array(items) = value
+                && text != "*"
+                && items.iter().all(|item| !matches!(item, Value::Array(_) | Value::Object(_)))
+            {
+                return items.iter().all(|item| value_matches(item, pattern));
+            }
             if matches!(value, Value::Array(_) | Value::Object(_)) {
                 return text == "*";
             }
@@ -420,6 +428,9 @@ mod tests {
             (json!(true), json!(true), true),
             (json!(Value::Null), json!(Value::Null), true),
             (json!(""), json!("?*"), false),
+            (json!([100, 550]), json!("100-200 | 500-600"), true),
+            (json!([100, 300]), json!("100-200 | 500-600"), false),
+            (json!([{"a": 1}]), json!("*"), true),
         ] {
             assert_eq!(
                 value_matches(&value, &pattern),
