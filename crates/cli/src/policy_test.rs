@@ -241,6 +241,20 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
     })?;
     set.bind_unbound_policies();
     let resources = in_default_namespace(read_objects(root, &base, &strings(&doc["resources"]))?);
+    // What `clone` rules copy from: the results' `cloneSourceResource`
+    // files, beside the test's resources.
+    let clone_files: Vec<String> = doc["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["cloneSourceResource"].as_str().map(str::to_string))
+        .collect();
+    let mut sources = resources.clone();
+    sources.extend(in_default_namespace(read_objects(
+        root,
+        &base,
+        &clone_files,
+    )?));
     let mut values = read_variables(root, &base, doc["variables"].as_str())?;
     values.supplied.cel_variables = read_context(root, &base, doc["context"].as_str())?;
     let user = read_user(root, &base, doc["userinfo"].as_str())?;
@@ -287,7 +301,8 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
         };
         let lookup: &[Object] = &resources;
         results.extend(set.validate(&after, &lookup, &values.supplied).results);
-        let (generated, generate_results) = set.generate(&after, &values.supplied);
+        let sources: &[Object] = &sources;
+        let (generated, generate_results) = set.generate(&after, &values.supplied, &sources);
         results.extend(generate_results);
         applied.push(Applied {
             object: object.clone(),

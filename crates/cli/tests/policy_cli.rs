@@ -224,16 +224,16 @@ fn kyverno_cli_tests_run_and_pass() {
     let dir = path("crates/policy/tests/kyverno");
     let stdout = succeeds(&["policy", "test", &dir]);
     assert!(
-        stdout.contains("Test summary: 110 passed, 0 failed (17 test files)"),
+        stdout.contains("Test summary: 115 passed, 0 failed (19 test files)"),
         "{stdout}"
     );
     let out = gitplane(&["policy", "test", &dir, "-o", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 110);
+    assert_eq!(rows.len(), 115);
     assert!(rows.iter().all(|r| r["ok"] == true));
     // Every verdict is exercised, not only passes.
-    for verdict in ["pass", "fail", "warn", "skip"] {
+    for verdict in ["pass", "fail", "warn", "skip", "error"] {
         assert!(rows.iter().any(|r| r["actual"] == verdict), "{verdict}");
     }
 }
@@ -759,6 +759,28 @@ fn the_embedded_server_runs_stored_kyverno_generate_rules() {
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{tier: {tier}}}}}\n"
         )
     };
+    // The source the clone rule copies.
+    assert!(kubectl(&kc, &["create", "namespace", "platform"], None).0);
+    let pull_secret = |token: &str| {
+        kubectl(
+            &kc,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "registry-pull",
+                "-n",
+                "platform",
+                &format!("--from-literal=token={token}"),
+                "--dry-run=client",
+                "-o",
+                "yaml",
+            ],
+            None,
+        )
+        .1
+    };
+    assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&pull_secret("first"))).0);
     assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&namespace("shop", "team"))).0);
     assert!(
         kubectl(
@@ -849,6 +871,19 @@ fn the_embedded_server_runs_stored_kyverno_generate_rules() {
     assert!(kubectl(&kc, &["label", "namespace", "shop", "touched=yes"], None).0);
     std::thread::sleep(std::time::Duration::from_millis(500));
     eventually(&owner, "someone");
+    // The clone: copied into the team namespace, and changed with its source.
+    let copied = [
+        "get",
+        "secret",
+        "registry-pull",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.data.token}",
+    ];
+    eventually(&copied, "Zmlyc3Q=");
+    assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&pull_secret("second"))).0);
+    eventually(&copied, "c2Vjb25k");
 }
 
 #[test]

@@ -495,17 +495,19 @@ impl PolicySet {
     }
 
     /// What every Kyverno generate rule selecting the request would create,
-    /// and the generate rules' results.
+    /// and the generate rules' results; `clone` rules read their source
+    /// through `lookup`.
     pub fn generate(
         &self,
         request: &Request,
         supplied: &Supplied,
+        lookup: &dyn Lookup,
     ) -> (Vec<kyverno::Generated>, Vec<RuleResult>) {
         let shared = Shared::new(*request);
         let mut results = Vec::new();
         let mut generated = Vec::new();
         for policy in self.kyverno.iter().filter(|p| p.has_generations()) {
-            generated.extend(policy.generate(&shared, supplied, &mut results));
+            generated.extend(policy.generate(&shared, supplied, lookup, &mut results));
         }
         (generated, results)
     }
@@ -518,6 +520,19 @@ impl PolicySet {
     /// Whether any Kyverno policy has a generate rule.
     pub fn generates(&self) -> bool {
         self.kyverno.iter().any(kyverno::Policy::has_generations)
+    }
+
+    /// Every synchronized `clone` rule's source: (policy, rule, source).
+    pub fn clone_sources(&self) -> Vec<(String, String, gitplane_object::ObjectKey)> {
+        self.kyverno
+            .iter()
+            .flat_map(|policy| {
+                policy
+                    .clone_sources()
+                    .into_iter()
+                    .map(|(rule, source)| (policy.name.clone(), rule, source))
+            })
+            .collect()
     }
 
     /// Whether any policy mutates (a Kyverno mutate rule or a MutatingPolicy).

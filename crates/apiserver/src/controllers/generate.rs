@@ -1,14 +1,16 @@
-//! Kyverno's background controller for generate rules (`data` only), as a
-//! cluster with Kyverno runs it: when an object a stored generate rule
-//! selects is written, the rule's object is created, labelled with
-//! Kyverno's `generate.kyverno.io/*` labels naming the policy, the rule and
-//! the trigger. With `synchronize: true` it is kept so: changed or deleted,
-//! it is put back; its trigger deleted, it goes. Without, it is created once
-//! and left to its users.
+//! Kyverno's background controller for generate rules (`data` and
+//! `clone`), as a cluster with Kyverno runs it: when an object a stored
+//! generate rule selects is written, the rule's object is created (for
+//! `clone`, a copy of the source object), labelled with Kyverno's
+//! `generate.kyverno.io/*` labels naming the policy, the rule and the
+//! trigger. With `synchronize: true` it is kept so: changed or deleted, it
+//! is put back; its trigger deleted, it goes; a clone's source changed,
+//! every copy changes (for a source the rule names without variables).
+//! Without, it is created once and left to its users.
 
-use gitplane_object::{Map, json, split_api_version};
+use gitplane_object::{LabelSelector, Map, ObjectKey, json, split_api_version};
 use gitplane_policy::kyverno::Generated;
-use gitplane_policy::{Operation, PolicySet, Request, Supplied, UserInfo};
+use gitplane_policy::{Lookup, Operation, PolicySet, Request, Supplied, UserInfo};
 use serde_json::Value;
 
 use super::{name_of, target_of};
@@ -74,9 +76,35 @@ impl GenerateController {
             }
             return;
         }
+        if event.kind != EventKind::Deleted {
+            self.copy_changed_source(&set, object).await;
+        }
         match event.kind {
             EventKind::Deleted => self.remove_generated(&set, object).await,
             _ => self.generate(&set, object, false).await,
+        }
+    }
+
+    /// A synchronized clone rule's source changed: every copy the rule made
+    /// is made again from it.
+    async fn copy_changed_source(&self, set: &PolicySet, object: &Value) {
+        let key = object_key(object);
+        for (policy, rule, source) in set.clone_sources() {
+            if source != key {
+                continue;
+            }
+            let Some(target) = self.api.target_for_kind(&key.group, &key.kind, None) else {
+                continue;
+            };
+            let (copies, _) = self.api.store.list(&target.resource.key_prefix());
+            for (_, copy) in copies {
+                if label(&copy, POLICY) == Some(policy.as_str())
+                    && label(&copy, RULE) == Some(rule.as_str())
+                    && let Some(trigger) = self.trigger_of(&copy)
+                {
+                    self.generate(set, &trigger, true).await;
+                }
+            }
         }
     }
 
@@ -107,7 +135,8 @@ impl GenerateController {
             user: &user,
             resource: None,
         };
-        set.generate(&request, &Supplied::default()).0
+        set.generate(&request, &Supplied::default(), &Stored(&self.api))
+            .0
     }
 
     /// Creates what the rules make for `trigger` (and, for synchronized
@@ -165,6 +194,68 @@ impl GenerateController {
     }
 }
 
+/// The identity of a stored object.
+fn object_key(object: &Value) -> ObjectKey {
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (group, _) = split_api_version(text("/apiVersion"));
+    ObjectKey::new(
+        group,
+        text("/kind"),
+        text("/metadata/namespace"),
+        text("/metadata/name"),
+    )
+}
+
+/// The stored objects, for what clone rules copy.
+struct Stored<'a>(&'a Api);
+
+impl Lookup for Stored<'_> {
+    fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, _) = split_api_version(api_version);
+        let target = self.0.target_for_kind(group, kind, namespace)?;
+        self.0
+            .store
+            .get(&target.key(name))
+            .map(|o| o.as_ref().clone())
+    }
+
+    fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Vec<Value> {
+        let (group, _) = split_api_version(api_version);
+        let Some(target) = self.0.target_for_kind(group, kind, namespace) else {
+            return Vec::new();
+        };
+        let prefix = match &target.namespace {
+            Some(namespace) => format!("{}{namespace}/", target.resource.key_prefix()),
+            None => target.resource.key_prefix(),
+        };
+        self.0
+            .store
+            .list(&prefix)
+            .0
+            .into_iter()
+            .map(|(_, o)| o.as_ref().clone())
+            .filter(|o| selector.matches(o.pointer("/metadata/labels").and_then(Value::as_object)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +268,7 @@ mod tests {
             rule: "netpol".into(),
             object: Object::with_type("networking.k8s.io/v1", "NetworkPolicy", "deny"),
             synchronize: true,
+            clone_source: None,
         };
         let trigger =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});

@@ -84,6 +84,9 @@ pub struct Generated {
     /// `synchronize`: keep the object as the rule says (recreate, update,
     /// delete with the trigger).
     pub synchronize: bool,
+    /// What a `clone` rule copies from (a change to it changes the copy,
+    /// when synchronized).
+    pub clone_source: Option<gitplane_object::ObjectKey>,
 }
 
 /// A compiled Kyverno policy.
@@ -124,7 +127,7 @@ enum Body {
         json6902: Option<Value>,
         foreach: Vec<Value>,
     },
-    /// A `generate` rule with `data`: the object it creates.
+    /// A `generate` rule with `data` or `clone`: the object it creates.
     Generate(Value),
     Unsupported(String),
 }
@@ -251,6 +254,7 @@ impl Policy {
         &self,
         shared: &Shared,
         supplied: &Supplied,
+        lookup: &dyn Lookup,
         out: &mut Vec<RuleResult>,
     ) -> Vec<Generated> {
         let request = &shared.request;
@@ -265,16 +269,19 @@ impl Policy {
             if !rule.selects(request) {
                 continue;
             }
-            let outcome = rule
-                .vars(&self.name, shared, supplied)
-                .and_then(|vars| generated_object(spec, &vars).map_err(|e| (Verdict::Error, e)));
+            let outcome = rule.vars(&self.name, shared, supplied).and_then(|vars| {
+                generated_object(spec, &vars, lookup)
+                    .map(|object| (object, clone_source(spec, &vars)))
+                    .map_err(|e| (Verdict::Error, e))
+            });
             let (verdict, message) = match outcome {
-                Ok(object) => {
+                Ok((object, clone_source)) => {
                     generated.push(Generated {
                         policy: self.name.clone(),
                         rule: rule.name.clone(),
                         object,
                         synchronize: spec["synchronize"].as_bool().unwrap_or(false),
+                        clone_source,
                     });
                     (Verdict::Pass, String::new())
                 }
@@ -358,6 +365,25 @@ impl Policy {
         self.rules
             .iter()
             .any(|r| matches!(r.body, Body::Generate(_)))
+    }
+
+    /// The sources synchronized `clone` rules copy, by rule, where the
+    /// rule names them without variables (a change to one changes every
+    /// copy).
+    pub fn clone_sources(&self) -> Vec<(String, gitplane_object::ObjectKey)> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let Body::Generate(spec) = &rule.body else {
+                    return None;
+                };
+                let literal = !spec["clone"].to_string().contains("{{");
+                (spec["synchronize"].as_bool() == Some(true) && literal)
+                    .then(|| clone_source(spec, &Vars::new(&Map::new())))
+                    .flatten()
+                    .map(|source| (rule.name.clone(), source))
+            })
+            .collect()
     }
 
     /// Whether any rule mutates.
@@ -606,9 +632,9 @@ impl Rule {
 impl Body {
     fn parse(env: &Env, raw: &Value) -> Result<Body, String> {
         if let Some(generate) = raw.get("generate") {
-            if generate.get("data").is_none() {
+            if generate.get("data").is_none() && !generate["clone"].is_object() {
                 return Ok(Body::Unsupported(
-                    "generate.clone copies an object from the cluster; gitplane computes only generate.data"
+                    "generate.cloneList and foreach generate are not evaluated by gitplane; generate.data and generate.clone are"
                         .into(),
                 ));
             }
@@ -878,15 +904,16 @@ fn check_foreach(entries: &[Value], vars: &Vars) -> Result<Outcome, String> {
 
 /// The object a `generate` rule with `data` creates: its kind, name and
 /// namespace, and the data's fields, variables substituted.
-fn generated_object(spec: &Value, vars: &Vars) -> Result<Object, String> {
+fn generated_object(spec: &Value, vars: &Vars, lookup: &dyn Lookup) -> Result<Object, String> {
     let spec = vars.substitute(spec)?;
     let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
     let (kind, name) = (text("kind"), text("name"));
     if kind.is_empty() || name.is_empty() {
         return Err("generate: kind and name are required".to_string());
     }
-    let mut body = match spec.get("data") {
-        Some(Value::Object(data)) => data.clone(),
+    let mut body = match (spec.get("data"), spec.get("clone")) {
+        (Some(Value::Object(data)), _) => data.clone(),
+        (_, Some(clone)) => cloned_body(&text("apiVersion"), &kind, clone, lookup)?,
         _ => Map::new(),
     };
     let mut metadata = match body.remove("metadata") {
@@ -904,6 +931,49 @@ fn generated_object(spec: &Value, vars: &Vars) -> Result<Object, String> {
     object.insert("metadata".into(), Value::Object(metadata));
     object.extend(body);
     Ok(Object::new(object))
+}
+
+/// The object a `clone` rule copies from, variables substituted.
+fn clone_source(spec: &Value, vars: &Vars) -> Option<gitplane_object::ObjectKey> {
+    let clone = spec.get("clone").filter(|c| c.is_object())?;
+    let clone = vars.substitute(clone).ok()?;
+    let (group, _) =
+        gitplane_object::split_api_version(spec["apiVersion"].as_str().unwrap_or_default());
+    Some(gitplane_object::ObjectKey::new(
+        group,
+        spec["kind"].as_str().unwrap_or_default(),
+        clone["namespace"].as_str().unwrap_or_default(),
+        clone["name"].as_str().unwrap_or_default(),
+    ))
+}
+
+/// What `generate.clone` copies: the source object without what the API
+/// server owns (identity, versions, managed fields, owners, status); its
+/// labels, annotations and data stay, as Kyverno's clone keeps them.
+fn cloned_body(
+    api_version: &str,
+    kind: &str,
+    clone: &Value,
+    lookup: &dyn Lookup,
+) -> Result<Map<String, Value>, String> {
+    let name = clone["name"].as_str().unwrap_or_default();
+    let namespace = clone["namespace"].as_str().filter(|ns| !ns.is_empty());
+    let source = lookup
+        .get_object(api_version, kind, namespace, name)
+        .ok_or_else(|| {
+            format!(
+                "generate.clone: source {kind} {}{name} not found",
+                namespace.map(|ns| format!("{ns}/")).unwrap_or_default()
+            )
+        })?;
+    let Value::Object(mut body) = source else {
+        return Err("generate.clone: the source is not an object".into());
+    };
+    body.remove("status");
+    if let Some(Value::Object(metadata)) = body.get_mut("metadata") {
+        metadata.retain(|key, _| matches!(key.as_str(), "labels" | "annotations"));
+    }
+    Ok(body)
 }
 
 fn check_pod_security(

@@ -314,7 +314,9 @@ pub fn value_matches(value: &Value, pattern: &Value) -> bool {
             // Kyverno (`supplementalGroups: 100-200 | 500-600`).
             if let Value::Array(items) = value
                 && text != "*"
-                && items.iter().all(|item| !matches!(item, Value::Array(_) | Value::Object(_)))
+                && items
+                    .iter()
+                    .all(|item| !matches!(item, Value::Array(_) | Value::Object(_)))
             {
                 return items.iter().all(|item| value_matches(item, pattern));
             }
