@@ -26,13 +26,14 @@ const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpo
 /// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
 /// Kyverno installed): ClusterPolicies and Policies, and the CEL policies
 /// gitplane evaluates.
-const KYVERNO_PREFIXES: [&str; 6] = [
+const KYVERNO_PREFIXES: [&str; 7] = [
     "kyverno.io/clusterpolicies/",
     "kyverno.io/policies/",
     "policies.kyverno.io/validatingpolicies/",
     "policies.kyverno.io/namespacedvalidatingpolicies/",
     "policies.kyverno.io/mutatingpolicies/",
     "policies.kyverno.io/namespacedmutatingpolicies/",
+    "policies.kyverno.io/generatingpolicies/",
 ];
 /// Gatekeeper's templates and constraints (every constraint kind is in the
 /// constraints group), stored once the template CRD is.
@@ -105,6 +106,7 @@ pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
                 | "NamespacedValidatingPolicy"
                 | "MutatingPolicy"
                 | "NamespacedMutatingPolicy"
+                | "GeneratingPolicy"
         ),
         "templates.gatekeeper.sh" => t.kind == "ConstraintTemplate",
         "constraints.gatekeeper.sh" => true,

@@ -1,11 +1,13 @@
 //! Kyverno's CEL libraries that read a cluster, a registry or the clock
 //! (`resource.Get`, `resource.List`, `image.GetMetadata`, `time.now()`),
 //! answered from what the caller supplies instead: the objects and image
-//! metadata of a Kyverno CLI test's `Context` file. A caller binds the
-//! variables `resource`, `image` and `time` to the values
-//! [`resources_variable`], [`images_variable`] and [`time_variable`] make;
-//! without them an expression calling these libraries fails with
-//! "undeclared reference", as it did before.
+//! metadata of a Kyverno CLI test's `Context` file; and the generator of a
+//! GeneratingPolicy (`generator.Apply(namespace, objects)`), which gives the
+//! objects to create for the caller to create. A caller binds the variables
+//! `resource`, `image`, `time` and `generator` to the values
+//! [`resources_variable`], [`images_variable`], [`time_variable`] and
+//! [`generator_variable`] make; without them an expression calling these
+//! libraries fails with "undeclared reference", as it did before.
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ const RESOURCES: &str = "gitplane.supplied.resources";
 const IMAGES: &str = "gitplane.supplied.images";
 /// The key that marks the `time` variable.
 const TIME: &str = "gitplane.supplied.time";
+/// The key that marks the `generator` variable.
+const GENERATOR: &str = "gitplane.supplied.generator";
 
 /// The `resource` variable: `objects` as `(apiVersion, resource, namespace)`
 /// → objects, where `resource` is the plural the caller names each by.
@@ -56,6 +60,11 @@ pub fn time_variable() -> Json {
     serde_json::json!({ TIME: true })
 }
 
+/// The `generator` variable (`generator.Apply(…)` gives what to create).
+pub fn generator_variable() -> Json {
+    serde_json::json!({ GENERATOR: true })
+}
+
 fn collection_key(api_version: &str, resource: &str, namespace: &str) -> String {
     format!("{api_version}|{resource}|{namespace}")
 }
@@ -67,6 +76,7 @@ pub(crate) fn register(context: &mut Context) {
     context.add_function("List", list);
     context.add_function("GetMetadata", get_metadata);
     context.add_function("now", now);
+    context.add_function("Apply", apply);
 }
 
 /// The part of a supplied variable under `key`.
@@ -168,4 +178,54 @@ fn get_metadata(This(this): This<Value>, reference: Arc<String>) -> ResolveResul
 fn now(This(this): This<Value>) -> ResolveResult {
     part(&this, TIME, "time.now")?;
     Ok(Value::Timestamp(chrono::Utc::now().fixed_offset()))
+}
+
+/// `generator.Apply(namespace, objects)`: the objects, each placed in
+/// `namespace` (when it is not empty), for the caller to create.
+fn apply(This(this): This<Value>, namespace: Arc<String>, objects: Value) -> ResolveResult {
+    part(&this, GENERATOR, "generator.Apply")?;
+    let Value::List(objects) = objects else {
+        return Err(ExecutionError::function_error(
+            "generator.Apply",
+            "the second argument must be a list of objects",
+        ));
+    };
+    let placed = objects
+        .iter()
+        .map(|object| in_namespace(object, &namespace))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::List(placed.into()))
+}
+
+/// An object (a map) with `metadata.namespace` set, unless `namespace` is
+/// empty.
+fn in_namespace(object: &Value, namespace: &Arc<String>) -> ResolveResult {
+    let Value::Map(object) = object else {
+        return Err(ExecutionError::function_error(
+            "generator.Apply",
+            "each object must be a map",
+        ));
+    };
+    if namespace.is_empty() {
+        return Ok(Value::Map(object.clone()));
+    }
+    let metadata_key = Key::String(Arc::new("metadata".into()));
+    let mut metadata = match object.map.get(&metadata_key) {
+        Some(Value::Map(m)) => (*m.map).clone(),
+        _ => std::collections::HashMap::new(),
+    };
+    metadata.insert(
+        Key::String(Arc::new("namespace".into())),
+        Value::String(namespace.clone()),
+    );
+    let mut fields = (*object.map).clone();
+    fields.insert(
+        metadata_key,
+        Value::Map(Map {
+            map: Arc::new(metadata),
+        }),
+    );
+    Ok(Value::Map(Map {
+        map: Arc::new(fields),
+    }))
 }

@@ -351,7 +351,9 @@ fn dyn_is_the_identity() {
 
 #[test]
 fn kyverno_cluster_libraries_answer_from_supplied_data() {
-    use gitplane_cel::supplied::{images_variable, resources_variable, time_variable};
+    use gitplane_cel::supplied::{
+        generator_variable, images_variable, resources_variable, time_variable,
+    };
     let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "limits", "namespace": "shop"}, "data": {"max": "3"}});
     let env = Env::default();
@@ -366,7 +368,8 @@ fn kyverno_cluster_libraries_answer_from_supplied_data() {
                 json!({"image": "redis:7", "config": {"created": "2024-01-01T00:00:00Z"}}),
             ]),
         )
-        .with_json("time", &time_variable());
+        .with_json("time", &time_variable())
+        .with_json("generator", &generator_variable());
     let eval = |source: &str| env.compile(source).unwrap().evaluate_json(&activation);
     assert_eq!(
         eval("resource.Get('v1', 'configmaps', 'shop', 'limits').data.max").unwrap(),
@@ -388,6 +391,11 @@ fn kyverno_cluster_libraries_answer_from_supplied_data() {
     assert_eq!(
         eval("time.now() > timestamp('2024-01-01T00:00:00Z')").unwrap(),
         json!(true)
+    );
+    assert_eq!(
+        eval("generator.Apply('shop', [{'kind': 'ConfigMap', 'metadata': {'name': 'a'}}])")
+            .unwrap(),
+        json!([{"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "shop"}}])
     );
     // Without the variables, nothing answers.
     assert!(matches!(

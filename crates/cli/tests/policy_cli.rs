@@ -224,13 +224,13 @@ fn kyverno_cli_tests_run_and_pass() {
     let dir = path("crates/policy/tests/kyverno");
     let stdout = succeeds(&["policy", "test", &dir]);
     assert!(
-        stdout.contains("Test summary: 115 passed, 0 failed (19 test files)"),
+        stdout.contains("Test summary: 117 passed, 0 failed (20 test files)"),
         "{stdout}"
     );
     let out = gitplane(&["policy", "test", &dir, "-o", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 115);
+    assert_eq!(rows.len(), 117);
     assert!(rows.iter().all(|r| r["ok"] == true));
     // Every verdict is exercised, not only passes.
     for verdict in ["pass", "fail", "warn", "skip", "error"] {
@@ -884,6 +884,19 @@ fn the_embedded_server_runs_stored_kyverno_generate_rules() {
     eventually(&copied, "Zmlyc3Q=");
     assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&pull_secret("second"))).0);
     eventually(&copied, "c2Vjb25k");
+    // The GeneratingPolicy's quota.
+    eventually(
+        &[
+            "get",
+            "resourcequota",
+            "team-quota",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.hard.pods}",
+        ],
+        "10",
+    );
 }
 
 #[test]

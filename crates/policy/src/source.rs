@@ -10,6 +10,7 @@ use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
 
 use crate::gatekeeper::{self, SyncedKind};
+use crate::kyverno::generating_policy::GeneratingPolicy;
 use crate::kyverno::mutating_policy::MutatingPolicy;
 use crate::kyverno::{self, Supplied};
 use crate::request::{Lookup, Request};
@@ -87,6 +88,8 @@ enum PolicyKind {
     KyvernoValidating,
     /// Kyverno's CEL MutatingPolicy.
     KyvernoMutating,
+    /// Kyverno's CEL GeneratingPolicy.
+    KyvernoGenerating,
     GatekeeperTemplate,
     GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
@@ -119,8 +122,9 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
         ("policies.kyverno.io", "MutatingPolicy" | "NamespacedMutatingPolicy") => {
             Some(PolicyKind::KyvernoMutating)
         }
+        ("policies.kyverno.io", "GeneratingPolicy") => Some(PolicyKind::KyvernoGenerating),
         ("policies.kyverno.io", _) => Some(PolicyKind::Unsupported(
-            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy and MutatingPolicy are",
+            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy, MutatingPolicy and GeneratingPolicy are",
         )),
         _ => None,
     }
@@ -137,6 +141,7 @@ pub struct PolicySet {
     bindings: Vec<vap::Binding>,
     kyverno: Vec<kyverno::Policy>,
     mutating: Vec<MutatingPolicy>,
+    generating: Vec<GeneratingPolicy>,
     templates: Vec<gatekeeper::Template>,
     constraints: Vec<gatekeeper::Constraint>,
     params: Vec<Object>,
@@ -188,6 +193,9 @@ impl PolicySet {
                 Some(PolicyKind::KyvernoValidating) => set.load_validating_policy(&object),
                 Some(PolicyKind::KyvernoMutating) => {
                     MutatingPolicy::parse(&set.env, &object).map(|p| set.mutating.push(p))
+                }
+                Some(PolicyKind::KyvernoGenerating) => {
+                    GeneratingPolicy::parse(&set.env, &object).map(|p| set.generating.push(p))
                 }
                 Some(PolicyKind::GatekeeperTemplate) => {
                     gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
@@ -293,6 +301,7 @@ impl PolicySet {
         self.vaps.len() - self.autogen_variants
             + self.kyverno.len()
             + self.mutating.len()
+            + self.generating.len()
             + self.constraints.len()
     }
 
@@ -503,11 +512,14 @@ impl PolicySet {
         supplied: &Supplied,
         lookup: &dyn Lookup,
     ) -> (Vec<kyverno::Generated>, Vec<RuleResult>) {
-        let shared = Shared::new(*request);
+        let shared = Shared::with_cel_variables(*request, &supplied.cel_variables);
         let mut results = Vec::new();
         let mut generated = Vec::new();
         for policy in self.kyverno.iter().filter(|p| p.has_generations()) {
             generated.extend(policy.generate(&shared, supplied, lookup, &mut results));
+        }
+        for policy in &self.generating {
+            generated.extend(policy.generate(&shared, &mut results));
         }
         (generated, results)
     }
@@ -519,7 +531,7 @@ impl PolicySet {
 
     /// Whether any Kyverno policy has a generate rule.
     pub fn generates(&self) -> bool {
-        self.kyverno.iter().any(kyverno::Policy::has_generations)
+        !self.generating.is_empty() || self.kyverno.iter().any(kyverno::Policy::has_generations)
     }
 
     /// Every synchronized `clone` rule's source: (policy, rule, source).

@@ -11,6 +11,7 @@
 pub mod autogen;
 mod conditions;
 mod functions;
+pub mod generating_policy;
 pub(crate) mod images;
 mod matching;
 mod mutate;
