@@ -24,11 +24,12 @@ const GROUP: &str = "admissionregistration.k8s.io";
 const POLICY_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicies/";
 const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings/";
 /// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
-/// Kyverno installed): ClusterPolicies and Policies, and the CEL policies
-/// gitplane evaluates.
-const KYVERNO_PREFIXES: [&str; 7] = [
+/// Kyverno installed): ClusterPolicies and Policies, PolicyExceptions, and
+/// the CEL policies gitplane evaluates.
+const KYVERNO_PREFIXES: [&str; 8] = [
     "kyverno.io/clusterpolicies/",
     "kyverno.io/policies/",
+    "kyverno.io/policyexceptions/",
     "policies.kyverno.io/validatingpolicies/",
     "policies.kyverno.io/namespacedvalidatingpolicies/",
     "policies.kyverno.io/mutatingpolicies/",
@@ -99,7 +100,10 @@ pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
         ),
         // Kyverno's webhook refuses a policy that does not compile, and
         // Gatekeeper's a template or constraint.
-        "kyverno.io" => matches!(t.kind.as_str(), "ClusterPolicy" | "Policy"),
+        "kyverno.io" => matches!(
+            t.kind.as_str(),
+            "ClusterPolicy" | "Policy" | "PolicyException"
+        ),
         "policies.kyverno.io" => matches!(
             t.kind.as_str(),
             "ValidatingPolicy"

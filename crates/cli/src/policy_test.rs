@@ -234,7 +234,9 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
         .next()
         .ok_or_else(|| anyhow!("empty test file"))?;
     let base = test.parent();
-    let policy_objects = read_objects(root, &base, &strings(&doc["policies"]))?;
+    let mut policy_objects = read_objects(root, &base, &strings(&doc["policies"]))?;
+    // PolicyExceptions the test applies.
+    policy_objects.extend(read_objects(root, &base, &strings(&doc["exceptions"]))?);
     let mut set = PolicySet::load(policy_objects).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!("invalid policies:\n  {}", lines.join("\n  "))

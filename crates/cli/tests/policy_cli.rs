@@ -224,13 +224,13 @@ fn kyverno_cli_tests_run_and_pass() {
     let dir = path("crates/policy/tests/kyverno");
     let stdout = succeeds(&["policy", "test", &dir]);
     assert!(
-        stdout.contains("Test summary: 117 passed, 0 failed (20 test files)"),
+        stdout.contains("Test summary: 123 passed, 0 failed (21 test files)"),
         "{stdout}"
     );
     let out = gitplane(&["policy", "test", &dir, "-o", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 117);
+    assert_eq!(rows.len(), 123);
     assert!(rows.iter().all(|r| r["ok"] == true));
     // Every verdict is exercised, not only passes.
     for verdict in ["pass", "fail", "warn", "skip", "error"] {
@@ -573,6 +573,13 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
             (true, "default-team".to_string())
         );
     }
+    // The PolicyException lets a debug pod float.
+    let (ok, out) = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some(&pod("debug-shell", "busybox:latest")),
+    );
+    assert!(ok, "excepted: {out}");
     let broken = policies.replacen("Object{metadata", "Object{metadata:", 1);
     let (ok, out) = kubectl(&kc, &["apply", "-f", "-"], Some(&broken));
     assert!(

@@ -10,6 +10,7 @@ use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
 
 use crate::gatekeeper::{self, SyncedKind};
+use crate::kyverno::exception::PolicyException;
 use crate::kyverno::generating_policy::GeneratingPolicy;
 use crate::kyverno::mutating_policy::MutatingPolicy;
 use crate::kyverno::{self, Supplied};
@@ -90,6 +91,8 @@ enum PolicyKind {
     KyvernoMutating,
     /// Kyverno's CEL GeneratingPolicy.
     KyvernoGenerating,
+    /// Kyverno's PolicyException.
+    KyvernoException,
     GatekeeperTemplate,
     GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
@@ -109,11 +112,10 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
             "MutatingAdmissionPolicy is not evaluated by gitplane yet",
         )),
         ("kyverno.io", "ClusterPolicy" | "Policy") => Some(PolicyKind::Kyverno),
-        ("kyverno.io", "ClusterCleanupPolicy" | "CleanupPolicy" | "PolicyException") => {
-            Some(PolicyKind::Unsupported(
-                "this Kyverno kind acts on a running cluster; gitplane does not evaluate it",
-            ))
-        }
+        ("kyverno.io", "PolicyException") => Some(PolicyKind::KyvernoException),
+        ("kyverno.io", "ClusterCleanupPolicy" | "CleanupPolicy") => Some(PolicyKind::Unsupported(
+            "this Kyverno kind acts on a running cluster; gitplane does not evaluate it",
+        )),
         (gatekeeper::TEMPLATES_GROUP, "ConstraintTemplate") => Some(PolicyKind::GatekeeperTemplate),
         (gatekeeper::CONSTRAINTS_GROUP, _) => Some(PolicyKind::GatekeeperConstraint),
         ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
@@ -142,6 +144,7 @@ pub struct PolicySet {
     kyverno: Vec<kyverno::Policy>,
     mutating: Vec<MutatingPolicy>,
     generating: Vec<GeneratingPolicy>,
+    exceptions: Vec<PolicyException>,
     templates: Vec<gatekeeper::Template>,
     constraints: Vec<gatekeeper::Constraint>,
     params: Vec<Object>,
@@ -196,6 +199,9 @@ impl PolicySet {
                 }
                 Some(PolicyKind::KyvernoGenerating) => {
                     GeneratingPolicy::parse(&set.env, &object).map(|p| set.generating.push(p))
+                }
+                Some(PolicyKind::KyvernoException) => {
+                    PolicyException::parse(&object).map(|e| set.exceptions.push(e))
                 }
                 Some(PolicyKind::GatekeeperTemplate) => {
                     gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
@@ -338,7 +344,9 @@ impl PolicySet {
             }
         }
         for policy in &self.kyverno {
-            evaluation.cost += policy.validate(&shared, supplied, &lookup, &mut evaluation.results);
+            let exempt = |rule: &str| self.exception_for(&policy.name, rule, &shared);
+            evaluation.cost +=
+                policy.validate(&shared, supplied, &lookup, &exempt, &mut evaluation.results);
         }
         self.validate_constraints(request, &lookup, &mut evaluation.results);
         evaluation
@@ -516,7 +524,8 @@ impl PolicySet {
         let mut results = Vec::new();
         let mut generated = Vec::new();
         for policy in self.kyverno.iter().filter(|p| p.has_generations()) {
-            generated.extend(policy.generate(&shared, supplied, lookup, &mut results));
+            let exempt = |rule: &str| self.exception_for(&policy.name, rule, &shared);
+            generated.extend(policy.generate(&shared, supplied, lookup, &exempt, &mut results));
         }
         for policy in &self.generating {
             generated.extend(policy.generate(&shared, &mut results));
@@ -547,6 +556,15 @@ impl PolicySet {
             .collect()
     }
 
+    /// The PolicyException (by name) that exempts `rule` of `policy` from
+    /// the request, if one does.
+    fn exception_for(&self, policy: &str, rule: &str, shared: &Shared) -> Option<String> {
+        self.exceptions
+            .iter()
+            .find(|e| e.exempts(policy, rule, &shared.request, shared.vars()))
+            .map(|e| e.name.clone())
+    }
+
     /// Whether any policy mutates (a Kyverno mutate rule or a MutatingPolicy).
     pub fn mutates(&self) -> bool {
         !self.mutating.is_empty() || self.kyverno.iter().any(kyverno::Policy::has_mutations)
@@ -562,7 +580,9 @@ impl PolicySet {
                 object: &current,
                 ..*request
             };
-            current = policy.mutate(&step, supplied, &mut results);
+            let shared = Shared::new(step);
+            let exempt = |rule: &str| self.exception_for(&policy.name, rule, &shared);
+            current = policy.mutate(&step, supplied, &exempt, &mut results);
         }
         for policy in &self.mutating {
             let step = Request {

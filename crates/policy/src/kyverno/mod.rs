@@ -10,6 +10,7 @@
 
 pub mod autogen;
 mod conditions;
+pub mod exception;
 mod functions;
 pub mod generating_policy;
 pub(crate) mod images;
@@ -34,6 +35,15 @@ use pattern::Mismatch;
 use vars::Vars;
 
 pub use values::wildcard_match;
+
+/// Which PolicyException, if any, exempts a rule (by name) of the policy
+/// being evaluated from the request at hand.
+pub type Exempt<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The result of a rule a PolicyException exempts.
+fn exempted_message(exception: &str) -> String {
+    format!("rule skipped due to policy exception {exception}")
+}
 
 /// Values supplied from outside (a Kyverno CLI `Values` file): for
 /// variables and for context entries that would need a cluster.
@@ -211,6 +221,7 @@ impl Policy {
         shared: &Shared,
         supplied: &Supplied,
         lookup: &dyn Lookup,
+        exempt: Exempt,
         out: &mut Vec<RuleResult>,
     ) -> u64 {
         let request = &shared.request;
@@ -234,6 +245,10 @@ impl Policy {
                     message,
                 ));
             };
+            if let Some(exception) = exempt(&rule.name) {
+                result(Verdict::Skip, exempted_message(&exception));
+                continue;
+            }
             let vars = match rule.vars(&self.name, shared, supplied) {
                 Ok(vars) => vars,
                 Err((verdict, message)) => {
@@ -256,6 +271,7 @@ impl Policy {
         shared: &Shared,
         supplied: &Supplied,
         lookup: &dyn Lookup,
+        exempt: Exempt,
         out: &mut Vec<RuleResult>,
     ) -> Vec<Generated> {
         let request = &shared.request;
@@ -268,6 +284,10 @@ impl Policy {
                 continue;
             };
             if !rule.selects(request) {
+                continue;
+            }
+            if let Some(exception) = exempt(&rule.name) {
+                out.push(self.audit_result(rule, Verdict::Skip, exempted_message(&exception)));
                 continue;
             }
             let outcome = rule.vars(&self.name, shared, supplied).and_then(|vars| {
@@ -311,6 +331,7 @@ impl Policy {
         &self,
         request: &Request,
         supplied: &Supplied,
+        exempt: Exempt,
         out: &mut Vec<RuleResult>,
     ) -> Value {
         let mut current = request.object.clone();
@@ -331,6 +352,10 @@ impl Policy {
                 ..*request
             };
             if !rule.selects(&step) {
+                continue;
+            }
+            if let Some(exception) = exempt(&rule.name) {
+                out.push(self.audit_result(rule, Verdict::Skip, exempted_message(&exception)));
                 continue;
             }
             // Unmet preconditions skip the rule; a failed context, an error.
