@@ -7,9 +7,13 @@
 //! - the evaluation alone, in process: objects/s and CEL cost per object;
 //! - the peer: `kubectl kustomize` of the same objects, which only reads
 //!   and prints them (no policy engine runs on this machine: the ratio says
-//!   what evaluating ten policies costs next to reading the YAML once).
+//!   what evaluating ten policies costs next to reading the YAML once);
+//! - with `--gatekeeper-library CHECKOUT`, the same for the Gatekeeper
+//!   library's pod-security-policy ConstraintTemplates, each with the
+//!   Constraint its suite tests first (as `warn`, so violations are counted
+//!   and the check exits 0), read from the checkout at run time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -61,6 +65,11 @@ pub struct PolicyBenchArgs {
     /// Runs per tool; the best and the median are reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// A checkout of open-policy-agent/gatekeeper-library: also measure its
+    /// pod-security-policy ConstraintTemplates (each with its first
+    /// sample's Constraint) over the same objects.
+    #[arg(long, value_name = "CHECKOUT")]
+    gatekeeper_library: Option<PathBuf>,
 }
 
 /// Runs the benchmark.
@@ -90,7 +99,17 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
         objects_dir.display()
     );
 
-    let (set, loaded) = in_process(&policies, &text)?;
+    let builtin: Vec<(String, String)> = POLICY_FILES
+        .iter()
+        .map(|(name, body)| (name.to_string(), body.to_string()))
+        .collect();
+    let (set, loaded) = in_process(&builtin, &text)?;
+    if set != 10 {
+        bail!(
+            "expected 10 policies in {}, found {set}",
+            policies.display()
+        );
+    }
     let path = |p: &Path| p.to_str().map(str::to_string).context("path is not UTF-8");
     let (policies_arg, objects_arg) = (path(&policies)?, path(&objects_dir.join("objects.yaml"))?);
     let ours = Measured::measure(
@@ -138,7 +157,128 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
         report.objects as f64 / ours.best().as_secs_f64(),
         peer.best().as_secs_f64() / ours.best().as_secs_f64()
     );
+    if let Some(checkout) = &args.gatekeeper_library {
+        let files = gatekeeper_policies(checkout)?;
+        let dir = dir.path().join("gatekeeper");
+        std::fs::create_dir_all(&dir)?;
+        for (name, body) in &files {
+            std::fs::write(dir.join(name), body)?;
+        }
+        let (_, loaded) = in_process(&files, &text)?;
+        let ours = Measured::measure(
+            "gitplane policy check",
+            &gitplane,
+            &[
+                "policy",
+                "check",
+                "--policies",
+                &path(&dir)?,
+                &objects_arg,
+                "-o",
+                "json",
+            ],
+            args.runs,
+        )?;
+        let report = loaded.report;
+        println!(
+            "gatekeeper-library pod-security-policy: {} ConstraintTemplates with a Constraint each, over the same objects",
+            files.len() / 2
+        );
+        ours.print("gitplane policy check (end to end)");
+        println!(
+            "evaluation alone (in process): {:.0} ms, {:.0} objects/s; {} violations",
+            loaded.seconds * 1000.0,
+            report.objects as f64 / loaded.seconds,
+            report.findings.len(),
+        );
+        println!(
+            "end to end: {:.0} objects/s; ratio (kubectl kustomize reading them / gitplane checking them, best): {:.1}x",
+            report.objects as f64 / ours.best().as_secs_f64(),
+            peer.best().as_secs_f64() / ours.best().as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pod-security-policy ConstraintTemplates of a gatekeeper-library
+/// checkout, each with the Constraint its `suite.yaml` tests first, as
+/// (file name, text).
+fn gatekeeper_policies(checkout: &Path) -> Result<Vec<(String, String)>> {
+    let root = checkout.join("library/pod-security-policy");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .with_context(|| format!("reading {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut files = Vec::new();
+    for template_dir in dirs {
+        let template = template_dir.join("template.yaml");
+        let Some(constraint) = first_tested_constraint(&template_dir)? else {
+            continue;
+        };
+        if !template.is_file() {
+            continue;
+        }
+        let name = template_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("template");
+        files.push((
+            format!("{name}-template.yaml"),
+            std::fs::read_to_string(&template)?,
+        ));
+        files.push((
+            format!("{name}-constraint.json"),
+            warning_constraint(&constraint)?,
+        ));
+    }
+    if files.is_empty() {
+        bail!(
+            "no ConstraintTemplates with samples under {}",
+            root.display()
+        );
+    }
+    Ok(files)
+}
+
+/// A Constraint file as JSON with `enforcementAction: warn`: the bench
+/// counts violations; a `deny` would make `policy check` exit 3, as a
+/// failed check does.
+fn warning_constraint(path: &Path) -> Result<String> {
+    let text = std::fs::read(path)?;
+    let documents = gitplane_object::parse_values(
+        &text,
+        &path.display().to_string(),
+        Syntax::Yaml,
+        &LoadOptions::default(),
+    )?;
+    let (mut constraint, _) = documents
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no Constraint", path.display()))?;
+    constraint["spec"]["enforcementAction"] = "warn".into();
+    Ok(serde_json::to_string(&constraint)?)
+}
+
+/// The Constraint file the first test of a template's `suite.yaml` uses.
+fn first_tested_constraint(template_dir: &Path) -> Result<Option<PathBuf>> {
+    let suite = template_dir.join("suite.yaml");
+    let Ok(text) = std::fs::read(&suite) else {
+        return Ok(None);
+    };
+    let documents = gitplane_object::parse_values(
+        &text,
+        &suite.display().to_string(),
+        Syntax::Yaml,
+        &LoadOptions::default(),
+    )?;
+    let constraint = documents
+        .first()
+        .and_then(|(doc, _)| doc["tests"][0]["constraint"].as_str().map(str::to_string));
+    Ok(constraint
+        .map(|c| template_dir.join(c))
+        .filter(|c| c.is_file()))
 }
 
 struct Loaded {
@@ -146,22 +286,16 @@ struct Loaded {
     seconds: f64,
 }
 
-/// Loads the policies and evaluates them on the objects in this process;
-/// returns the number of policies and the timed evaluation.
-fn in_process(policies: &Path, text: &str) -> Result<(usize, Loaded)> {
+/// Loads the policies (file name, text) and evaluates them on the objects
+/// in this process; returns the number of policies (Gatekeeper counts its
+/// Constraints) and the timed evaluation.
+fn in_process(files: &[(String, String)], text: &str) -> Result<(usize, Loaded)> {
     let options = LoadOptions::default();
     let mut policy_objects = Vec::new();
-    for (name, body) in POLICY_FILES {
+    for (name, body) in files {
         policy_objects.extend(load_objects(body.as_bytes(), name, Syntax::Yaml, &options)?);
     }
     let set = PolicySet::load(policy_objects).map_err(|e| anyhow!("bench policies: {e:?}"))?;
-    if set.len() != 10 {
-        bail!(
-            "expected 10 policies in {}, found {}",
-            policies.display(),
-            set.len()
-        );
-    }
     let objects = load_objects(text.as_bytes(), "objects.yaml", Syntax::Yaml, &options)?;
     let started = Instant::now();
     let report = gitplane_policy::check(&objects, None, &set).map_err(|e| anyhow!(e))?;
