@@ -32,21 +32,33 @@ impl Known {
     /// Keeps `object` unless a newer version of it is known already;
     /// returns the newest version known now.
     pub(crate) fn remember(&self, object: Object) -> Arc<Object> {
+        self.remember_with(object, |_| {})
+    }
+
+    /// [`Known::remember`], calling `then` with the newest version while no
+    /// other version can be remembered: what `then` derives from it (an
+    /// application's progress summary) always follows the newest version,
+    /// however the calls of two threads interleave.
+    pub(crate) fn remember_with(&self, object: Object, then: impl FnOnce(&Object)) -> Arc<Object> {
         let new = version(&object);
         let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
         let newer = objects
             .get(object.name())
             .filter(|known| known.version.zip(new).is_some_and(|(k, n)| k > n))
             .map(|known| known.object.unpack());
-        if let Some(known) = newer {
-            return Arc::new(known);
-        }
-        let kept = Kept {
-            version: new,
-            object: PackedObject::pack(&object),
+        let newest = match newer {
+            Some(known) => known,
+            None => {
+                let kept = Kept {
+                    version: new,
+                    object: PackedObject::pack(&object),
+                };
+                objects.insert(object.name().to_string(), kept);
+                object
+            }
         };
-        objects.insert(object.name().to_string(), kept);
-        Arc::new(object)
+        then(&newest);
+        Arc::new(newest)
     }
 
     /// The newest version seen of `name`.
@@ -95,5 +107,30 @@ mod tests {
         );
         known.forget("a");
         assert!(known.get("a").is_none());
+    }
+
+    /// Two threads remember interleaved versions of one object, each
+    /// deriving a note from the version it got back, as the controller
+    /// derives an application's summary: what is derived never goes back to
+    /// an older version, and ends at the newest.
+    #[test]
+    fn what_is_derived_follows_the_newest_version_under_concurrency() {
+        let known = Known::default();
+        let derived = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for parity in [0, 1] {
+                let (known, derived) = (&known, &derived);
+                scope.spawn(move || {
+                    for v in (1..=2000u64).filter(|v| v % 2 == parity) {
+                        known.remember_with(app(&v.to_string(), "n"), |newest| {
+                            derived.lock().unwrap().push(version(newest));
+                        });
+                    }
+                });
+            }
+        });
+        let derived = derived.into_inner().unwrap();
+        assert!(derived.windows(2).all(|w| w[0] <= w[1]), "went back");
+        assert_eq!(derived.last(), Some(&Some(2000)));
     }
 }

@@ -850,15 +850,18 @@ impl Controller {
     /// worker read earlier: a status worker finishing after an operation
     /// ended would show the operation as still waiting.
     pub(crate) fn remember_app(&self, app: Object) -> Arc<Object> {
-        // Held across both, so two versions remembered at once (a watch
-        // event and a write's answer) cannot leave the older one's summary.
-        let mut summaries = self.summaries.write().unwrap_or_else(|p| p.into_inner());
-        let newest = self.apps.remember(app);
-        if self.owns(&newest) {
-            let summary = reconcile::summary_of(&newest);
-            summaries.insert(summary.name.clone(), summary);
-        }
-        newest
+        // Under the known apps' lock, so two versions remembered at once (a
+        // watch event and a write's answer) cannot leave the older one's
+        // summary.
+        self.apps.remember_with(app, |newest| {
+            if self.owns(newest) {
+                let summary = reconcile::summary_of(newest);
+                self.summaries
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(summary.name.clone(), summary);
+            }
+        })
     }
 }
 
