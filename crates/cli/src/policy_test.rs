@@ -237,6 +237,7 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
     let mut policy_objects = read_objects(root, &base, &strings(&doc["policies"]))?;
     // PolicyExceptions the test applies.
     policy_objects.extend(read_objects(root, &base, &strings(&doc["exceptions"]))?);
+    let policies_by_name: Vec<Value> = policy_objects.iter().map(Object::to_value).collect();
     let mut set = PolicySet::load(policy_objects).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!("invalid policies:\n  {}", lines.join("\n  "))
@@ -317,7 +318,85 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
     for expected in doc["results"].as_array().into_iter().flatten() {
         rows.extend(compare(root, &base, test, expected, &applied)?);
     }
+    for check in doc["checks"].as_array().into_iter().flatten() {
+        rows.extend(run_check(test, check, &applied, &policies_by_name));
+    }
     Ok(rows)
+}
+
+/// One of a test's `checks` (Kyverno 1.12's assertion trees): every rule
+/// result whose resource, policy and rule the `match` trees select must
+/// satisfy `assert` and must not satisfy `error`. A row per selected
+/// result; a check that selects none is a failure.
+fn run_check(test: &RelPath, check: &Value, applied: &[Applied], policies: &[Value]) -> Vec<Row> {
+    use gitplane_policy::kyverno::assertion::holds;
+    let selects = |key: &str, value: &Value| {
+        let tree = &check["match"][key];
+        tree.is_null() || holds(tree, value).is_ok()
+    };
+    let expected = check["assert"]["status"]
+        .as_str()
+        .and_then(Verdict::parse)
+        .unwrap_or(Verdict::Pass);
+    let mut rows = Vec::new();
+    for target in applied {
+        let resource = target.object.to_value();
+        if !selects("resource", &resource) {
+            continue;
+        }
+        for result in &target.results {
+            let policy = policies
+                .iter()
+                .find(|p| p["metadata"]["name"] == result.policy.as_str())
+                .cloned()
+                .unwrap_or_else(|| json!({"metadata": {"name": result.policy}}));
+            let response = json!({
+                "name": result.rule,
+                "status": result.verdict.as_str(),
+                "message": result.message,
+            });
+            if !selects("policy", &policy) || !selects("rule", &response) {
+                continue;
+            }
+            let asserted = match &check["assert"] {
+                Value::Null => Ok(()),
+                tree => holds(tree, &response),
+            };
+            let refuted = match &check["error"] {
+                Value::Null => Ok(()),
+                tree => match holds(tree, &response) {
+                    Ok(()) => Err(format!("the error tree holds: {tree}")),
+                    Err(_) => Ok(()),
+                },
+            };
+            let outcome = asserted.and(refuted);
+            rows.push(Row {
+                test: test.display().to_string(),
+                policy: result.policy.clone(),
+                rule: result.rule.clone(),
+                resource: target.object.name().to_string(),
+                kind: target.object.kind().to_string(),
+                expected,
+                actual: Some(result.verdict),
+                ok: outcome.is_ok(),
+                detail: outcome.err().unwrap_or_default(),
+            });
+        }
+    }
+    if rows.is_empty() {
+        rows.push(Row {
+            test: test.display().to_string(),
+            policy: String::new(),
+            rule: String::new(),
+            resource: String::new(),
+            kind: String::new(),
+            expected,
+            actual: None,
+            ok: false,
+            detail: format!("the check selects no result: {}", check["match"]),
+        });
+    }
+    rows
 }
 
 fn compare(

@@ -8,6 +8,7 @@
 //! existing resources, `apiCall`/`configMap` context without supplied
 //! values) is reported as `skip` with the reason, never as `pass`.
 
+pub mod assertion;
 pub mod autogen;
 mod conditions;
 pub mod exception;

@@ -73,6 +73,19 @@ impl Vars {
         serde_json::to_value(&*found).map_err(|e| format!("variable {{{{{expression}}}}}: {e}"))
     }
 
+    /// Evaluates a JMESPath expression (Kyverno's functions included) with
+    /// `value` as its current node (`@`).
+    pub fn search_in(value: &Value, expression: &str) -> Result<Value, String> {
+        let expression = expression.trim();
+        if expression.len() > MAX_EXPRESSION {
+            return Err(format!("expression longer than {MAX_EXPRESSION} bytes"));
+        }
+        let found = compile(expression)?
+            .search(to_variable(value))
+            .map_err(|e| format!("{expression}: {}", e.reason))?;
+        serde_json::to_value(&*found).map_err(|e| format!("{expression}: {e}"))
+    }
+
     /// Replaces every `{{ … }}` in the strings of `value`.
     pub fn substitute(&self, value: &Value) -> Result<Value, String> {
         let mut budget = MAX_SUBSTITUTIONS;
