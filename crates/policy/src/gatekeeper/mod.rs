@@ -13,6 +13,7 @@
 //! ever called).
 
 pub mod matching;
+mod negation;
 pub mod review;
 
 use std::num::NonZeroU32;
@@ -168,12 +169,16 @@ fn compile_rego(source: &RegoSource) -> Result<Rego, String> {
     } else {
         split_multiple_bodies(&rego)
     };
+    let rego = negation::hoist_negated_call_arguments(&rego);
     let package = engine
         .add_policy("template.rego".into(), rego)
         .map_err(|e| format!("rego: {e}"))?;
     for (i, lib) in source.libs.iter().enumerate() {
         let lib_package = engine
-            .add_policy(format!("lib_{i}.rego"), lib.clone())
+            .add_policy(
+                format!("lib_{i}.rego"),
+                negation::hoist_negated_call_arguments(lib),
+            )
             .map_err(|e| format!("libs[{i}]: {e}"))?;
         let name = lib_package.trim_start_matches("data.");
         if !name.starts_with("lib.") {
@@ -993,6 +998,28 @@ spec:
         );
         let found = on_unlabelled_pod(&template, &json!({"keys": ["a"]}));
         assert_eq!(found.unwrap().len(), 1);
+    }
+
+    /// As OPA: an undefined argument of a negated call makes the body fail
+    /// (regorus alone would negate the undefined call and report).
+    #[test]
+    fn an_undefined_argument_of_a_negated_call_fails_the_body() {
+        let template = TEMPLATE.replace(
+            "not has(input.review.object, key)",
+            "not has(input.review.object, input.parameters.missing)",
+        );
+        assert_eq!(
+            on_unlabelled_pod(&template, &json!({"keys": ["a"]})).unwrap(),
+            Vec::<String>::new()
+        );
+        let defined = TEMPLATE.replace(
+            "not has(input.review.object, key)",
+            "not has(input.review.object, input.parameters.keys[0])",
+        );
+        assert_eq!(
+            on_unlabelled_pod(&defined, &json!({"keys": ["a"]})).unwrap(),
+            ["Pod web lacks label a"]
+        );
     }
 
     #[test]
