@@ -261,16 +261,22 @@ fn run_test(root: &Root, test: &RelPath) -> Result<Vec<Row>> {
     let mut values = read_variables(root, &base, doc["variables"].as_str())?;
     values.supplied.cel_variables = read_context(root, &base, doc["context"].as_str())?;
     let user = read_user(root, &base, doc["userinfo"].as_str())?;
-    let operation = values
-        .supplied
-        .global
-        .get("request.operation")
-        .and_then(Value::as_str)
-        .and_then(Operation::parse)
-        .unwrap_or(Operation::Create);
+    let global_operation = values.supplied.global.get("request.operation");
     let mut applied = Vec::new();
     for object in &resources {
         let body = object.to_value();
+        // A resource's own values may set the operation (an UPDATE's old
+        // object is the resource itself, as in Kyverno's CLI).
+        let operation = values
+            .supplied
+            .resources
+            .iter()
+            .filter(|(_, name, _)| name == object.name())
+            .find_map(|(_, _, v)| v.get("request.operation"))
+            .or(global_operation)
+            .and_then(Value::as_str)
+            .and_then(Operation::parse)
+            .unwrap_or(Operation::Create);
         let namespace = object.namespace().and_then(|ns| {
             values
                 .namespaces

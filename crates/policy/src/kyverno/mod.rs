@@ -577,11 +577,13 @@ impl Rule {
             }
             return (Verdict::Skip, String::new(), 0);
         };
-        let message = match message.as_deref().map(|m| vars.substitute_text(m)) {
-            None => String::new(),
-            Some(Ok(Value::String(m))) => m,
-            Some(Ok(other)) => other.to_string(),
-            Some(Err(e)) => return (Verdict::Error, format!("message: {e}"), 0),
+        // As Kyverno: the message is substituted only when it is needed (a
+        // variable it reads may not exist on an object that passes).
+        let message = || match message.as_deref().map(|m| vars.substitute_text(m)) {
+            None => Ok(String::new()),
+            Some(Ok(Value::String(m))) => Ok(m),
+            Some(Ok(other)) => Ok(other.to_string()),
+            Some(Err(e)) => Err(format!("message: {e}")),
         };
         let outcome = match check {
             Check::Pattern(p) => {
@@ -594,15 +596,20 @@ impl Rule {
                 check_pod_security(request.object, *standard, exclusions)
             }
             Check::Cel(validator, param_ref) => {
+                let message = match message() {
+                    Ok(message) => message,
+                    Err(e) => return (Verdict::Error, e, 0),
+                };
                 return self.check_cel(validator, param_ref.as_ref(), shared, lookup, &message);
             }
         };
         match outcome {
             Ok(Outcome::Pass) => (Verdict::Pass, String::new(), 0),
             Ok(Outcome::Skip(why)) => (Verdict::Skip, why, 0),
-            Ok(Outcome::Fail(detail)) => {
-                (Verdict::Fail, self.failure_message(&message, &detail), 0)
-            }
+            Ok(Outcome::Fail(detail)) => match message() {
+                Ok(message) => (Verdict::Fail, self.failure_message(&message, &detail), 0),
+                Err(e) => (Verdict::Error, e, 0),
+            },
             Err(e) => (Verdict::Error, e, 0),
         }
     }
