@@ -26,7 +26,7 @@ const BINDING_PREFIX: &str = "admissionregistration.k8s.io/validatingadmissionpo
 /// Kyverno's policies, stored once Kyverno's CRDs are (as in a cluster with
 /// Kyverno installed): ClusterPolicies and Policies, PolicyExceptions, and
 /// the CEL policies gitplane evaluates.
-const KYVERNO_PREFIXES: [&str; 8] = [
+const KYVERNO_PREFIXES: [&str; 10] = [
     "kyverno.io/clusterpolicies/",
     "kyverno.io/policies/",
     "kyverno.io/policyexceptions/",
@@ -35,6 +35,8 @@ const KYVERNO_PREFIXES: [&str; 8] = [
     "policies.kyverno.io/mutatingpolicies/",
     "policies.kyverno.io/namespacedmutatingpolicies/",
     "policies.kyverno.io/generatingpolicies/",
+    "policies.kyverno.io/deletingpolicies/",
+    "policies.kyverno.io/namespaceddeletingpolicies/",
 ];
 /// Gatekeeper's templates and constraints (every constraint kind is in the
 /// constraints group), stored once the template CRD is.
@@ -111,6 +113,8 @@ pub fn check_policy(t: &ResourceType, object: &Value) -> ApiResult<()> {
                 | "MutatingPolicy"
                 | "NamespacedMutatingPolicy"
                 | "GeneratingPolicy"
+                | "DeletingPolicy"
+                | "NamespacedDeletingPolicy"
         ),
         "templates.gatekeeper.sh" => t.kind == "ConstraintTemplate",
         "constraints.gatekeeper.sh" => true,

@@ -589,6 +589,46 @@ fn the_embedded_server_enforces_stored_kyverno_policies() {
     assert!(out.contains("MutatingPolicy"), "{out}");
 }
 
+/// A stored DeletingPolicy runs on its schedule (every minute here): the
+/// bare pods its condition selects are deleted, the others stay. Waits for
+/// the next minute, so up to a minute.
+#[test]
+fn the_embedded_server_runs_stored_deleting_policies() {
+    let (_dir, _server, kc) = server_with_crds("kyverno-admission/crds.yaml");
+    let policy = r#"
+apiVersion: policies.kyverno.io/v1alpha1
+kind: DeletingPolicy
+metadata: {name: expired-debug-pods}
+spec:
+  schedule: "* * * * *"
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], resources: [pods]}
+  conditions:
+  - name: marked-expired
+    expression: "object.metadata.?labels.?expired.orValue('') == 'yes'"
+"#;
+    let applied = apply_when_served(&kc, policy);
+    assert!(applied.0, "{}", applied.1);
+    let pod = |name: &str, expired: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{expired: '{expired}'}}}}\nspec: {{containers: [{{name: a, image: 'busybox:1.36'}}]}}\n"
+        )
+    };
+    assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&pod("old-shell", "yes"))).0);
+    assert!(kubectl(&kc, &["apply", "-f", "-"], Some(&pod("kept", "no"))).0);
+    let names = || kubectl(&kc, &["get", "pods", "-n", "default", "-o", "name"], None).1;
+    let mut last = String::new();
+    for _ in 0..150 {
+        last = names();
+        if !last.contains("old-shell") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(last.trim(), "pod/kept", "only the expired pod is deleted");
+}
+
 /// Gatekeeper installed in the embedded server: a stored template gets its
 /// constraint CRD (parameters validated by the template's schema), a
 /// template that does not compile is refused, and a `deny` constraint

@@ -7,6 +7,14 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(SystemTime::now())
 }
 
+/// Now, in seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// A time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_rfc3339(time: SystemTime) -> String {
     let secs = time

@@ -10,6 +10,7 @@ use gitplane_cel::Env;
 use gitplane_object::{LabelSelector, Object, Value};
 
 use crate::gatekeeper::{self, SyncedKind};
+use crate::kyverno::deleting_policy::DeletingPolicy;
 use crate::kyverno::exception::PolicyException;
 use crate::kyverno::generating_policy::GeneratingPolicy;
 use crate::kyverno::mutating_policy::MutatingPolicy;
@@ -93,6 +94,8 @@ enum PolicyKind {
     KyvernoGenerating,
     /// Kyverno's PolicyException.
     KyvernoException,
+    /// Kyverno's CEL DeletingPolicy.
+    KyvernoDeleting,
     GatekeeperTemplate,
     GatekeeperConstraint,
     /// A kind gitplane knows of but does not evaluate, with the reason.
@@ -125,8 +128,11 @@ fn policy_kind(object: &Object) -> Option<PolicyKind> {
             Some(PolicyKind::KyvernoMutating)
         }
         ("policies.kyverno.io", "GeneratingPolicy") => Some(PolicyKind::KyvernoGenerating),
+        ("policies.kyverno.io", "DeletingPolicy" | "NamespacedDeletingPolicy") => {
+            Some(PolicyKind::KyvernoDeleting)
+        }
         ("policies.kyverno.io", _) => Some(PolicyKind::Unsupported(
-            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane yet; ValidatingPolicy, MutatingPolicy and GeneratingPolicy are",
+            "this Kyverno CEL policy kind (policies.kyverno.io) is not evaluated by gitplane (ImageValidatingPolicy verifies signatures in a registry); ValidatingPolicy, MutatingPolicy, GeneratingPolicy and DeletingPolicy are",
         )),
         _ => None,
     }
@@ -145,6 +151,7 @@ pub struct PolicySet {
     mutating: Vec<MutatingPolicy>,
     generating: Vec<GeneratingPolicy>,
     exceptions: Vec<PolicyException>,
+    deleting: Vec<DeletingPolicy>,
     templates: Vec<gatekeeper::Template>,
     constraints: Vec<gatekeeper::Constraint>,
     params: Vec<Object>,
@@ -202,6 +209,9 @@ impl PolicySet {
                 }
                 Some(PolicyKind::KyvernoException) => {
                     PolicyException::parse(&object).map(|e| set.exceptions.push(e))
+                }
+                Some(PolicyKind::KyvernoDeleting) => {
+                    DeletingPolicy::parse(&set.env, &object).map(|p| set.deleting.push(p))
                 }
                 Some(PolicyKind::GatekeeperTemplate) => {
                     gatekeeper::Template::parse(&object).map(|t| set.templates.push(t))
@@ -308,6 +318,7 @@ impl PolicySet {
             + self.kyverno.len()
             + self.mutating.len()
             + self.generating.len()
+            + self.deleting.len()
             + self.constraints.len()
     }
 
@@ -324,6 +335,12 @@ impl PolicySet {
     /// The Kyverno policies.
     pub fn kyverno(&self) -> &[kyverno::Policy] {
         &self.kyverno
+    }
+
+    /// Kyverno's DeletingPolicies (their schedules run in the embedded API
+    /// server).
+    pub fn deleting_policies(&self) -> &[DeletingPolicy] {
+        &self.deleting
     }
 
     /// Evaluates every validating policy on a request. Parameters are

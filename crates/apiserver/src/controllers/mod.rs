@@ -4,6 +4,7 @@
 //! workload simulator. They react to the store's change stream and
 //! write through the same API verbs as every client.
 
+pub mod cleanup;
 pub mod gatekeeper;
 pub mod gc;
 pub mod generate;
@@ -62,6 +63,7 @@ pub fn start(api: &Api, simulate: bool) {
     let policies = Policies {
         templates: gatekeeper::TemplateController::new(api.clone()),
         generate: generate::GenerateController::new(api.clone()),
+        cleanup: cleanup::CleanupController::new(api.clone()),
     };
     let simulator = simulate.then(|| simulate::Simulator::new(api.clone()));
     tokio::spawn(run(events, gc, namespaces, policies, simulator));
@@ -72,6 +74,7 @@ pub fn start(api: &Api, simulate: bool) {
 struct Policies {
     templates: gatekeeper::TemplateController,
     generate: generate::GenerateController,
+    cleanup: cleanup::CleanupController,
 }
 
 async fn run(
@@ -112,6 +115,7 @@ async fn run(
             },
             _ = ticker.tick() => {
                 namespaces.resync().await;
+                policies.cleanup.tick(gitplane_object::time::now_unix()).await;
                 if let Some(s) = &simulator {
                     s.tick().await;
                 }

@@ -11,6 +11,7 @@
 pub mod assertion;
 pub mod autogen;
 mod conditions;
+pub mod deleting_policy;
 pub mod exception;
 mod functions;
 pub mod generating_policy;

@@ -233,10 +233,7 @@ impl Simulator {
     /// restarts, a slow pod gets ready), rollouts miss their deadline,
     /// CronJobs reach their schedule.
     pub async fn tick(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = gitplane_object::time::now_unix();
         self.schedule_cron_jobs(now).await;
         for deployment in self.all_of("apps", "Deployment") {
             if missed_deadline(&deployment, now) {
