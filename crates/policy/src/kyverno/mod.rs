@@ -25,7 +25,7 @@ mod values;
 pub mod vars;
 
 use gitplane_cel::Env;
-use gitplane_object::{Map, Object, Value};
+use gitplane_object::{LabelSelector, Map, Object, Value, json};
 
 use crate::pss::{self, Standard};
 use crate::request::{Lookup, Request};
@@ -293,19 +293,25 @@ impl Policy {
                 continue;
             }
             let outcome = rule.vars(&self.name, shared, supplied).and_then(|vars| {
-                generated_object(spec, &vars, lookup)
-                    .map(|object| (object, clone_source(spec, &vars)))
-                    .map_err(|e| (Verdict::Error, e))
+                let made = if spec.get("cloneList").is_some() {
+                    cloned_list(spec, &vars, lookup)
+                } else {
+                    generated_object(spec, &vars, lookup)
+                        .map(|object| vec![(object, clone_source(spec, &vars))])
+                };
+                made.map_err(|e| (Verdict::Error, e))
             });
             let (verdict, message) = match outcome {
-                Ok((object, clone_source)) => {
-                    generated.push(Generated {
-                        policy: self.name.clone(),
-                        rule: rule.name.clone(),
-                        object,
-                        synchronize: spec["synchronize"].as_bool().unwrap_or(false),
-                        clone_source,
-                    });
+                Ok(objects) => {
+                    for (object, clone_source) in objects {
+                        generated.push(Generated {
+                            policy: self.name.clone(),
+                            rule: rule.name.clone(),
+                            object,
+                            synchronize: spec["synchronize"].as_bool().unwrap_or(false),
+                            clone_source,
+                        });
+                    }
                     (Verdict::Pass, String::new())
                 }
                 Err((verdict, message)) => (verdict, message),
@@ -667,9 +673,12 @@ impl Rule {
 impl Body {
     fn parse(env: &Env, raw: &Value) -> Result<Body, String> {
         if let Some(generate) = raw.get("generate") {
-            if generate.get("data").is_none() && !generate["clone"].is_object() {
+            if generate.get("data").is_none()
+                && !generate["clone"].is_object()
+                && !generate["cloneList"].is_object()
+            {
                 return Ok(Body::Unsupported(
-                    "generate.cloneList and foreach generate are not evaluated by gitplane; generate.data and generate.clone are"
+                    "foreach generate is not evaluated by gitplane; generate.data, clone and cloneList are"
                         .into(),
                 ));
             }
@@ -966,6 +975,46 @@ fn generated_object(spec: &Value, vars: &Vars, lookup: &dyn Lookup) -> Result<Ob
     object.insert("metadata".into(), Value::Object(metadata));
     object.extend(body);
     Ok(Object::new(object))
+}
+
+/// What `generate.cloneList` makes: a copy, in the rule's namespace and
+/// under its own name, of every object of `kinds` (`v1/Secret`,
+/// `apps/v1/Deployment`) in the source namespace that `selector` selects.
+fn cloned_list(
+    spec: &Value,
+    vars: &Vars,
+    lookup: &dyn Lookup,
+) -> Result<Vec<(Object, Option<gitplane_object::ObjectKey>)>, String> {
+    let spec = vars.substitute(spec)?;
+    let list = &spec["cloneList"];
+    let source_namespace = list["namespace"].as_str().filter(|ns| !ns.is_empty());
+    let selector = match list.get("selector").filter(|s| !s.is_null()) {
+        Some(s) => LabelSelector::from_json(s).map_err(|e| format!("cloneList.selector: {e}"))?,
+        None => LabelSelector::default(),
+    };
+    let target_namespace = spec["namespace"].as_str().unwrap_or_default();
+    let mut made = Vec::new();
+    for kind in crate::source::strings(&list["kinds"]) {
+        let (api_version, kind) = kind
+            .rsplit_once('/')
+            .ok_or_else(|| format!("cloneList.kinds: {kind:?} is not apiVersion/Kind"))?;
+        for source in lookup.list_objects(api_version, kind, source_namespace, &selector) {
+            let name = source["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let one = json!({
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": name,
+                "namespace": target_namespace,
+                "clone": {"namespace": source_namespace.unwrap_or_default(), "name": name},
+            });
+            let object = generated_object(&one, &Vars::new(&Map::new()), lookup)?;
+            made.push((object, None));
+        }
+    }
+    Ok(made)
 }
 
 /// The object a `clone` rule copies from, variables substituted.
