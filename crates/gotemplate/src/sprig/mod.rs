@@ -20,6 +20,7 @@ pub(crate) mod numbers;
 mod random;
 mod strings;
 mod toml;
+mod url;
 
 use std::sync::Arc;
 
@@ -78,8 +79,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("htpasswd", "its salt changes on every render"),
     ("encryptAES", "its IV changes on every render"),
     ("decryptAES", "not supported yet"),
-    ("urlParse", "not supported yet"),
-    ("urlJoin", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
     ("fromToml", "TOML is not supported yet"),
     ("toYamlPretty", "not supported yet"),
@@ -87,13 +86,14 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 7] = [
+    let groups: [&[(&str, Plain)]; 8] = [
         strings::FUNCTIONS,
         collections::FUNCTIONS,
         numbers::FUNCTIONS,
         decimal::FUNCTIONS,
         encoding::FUNCTIONS,
         toml::FUNCTIONS,
+        url::FUNCTIONS,
         crate::semver::FUNCTIONS,
     ];
     for (name, f) in groups.into_iter().flatten() {
