@@ -112,20 +112,7 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
     }
     let path = |p: &Path| p.to_str().map(str::to_string).context("path is not UTF-8");
     let (policies_arg, objects_arg) = (path(&policies)?, path(&objects_dir.join("objects.yaml"))?);
-    let ours = Measured::measure(
-        "gitplane policy check",
-        &gitplane,
-        &[
-            "policy",
-            "check",
-            "--policies",
-            &policies_arg,
-            &objects_arg,
-            "-o",
-            "json",
-        ],
-        args.runs,
-    )?;
+    let ours = measure_check(&gitplane, &policies_arg, &objects_arg, args.runs)?;
     // One run: kustomize's handling of a long resource list is quadratic
     // (minutes at 10,000 objects), so it is neither warmed up nor repeated.
     eprintln!("  kubectl kustomize: one run (slow for long lists)");
@@ -152,11 +139,7 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
         report.skipped,
         report.cost as f64 / report.objects as f64,
     );
-    println!(
-        "end to end: {:.0} objects/s; ratio (kubectl kustomize reading them / gitplane checking them, best): {:.1}x",
-        report.objects as f64 / ours.best().as_secs_f64(),
-        peer.best().as_secs_f64() / ours.best().as_secs_f64()
-    );
+    print_end_to_end(report.objects, &ours, &peer);
     if let Some(checkout) = &args.gatekeeper_library {
         let files = gatekeeper_policies(checkout)?;
         let dir = dir.path().join("gatekeeper");
@@ -165,20 +148,7 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
             std::fs::write(dir.join(name), body)?;
         }
         let (_, loaded) = in_process(&files, &text)?;
-        let ours = Measured::measure(
-            "gitplane policy check",
-            &gitplane,
-            &[
-                "policy",
-                "check",
-                "--policies",
-                &path(&dir)?,
-                &objects_arg,
-                "-o",
-                "json",
-            ],
-            args.runs,
-        )?;
+        let ours = measure_check(&gitplane, &path(&dir)?, &objects_arg, args.runs)?;
         let report = loaded.report;
         println!(
             "gatekeeper-library pod-security-policy: {} ConstraintTemplates with a Constraint each, over the same objects",
@@ -191,13 +161,36 @@ pub fn run(args: &PolicyBenchArgs) -> Result<ExitCode> {
             report.objects as f64 / loaded.seconds,
             report.findings.len(),
         );
-        println!(
-            "end to end: {:.0} objects/s; ratio (kubectl kustomize reading them / gitplane checking them, best): {:.1}x",
-            report.objects as f64 / ours.best().as_secs_f64(),
-            peer.best().as_secs_f64() / ours.best().as_secs_f64()
-        );
+        print_end_to_end(report.objects, &ours, &peer);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gitplane policy check --policies POLICIES OBJECTS -o json`, measured.
+fn measure_check(gitplane: &Path, policies: &str, objects: &str, runs: usize) -> Result<Measured> {
+    Measured::measure(
+        "gitplane policy check",
+        gitplane,
+        &[
+            "policy",
+            "check",
+            "--policies",
+            policies,
+            objects,
+            "-o",
+            "json",
+        ],
+        runs,
+    )
+}
+
+/// Objects per second end to end, and the ratio against the peer.
+fn print_end_to_end(objects: usize, ours: &Measured, peer: &Measured) {
+    println!(
+        "end to end: {:.0} objects/s; ratio (kubectl kustomize reading them / gitplane checking them, best): {:.1}x",
+        objects as f64 / ours.best().as_secs_f64(),
+        peer.best().as_secs_f64() / ours.best().as_secs_f64()
+    );
 }
 
 /// The pod-security-policy ConstraintTemplates of a gatekeeper-library
