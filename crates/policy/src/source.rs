@@ -561,16 +561,13 @@ impl PolicySet {
     }
 
     /// Every synchronized `clone` rule's source: (policy, rule, source).
-    pub fn clone_sources(&self) -> Vec<(String, String, gitplane_object::ObjectKey)> {
-        self.kyverno
-            .iter()
-            .flat_map(|policy| {
-                policy
-                    .clone_sources()
-                    .into_iter()
-                    .map(|(rule, source)| (policy.name.clone(), rule, source))
-            })
-            .collect()
+    pub fn clone_sources(&self) -> impl Iterator<Item = (&str, &str, &gitplane_object::ObjectKey)> {
+        self.kyverno.iter().flat_map(|policy| {
+            policy
+                .clone_sources()
+                .iter()
+                .map(|(rule, source)| (policy.name.as_str(), rule.as_str(), source))
+        })
     }
 
     /// The PolicyException (by name) that exempts `rule` of `policy` from

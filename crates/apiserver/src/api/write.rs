@@ -123,7 +123,10 @@ impl Api {
 
     /// The Namespace object a write goes to, for admission. Read before a
     /// store update, never inside one (the update holds the store).
-    fn namespace_object(&self, namespace: Option<&str>) -> Option<std::sync::Arc<Value>> {
+    pub(crate) fn namespace_object(
+        &self,
+        namespace: Option<&str>,
+    ) -> Option<std::sync::Arc<Value>> {
         namespace.and_then(|ns| self.store.get(&format!("/namespaces//{ns}")))
     }
 

@@ -55,9 +55,9 @@ impl CleanupController {
     /// Deletes what one policy selects now.
     async fn clean_up(&self, policy: &DeletingPolicy) {
         for object in self.candidates(policy) {
-            let namespace = object["metadata"]["namespace"]
-                .as_str()
-                .and_then(|ns| self.api.store.get(&format!("/namespaces//{ns}")));
+            let namespace = self
+                .api
+                .namespace_object(object["metadata"]["namespace"].as_str());
             match policy.deletes(&object, namespace.as_deref()) {
                 Ok(true) => self.delete(&object).await,
                 Ok(false) => {}

@@ -10,11 +10,11 @@
 
 use gitplane_object::{LabelSelector, Map, ObjectKey, json, split_api_version};
 use gitplane_policy::kyverno::Generated;
-use gitplane_policy::{Lookup, Operation, PolicySet, Request, Supplied, UserInfo};
+use gitplane_policy::{Lookup, PolicySet, Request, Supplied};
 use serde_json::Value;
 
 use super::{name_of, target_of};
-use crate::api::{Api, DeleteOptions, PatchKind, WriteOptions};
+use crate::api::{Api, DeleteOptions, PatchKind, Target, WriteOptions};
 use crate::store::{Event, EventKind};
 
 /// The field manager of generated objects.
@@ -88,9 +88,12 @@ impl GenerateController {
     /// A synchronized clone rule's source changed: every copy the rule made
     /// is made again from it.
     async fn copy_changed_source(&self, set: &PolicySet, object: &Value) {
+        if set.clone_sources().next().is_none() {
+            return;
+        }
         let key = object_key(object);
         for (policy, rule, source) in set.clone_sources() {
-            if source != key {
+            if *source != key {
                 continue;
             }
             let Some(target) = self.api.target_for_kind(&key.group, &key.kind, None) else {
@@ -98,8 +101,8 @@ impl GenerateController {
             };
             let (copies, _) = self.api.store.list(&target.resource.key_prefix());
             for (_, copy) in copies {
-                if label(&copy, POLICY) == Some(policy.as_str())
-                    && label(&copy, RULE) == Some(rule.as_str())
+                if label(&copy, POLICY) == Some(policy)
+                    && label(&copy, RULE) == Some(rule)
                     && let Some(trigger) = self.trigger_of(&copy)
                 {
                     self.generate(set, &trigger, true).await;
@@ -122,18 +125,14 @@ impl GenerateController {
 
     /// What the stored generate rules make for `trigger`.
     fn evaluate(&self, set: &PolicySet, trigger: &Value) -> Vec<Generated> {
-        let namespace = trigger
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .and_then(|ns| self.api.store.get(&format!("/namespaces//{ns}")));
-        let user = UserInfo::default();
+        let namespace = self.api.namespace_object(
+            trigger
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str),
+        );
         let request = Request {
-            object: trigger,
-            old_object: None,
-            operation: Operation::Create,
             namespace_object: namespace.as_deref(),
-            user: &user,
-            resource: None,
+            ..Request::create(trigger)
         };
         set.generate(&request, &Supplied::default(), &Stored(&self.api))
             .0
@@ -214,6 +213,14 @@ fn object_key(object: &Value) -> ObjectKey {
 /// The stored objects, for what clone rules copy.
 struct Stored<'a>(&'a Api);
 
+impl Stored<'_> {
+    /// Where objects of this type (in `namespace`) are stored.
+    fn target(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Option<Target> {
+        let (group, _) = split_api_version(api_version);
+        self.0.target_for_kind(group, kind, namespace)
+    }
+}
+
 impl Lookup for Stored<'_> {
     fn get_object(
         &self,
@@ -222,8 +229,7 @@ impl Lookup for Stored<'_> {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        let (group, _) = split_api_version(api_version);
-        let target = self.0.target_for_kind(group, kind, namespace)?;
+        let target = self.target(api_version, kind, namespace)?;
         self.0
             .store
             .get(&target.key(name))
@@ -237,8 +243,7 @@ impl Lookup for Stored<'_> {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> Vec<Value> {
-        let (group, _) = split_api_version(api_version);
-        let Some(target) = self.0.target_for_kind(group, kind, namespace) else {
+        let Some(target) = self.target(api_version, kind, namespace) else {
             return Vec::new();
         };
         let prefix = match &target.namespace {

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use gitplane_cel::Env;
 use gitplane_object::{Object, Value, json};
 
-use crate::request::{Operation, Request, UserInfo};
+use crate::request::{Operation, Request};
 use crate::shared::Shared;
 use crate::vap::{CelPrelude, MatchResources};
 
@@ -92,14 +92,10 @@ impl DeletingPolicy {
         {
             return Ok(false);
         }
-        let user = UserInfo::default();
         let request = Request {
-            object,
-            old_object: None,
             operation: Operation::Delete,
             namespace_object,
-            user: &user,
-            resource: None,
+            ..Request::create(object)
         };
         if !self.matcher.matches(&request) {
             return Ok(false);

@@ -91,7 +91,6 @@ impl PolicyException {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Operation, UserInfo};
     use serde_json::json;
 
     fn parse(spec: Value) -> Result<PolicyException, String> {
@@ -112,20 +111,12 @@ mod tests {
             "conditions": {"any": [{"key": "{{ request.object.metadata.labels.exempt || '' }}", "operator": "Equals", "value": "yes"}]},
         }))
         .unwrap();
-        let user = UserInfo::default();
         let pod = |ns: &str, exempt: &str| {
             json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "p", "namespace": ns, "labels": {"exempt": exempt}}})
         };
         let check = |object: &Value, policy: &str, rule: &str| {
-            let request = Request {
-                object,
-                old_object: None,
-                operation: Operation::Create,
-                namespace_object: None,
-                user: &user,
-                resource: None,
-            };
+            let request = Request::create(object);
             let vars = crate::shared::Shared::new(request).vars().clone();
             exception.exempts(policy, rule, &request, &vars)
         };

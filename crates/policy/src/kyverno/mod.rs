@@ -113,6 +113,9 @@ pub struct Policy {
     /// resources.
     pub background: bool,
     rules: Vec<Rule>,
+    /// What its synchronized `clone` rules copy, by rule (see
+    /// [`Policy::clone_sources`]), found once when read.
+    clone_sources: Vec<(String, gitplane_object::ObjectKey)>,
 }
 
 #[derive(Debug)]
@@ -200,6 +203,7 @@ impl Policy {
             namespace: (object.kind() == "Policy")
                 .then(|| object.namespace().unwrap_or("default").to_string()),
             background: spec["background"].as_bool().unwrap_or(true),
+            clone_sources: literal_clone_sources(&rules),
             rules,
         })
     }
@@ -404,20 +408,8 @@ impl Policy {
     /// The sources synchronized `clone` rules copy, by rule, where the
     /// rule names them without variables (a change to one changes every
     /// copy).
-    pub fn clone_sources(&self) -> Vec<(String, gitplane_object::ObjectKey)> {
-        self.rules
-            .iter()
-            .filter_map(|rule| {
-                let Body::Generate(spec) = &rule.body else {
-                    return None;
-                };
-                let literal = !spec["clone"].to_string().contains("{{");
-                (spec["synchronize"].as_bool() == Some(true) && literal)
-                    .then(|| clone_source(spec, &Vars::new(&Map::new())))
-                    .flatten()
-                    .map(|source| (rule.name.clone(), source))
-            })
-            .collect()
+    pub fn clone_sources(&self) -> &[(String, gitplane_object::ObjectKey)] {
+        &self.clone_sources
     }
 
     /// Whether any rule mutates.
@@ -1015,6 +1007,24 @@ fn cloned_list(
         }
     }
     Ok(made)
+}
+
+/// The sources of the synchronized `clone` rules that name them without
+/// variables, by rule.
+fn literal_clone_sources(rules: &[Rule]) -> Vec<(String, gitplane_object::ObjectKey)> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            let Body::Generate(spec) = &rule.body else {
+                return None;
+            };
+            let literal = !spec["clone"].to_string().contains("{{");
+            (spec["synchronize"].as_bool() == Some(true) && literal)
+                .then(|| clone_source(spec, &Vars::new(&Map::new())))
+                .flatten()
+                .map(|source| (rule.name.clone(), source))
+        })
+        .collect()
 }
 
 /// The object a `clone` rule copies from, variables substituted.

@@ -228,7 +228,7 @@ fn without_new_empty_lists(configuration: &Value, object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Operation, Request, UserInfo};
+    use crate::request::Request;
     use serde_json::json;
 
     fn policy(spec: Value) -> MutatingPolicy {
@@ -247,15 +247,7 @@ mod tests {
     }
 
     fn run(policy: &MutatingPolicy, object: &Value) -> (Option<Value>, Vec<RuleResult>) {
-        let user = UserInfo::default();
-        let request = Request {
-            object,
-            old_object: None,
-            operation: Operation::Create,
-            namespace_object: None,
-            user: &user,
-            resource: None,
-        };
+        let request = Request::create(object);
         let mut results = Vec::new();
         let (mutated, _) = policy.mutate(&Shared::new(request), &mut results);
         (mutated, results)
