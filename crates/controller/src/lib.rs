@@ -219,6 +219,10 @@ pub struct Controller {
     /// the step's own (it may come back before the step hears the answer).
     writing: Mutex<HashSet<ObjectKey>>,
     renders: Mutex<HashMap<String, RenderResult>>,
+    /// Helm charts as loaded, shared by every application rendering one
+    /// (the directories read are per-commit snapshots and pulled archives
+    /// named by digest, which never change).
+    charts: gitplane_render::helm::ChartCache,
     remotes: tokio::sync::Mutex<HashMap<String, Destination>>,
     fingerprints: Mutex<HashMap<String, u64>>,
     /// Kubernetes versions of destination clusters, by server URL.
@@ -360,6 +364,7 @@ impl Controller {
             operation_marks: Mutex::default(),
             writing: Mutex::default(),
             renders: Mutex::default(),
+            charts: Default::default(),
             remotes: tokio::sync::Mutex::default(),
             fingerprints: Mutex::default(),
             kube_versions: Mutex::default(),

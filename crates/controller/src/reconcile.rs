@@ -842,6 +842,7 @@ impl Controller {
         // Snapshots are per commit: their paths stand for the refs' commits
         // in the cache key.
         options.helm.refs = refs;
+        options.helm.chart_cache = Some(self.charts.clone());
         options.chart_puller = Some(self.chart_puller());
         // Helm sees the destination cluster, as Argo CD shows it to Helm,
         // unless the source names versions itself.

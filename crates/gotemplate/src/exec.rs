@@ -37,6 +37,8 @@ pub(crate) struct Budget {
     depth: usize,
     /// The random sequence of this execution (see [`crate::Options::seed`]).
     random: u64,
+    /// The template the execution started from.
+    executed: String,
 }
 
 impl Budget {
@@ -53,7 +55,13 @@ impl Budget {
             written: 0,
             depth: 0,
             random: named,
+            executed: name.to_string(),
         }
+    }
+
+    /// The template the execution started from.
+    pub(crate) fn executed(&self) -> &str {
+        &self.executed
     }
 
     /// The next number of the execution's random sequence (splitmix64).

@@ -32,7 +32,7 @@ pub mod value;
 
 mod exec;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +148,10 @@ pub(crate) struct Named {
     pub(crate) source: Arc<Source>,
 }
 
+/// The templates of one source, parsed ([`Templates::parse_apart`]).
+#[derive(Debug, Clone)]
+pub struct Parsed(Vec<Arc<Named>>);
+
 /// A set of named templates sharing functions and options (Go's
 /// `*template.Template` with its associated templates).
 #[derive(Clone)]
@@ -201,6 +205,16 @@ impl Templates {
     /// defines to the set. A template whose body is only whitespace does not
     /// replace one of the same name (as in Go).
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        let parsed = self.parse_apart(name, text)?;
+        self.add_parsed(&parsed);
+        Ok(())
+    }
+
+    /// Parses `text` as the template `name` without adding it: what
+    /// [`Templates::add_parsed`] adds to this set, or to any set with the
+    /// same function names (names are checked at parse time). A renderer
+    /// that executes one source in many sets parses it once.
+    pub fn parse_apart(&self, name: &str, text: &str) -> Result<Parsed, Error> {
         let source = Arc::new(Source {
             name: name.to_string(),
             text: text.to_string(),
@@ -211,27 +225,37 @@ impl Templates {
             message,
         };
         let tokens = lex::lex(text).map_err(|e| parse_error(e.message, e.pos))?;
-        let names: HashSet<String> = self.functions.keys().cloned().collect();
+        let is_function = |name: &str| self.functions.contains_key(name);
         let trees =
-            parse::parse(name, tokens, &names).map_err(|e| parse_error(e.message, e.pos))?;
-        for tree in trees {
+            parse::parse(name, tokens, &is_function).map_err(|e| parse_error(e.message, e.pos))?;
+        Ok(Parsed(
+            trees
+                .into_iter()
+                .map(|tree| {
+                    Arc::new(Named {
+                        tree,
+                        source: source.clone(),
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Adds what [`Templates::parse_apart`] parsed, as [`Templates::parse`]
+    /// would have.
+    pub fn add_parsed(&mut self, parsed: &Parsed) {
+        for named in &parsed.0 {
             let replaces_body = self
                 .templates
-                .get(&tree.name)
-                .is_some_and(|old| tree.is_empty() && !old.tree.is_empty());
+                .get(&named.tree.name)
+                .is_some_and(|old| named.tree.is_empty() && !old.tree.is_empty());
             if replaces_body {
                 continue;
             }
-            self.first.get_or_insert_with(|| tree.name.clone());
-            self.templates.insert(
-                tree.name.clone(),
-                Arc::new(Named {
-                    tree,
-                    source: source.clone(),
-                }),
-            );
+            self.first.get_or_insert_with(|| named.tree.name.clone());
+            self.templates
+                .insert(named.tree.name.clone(), named.clone());
         }
-        Ok(())
     }
 
     /// Whether the set holds a template of that name.
@@ -258,15 +282,27 @@ impl Templates {
     /// Execution runs on its own thread with a stack deep enough for
     /// [`Limits::max_depth`] nested templates.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
+        let mut outputs = self.execute_each(&[(name, data)])?;
+        Ok(outputs.pop().unwrap_or_default())
+    }
+
+    /// Executes each template with its dot, in order, as
+    /// [`Templates::execute`] executes one (each with its own budget), on
+    /// one thread; stops at the first error.
+    pub fn execute_each(&self, jobs: &[(&str, &Value)]) -> Result<Vec<String>, Error> {
         const STACK: usize = 256 << 20;
         std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
                 .name("gotemplate".into())
                 .stack_size(STACK)
                 .spawn_scoped(scope, || {
-                    let mut budget =
-                        Budget::new(self.options.limits.clone(), self.options.seed, name);
-                    Exec::run(self, &mut budget, name, data)
+                    jobs.iter()
+                        .map(|(name, data)| {
+                            let mut budget =
+                                Budget::new(self.options.limits.clone(), self.options.seed, name);
+                            Exec::run(self, &mut budget, name, data)
+                        })
+                        .collect()
                 })
                 .map_err(|e| Error::exec(format!("template: cannot start execution: {e}")))?;
             worker
@@ -304,6 +340,13 @@ impl Context<'_, '_> {
     /// The name of the template being executed.
     pub fn template_name(&self) -> &str {
         &self.exec.name
+    }
+
+    /// The name of the template the execution started from (the one
+    /// [`Templates::execute`] was given; [`Context::template_name`] is the
+    /// one running now, an included one perhaps).
+    pub fn executed_name(&self) -> &str {
+        self.exec.budget.executed()
     }
 
     /// The next number of the execution's random sequence (fixed by

@@ -1,7 +1,6 @@
 //! The parser: tokens into trees, with Go's checks made at parse time
 //! (functions must be defined, variables declared, `break` inside `range`).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use crate::lex::{Tok, Token};
@@ -137,12 +136,17 @@ pub struct ParseError {
 type Result<T> = std::result::Result<T, ParseError>;
 
 /// Parses `tokens` of a source named `name`: the main tree and every
-/// `define`d (or `block`) tree, main first.
-pub fn parse(name: &str, tokens: Vec<Token>, functions: &HashSet<String>) -> Result<Vec<Tree>> {
+/// `define`d (or `block`) tree, main first. `is_function` says whether a name is a function of the set (names are
+/// checked at parse time, as in Go).
+pub fn parse(
+    name: &str,
+    tokens: Vec<Token>,
+    is_function: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Tree>> {
     let mut parser = Parser {
         tokens,
         at: 0,
-        functions,
+        is_function,
         vars: vec!["$".to_string()],
         range_depth: 0,
         defined: Vec::new(),
@@ -177,7 +181,7 @@ impl Ending {
 struct Parser<'a> {
     tokens: Vec<Token>,
     at: usize,
-    functions: &'a HashSet<String>,
+    is_function: &'a dyn Fn(&str) -> bool,
     vars: Vec<String>,
     range_depth: usize,
     defined: Vec<Tree>,
@@ -575,7 +579,7 @@ impl Parser<'_> {
         };
         let arg = match tok {
             Tok::Ident(name) => {
-                if !self.functions.contains(&name) {
+                if !(self.is_function)(&name) {
                     return self.error(format!("function {name:?} not defined"));
                 }
                 Arg::Function(name)
@@ -742,15 +746,9 @@ mod tests {
     use super::*;
     use crate::lex::lex;
 
-    fn functions() -> HashSet<String> {
-        ["printf", "len", "eq"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-
     fn trees(src: &str) -> Result<Vec<Tree>> {
-        parse("t", lex(src).expect("lexes"), &functions())
+        let is_function = |name: &str| ["printf", "len", "eq"].contains(&name);
+        parse("t", lex(src).expect("lexes"), &is_function)
     }
 
     fn error(src: &str) -> String {

@@ -223,6 +223,68 @@ fn defines_templates_and_blocks() {
     assert_eq!(set.names(), ["_helpers.tpl", "b", "empty", "main", "name"]);
 }
 
+#[test]
+fn a_source_parsed_apart_adds_to_any_set_as_parse_would() {
+    let mut parsed_in = Templates::default();
+    parsed_in
+        .parse("_helpers.tpl", "{{define \"name\"}}{{.name}}{{end}}")
+        .unwrap();
+    let body = "{{define \"name\"}}   {{end}}{{template \"name\" .}}!";
+    parsed_in.parse("main", body).unwrap();
+    let apart = Templates::default().parse_apart("main", body).unwrap();
+    let mut added_to = Templates::default();
+    added_to
+        .parse("_helpers.tpl", "{{define \"name\"}}{{.name}}{{end}}")
+        .unwrap();
+    added_to.add_parsed(&apart);
+    assert_eq!(added_to.names(), parsed_in.names());
+    // The empty define did not replace the helper's, in either set.
+    assert_eq!(added_to.execute("main", &data()).unwrap(), "web!");
+    assert_eq!(parsed_in.execute("main", &data()).unwrap(), "web!");
+    // Names are checked at parse time against the parsing set.
+    let err = Templates::default()
+        .parse_apart("t", "{{nope}}")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "template: t:1: function \"nope\" not defined"
+    );
+}
+
+#[test]
+fn templates_executed_in_turn_each_know_where_they_started() {
+    let mut set = Templates::default();
+    set.add_function(
+        "include",
+        Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
+            [Value::String(name), dot] => cx.include(name, dot).map(Value::from),
+            _ => Err("include wants a name and a value".into()),
+        }),
+    );
+    set.add_function(
+        "where",
+        Arc::new(|cx: &mut Context<'_, '_>, _: &[Value]| {
+            Ok(format!("{}<{}", cx.template_name(), cx.executed_name()).into())
+        }),
+    );
+    set.parse("_h", "{{define \"h\"}}{{where}}{{end}}").unwrap();
+    set.parse("a", "{{where}} {{include \"h\" .}}").unwrap();
+    set.parse("b", "{{.name}} {{where}}").unwrap();
+    let data = data();
+    let outputs = set.execute_each(&[("a", &data), ("b", &data)]).unwrap();
+    assert_eq!(outputs, ["a<a h<a", "web b<b"]);
+    // The first error stops the rest.
+    set.parse("bad", "{{index .name 9}}").unwrap();
+    let err = set
+        .execute_each(&[("bad", &data), ("a", &data)])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("template: bad:1:2: executing \"bad\""),
+        "{err}"
+    );
+}
+
 #[derive(Debug)]
 struct Files;
 

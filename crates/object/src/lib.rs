@@ -18,7 +18,9 @@ pub mod time;
 pub mod yaml;
 
 pub use gvk::{Gvk, ObjectKey, plural, split_api_version};
-pub use manifest::{LoadError, LoadOptions, Syntax, load_objects, parse_values};
+pub use manifest::{
+    LoadError, LoadOptions, Syntax, load_objects, objects_of_documents, parse_values,
+};
 pub use object::{Object, Origin, PackedObject, select};
 pub use selector::{LabelSelector, Operator, Requirement, SelectorError};
 pub mod smp;

@@ -149,9 +149,21 @@ pub fn load_objects(
     syntax: Syntax,
     options: &LoadOptions,
 ) -> Result<Vec<Object>, LoadError> {
+    objects_of_documents(
+        parse_values(bytes, source_name, syntax, options)?,
+        source_name,
+    )
+}
+
+/// The Kubernetes objects of documents already parsed (each with the line
+/// it starts on), as [`load_objects`] makes them from text.
+pub fn objects_of_documents(
+    documents: Vec<(Value, usize)>,
+    source_name: &str,
+) -> Result<Vec<Object>, LoadError> {
     let file: Arc<str> = Arc::from(source_name);
     let mut objects = Vec::new();
-    for (value, line) in parse_values(bytes, source_name, syntax, options)? {
+    for (value, line) in documents {
         collect_objects(value, &file, line, &mut objects)?;
     }
     Ok(objects)

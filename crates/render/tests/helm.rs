@@ -289,6 +289,53 @@ fn subcharts_and_charts_packed_as_archives_render_the_same() {
 }
 
 #[test]
+fn a_chart_cache_loads_a_chart_once_and_templates_parse_by_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let write_chart = |name: &str, template: &str| {
+        let chart = dir.path().join(name);
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        std::fs::write(
+            chart.join("Chart.yaml"),
+            "apiVersion: v2\nname: app\nversion: 1.0.0\n",
+        )
+        .unwrap();
+        std::fs::write(chart.join("values.yaml"), "greeting: hello\n").unwrap();
+        std::fs::write(chart.join("templates/cm.yaml"), template).unwrap();
+    };
+    let config_map = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}\ndata:\n  {data}\n"
+        )
+    };
+    // Two charts of one name whose template of one path differs.
+    write_chart("one", &config_map("a: {{ .Values.greeting }}"));
+    write_chart("two", &config_map("b: {{ .Values.greeting | upper }}"));
+    let root = Root::open(dir.path(), 1 << 20).unwrap();
+    let cache = gitplane_render::helm::ChartCache::default();
+    let render = |chart: &str, release: &str, cached: bool| {
+        let path = root.resolve(&RelPath::root(), chart).unwrap();
+        let options = HelmOptions {
+            chart_cache: cached.then(|| cache.clone()),
+            ..options(release)
+        };
+        template(&root, &path, &options).unwrap().output
+    };
+    let expected = |name: &str, data: &str| {
+        format!(
+            "---\n# Source: app/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  {data}\n"
+        )
+    };
+    assert_eq!(render("one", "r1", true), expected("r1", "a: hello"));
+    assert_eq!(render("two", "r1", true), expected("r1", "b: HELLO"));
+    assert_eq!(render("one", "r2", false), expected("r2", "a: hello"));
+    // The cache answers from what it loaded: a chart given to one must not
+    // change (the controller's are per-commit snapshots).
+    std::fs::write(dir.path().join("one/values.yaml"), "greeting: bye\n").unwrap();
+    assert_eq!(render("one", "r3", true), expected("r3", "a: hello"));
+    assert_eq!(render("one", "r3", false), expected("r3", "a: bye"));
+}
+
+#[test]
 fn import_values_in_both_forms() {
     // helm template x . (in charts/imports)
     let expected = std::fs::read_to_string(

@@ -2,7 +2,9 @@
 //! `values.yaml`, `templates/`, `crds/`, `charts/` (subchart directories)
 //! and every other file as `.Files`, minus what `.helmignore` names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use gitplane_object::LoadOptions;
 use gitplane_object::yaml::{Dialect, parse_documents};
@@ -57,6 +59,13 @@ impl Chart {
             .unwrap_or_default()
     }
 
+    /// The bytes of its templates and files, and its subcharts'.
+    fn size(&self) -> usize {
+        let templates: usize = self.templates.values().map(String::len).sum();
+        let files: usize = self.files.values().map(Vec::len).sum();
+        templates + files + self.dependencies.iter().map(Chart::size).sum::<usize>()
+    }
+
     /// CRD files (`crds/*.yaml|yml|json`), sorted by path.
     pub fn crds(&self) -> Vec<(&str, &[u8])> {
         self.files
@@ -73,6 +82,68 @@ impl Chart {
             .collect()
     }
 }
+
+/// Charts kept as loaded, by where they are on disk, for renderers that
+/// render one chart for many releases (a controller with many
+/// applications on one commit). Only for directories that do not change
+/// while the cache lives: the controller's per-commit snapshots and
+/// pulled charts. Clones share the cache; it holds at most
+/// [`ChartCache::MAX_BYTES`] of chart files, and starts over past that.
+#[derive(Clone, Default)]
+pub struct ChartCache(Arc<Mutex<CachedCharts>>);
+
+#[derive(Default)]
+struct CachedCharts {
+    charts: HashMap<PathBuf, Arc<Chart>>,
+    bytes: usize,
+}
+
+impl ChartCache {
+    /// The most bytes of chart files kept.
+    pub const MAX_BYTES: usize = 256 << 20;
+
+    /// The chart in `dir`, loaded now or earlier.
+    pub fn load(
+        &self,
+        root: &Root,
+        dir: &RelPath,
+        options: &LoadOptions,
+    ) -> Result<Chart, RenderError> {
+        let key = root.path().join(dir.as_str());
+        let cached = self.lock().charts.get(&key).cloned();
+        if let Some(chart) = cached {
+            return Ok(Chart::clone(&chart));
+        }
+        let chart = load(root, dir, options)?;
+        let size = chart.size();
+        let mut cached = self.lock();
+        if cached.bytes + size > Self::MAX_BYTES {
+            cached.charts.clear();
+            cached.bytes = 0;
+        }
+        cached.bytes += size;
+        cached.charts.insert(key, Arc::new(chart.clone()));
+        Ok(chart)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedCharts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for ChartCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChartCache")
+    }
+}
+
+impl PartialEq for ChartCache {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ChartCache {}
 
 /// Whether `dir` holds a chart (`Chart.yaml`), as Argo CD detects one.
 pub fn is_chart(root: &Root, dir: &RelPath) -> Result<bool, RenderError> {

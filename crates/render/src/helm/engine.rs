@@ -2,12 +2,12 @@
 //! its subcharts in one set, parsed in Helm's order, each non-`_` file
 //! executed with its chart's scope, `<no value>` removed from the output.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine as _;
 use gitplane_gotemplate::{
-    Context, GoObject, Limits, MissingKey, Options, Templates, Value, add_sprig,
+    Context, GoObject, Limits, MissingKey, Options, Parsed, Templates, Value, add_sprig,
     sprig::RANDOM_FUNCTIONS,
 };
 use globset::GlobBuilder;
@@ -59,42 +59,85 @@ pub fn render(
             .then_with(|| b.path.cmp(&a.path))
     });
     for file in &files {
-        set.parse(&file.path, &file.text)
-            .map_err(|e| clean_error(&e.to_string()))?;
+        let parsed =
+            parse_once(&set, &file.path, file.text).map_err(|e| clean_error(&e.to_string()))?;
+        set.add_parsed(&parsed);
     }
-    let mut rendered = BTreeMap::new();
-    for file in &files {
-        if base_name(&file.path).starts_with('_') {
-            continue;
-        }
-        random_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .file
-            .clone_from(&file.path);
-        let out = set
-            .execute(&file.path, &file.scope)
-            .map_err(|e| clean_error(&e.to_string()))?;
-        rendered.insert(file.path.clone(), out.replace("<no value>", ""));
-    }
-    let random_calls =
-        std::mem::take(&mut random_calls.lock().unwrap_or_else(|p| p.into_inner()).calls);
+    let executed: Vec<&TemplateFile> = files
+        .iter()
+        .filter(|file| !base_name(&file.path).starts_with('_'))
+        .collect();
+    let jobs: Vec<(&str, &Value)> = executed
+        .iter()
+        .map(|file| (file.path.as_str(), &file.scope))
+        .collect();
+    let outputs = set
+        .execute_each(&jobs)
+        .map_err(|e| clean_error(&e.to_string()))?;
+    let rendered = executed
+        .iter()
+        .zip(outputs)
+        .map(|(file, out)| (file.path.clone(), out.replace("<no value>", "")))
+        .collect();
+    let random_calls = std::mem::take(&mut *random_calls.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Rendered {
         files: rendered,
         random_calls,
     })
 }
 
-/// The random functions called: (file executed, function, and the
-/// template it was called in when that is an included one).
+/// Template sources parsed once, by path and text: every render of a
+/// chart parses the same files, and a parse depends only on the text and
+/// the set's function names, which are the same in every set this engine
+/// makes. Holds at most [`PARSED_MAX_BYTES`] of source text, and starts
+/// over past that.
+static PARSED: LazyLock<Mutex<ParsedSources>> = LazyLock::new(Mutex::default);
+
+/// The most bytes of template source [`PARSED`] keeps.
+const PARSED_MAX_BYTES: usize = 32 << 20;
+
 #[derive(Default)]
-struct RandomCalls {
-    file: String,
-    calls: BTreeSet<(String, String)>,
+struct ParsedSources {
+    /// Path → (text, its templates) for each text seen at that path.
+    by_path: HashMap<String, Vec<(String, Parsed)>>,
+    bytes: usize,
 }
 
+/// `text` (the template file `path`) parsed for `set`, now or earlier.
+fn parse_once(
+    set: &Templates,
+    path: &str,
+    text: &str,
+) -> Result<Parsed, gitplane_gotemplate::Error> {
+    let lock = || PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    let known = lock()
+        .by_path
+        .get(path)
+        .and_then(|texts| texts.iter().find(|(t, _)| t == text))
+        .map(|(_, parsed)| parsed.clone());
+    if let Some(parsed) = known {
+        return Ok(parsed);
+    }
+    let parsed = set.parse_apart(path, text)?;
+    let mut sources = lock();
+    if sources.bytes + text.len() > PARSED_MAX_BYTES {
+        *sources = ParsedSources::default();
+    }
+    sources.bytes += text.len();
+    sources
+        .by_path
+        .entry(path.to_string())
+        .or_default()
+        .push((text.to_string(), parsed.clone()));
+    Ok(parsed)
+}
+
+/// The random functions called: (file executed, function, and the
+/// template it was called in when that is an included one).
+type RandomCalls = BTreeSet<(String, String)>;
+
 /// Wraps the random functions so each call is noted with the file being
-/// executed (set [`RandomCalls::file`] before executing one).
+/// executed.
 fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
     let noted = Arc::new(Mutex::new(RandomCalls::default()));
     for name in RANDOM_FUNCTIONS {
@@ -105,16 +148,14 @@ fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
         set.add_function(
             name,
             Arc::new(move |context: &mut Context<'_, '_>, args: &[Value]| {
-                let mut noted = noted.lock().unwrap_or_else(|p| p.into_inner());
-                let within = context.template_name();
-                let what = if within == noted.file {
+                let (file, within) = (context.executed_name(), context.template_name());
+                let what = if within == file {
                     name.to_string()
                 } else {
                     format!("{name} (in {within})")
                 };
-                let file = noted.file.clone();
-                noted.calls.insert((file, what));
-                drop(noted);
+                let call = (file.to_string(), what);
+                noted.lock().unwrap_or_else(|p| p.into_inner()).insert(call);
                 function(context, args)
             }),
         );
@@ -123,21 +164,21 @@ fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
 }
 
 /// A template file with the scope it executes in.
-struct TemplateFile {
+struct TemplateFile<'c> {
     path: String,
-    text: String,
+    text: &'c str,
     scope: Value,
 }
 
 /// Adds the templates of `chart` (at `full_path`) and its subcharts.
-fn collect(
-    chart: &Chart,
+fn collect<'c>(
+    chart: &'c Chart,
     full_path: &str,
     values: &Value,
     is_root: bool,
     release: &Release,
     capabilities: &Capabilities,
-    out: &mut Vec<TemplateFile>,
+    out: &mut Vec<TemplateFile<'c>>,
 ) {
     let mut base = BTreeMap::new();
     base.insert("Chart".to_string(), chart_object(chart, is_root));
@@ -186,7 +227,7 @@ fn collect(
         );
         out.push(TemplateFile {
             path: full,
-            text: text.clone(),
+            text,
             scope: Value::map(scope),
         });
     }

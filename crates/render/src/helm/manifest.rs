@@ -4,6 +4,7 @@
 //! `kind_sorter.go`, `pkg/cmd/template.go`).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use gitplane_object::yaml::{Dialect, Limits, parse_documents};
 use regex::Regex;
@@ -76,6 +77,8 @@ pub struct Document {
     pub kind: String,
     /// Its hook events, if it is a hook.
     pub hooks: Option<Vec<String>>,
+    /// Its text parsed: each YAML document with the line it starts on.
+    pub parsed: Vec<(Json, usize)>,
 }
 
 impl Document {
@@ -87,11 +90,14 @@ impl Document {
     }
 }
 
+/// Helm's document separator (`releaseutil.SplitManifests`).
+static SEPARATOR: LazyLock<Result<Regex, regex::Error>> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*"));
+
 /// Splits and sorts rendered files (path → text): manifests and hooks, each
 /// in install order.
 pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<Document>), String> {
-    let separator =
-        Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").map_err(|e| e.to_string())?;
+    let separator = SEPARATOR.as_ref().map_err(ToString::to_string)?;
     let mut manifests = Vec::new();
     let mut hooks = Vec::new();
     for (path, text) in rendered {
@@ -121,9 +127,13 @@ pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<D
 /// Reads a document's kind and hook annotation; `None` for a hook with an
 /// unknown event (Helm skips it).
 fn head(path: &str, content: String) -> Result<Option<Document>, String> {
-    let parsed = parse_documents(&content, Dialect::Kubernetes, &Limits::default())
-        .map_err(|e| format!("YAML parse error on {path}: line {}: {}", e.line, e.message))?;
-    let value = parsed.into_iter().next().map_or(Json::Null, |d| d.value);
+    let parsed: Vec<(Json, usize)> =
+        parse_documents(&content, Dialect::Kubernetes, &Limits::default())
+            .map_err(|e| format!("YAML parse error on {path}: line {}: {}", e.line, e.message))?
+            .into_iter()
+            .map(|d| (d.value, d.line))
+            .collect();
+    let value = parsed.first().map_or(&Json::Null, |(value, _)| value);
     if !matches!(value, Json::Object(_) | Json::Null) {
         return Err(format!(
             "YAML parse error on {path}: a rendered document must be a mapping"
@@ -155,6 +165,7 @@ fn head(path: &str, content: String) -> Result<Option<Document>, String> {
         content,
         kind,
         hooks,
+        parsed,
     }))
 }
 

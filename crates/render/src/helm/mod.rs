@@ -27,12 +27,13 @@ use std::sync::Arc;
 
 use gitplane_gotemplate::semver::{Constraint, Version};
 use gitplane_gotemplate::{Dict, GoObject, Limits, Value};
-use gitplane_object::{LoadOptions, Object, Syntax, load_objects};
+use gitplane_object::{LoadOptions, Object, Syntax, load_objects, objects_of_documents};
 use serde_json::Value as Json;
 
 use crate::error::RenderError;
 use crate::fs::{RelPath, Root};
 use chart::Chart;
+pub use chart::ChartCache;
 
 /// The Kubernetes version `helm template` 4.1.4 assumes.
 pub const DEFAULT_KUBE_VERSION: &str = "v1.35.0";
@@ -145,6 +146,10 @@ pub struct HelmOptions {
     pub refs: BTreeMap<String, std::path::PathBuf>,
     /// Template execution limits.
     pub limits: Limits,
+    /// Charts loaded once for many renders; without one every render reads
+    /// its chart. Give one only where chart directories do not change
+    /// while it lives (see [`ChartCache`]).
+    pub chart_cache: Option<ChartCache>,
 }
 
 /// Answers Helm's `lookup apiVersion kind namespace name`, read-only: the
@@ -178,6 +183,7 @@ impl Default for HelmOptions {
             lookup: None,
             refs: BTreeMap::new(),
             limits: Limits::default(),
+            chart_cache: None,
         }
     }
 }
@@ -403,18 +409,14 @@ pub fn render_chart(
             &load,
         )?);
     }
+    let (no_hooks, skip_tests) = (options.no_hooks, options.skip_tests);
     let hooks = documents
         .hooks
-        .iter()
-        .filter(|h| !(options.no_hooks || (options.skip_tests && h.is_test())));
-    for document in documents.manifests.iter().chain(hooks) {
+        .into_iter()
+        .filter(|h| !(no_hooks || (skip_tests && h.is_test())));
+    for document in documents.manifests.into_iter().chain(hooks) {
         let name = format!("{} (rendered)", on_disk(dir, &document.source));
-        objects.extend(load_objects(
-            document.content.as_bytes(),
-            &name,
-            Syntax::Yaml,
-            &load,
-        )?);
+        objects.extend(objects_of_documents(document.parsed, &name)?);
     }
     Ok((objects, documents.notes))
 }
@@ -450,7 +452,10 @@ fn render_documents(
     let load = LoadOptions::default();
     let origin = format!("chart {}", dir.display());
     let error = |message: String| RenderError::helm(&origin, message);
-    let mut chart = chart::load(root, dir, &load)?;
+    let mut chart = match &options.chart_cache {
+        Some(cache) => cache.load(root, dir, &load)?,
+        None => chart::load(root, dir, &load)?,
+    };
     if chart.is_library() {
         return Err(error("library charts are not installable".into()));
     }

@@ -40,10 +40,13 @@ pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
 
 /// A chart's `values.yaml` as template values.
 pub fn chart_values(chart: &Chart) -> Dict {
-    match Value::from_json(&serde_json::Value::Object(chart.values.clone())) {
-        Value::Map(d) => d,
-        _ => empty(),
-    }
+    Dict::new(
+        chart
+            .values
+            .iter()
+            .map(|(key, value)| (key.clone(), Value::from_json(value)))
+            .collect(),
+    )
 }
 
 /// `coalesceValues`: defaults fill what the user left out; a user `null`
