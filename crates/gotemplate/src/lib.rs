@@ -24,6 +24,7 @@
 
 pub mod fmt;
 mod funcs;
+pub mod gotime;
 pub mod lex;
 pub mod parse;
 pub mod semver;

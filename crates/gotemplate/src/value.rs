@@ -52,6 +52,11 @@ pub trait GoObject: fmt::Debug + Send + Sync {
     fn elements(&self) -> Option<Vec<Value>> {
         None
     }
+    /// What Go's `encoding/json` makes of it, for a type with its own
+    /// `MarshalJSON`; `None` for the others (printed as `%v` prints them).
+    fn json(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// The object itself, for functions that take back an object they made
     /// (Sprig's `genSignedCert` its CA); `None` for the others.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
@@ -166,7 +171,9 @@ impl Value {
             Value::Int(n) | Value::Int64(n) => serde_json::Value::from(*n),
             Value::Float(f) => float_to_json(*f)?,
             Value::String(s) => serde_json::Value::String(s.to_string()),
-            Value::Object(o) => serde_json::Value::String(o.print()),
+            Value::Object(o) => o
+                .json()
+                .unwrap_or_else(|| serde_json::Value::String(o.print())),
             Value::List(items) => serde_json::Value::Array(
                 items
                     .iter()

@@ -231,6 +231,20 @@ fn random_values_repeat_per_release() {
             .starts_with("r/templates/tls.yaml calls genCA: it makes a new key on every render"),
         "{notes:?}"
     );
+    // Reading the clock is noted (`date` of a float64 is the current
+    // time, as in Sprig); formatting a given date is not.
+    std::fs::write(
+        chart.join("templates/t.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: t\ndata:\n  epoch: {{ date \"2006\" 0 | quote }}\n  at: {{ now | date \"2006\" | quote }}\n  float: {{ date \"2006\" 1.5 | quote }}\n",
+    )
+    .unwrap();
+    let (_, notes) = gitplane_render::helm::render_chart(&root, &path, &options("a")).unwrap();
+    assert_eq!(notes.len(), 5, "{notes:?}");
+    assert!(
+        notes[2].starts_with("r/templates/t.yaml calls date, which reads the clock: "),
+        "{notes:?}"
+    );
+    assert!(notes[3].starts_with("r/templates/t.yaml calls now, which reads the clock: "));
 }
 
 /// Copies a directory tree.

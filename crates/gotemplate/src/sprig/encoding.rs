@@ -187,7 +187,10 @@ fn write_json(out: &mut String, value: &Value, style: Style, depth: usize) -> Re
         Value::Int(n) | Value::Int64(n) => out.push_str(&n.to_string()),
         Value::Float(f) => out.push_str(&json_float(*f)?),
         Value::String(s) => json_string(out, s, style != Style::Raw),
-        Value::Object(o) => json_string(out, &o.print(), style != Style::Raw),
+        Value::Object(o) => match o.json() {
+            Some(serde_json::Value::String(text)) => json_string(out, &text, style != Style::Raw),
+            _ => json_string(out, &o.print(), style != Style::Raw),
+        },
         Value::List(items) => {
             if items.is_empty() {
                 out.push_str("[]");

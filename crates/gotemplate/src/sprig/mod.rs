@@ -14,6 +14,7 @@
 
 mod collections;
 mod crypto;
+mod date;
 mod decimal;
 mod encoding;
 pub(crate) mod numbers;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 
 use crate::value::Value;
 use crate::{Context, Function, Templates};
+
+pub use date::{CLOCK_FUNCTIONS, reads_clock};
 
 /// The key and certificate generators: new keys on every call.
 pub const KEY_GENERATORS: [&str; 7] = crypto::NAMES;
@@ -57,22 +60,6 @@ pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
 
 /// Sprig names gitplane does not implement (yet), with why.
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("now", "its result changes on every render"),
-    ("date", "it reads the clock"),
-    ("dateInZone", "it reads the clock"),
-    ("date_in_zone", "it reads the clock"),
-    ("dateModify", "it reads the clock"),
-    ("date_modify", "it reads the clock"),
-    ("mustDateModify", "it reads the clock"),
-    ("must_date_modify", "it reads the clock"),
-    ("htmlDate", "it reads the clock"),
-    ("htmlDateInZone", "it reads the clock"),
-    ("ago", "it reads the clock"),
-    ("unixEpoch", "it reads the clock"),
-    ("toDate", "it reads the clock"),
-    ("mustToDate", "it reads the clock"),
-    ("duration", "durations are not supported yet"),
-    ("durationRound", "durations are not supported yet"),
     ("buildCustomCert", "certificates are not supported yet"),
     ("derivePassword", "not supported yet"),
     ("bcrypt", "its salt changes on every render"),
@@ -86,8 +73,9 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 8] = [
+    let groups: [&[(&str, Plain)]; 9] = [
         strings::FUNCTIONS,
+        date::FUNCTIONS,
         collections::FUNCTIONS,
         numbers::FUNCTIONS,
         decimal::FUNCTIONS,
@@ -207,9 +195,9 @@ mod tests {
 
     #[test]
     fn unimplemented_functions_parse_and_fail_by_name() {
-        let err = render("{{ now }}", &Value::Nil).unwrap_err();
+        let err = render("{{ getHostByName \"example.com\" }}", &Value::Nil).unwrap_err();
         assert!(
-            err.ends_with("error calling now: gitplane does not implement now: its result changes on every render"),
+            err.ends_with("error calling getHostByName: gitplane does not implement getHostByName: it would resolve names on the host"),
             "{err}"
         );
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use base64::Engine as _;
 use gitplane_gotemplate::{
     Context, GoObject, Limits, MissingKey, Options, Parsed, Templates, Value, add_sprig,
-    sprig::RANDOM_FUNCTIONS,
+    sprig::{CLOCK_FUNCTIONS, RANDOM_FUNCTIONS, reads_clock},
 };
 use globset::GlobBuilder;
 
@@ -132,15 +132,17 @@ fn parse_once(
     Ok(parsed)
 }
 
-/// The random functions called: (file executed, function, and the
-/// template it was called in when that is an included one).
+/// The random functions and clock readings called: (file executed,
+/// function, and the template it was called in when that is an included
+/// one).
 type RandomCalls = BTreeSet<(String, String)>;
 
-/// Wraps the random functions so each call is noted with the file being
+/// Wraps the random functions and those that may read the clock so each
+/// call that is random or reads the clock is noted with the file being
 /// executed.
 fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
     let noted = Arc::new(Mutex::new(RandomCalls::default()));
-    for name in RANDOM_FUNCTIONS {
+    for name in RANDOM_FUNCTIONS.into_iter().chain(CLOCK_FUNCTIONS) {
         let Some(function) = set.function(name) else {
             continue;
         };
@@ -148,14 +150,16 @@ fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
         set.add_function(
             name,
             Arc::new(move |context: &mut Context<'_, '_>, args: &[Value]| {
-                let (file, within) = (context.executed_name(), context.template_name());
-                let what = if within == file {
-                    name.to_string()
-                } else {
-                    format!("{name} (in {within})")
-                };
-                let call = (file.to_string(), what);
-                noted.lock().unwrap_or_else(|p| p.into_inner()).insert(call);
+                if RANDOM_FUNCTIONS.contains(&name) || reads_clock(name, args) {
+                    let (file, within) = (context.executed_name(), context.template_name());
+                    let what = if within == file {
+                        name.to_string()
+                    } else {
+                        format!("{name} (in {within})")
+                    };
+                    let call = (file.to_string(), what);
+                    noted.lock().unwrap_or_else(|p| p.into_inner()).insert(call);
+                }
                 function(context, args)
             }),
         );

@@ -353,8 +353,9 @@ pub struct Rendered {
     pub output: String,
     /// Things not done that `helm` would do (printed as warnings).
     pub warnings: Vec<String>,
-    /// Where gitplane's output differs from Helm's by design: each random
-    /// function a template called (see [`random_call_note`]).
+    /// What keeps an app from staying Synced, or where gitplane's output
+    /// differs from Helm's by design: each random function a template
+    /// called and each reading of the clock (see [`random_call_note`]).
     pub notes: Vec<String>,
 }
 
@@ -421,12 +422,18 @@ pub fn render_chart(
     Ok((objects, documents.notes))
 }
 
-/// What to say about a template that called a random function
-/// (`function` may say where: `uuidv4 (in web.id)`): a random one is
-/// stable here but would never be Synced under Helm and Argo CD; a key
-/// generator makes new keys here too.
+/// What to say about a template that called a random function or read
+/// the clock (`function` may say where: `uuidv4 (in web.id)`): a random
+/// one is stable here but would never be Synced under Helm and Argo CD; a
+/// key generator makes new keys here too; the clock changes the output
+/// whenever the app is rendered again.
 pub fn random_call_note(template: &str, function: &str) -> String {
     let name = function.split(' ').next().unwrap_or(function);
+    if gitplane_gotemplate::sprig::CLOCK_FUNCTIONS.contains(&name) {
+        return format!(
+            "{template} calls {function}, which reads the clock: the output changes whenever the app is rendered again (a new commit, a hard refresh), as in Helm; under Argo CD this app would never be Synced"
+        );
+    }
     if gitplane_gotemplate::sprig::KEY_GENERATORS.contains(&name) {
         return format!(
             "{template} calls {function}: it makes a new key on every render, as in Helm, so this app will not stay Synced (keep the key with lookup and gitplane.dev/helm-lookup)"
