@@ -19,6 +19,7 @@ mod decimal;
 mod encoding;
 pub(crate) mod numbers;
 mod random;
+mod salted;
 mod strings;
 mod toml;
 mod url;
@@ -33,11 +34,12 @@ pub use date::{CLOCK_FUNCTIONS, reads_clock};
 /// The key and certificate generators: new keys on every call.
 pub const KEY_GENERATORS: [&str; 7] = crypto::NAMES;
 
-/// Functions whose result is random: the random ones (repeatable here,
-/// new values on every render in Helm) and the key and certificate
-/// generators (new keys on every render, here too), so a caller may want
-/// to say where they are used.
-pub const RANDOM_FUNCTIONS: [&str; 15] = [
+/// Functions whose result is random: the random ones and the salted ones
+/// (`bcrypt`, `htpasswd`, `encryptAES`; repeatable here, new values on
+/// every render in Helm) and the key and certificate generators (new keys
+/// on every render, here too), so a caller may want to say where they are
+/// used.
+pub const RANDOM_FUNCTIONS: [&str; 18] = [
     random::NAMES[0],
     random::NAMES[1],
     random::NAMES[2],
@@ -53,6 +55,9 @@ pub const RANDOM_FUNCTIONS: [&str; 15] = [
     crypto::NAMES[4],
     crypto::NAMES[5],
     crypto::NAMES[6],
+    salted::NAMES[0],
+    salted::NAMES[1],
+    salted::NAMES[2],
 ];
 
 /// A Sprig function that needs no access to the executing set.
@@ -62,10 +67,6 @@ pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("buildCustomCert", "certificates are not supported yet"),
     ("derivePassword", "not supported yet"),
-    ("bcrypt", "its salt changes on every render"),
-    ("htpasswd", "its salt changes on every render"),
-    ("encryptAES", "its IV changes on every render"),
-    ("decryptAES", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
     ("fromToml", "TOML is not supported yet"),
     ("toYamlPretty", "not supported yet"),
@@ -87,7 +88,11 @@ pub fn add_sprig(set: &mut Templates) {
     for (name, f) in groups.into_iter().flatten() {
         set.add_function(name, plain(*f));
     }
-    for (name, f) in random::functions().into_iter().chain(crypto::functions()) {
+    for (name, f) in random::functions()
+        .into_iter()
+        .chain(crypto::functions())
+        .chain(salted::functions())
+    {
         set.add_function(name, f);
     }
     for (name, why) in NOT_IMPLEMENTED {
