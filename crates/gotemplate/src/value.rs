@@ -158,10 +158,17 @@ impl Value {
     /// The value as JSON after a trip through Go's `encoding/json` and back
     /// (what sigs.k8s.io/yaml does): integral floats become integers.
     pub fn to_json(&self) -> Result<serde_json::Value, String> {
-        self.to_json_at(0)
+        self.to_json_at(0, false)
     }
 
-    fn to_json_at(&self, depth: usize) -> Result<serde_json::Value, String> {
+    /// The value as JSON with its Go number types kept: a float64 stays a
+    /// float (`3.0`), as an encoder reading Go values directly sees it
+    /// (goyaml.v3's).
+    pub fn to_json_keeping_floats(&self) -> Result<serde_json::Value, String> {
+        self.to_json_at(0, true)
+    }
+
+    fn to_json_at(&self, depth: usize, keep_floats: bool) -> Result<serde_json::Value, String> {
         if depth > MAX_NESTING {
             return Err("value nested too deeply (a map that contains itself?)".into());
         }
@@ -169,6 +176,9 @@ impl Value {
             Value::Missing | Value::Nil => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(n) | Value::Int64(n) => serde_json::Value::from(*n),
+            Value::Float(f) if keep_floats => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .ok_or_else(|| format!("json: unsupported value: {f}"))?,
             Value::Float(f) => float_to_json(*f)?,
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Object(o) => o
@@ -177,13 +187,13 @@ impl Value {
             Value::List(items) => serde_json::Value::Array(
                 items
                     .iter()
-                    .map(|v| v.to_json_at(depth + 1))
+                    .map(|v| v.to_json_at(depth + 1, keep_floats))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Map(map) => serde_json::Value::Object(
                 map.entries()
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), v.to_json_at(depth + 1)?)))
+                    .map(|(k, v)| Ok((k.clone(), v.to_json_at(depth + 1, keep_floats)?)))
                     .collect::<Result<_, String>>()?,
             ),
         })

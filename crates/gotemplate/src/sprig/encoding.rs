@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use gitplane_object::yaml::{Dialect, Limits, parse_documents, to_yaml};
+use gitplane_object::yaml::{Dialect, Limits, parse_documents, to_yaml, to_yaml_v3};
 use sha1::Digest as _;
 
 use super::{Plain, exactly, string};
@@ -88,6 +88,9 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     }),
     ("mustToYaml", |a| {
         Ok(go_yaml(&exactly::<1>("mustToYaml", a)?[0])?.into())
+    }),
+    ("toYamlPretty", |a| {
+        Ok(go_yaml_pretty(&exactly::<1>("toYamlPretty", a)?[0]).into())
     }),
     ("fromYaml", |a| {
         Ok(from_yaml(one_str("fromYaml", a)?, false))
@@ -314,6 +317,17 @@ fn go_yaml(value: &Value) -> Result<String, String> {
     Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
+/// Helm 4's `toYamlPretty`: goyaml.v3's encoder with an indent of 2 (lists
+/// indented under their key, floats as Go's `%g` prints them), without the
+/// final newline; an empty string for what the encoder cannot write.
+fn go_yaml_pretty(value: &Value) -> String {
+    let Ok(json) = value.to_json_keeping_floats() else {
+        return String::new();
+    };
+    let text = to_yaml_v3(&json);
+    text.strip_suffix('\n').unwrap_or(&text).to_string()
+}
+
 /// Helm's `fromYaml`/`fromYamlArray` (sigs.k8s.io/yaml: YAML 1.1 scalars,
 /// every number a float64).
 fn from_yaml(text: &str, array: bool) -> Value {
@@ -396,6 +410,16 @@ mod tests {
         assert_eq!(
             r(r#"{{ toYaml (dict "b" (list 1 2.5) "a" "yes" "c" (dict "x" 3.0)) }}"#),
             "a: \"yes\"\nb:\n- 1\n- 2.5\nc:\n  x: 3"
+        );
+        // toYamlPretty is goyaml.v3's: lists indented, floats kept, no folding.
+        assert_eq!(
+            r(
+                r#"{{ toYamlPretty (dict "b" (list 1 2.5 (mulf 1000 1000)) "a" "yes" "c" (dict "x" 3.0) "w" (repeat 20 "word ")) }}"#
+            ),
+            format!(
+                "a: \"yes\"\nb:\n  - 1\n  - 2.5\n  - 1e+06\nc:\n  x: 3\nw: '{}'",
+                "word ".repeat(20)
+            )
         );
         assert_eq!(
             r(

@@ -69,7 +69,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("derivePassword", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
     ("fromToml", "TOML is not supported yet"),
-    ("toYamlPretty", "not supported yet"),
 ];
 
 /// Adds Sprig's functions to a set.

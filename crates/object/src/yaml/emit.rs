@@ -21,7 +21,18 @@ const MAX_SIMPLE_KEY_LENGTH: usize = 128;
 
 /// Writes one value as a YAML document (no `---` separator), ending with a newline.
 pub fn to_yaml(value: &Value) -> String {
-    let mut e = Emitter::default();
+    let mut e = Emitter::new(Flavor::GoYamlV2);
+    e.emit_node(value, Context::default());
+    e.write_indent_at_document_end();
+    e.out
+}
+
+/// Writes one value as goyaml.v3's encoder with an indent of 2 writes it
+/// (Helm 4's `toYamlPretty`): sequences indented under their key, lines
+/// not folded, and numbers as the value has them (a float as Go's `%g`
+/// writes it: `3`, `1e+06`, `1.5e-07`), ending with a newline.
+pub fn to_yaml_v3(value: &Value) -> String {
+    let mut e = Emitter::new(Flavor::GoYamlV3);
     e.emit_node(value, Context::default());
     e.write_indent_at_document_end();
     e.out
@@ -30,7 +41,7 @@ pub fn to_yaml(value: &Value) -> String {
 /// Writes one mapping as a YAML document (what [`to_yaml`] does for an object,
 /// without building a [`Value`] first).
 pub fn map_to_yaml(map: &Map<String, Value>) -> String {
-    let mut e = Emitter::default();
+    let mut e = Emitter::new(Flavor::GoYamlV2);
     e.start();
     if map.is_empty() {
         e.emit_empty_flow("{", "}");
@@ -296,12 +307,16 @@ fn analyze(value: &str) -> Analysis {
     a
 }
 
-/// The text of a scalar value and the style goyaml.v2's encoder asks for.
-fn scalar_text(value: &Value) -> (Cow<'_, str>, Style) {
+/// The text of a scalar value and the style goyaml's encoder asks for.
+fn scalar_text(value: &Value, flavor: Flavor) -> (Cow<'_, str>, Style) {
     match value {
         Value::Null => (Cow::Borrowed("null"), Style::Plain),
         Value::Bool(true) => (Cow::Borrowed("true"), Style::Plain),
         Value::Bool(false) => (Cow::Borrowed("false"), Style::Plain),
+        Value::Number(n) if flavor == Flavor::GoYamlV3 && n.is_f64() => (
+            Cow::Owned(format_go_g(n.as_f64().unwrap_or(0.0))),
+            Style::Plain,
+        ),
         Value::Number(n) => (Cow::Owned(format_number(n)), Style::Plain),
         Value::String(s) => (Cow::Borrowed(s), requested_string_style(s)),
         Value::Array(_) | Value::Object(_) => (Cow::Borrowed(""), Style::Plain),
@@ -318,8 +333,19 @@ fn requested_string_style(s: &str) -> Style {
     }
 }
 
-#[derive(Default)]
+/// Which goyaml's encoder the output follows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavor {
+    /// goyaml.v2 after a JSON round trip (kustomize, Helm's `toYaml`).
+    GoYamlV2,
+    /// goyaml.v3 with an indent of 2 (Helm's `toYamlPretty`).
+    GoYamlV3,
+}
+
 struct Emitter {
+    flavor: Flavor,
+    /// Where plain and quoted scalars fold.
+    width: usize,
     out: String,
     column: usize,
     indent: i32,
@@ -330,6 +356,23 @@ struct Emitter {
 }
 
 impl Emitter {
+    fn new(flavor: Flavor) -> Emitter {
+        Emitter {
+            flavor,
+            width: match flavor {
+                Flavor::GoYamlV2 => BEST_WIDTH,
+                Flavor::GoYamlV3 => usize::MAX,
+            },
+            out: String::new(),
+            column: 0,
+            indent: 0,
+            indents: Vec::new(),
+            whitespace: false,
+            indention: false,
+            started: false,
+        }
+    }
+
     fn start(&mut self) {
         if !self.started {
             self.started = true;
@@ -404,7 +447,7 @@ impl Emitter {
             Value::Object(map) => self.emit_block_mapping(map),
             Value::Array(items) => self.emit_block_sequence(items, ctx),
             scalar => {
-                let (text, style) = scalar_text(scalar);
+                let (text, style) = scalar_text(scalar, self.flavor);
                 self.emit_scalar(&text, style, ctx);
             }
         }
@@ -458,7 +501,8 @@ impl Emitter {
     }
 
     fn emit_block_sequence(&mut self, items: &[Value], ctx: Context) {
-        self.increase_indent(false, ctx.mapping && !self.indention);
+        let indentless = self.flavor == Flavor::GoYamlV2 && ctx.mapping && !self.indention;
+        self.increase_indent(false, indentless);
         for item in items {
             self.write_indent();
             self.write_indicator("-", true, false, true);
@@ -507,7 +551,10 @@ impl Emitter {
         }
         // A line can only fold at a space reached past the width limit.
         let length = value.chars().count();
-        if !allow_breaks || !value.contains(' ') || self.column + length <= BEST_WIDTH + 1 {
+        if !allow_breaks
+            || !value.contains(' ')
+            || self.column + length <= self.width.saturating_add(1)
+        {
             self.out.push_str(value);
             self.column += length;
             self.whitespace = false;
@@ -519,7 +566,7 @@ impl Emitter {
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
                 let next_is_space = chars.get(i + 1) == Some(&' ');
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && !next_is_space {
+                if allow_breaks && !spaces && self.column > self.width && !next_is_space {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -544,7 +591,7 @@ impl Emitter {
                 let next_is_space = chars.get(i + 1) == Some(&' ');
                 if allow_breaks
                     && !spaces
-                    && self.column > BEST_WIDTH
+                    && self.column > self.width
                     && i > 0
                     && i + 1 < chars.len()
                     && !next_is_space
@@ -633,7 +680,7 @@ impl Emitter {
             } else if c == ' ' {
                 if allow_breaks
                     && !spaces
-                    && self.column > BEST_WIDTH
+                    && self.column > self.width
                     && i != 0
                     && i + 1 != chars.len()
                 {
