@@ -71,6 +71,12 @@ impl Location {
         }
     }
 
+    /// Go's `time.FixedZone(name, offset)`: always `offset` seconds east
+    /// of UTC, its abbreviation `name`.
+    pub fn fixed_zone(name: &str, offset: i32) -> Arc<Location> {
+        Arc::new(Location::fixed(name, name, offset))
+    }
+
     /// UTC.
     pub fn utc() -> Arc<Location> {
         UTC.clone()
@@ -273,6 +279,22 @@ impl Time {
             secs,
             nanos: 0,
             location: Location::local(),
+            monotonic: None,
+        }
+    }
+
+    /// Go's `time.Date` of `[year, month, day]` and `[hour, minute,
+    /// second]` in a location of one offset (no normalization: the parts
+    /// must be a valid date and time).
+    pub fn date(date: [i64; 3], clock: [i64; 3], nanos: u32, location: Arc<Location>) -> Time {
+        let [year, month, day] = date;
+        let [hour, minute, second] = clock;
+        let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+        let offset = i64::from(location.zone_at(local).offset);
+        Time {
+            secs: local - offset,
+            nanos,
+            location,
             monotonic: None,
         }
     }

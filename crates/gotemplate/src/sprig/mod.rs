@@ -68,7 +68,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("buildCustomCert", "certificates are not supported yet"),
     ("derivePassword", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
-    ("fromToml", "TOML is not supported yet"),
 ];
 
 /// Adds Sprig's functions to a set.

@@ -1,4 +1,11 @@
-//! Helm's `toToml`, as the Go TOML encoder Helm uses (BurntSushi/toml)
+//! Helm's `fromToml`: a TOML document as BurntSushi/toml decodes it into
+//! a map (integers int64, floats float64, dates `time.Time`, local ones in
+//! its `datetime-local`, `date-local` and `time-local` zones); on bad input
+//! a map whose `Error` is the parser's message (worded by gitplane's
+//! parser, not BurntSushi's). An array of tables is a list here, where Go
+//! has a `[]map[string]interface {}` (only `%T` and `typeOf` tell).
+//!
+//! And Helm's `toToml`, as the Go TOML encoder Helm uses (BurntSushi/toml)
 //! writes a map: keys sorted, plain values first, then tables
 //! (`[a.b]`, indented two spaces per level below the top, a blank line
 //! before each top-level one) and arrays of tables (`[[a]]`); nil values
@@ -6,13 +13,100 @@
 //! alone. What cannot be encoded gives the encoder's error text instead of
 //! TOML, as Helm returns it.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::{Plain, exactly};
+use crate::gotime::{Location, Time};
 use crate::value::Value;
 
-pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[("toToml", |a| {
-    let value = &exactly::<1>("toToml", a)?[0];
-    Ok(to_toml(value).unwrap_or_else(|e| e).into())
-})];
+pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
+    ("toToml", |a| {
+        let value = &exactly::<1>("toToml", a)?[0];
+        Ok(to_toml(value).unwrap_or_else(|e| e).into())
+    }),
+    ("fromToml", |a| {
+        let text = super::string(&exactly::<1>("fromToml", a)?[0])?;
+        Ok(from_toml(text))
+    }),
+];
+
+fn from_toml(text: &str) -> Value {
+    match toml_edit::Document::parse(text) {
+        Ok(document) => table_value(document.as_table().iter()),
+        Err(e) => {
+            let message = e.to_string().trim_end().replace('\n', " ");
+            Value::map(BTreeMap::from([(
+                "Error".to_string(),
+                Value::string(format!("toml: {message}")),
+            )]))
+        }
+    }
+}
+
+fn table_value<'a>(entries: impl Iterator<Item = (&'a str, &'a toml_edit::Item)>) -> Value {
+    Value::map(
+        entries
+            .map(|(key, item)| (key.to_string(), item_value(item)))
+            .collect(),
+    )
+}
+
+fn item_value(item: &toml_edit::Item) -> Value {
+    match item {
+        toml_edit::Item::None => Value::Nil,
+        toml_edit::Item::Value(value) => toml_value(value),
+        toml_edit::Item::Table(table) => table_value(table.iter()),
+        toml_edit::Item::ArrayOfTables(tables) => {
+            Value::list(tables.iter().map(|t| table_value(t.iter())).collect())
+        }
+    }
+}
+
+fn toml_value(value: &toml_edit::Value) -> Value {
+    match value {
+        toml_edit::Value::String(s) => Value::string(s.value().as_str()),
+        toml_edit::Value::Integer(n) => Value::Int64(*n.value()),
+        toml_edit::Value::Float(f) => Value::Float(*f.value()),
+        toml_edit::Value::Boolean(b) => Value::Bool(*b.value()),
+        toml_edit::Value::Datetime(d) => datetime(d.value()),
+        toml_edit::Value::Array(items) => Value::list(items.iter().map(toml_value).collect()),
+        toml_edit::Value::InlineTable(table) => Value::map(
+            table
+                .iter()
+                .map(|(key, value)| (key.to_string(), toml_value(value)))
+                .collect(),
+        ),
+    }
+}
+
+/// A TOML date as BurntSushi/toml gives it: a `time.Time`, in a zone of
+/// its offset, or in one named for what kind of local value it was.
+fn datetime(value: &toml_edit::Datetime) -> Value {
+    let date = value.date.map_or([0, 1, 1], |d| {
+        [i64::from(d.year), i64::from(d.month), i64::from(d.day)]
+    });
+    let (clock, nanos) = value.time.map_or(([0; 3], 0), |t| {
+        (
+            [
+                i64::from(t.hour),
+                i64::from(t.minute),
+                i64::from(t.second.unwrap_or(0)),
+            ],
+            t.nanosecond.unwrap_or(0),
+        )
+    });
+    let location = match (value.offset, value.date, value.time) {
+        (Some(toml_edit::Offset::Z), _, _) => Location::utc(),
+        (Some(toml_edit::Offset::Custom { minutes }), _, _) => {
+            Location::fixed_zone("", i32::from(minutes) * 60)
+        }
+        (None, Some(_), Some(_)) => Location::fixed_zone("datetime-local", 0),
+        (None, Some(_), None) => Location::fixed_zone("date-local", 0),
+        (None, None, _) => Location::fixed_zone("time-local", 0),
+    };
+    Value::Object(Arc::new(Time::date(date, clock, nanos, location)))
+}
 
 const INDENT: &str = "  ";
 
@@ -212,6 +306,19 @@ fn float(f: f64) -> String {
 mod tests {
     fn render(src: &str) -> String {
         crate::sprig::render_for_test(src).unwrap()
+    }
+
+    #[test]
+    fn documents_are_read_with_go_types() {
+        let out = render(
+            r#"{{ $d := fromToml "n = 1_000\nf = 2.0\nwhen = 2020-01-02T03:04:05+01:00\n[t]\nk = [1, 'x']" }}{{ printf "%T %v %T %v %v %v" $d.n $d.n $d.f $d.when $d.t.k (toJson $d) }}"#,
+        );
+        assert_eq!(
+            out,
+            r#"int64 1000 float64 2020-01-02 03:04:05 +0100 +0100 [1 x] {"f":2,"n":1000,"t":{"k":[1,"x"]},"when":"2020-01-02T03:04:05+01:00"}"#
+        );
+        let error = render(r#"{{ (fromToml "a = [").Error }}"#);
+        assert!(error.starts_with("toml: "), "{error}");
     }
 
     #[test]
