@@ -32,6 +32,14 @@ pub struct HelmBenchArgs {
     /// Runs per tool; the best and the median are reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// A values file given to every release of both tools (`-f`; a chart's
+    /// `ci/*.yaml`, say). Repeatable.
+    #[arg(long = "values", short = 'f')]
+    values: Vec<PathBuf>,
+    /// A value given to every release of both tools (`--set`; to pin a
+    /// chart's random password so the outputs compare). Repeatable.
+    #[arg(long)]
+    set: Vec<String>,
 }
 
 /// Runs the benchmark.
@@ -49,11 +57,16 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
     };
     let chart = args.chart.to_str().context("the chart path is not UTF-8")?;
     let gitplane = std::env::current_exe()?;
+    let flags = value_flags(args)?;
+    let quoted_flags: String = flags
+        .iter()
+        .map(|f| format!(" '{}'", f.replace('\'', "'\\''")))
+        .collect();
     // One shell per run renders every release, so process start-up is
     // counted for both tools, as a controller shelling out pays it.
     let script = |program: &std::path::Path, prefix: &str| {
         format!(
-            "for i in $(seq 1 {n}); do {p} {prefix} release-$i {chart} --namespace team-$i >/dev/null || exit 1; done",
+            "for i in $(seq 1 {n}); do {p} {prefix} release-$i {chart} --namespace team-$i{quoted_flags} >/dev/null || exit 1; done",
             n = args.releases,
             p = program.display(),
         )
@@ -68,10 +81,10 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
         args.runs,
     )?;
     let theirs = Measured::measure("helm template", &shell, &["-c", &theirs_script], args.runs)?;
-    let identical = outputs_identical(&gitplane, &helm, chart)?;
-    let in_process = render_in_process(&args.chart, args.releases, args.runs)?;
+    let identical = outputs_identical(&gitplane, &helm, chart, &flags)?;
+    let in_process = render_in_process(args)?;
     println!(
-        "helm: {chart}, {} releases per run, {} runs each",
+        "helm: {chart}{quoted_flags}, {} releases per run, {} runs each",
         args.releases, args.runs
     );
     for m in [&ours, &theirs] {
@@ -96,13 +109,35 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
     Ok(report_identical(identical))
 }
 
+/// The `-f` and `--set` flags both tools get (values files as absolute
+/// paths).
+fn value_flags(args: &HelmBenchArgs) -> Result<Vec<String>> {
+    let mut flags = Vec::new();
+    for file in &args.values {
+        let path = std::fs::canonicalize(file)
+            .with_context(|| format!("{}: no such values file", file.display()))?;
+        flags.push("-f".to_string());
+        flags.push(
+            path.to_str()
+                .context("a values path is not UTF-8")?
+                .to_string(),
+        );
+    }
+    for value in &args.set {
+        flags.push("--set".to_string());
+        flags.push(value.clone());
+    }
+    Ok(flags)
+}
+
 /// Whether both tools print the same for one release.
 fn outputs_identical(
     gitplane: &std::path::Path,
     helm: &std::path::Path,
     chart: &str,
+    flags: &[String],
 ) -> Result<bool> {
-    let run = |program: &std::path::Path, args: &[&str]| -> Result<Vec<u8>> {
+    let run = |program: &std::path::Path, args: &[String]| -> Result<Vec<u8>> {
         let out = std::process::Command::new(program).args(args).output()?;
         if !out.status.success() {
             bail!(
@@ -113,31 +148,32 @@ fn outputs_identical(
         }
         Ok(out.stdout)
     };
-    let ours = run(
-        gitplane,
-        &[
-            "helm",
-            "template",
-            "release-1",
-            chart,
-            "--namespace",
-            "team-1",
-        ],
-    )?;
-    let theirs = run(
-        helm,
-        &["template", "release-1", chart, "--namespace", "team-1"],
-    )?;
+    let release = ["release-1", chart, "--namespace", "team-1"];
+    let with_flags = |before: &[&'static str]| -> Vec<String> {
+        before
+            .iter()
+            .chain(&release)
+            .map(|s| s.to_string())
+            .chain(flags.iter().cloned())
+            .collect()
+    };
+    let ours = run(gitplane, &with_flags(&["helm", "template"]))?;
+    let theirs = run(helm, &with_flags(&["template"]))?;
     Ok(ours == theirs)
 }
 
 /// Best and median time of rendering every release in this process.
-fn render_in_process(
-    chart: &std::path::Path,
-    releases: usize,
-    runs: usize,
-) -> Result<(std::time::Duration, std::time::Duration)> {
-    let (root, path) = root_and_path(chart, None)?;
+fn render_in_process(args: &HelmBenchArgs) -> Result<(std::time::Duration, std::time::Duration)> {
+    let (releases, runs) = (args.releases, args.runs);
+    let (root, path) = root_and_path(&args.chart, None)?;
+    // Values files are named as the chart's Root sees them: inside it, or
+    // by an absolute path, which the Root refuses; read them as inline
+    // values instead.
+    let values_yaml = args
+        .values
+        .iter()
+        .map(|file| std::fs::read_to_string(file).with_context(|| format!("{}", file.display())))
+        .collect::<Result<Vec<_>>>()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
@@ -148,6 +184,8 @@ fn render_in_process(
                 release_name: format!("release-{i}"),
                 namespace: format!("team-{i}"),
                 chart_cache: Some(cache.clone()),
+                values_yaml: values_yaml.clone(),
+                set: args.set.clone(),
                 ..HelmOptions::default()
             };
             gitplane_render::helm::template(&root, &path, &options)?;

@@ -23,10 +23,12 @@ pub struct Chart {
     pub values: Map<String, Json>,
     /// `values.schema.json`, as written.
     pub schema: Option<Vec<u8>>,
-    /// `templates/…`: path inside the chart → text.
-    pub templates: BTreeMap<String, String>,
-    /// Every other file (`crds/` too): path inside the chart → bytes.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// `templates/…`: path inside the chart → text (shared by the
+    /// chart's copies, as loaded).
+    pub templates: Arc<BTreeMap<String, String>>,
+    /// Every other file (`crds/` too): path inside the chart → bytes
+    /// (shared by the chart's copies, as loaded).
+    pub files: Arc<BTreeMap<String, Vec<u8>>>,
     /// Subcharts from `charts/`, in directory order.
     pub dependencies: Vec<Chart>,
     /// Where the chart was read from (for errors).
@@ -242,8 +244,8 @@ fn from_files(
         metadata,
         values,
         schema,
-        templates,
-        files,
+        templates: Arc::new(templates),
+        files: Arc::new(files),
         dependencies,
         origin,
         requested_as: None,

@@ -216,7 +216,7 @@ fn collect<'c>(
         }
     }
     base.insert("Subcharts".to_string(), Value::map(subcharts));
-    for (path, text) in &chart.templates {
+    for (path, text) in chart.templates.iter() {
         let full = format!("{full_path}/{path}");
         let mut scope = base.clone();
         scope.insert(
@@ -434,7 +434,7 @@ fn reformat(message: &str) -> String {
 /// `.Files`: the chart's other files, with Helm's methods.
 #[derive(Debug, Clone)]
 struct Files {
-    files: BTreeMap<String, Vec<u8>>,
+    files: Arc<BTreeMap<String, Vec<u8>>>,
 }
 
 impl Files {
@@ -513,7 +513,9 @@ impl GoObject for Files {
                     .filter(|(p, _)| glob.is_match(p.as_str()))
                     .map(|(p, b)| (p.clone(), b.clone()))
                     .collect();
-                Ok(Value::Object(Arc::new(Files { files })))
+                Ok(Value::Object(Arc::new(Files {
+                    files: Arc::new(files),
+                })))
             }),
             "AsConfig" => self.as_map(false),
             "AsSecrets" => self.as_map(true),
