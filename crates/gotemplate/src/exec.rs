@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::fmt::print_value;
 use crate::parse::{Arg, BranchKind, Command, Node, Pipeline};
 use crate::value::Value;
-use crate::{Limits, MissingKey, Templates};
+use crate::{Limits, MissingKey, Named, Templates};
 
 /// What stops execution: a message, and whether it already says where.
 #[derive(Debug, Clone)]
@@ -136,6 +136,17 @@ impl<'a> Exec<'a> {
                 set.first_name().unwrap_or(name)
             )));
         };
+        Exec::run_template(set, budget, name, template, dot)
+    }
+
+    /// Runs `template` (of `set`, or parsed for it) as `name`.
+    fn run_template(
+        set: &'a Templates,
+        budget: &'a mut Budget,
+        name: &str,
+        template: &Named,
+        dot: &Value,
+    ) -> std::result::Result<String, crate::Error> {
         let mut exec = Exec {
             set,
             budget,
@@ -179,12 +190,19 @@ impl<'a> Exec<'a> {
     }
 
     /// Executes `text`, parsed into a copy of the set under this template's
-    /// source name (Helm's `tpl`).
+    /// source name (Helm's `tpl`). The text itself runs even when it is
+    /// empty (its templates join the copy only where they have a body, as
+    /// in Go, but Go executes the new template it parsed).
     pub(crate) fn render_text(&mut self, text: &str, dot: &Value) -> Result<String> {
         let mut set = self.set.clone();
         let name = self.source.name.clone();
-        set.parse(&name, text)
+        let parsed = set
+            .parse_apart(&name, text)
             .map_err(|e| Failure::new(e.to_string()))?;
+        set.add_parsed(&parsed);
+        let Some(main) = parsed.main() else {
+            return Ok(String::new());
+        };
         if self.budget.depth >= self.budget.limits.max_depth {
             return Err(Failure::new(format!(
                 "exceeded maximum template depth ({})",
@@ -192,8 +210,8 @@ impl<'a> Exec<'a> {
             )));
         }
         self.budget.depth += 1;
-        let result =
-            Exec::run(&set, &mut *self.budget, &name, dot).map_err(|e| Failure::new(e.to_string()));
+        let result = Exec::run_template(&set, &mut *self.budget, &name, main, dot)
+            .map_err(|e| Failure::new(e.to_string()));
         self.budget.depth -= 1;
         result
     }
@@ -326,6 +344,12 @@ impl<'a> Exec<'a> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| (Value::Int(i as i64), v))
+                .collect(),
+            Value::Object(o) if o.entries().is_some() => o
+                .entries()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (Value::string(k), v))
                 .collect(),
             other => {
                 return Err(self.locate(

@@ -77,6 +77,7 @@ fn len(args: &[Value]) -> Result<Value, String> {
         Value::List(l) => l.len(),
         Value::Map(m) => m.len(),
         Value::Object(o) if o.elements().is_some() => o.elements().map_or(0, |e| e.len()),
+        Value::Object(o) if o.entries().is_some() => o.entries().map_or(0, |e| e.len()),
         Value::Missing | Value::Nil => return Err("len of nil pointer".into()),
         other => return Err(format!("len of type {}", other.type_name())),
     };

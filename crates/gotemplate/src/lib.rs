@@ -153,6 +153,13 @@ pub(crate) struct Named {
 #[derive(Debug, Clone)]
 pub struct Parsed(Vec<Arc<Named>>);
 
+impl Parsed {
+    /// The source's own template (the text outside its `define`s).
+    pub(crate) fn main(&self) -> Option<&Named> {
+        self.0.first().map(|named| &**named)
+    }
+}
+
 /// A set of named templates sharing functions and options (Go's
 /// `*template.Template` with its associated templates).
 #[derive(Clone)]

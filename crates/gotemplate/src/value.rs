@@ -52,6 +52,17 @@ pub trait GoObject: fmt::Debug + Send + Sync {
     fn elements(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The bytes of a Go string that is not valid UTF-8 (see
+    /// [`Value::from_bytes`]), for the functions that read bytes
+    /// (`b64enc`, the checksums).
+    fn raw_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+    /// The entries sorted by key, for a Go map type with methods (Helm's
+    /// `.Files`: `range $path, $bytes := .Files.Glob "…"`, `len`).
+    fn entries(&self) -> Option<Vec<(String, Value)>> {
+        None
+    }
     /// What Go's `encoding/json` makes of it, for a type with its own
     /// `MarshalJSON`; `None` for the others (printed as `%v` prints them).
     fn json(&self) -> Option<serde_json::Value> {
@@ -68,6 +79,17 @@ impl Value {
     /// A `string`.
     pub fn string(text: impl Into<Arc<str>>) -> Value {
         Value::String(text.into())
+    }
+
+    /// A Go `string` of any bytes (a file's contents): a [`Value::String`]
+    /// when they are UTF-8, else a string that keeps its bytes for
+    /// `b64enc` and the checksums (and prints them as UTF-8 with
+    /// replacement characters).
+    pub fn from_bytes(bytes: Vec<u8>) -> Value {
+        match String::from_utf8(bytes) {
+            Ok(text) => Value::string(text),
+            Err(e) => Value::Object(Arc::new(BinaryString(e.into_bytes()))),
+        }
     }
 
     /// A `[]interface {}`.
@@ -229,6 +251,28 @@ fn float_to_json(f: f64) -> Result<serde_json::Value, String> {
         return Ok(serde_json::Value::from(f as i64));
     }
     Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number))
+}
+
+/// A Go string that is not valid UTF-8 ([`Value::from_bytes`]).
+#[derive(Debug)]
+struct BinaryString(Vec<u8>);
+
+impl GoObject for BinaryString {
+    fn type_name(&self) -> &str {
+        "string"
+    }
+
+    fn member(&self, _: &str, _: &[Value]) -> Option<Result<Value, String>> {
+        None
+    }
+
+    fn print(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    fn raw_bytes(&self) -> Option<&[u8]> {
+        Some(&self.0)
+    }
 }
 
 impl PartialEq for Value {

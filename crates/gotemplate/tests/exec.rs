@@ -344,6 +344,11 @@ fn functions_can_include_and_render() {
     set.parse("t", "{{define \"x\"}}<{{.}}>{{end}}{{include \"x\" .name | printf \"%q\"}} {{tpl \"{{.name}}!\" .}}")
         .unwrap();
     assert_eq!(set.execute("t", &data()).unwrap(), "\"<web>\" web!");
+    // An empty text renders empty: it does not run the template calling
+    // `tpl` again (which would recurse until the depth limit).
+    set.parse("e", "[{{tpl \"\" .}}][{{tpl \"  \" .}}]")
+        .unwrap();
+    assert_eq!(set.execute("e", &data()).unwrap(), "[][  ]");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::value::Value;
 pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     ("b64enc", |a| {
         Ok(base64::engine::general_purpose::STANDARD
-            .encode(one_str("b64enc", a)?)
+            .encode(one_bytes("b64enc", a)?)
             .into())
     }),
     ("b64dec", |a| {
@@ -26,25 +26,23 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
             .into())
     }),
     ("b32enc", |a| {
-        Ok(base32_encode(one_str("b32enc", a)?.as_bytes()).into())
+        Ok(base32_encode(one_bytes("b32enc", a)?).into())
     }),
     (
         "b32dec",
         |a| Ok(base32_decode(one_str("b32dec", a)?).into()),
     ),
     ("sha1sum", |a| {
-        Ok(hex(&sha1::Sha1::digest(one_str("sha1sum", a)?.as_bytes())).into())
+        Ok(hex(&sha1::Sha1::digest(one_bytes("sha1sum", a)?)).into())
     }),
     ("sha256sum", |a| {
-        Ok(hex(&sha2::Sha256::digest(one_str("sha256sum", a)?.as_bytes())).into())
+        Ok(hex(&sha2::Sha256::digest(one_bytes("sha256sum", a)?)).into())
     }),
     ("sha512sum", |a| {
-        Ok(hex(&sha2::Sha512::digest(one_str("sha512sum", a)?.as_bytes())).into())
+        Ok(hex(&sha2::Sha512::digest(one_bytes("sha512sum", a)?)).into())
     }),
     ("adler32sum", |a| {
-        Ok(adler32(one_str("adler32sum", a)?.as_bytes())
-            .to_string()
-            .into())
+        Ok(adler32(one_bytes("adler32sum", a)?).to_string().into())
     }),
     ("toJson", |a| {
         Ok(go_json(&exactly::<1>("toJson", a)?[0], Style::Html)
@@ -102,6 +100,14 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
 
 fn one_str<'a>(name: &str, args: &'a [Value]) -> Result<&'a str, String> {
     string(&exactly::<1>(name, args)?[0])
+}
+
+/// The bytes of the one string argument (a binary file's too).
+fn one_bytes<'a>(name: &str, args: &'a [Value]) -> Result<&'a [u8], String> {
+    match &exactly::<1>(name, args)?[0] {
+        Value::Object(o) if o.raw_bytes().is_some() => Ok(o.raw_bytes().unwrap_or_default()),
+        other => string(other).map(str::as_bytes),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

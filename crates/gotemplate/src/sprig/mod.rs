@@ -18,6 +18,7 @@ mod date;
 mod decimal;
 mod encoding;
 pub(crate) mod numbers;
+mod paths;
 mod random;
 mod salted;
 mod strings;
@@ -72,8 +73,9 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 9] = [
+    let groups: [&[(&str, Plain)]; 10] = [
         strings::FUNCTIONS,
+        paths::FUNCTIONS,
         date::FUNCTIONS,
         collections::FUNCTIONS,
         numbers::FUNCTIONS,

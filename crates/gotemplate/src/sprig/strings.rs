@@ -64,6 +64,7 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     ("substr", substr),
     ("trunc", trunc),
     ("abbrev", abbrev),
+    ("abbrevboth", abbrev_both),
     ("indent", |a| indent("indent", a, "")),
     ("nindent", |a| indent("nindent", a, "\n")),
     ("quote", |a| Ok(quoted(a, go_quote).into())),
@@ -100,6 +101,7 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
         map_str("regexQuoteMeta", a, regex::escape)
     }),
     ("wrap", wrap),
+    ("wrapWith", wrap_with),
     ("hello", |_| Ok("Hello!".into())),
 ];
 
@@ -270,6 +272,38 @@ fn abbrev(args: &[Value]) -> Result<Value, String> {
     Ok(format!("{kept}...").into())
 }
 
+fn abbrev_both(args: &[Value]) -> Result<Value, String> {
+    let [left, right, s] = exactly::<3>("abbrevboth", args)?;
+    let (left, right, s) = (int(left)?, int(right)?, string(s)?);
+    if right < 4 || (left > 0 && right < 7) {
+        return Ok(s.into());
+    }
+    Ok(abbreviate_full(s.as_bytes(), left, right).into())
+}
+
+/// goutils' `AbbreviateFull` (on bytes, as Go's): `...` on the side(s)
+/// cut, keeping `width` bytes in all, starting near `offset`.
+fn abbreviate_full(s: &[u8], offset: i64, width: i64) -> String {
+    let len = s.len() as i64;
+    if s.is_empty() || len <= width {
+        return String::from_utf8_lossy(s).into_owned();
+    }
+    let mut offset = offset.min(len);
+    if len - offset < width - 3 {
+        offset = len - (width - 3);
+    }
+    let text =
+        |from: i64, to: i64| String::from_utf8_lossy(&s[from as usize..to as usize]).into_owned();
+    if offset <= 4 {
+        return format!("{}...", text(0, width - 3));
+    }
+    if offset + width - 3 < len {
+        let rest = &s[offset as usize..];
+        return format!("...{}", abbreviate_full(rest, 0, width - 3));
+    }
+    format!("...{}", text(len - (width - 3), len))
+}
+
 fn indent(name: &str, args: &[Value], prefix: &str) -> Result<Value, String> {
     let [spaces, v] = exactly::<2>(name, args)?;
     let spaces = usize::try_from(int(spaces)?).unwrap_or(0);
@@ -412,28 +446,59 @@ fn regex_split(args: &[Value]) -> Result<Value, String> {
 /// Sprig's `wrap`: breaks lines at word boundaries to the width.
 fn wrap(args: &[Value]) -> Result<Value, String> {
     let [width, s] = exactly::<2>("wrap", args)?;
-    let width = int(width)?.max(1) as usize;
-    let mut out = String::new();
-    for (i, line) in string(s)?.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
+    Ok(wrap_custom(string(s)?, int(width)?, "\n", false).into())
+}
+
+fn wrap_with(args: &[Value]) -> Result<Value, String> {
+    let [width, separator, s] = exactly::<3>("wrapWith", args)?;
+    Ok(wrap_custom(string(s)?, int(width)?, string(separator)?, true).into())
+}
+
+/// goutils' `WrapCustom`, on bytes as Go runs it: breaks at the last space
+/// within `width` (spaces only; newlines in the text are characters like
+/// any other), a word longer than `width` cut (`wrap_long_words`) or left
+/// whole.
+fn wrap_custom(text: &str, width: i64, separator: &str, wrap_long_words: bool) -> String {
+    let s = text.as_bytes();
+    let width = usize::try_from(width.max(1)).unwrap_or(1);
+    let separator = if separator.is_empty() {
+        "\n"
+    } else {
+        separator
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    let mut offset = 0;
+    while s.len() - offset > width {
+        if s[offset] == b' ' {
+            offset += 1;
+            continue;
         }
-        let mut len = 0;
-        for (j, word) in line.split(' ').enumerate() {
-            if j > 0 {
-                if len + 1 + word.len() > width {
-                    out.push('\n');
-                    len = 0;
-                } else {
-                    out.push(' ');
-                    len += 1;
+        let window = &s[offset..(offset + width + 1).min(s.len())];
+        if let Some(space) = window.iter().rposition(|b| *b == b' ') {
+            out.extend_from_slice(&s[offset..offset + space]);
+            out.extend_from_slice(separator.as_bytes());
+            offset += space + 1;
+        } else if wrap_long_words {
+            out.extend_from_slice(&s[offset..offset + width]);
+            out.extend_from_slice(separator.as_bytes());
+            offset += width;
+        } else {
+            let end = offset + width;
+            match s[end..].iter().position(|b| *b == b' ') {
+                None => {
+                    out.extend_from_slice(&s[offset..]);
+                    offset = s.len();
+                }
+                Some(index) => {
+                    out.extend_from_slice(&s[offset..end + index]);
+                    out.extend_from_slice(separator.as_bytes());
+                    offset = end + index + 1;
                 }
             }
-            out.push_str(word);
-            len += word.len();
         }
     }
-    Ok(out.into())
+    out.extend_from_slice(&s[offset..]);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub struct Limits {
     pub max_depth: usize,
     /// Nodes that alias expansion may produce in one file (billion laughs guard).
     pub max_alias_nodes: usize,
+    /// A mapping key given twice keeps its last value, as sigs.k8s.io/yaml's
+    /// lenient reading does (how Helm and Argo CD read rendered manifests);
+    /// otherwise it is an error, as kubectl makes it.
+    pub last_key_wins: bool,
 }
 
 impl Default for Limits {
@@ -34,6 +38,7 @@ impl Default for Limits {
             max_documents: 20_000,
             max_depth: 128,
             max_alias_nodes: 100_000,
+            last_key_wins: false,
         }
     }
 }
@@ -407,7 +412,7 @@ impl<'a> Builder<'a> {
                     None => frame.key = Some(map_key(value, &span)?),
                     Some(PendingKey::Merge) => frame.merges.push((value, span)),
                     Some(PendingKey::Key(key)) => {
-                        if frame.map.contains_key(&key) {
+                        if frame.map.contains_key(&key) && !self.limits.last_key_wins {
                             return Err(error_at(
                                 &span,
                                 format!("mapping key {key:?} is defined twice"),
@@ -581,6 +586,19 @@ mod tests {
         assert!(err.message.contains("nesting deeper"), "{err}");
         let ok = "a:\n  b: [[[1]]]\n";
         assert!(parse(ok).is_ok());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_unless_the_last_wins() {
+        let text = "a: 1\nb: 2\na: 3\n";
+        let err = parse_documents(text, Dialect::Kubernetes, &Limits::default()).unwrap_err();
+        assert_eq!(err.message, "mapping key \"a\" is defined twice");
+        let lenient = Limits {
+            last_key_wins: true,
+            ..Limits::default()
+        };
+        let parsed = parse_documents(text, Dialect::Kubernetes, &lenient).unwrap();
+        assert_eq!(parsed[0].value, serde_json::json!({"a": 3, "b": 2}));
     }
 
     #[test]

@@ -444,13 +444,6 @@ impl Files {
         }
     }
 
-    fn text(&self, path: &str) -> String {
-        self.files
-            .get(path)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    }
-
     /// A YAML map of base names to contents (sorted), as `AsConfig` and
     /// `AsSecrets` write it.
     fn as_map(&self, encode: bool) -> Result<Value, String> {
@@ -491,7 +484,9 @@ impl GoObject for Files {
             )),
         };
         Some(match name {
-            "Get" | "GetBytes" => path().map(|p| Value::from(self.text(&p))),
+            "Get" | "GetBytes" => {
+                path().map(|p| Value::from_bytes(self.files.get(&p).cloned().unwrap_or_default()))
+            }
             "Lines" => path().map(|p| {
                 let Some(bytes) = self.files.get(&p) else {
                     return Value::list(Vec::new());
@@ -527,12 +522,66 @@ impl GoObject for Files {
         let entries: Vec<String> = self
             .files
             .iter()
-            .map(|(p, b)| {
-                let bytes: Vec<String> = b.iter().map(u8::to_string).collect();
-                format!("{p}:[{}]", bytes.join(" "))
-            })
+            .map(|(p, b)| format!("{p}:{}", print_bytes(b)))
             .collect();
         format!("map[{}]", entries.join(" "))
+    }
+
+    /// `.Files` is a Go map of path to `[]byte`: ranging gives each file.
+    fn entries(&self) -> Option<Vec<(String, Value)>> {
+        let file = |path: &String| FileBytes {
+            files: self.files.clone(),
+            path: path.clone(),
+        };
+        Some(
+            self.files
+                .keys()
+                .map(|path| (path.clone(), Value::Object(Arc::new(file(path)))))
+                .collect(),
+        )
+    }
+}
+
+/// Bytes as Go's `%v` prints a `[]byte`: `[35 32 104]`.
+fn print_bytes(bytes: &[u8]) -> String {
+    let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    format!("[{}]", numbers.join(" "))
+}
+
+/// One file of `.Files` as the `[]byte` ranging over it gives (shared with
+/// the chart's files, not copied).
+#[derive(Debug)]
+struct FileBytes {
+    files: Arc<BTreeMap<String, Vec<u8>>>,
+    path: String,
+}
+
+impl FileBytes {
+    fn bytes(&self) -> &[u8] {
+        self.files.get(&self.path).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl GoObject for FileBytes {
+    fn type_name(&self) -> &str {
+        "[]uint8"
+    }
+
+    fn member(&self, _: &str, _: &[Value]) -> Option<Result<Value, String>> {
+        None
+    }
+
+    fn print(&self) -> String {
+        print_bytes(self.bytes())
+    }
+
+    fn elements(&self) -> Option<Vec<Value>> {
+        Some(
+            self.bytes()
+                .iter()
+                .map(|b| Value::Int(i64::from(*b)))
+                .collect(),
+        )
     }
 }
 
