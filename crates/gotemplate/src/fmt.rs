@@ -159,7 +159,8 @@ fn format_scalar(value: &Value, spec: &Spec) -> String {
     let verb = spec.verb;
     match (value, verb) {
         (_, 'T') => value.type_name().to_string(),
-        (Value::Missing | Value::Nil, 'v' | 's') => "<nil>".into(),
+        // `%s` of nil is a bad verb in Go (`%!s(<nil>)`); only `%v` prints it.
+        (Value::Missing | Value::Nil, 'v') => "<nil>".into(),
         (Value::Bool(b), 'v' | 't') => b.to_string(),
         (Value::Int(n) | Value::Int64(n), _) => {
             format_int(*n, spec).unwrap_or_else(|| bad_verb(value, verb))
@@ -538,6 +539,7 @@ mod tests {
             ("%[2]s %[1]s", vec![s("a"), s("b")], "b a"),
             ("%.3s", vec![s("abcdef")], "abc"),
             ("%v", vec![Value::Nil], "<nil>"),
+            ("%s:%d", vec![Value::Nil, Value::Nil], "%!s(<nil>):%!d(<nil>)"),
             ("%s", vec![Value::list(vec![s("a"), s("b")])], "[a b]"),
             ("%g", vec![Value::Float(1e6)], "1e+06"),
             ("%.3g", vec![Value::Float(1234.5)], "1.23e+03"),
