@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,50 +20,79 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 /// A Helm repository on a local port: `index.yaml` and the chart, only
-/// with the right basic auth; returns its URL and the paths it was asked.
-fn serve_repository(index: String, chart: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+/// with the right basic auth, over TLS when given a server configuration;
+/// returns its URL and the paths it was asked.
+fn serve_repository(
+    index: String,
+    chart: Vec<u8>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let asked = Arc::new(Mutex::new(Vec::new()));
     let log = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            match &tls {
+                Some(config) => {
+                    let Ok(connection) = rustls::ServerConnection::new(config.clone()) else {
+                        continue;
+                    };
+                    answer(
+                        rustls::StreamOwned::new(connection, stream),
+                        &index,
+                        &chart,
+                        &log,
+                    );
+                }
+                None => answer(stream, &index, &chart, &log),
+            }
+        }
+    });
+    (url, asked)
+}
+
+/// Answers one request of the repository on `stream`.
+fn answer(mut stream: impl Read + Write, index: &str, chart: &[u8], log: &Mutex<Vec<String>>) {
     let expected_auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("reader:s3cret")
     );
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            reader.read_line(&mut request).unwrap_or_default();
-            let mut authorized = false;
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.trim().split_once(':') {
-                    authorized |=
-                        name.eq_ignore_ascii_case("authorization") && value.trim() == expected_auth;
-                }
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-            log.lock().unwrap().push(path.clone());
-            let (status, body): (&str, &[u8]) = match path.as_str() {
-                _ if !authorized => ("401 Unauthorized", b""),
-                "/index.yaml" => ("200 OK", index.as_bytes()),
-                "/charts/web-0.3.1.tgz" => ("200 OK", &chart),
-                _ => ("404 Not Found", b""),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body);
+    let mut request = String::new();
+    let mut authorized = false;
+    {
+        let mut reader = BufReader::new(&mut stream);
+        if reader.read_line(&mut request).is_err() {
+            return;
         }
-    });
-    (url, asked)
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.trim().split_once(':') {
+                authorized |=
+                    name.eq_ignore_ascii_case("authorization") && value.trim() == expected_auth;
+            }
+        }
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+    log.lock().unwrap().push(path.clone());
+    let (status, body): (&str, &[u8]) = match path.as_str() {
+        _ if !authorized => ("401 Unauthorized", b""),
+        "/index.yaml" => ("200 OK", index.as_bytes()),
+        "/charts/web-0.3.1.tgz" => ("200 OK", chart),
+        _ => ("404 Not Found", b""),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
 }
 
 /// The fixture chart of the render tests, with a Secret whose token is
@@ -117,7 +146,7 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
     let index = format!(
         "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.3.1\n    digest: {digest}\n    urls: [charts/web-0.3.1.tgz]\n  - name: web\n    version: 0.2.0\n    digest: 0000\n    urls: [charts/web-0.2.0.tgz]\n  - name: web\n    version: 0.4.0-rc.1\n    urls: [charts/web-0.4.0-rc.1.tgz]\n"
     );
-    let (url, asked) = serve_repository(index, chart);
+    let (url, asked) = serve_repository(index, chart, None);
     let repo = work.path().join("repo");
     std::fs::create_dir_all(repo.join("bootstrap")).unwrap();
     let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -199,6 +228,107 @@ fn a_chart_from_a_helm_repository_is_pulled_rendered_and_synced() {
     );
 }
 
+/// A CA, a server certificate it signs for 127.0.0.1, and a client
+/// certificate it signs: (CA PEM, server config that wants a client
+/// certificate from that CA, client certificate PEM, client key PEM).
+fn tls_material() -> (String, Arc<rustls::ServerConfig>, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert, key)
+    };
+    let (server_cert, server_key) = signed(vec!["127.0.0.1".into()]);
+    let (client_cert, client_key) = signed(vec!["gitplane".into()]);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server_cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    (
+        ca.pem(),
+        Arc::new(config),
+        client_cert.pem(),
+        client_key.serialize_pem(),
+    )
+}
+
+#[test]
+fn a_chart_repository_over_tls_is_trusted_and_answered_as_argo_cd_configures_it() {
+    // The CA from argocd-tls-certs-cm (keyed by host), the client
+    // certificate from the repository Secret's tlsClientCertData/Key.
+    let work = tempfile::tempdir().unwrap();
+    let chart = packed_chart(work.path());
+    let digest = format!("{:x}", sha2::Sha256::digest(&chart));
+    let index = format!(
+        "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.3.1\n    digest: {digest}\n    urls: [charts/web-0.3.1.tgz]\n"
+    );
+    let (ca, config, client_cert, client_key) = tls_material();
+    let (url, asked) = serve_repository(index, chart, Some(config));
+    let repo = work.path().join("repo");
+    let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let indented = |pem: &str| pem.trim_end().replace('\n', "\n    ");
+    write_file(
+        &repo,
+        "bootstrap/tls-certs.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-tls-certs-cm\n  annotations: {{argocd.argoproj.io/sync-wave: '-1'}}\ndata:\n  127.0.0.1: |\n    {}\n",
+            indented(&ca)
+        ),
+    );
+    write_file(
+        &repo,
+        "bootstrap/charts-repository.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: charts\n  labels: {{argocd.argoproj.io/secret-type: repository}}\n  annotations: {{argocd.argoproj.io/sync-wave: '-1'}}\ndata:\n  type: {}\n  url: {}\n  username: {}\n  password: {}\n  tlsClientCertData: {}\n  tlsClientCertKey: {}\n",
+            encode("helm"),
+            encode(&url),
+            encode("reader"),
+            encode("s3cret"),
+            encode(&client_cert),
+            encode(&client_key),
+        ),
+    );
+    write_file(
+        &repo,
+        "bootstrap/web.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    chart: web\n    targetRevision: 0.3.1\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: web\n  syncPolicy:\n    automated: {{}}\n    syncOptions: [CreateNamespace=true]\n"
+        ),
+    );
+    let (_server, kubeconfig) = converge(&repo, work.path(), "a chart over TLS");
+    let web = app(&kubeconfig, "web");
+    assert_eq!(web["status"]["sync"]["status"], "Synced", "{web}");
+    assert_eq!(web["status"]["sync"]["revision"], "0.3.1", "{web}");
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.contains(&"/charts/web-0.3.1.tgz".to_string()),
+        "the archive came over TLS with the client certificate: {asked:?}"
+    );
+}
+
 /// `gitplane helm template NAME CHART [flags]` in `dir`, with its own cache;
 /// its status, stdout and stderr.
 fn helm_template(dir: &Path, args: &[&str]) -> (bool, String, String) {
@@ -225,7 +355,7 @@ fn helm_template_pulls_with_repo_and_version_as_helm_does() {
     let index = format!(
         "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.3.1\n    digest: {digest}\n    urls: [charts/web-0.3.1.tgz]\n"
     );
-    let (url, asked) = serve_repository(index, chart);
+    let (url, asked) = serve_repository(index, chart, None);
     std::fs::create_dir_all(work.path().join("env")).unwrap();
     std::fs::write(work.path().join("env/prod.yaml"), "replicaCount: 5\n").unwrap();
     std::fs::write(work.path().join("motd.txt"), "hello\n").unwrap();

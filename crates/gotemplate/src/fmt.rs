@@ -539,7 +539,11 @@ mod tests {
             ("%[2]s %[1]s", vec![s("a"), s("b")], "b a"),
             ("%.3s", vec![s("abcdef")], "abc"),
             ("%v", vec![Value::Nil], "<nil>"),
-            ("%s:%d", vec![Value::Nil, Value::Nil], "%!s(<nil>):%!d(<nil>)"),
+            (
+                "%s:%d",
+                vec![Value::Nil, Value::Nil],
+                "%!s(<nil>):%!d(<nil>)",
+            ),
             ("%s", vec![Value::list(vec![s("a"), s("b")])], "[a b]"),
             ("%g", vec![Value::Float(1e6)], "1e+06"),
             ("%.3g", vec![Value::Float(1234.5)], "1.23e+03"),
