@@ -45,6 +45,8 @@ def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     chart, out, search = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if not os.path.isfile(os.path.join(chart, "Chart.yaml")):
+        sys.exit(f"{chart}: no Chart.yaml, not a chart")
     shutil.copytree(chart, out, symlinks=True)
     fill(out, search)
 

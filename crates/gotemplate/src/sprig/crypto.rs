@@ -18,7 +18,9 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm,
 };
 
-use super::{exactly, int, plain, string};
+use base64::Engine as _;
+
+use super::{der, exactly, int, plain, string};
 use crate::Function;
 use crate::value::{GoObject, Value};
 
@@ -32,6 +34,9 @@ pub(crate) const NAMES: [&str; 7] = [
     "genSignedCert",
     "genSignedCertWithKey",
 ];
+
+/// The functions that make no key: `buildCustomCert`.
+pub(crate) const FUNCTIONS: &[(&str, super::Plain)] = &[("buildCustomCert", build_custom_cert)];
 
 /// The generators, by name.
 pub(crate) fn functions() -> Vec<(&'static str, Function)> {
@@ -196,6 +201,39 @@ fn gen_ca(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
     })))
 }
 
+/// `buildCustomCert b64cert b64key`: a CA given as base64 of its PEM
+/// certificate and key, checked as Sprig checks them.
+fn build_custom_cert(args: &[Value]) -> Result<Value, String> {
+    let [cert, key] = exactly("buildCustomCert", args)?;
+    let decode = |text: &str, what: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| format!("unable to decode base64 {what}"))
+    };
+    let cert = decode(string(cert)?, "certificate")?;
+    let key = decode(string(key)?, "private key")?;
+    let der = der::first_pem_block(&cert).ok_or("unable to decode certificate")?;
+    let name = der::issuer_name(&der)
+        .map_err(|e| format!("error parsing certificate: decodedCert.Bytes: {e}"))?;
+    if der::first_pem_block(&key).is_none() {
+        return Err("error parsing private key: no PEM data in input".into());
+    }
+    let signing_key =
+        KeyPair::from_pem(&key).map_err(|e| format!("error parsing private key: {e}"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name.subject;
+    if let Some(id) = name.key_identifier {
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(id);
+    }
+    Ok(Value::Object(Arc::new(Certificate {
+        cert,
+        key,
+        issuer: Some(Arc::new(Issuer::new(params, signing_key))),
+    })))
+}
+
 /// `genSelfSignedCert cn ips alternateNames days` (`…WithKey … key`).
 fn gen_self_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, String> {
     let (fixed, key) = split_key(name, args, 4, with_key)?;
@@ -221,7 +259,7 @@ fn gen_signed(name: &str, args: &[Value], with_key: bool) -> Result<Value, Strin
             .and_then(|c| c.issuer.clone()),
         _ => None,
     }
-    .ok_or_else(|| format!("{name}: the CA must be one genCA made in the same render"))?;
+    .ok_or_else(|| format!("{name}: the CA must come from genCA or buildCustomCert"))?;
     let key = key_from(name, key)?;
     let params = params(string(cn)?, int(days)?, alternative_names(ips, dns)?)?;
     let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
@@ -312,6 +350,28 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_given_as_pem_signs_certificates_that_chain_to_it() {
+        let out = render(
+            r#"{{ $ca := genCA "given-root" 30 }}{{ $given := buildCustomCert ($ca.Cert | b64enc) ($ca.Key | b64enc) }}{{ $c := genSignedCert "web" nil (list "web.svc") 30 $given }}{{ $ca.Cert }}|{{ $c.Cert }}|{{ eq $given.Cert $ca.Cert }}"#,
+        )
+        .unwrap();
+        let parts: Vec<&str> = out.split('|').collect();
+        verify(parts[0], parts[1], "web.svc").unwrap();
+        assert_eq!(parts[2], "true");
+        let err = render(r#"{{ buildCustomCert (b64enc "no pem") "" }}"#).unwrap_err();
+        assert!(
+            err.ends_with("error calling buildCustomCert: unable to decode certificate"),
+            "{err}"
+        );
+        let truncated = r#"{{ buildCustomCert (b64enc "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n") "" }}"#;
+        assert!(
+            render(truncated)
+                .unwrap_err()
+                .ends_with("x509: malformed certificate")
+        );
+    }
+
+    #[test]
     fn bad_arguments_fail_as_sprig_fails() {
         assert_eq!(
             render(r#"{{ genPrivateKey "x" }}"#).unwrap(),
@@ -325,7 +385,7 @@ mod tests {
         );
         assert!(
             error(r#"{{ genSignedCert "x" nil nil 1 "not a ca" }}"#)
-                .contains("the CA must be one genCA made in the same render")
+                .contains("the CA must come from genCA or buildCustomCert")
         );
         assert!(
             error(r#"{{ genCA "x" }}"#).contains("wrong number of args for genCA: want 2 got 1")

@@ -16,6 +16,7 @@ mod collections;
 mod crypto;
 mod date;
 mod decimal;
+mod der;
 mod encoding;
 pub(crate) mod numbers;
 mod paths;
@@ -66,15 +67,15 @@ pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
 
 /// Sprig names gitplane does not implement (yet), with why.
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("buildCustomCert", "certificates are not supported yet"),
     ("derivePassword", "not supported yet"),
     ("getHostByName", "it would resolve names on the host"),
 ];
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
-    let groups: [&[(&str, Plain)]; 10] = [
+    let groups: [&[(&str, Plain)]; 11] = [
         strings::FUNCTIONS,
+        crypto::FUNCTIONS,
         paths::FUNCTIONS,
         date::FUNCTIONS,
         collections::FUNCTIONS,
