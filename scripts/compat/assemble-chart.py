@@ -6,25 +6,21 @@ checkouts): what `helm dependency build` would download, without a network.
 Nested dependencies are filled the same way.
 
 Usage: scripts/compat/assemble-chart.py CHART_DIR OUT_DIR SEARCH_DIR...
+(needs PyYAML: pip install pyyaml)
 Then render OUT_DIR with scripts/compat/helm-charts.sh.
 """
 import os
 import shutil
 import sys
 
+import yaml  # PyYAML
+
 
 def dependency_names(chart_yaml):
-    """Names under `dependencies:` in a Chart.yaml (a small reader: the
-    `- name:` lines of that list)."""
-    names, inside = [], False
-    for line in open(chart_yaml, encoding="utf-8"):
-        stripped = line.strip()
-        if not line.startswith((" ", "-")) and stripped:
-            inside = stripped.startswith("dependencies:")
-            continue
-        if inside and stripped.startswith("- name:"):
-            names.append(stripped.split(":", 1)[1].strip().strip("\"'"))
-    return names
+    """Names under `dependencies:` in a Chart.yaml (PyYAML reads it)."""
+    with open(chart_yaml, encoding="utf-8") as f:
+        chart = yaml.safe_load(f) or {}
+    return [d["name"] for d in chart.get("dependencies") or [] if "name" in d]
 
 
 def fill(chart_dir, search):

@@ -124,6 +124,7 @@ fn the_fixture_charts_render_as_helm_renders_them() {
         ("web", common::HELM_FLAG_ARGS),
         ("imports", &["x", "."]),
         ("encodings", &["rel", "."]),
+        ("encodings", &["rel", ".", "--include-crds"]),
     ];
     for (chart, args) in cases {
         assert!(!same_as_helm(chart, args).is_empty(), "{chart} {args:?}");

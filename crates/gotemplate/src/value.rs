@@ -127,7 +127,11 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Object(_) => true,
+            // A Go slice or map type is false when empty (`if .Files.Glob "x/*"`).
+            Value::Object(o) => {
+                o.elements().is_none_or(|e| !e.is_empty())
+                    && o.entries().is_none_or(|e| !e.is_empty())
+            }
         }
     }
 

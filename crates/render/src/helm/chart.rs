@@ -68,14 +68,14 @@ impl Chart {
         templates + files + self.dependencies.iter().map(Chart::size).sum::<usize>()
     }
 
-    /// CRD files (`crds/*.yaml|yml|json`), sorted by path.
+    /// CRD files (`.yaml`, `.yml`, `.json` anywhere under `crds/`, as
+    /// Helm takes them), sorted by path.
     pub fn crds(&self) -> Vec<(&str, &[u8])> {
         self.files
             .iter()
             .filter(|(path, _)| {
                 let lower = path.to_ascii_lowercase();
                 lower.starts_with("crds/")
-                    && !lower["crds/".len()..].contains('/')
                     && [".yaml", ".yml", ".json"]
                         .iter()
                         .any(|e| lower.ends_with(e))
