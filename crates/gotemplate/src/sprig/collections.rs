@@ -172,12 +172,23 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// A `map[string]interface {}` parameter.
-fn dict_arg(value: &Value) -> Result<&Dict, String> {
+/// A `map[string]interface {}` parameter; nil is an empty map, as Go
+/// passes nil for a map-typed parameter (`hasKey (lookup …).data "k"`).
+fn dict_arg(value: &Value) -> Result<Dict, String> {
     match value {
-        Value::Map(d) => Ok(d),
+        Value::Map(d) => Ok(d.clone()),
+        Value::Nil | Value::Missing => Ok(Dict::new(Default::default())),
         other => Err(wrong_type("map[string]interface {}", other)),
     }
+}
+
+/// A map parameter that is written to: nil is Go's nil map, which cannot
+/// take an entry.
+fn writable_dict_arg(value: &Value) -> Result<Dict, String> {
+    if value.is_nil() {
+        return Err("assignment to entry in nil map".into());
+    }
+    dict_arg(value)
 }
 
 /// A list argument of Sprig's list functions (any slice; nil is empty).
@@ -219,7 +230,7 @@ fn get(args: &[Value]) -> Result<Value, String> {
 
 fn set(args: &[Value]) -> Result<Value, String> {
     let [d, key, value] = exactly::<3>("set", args)?;
-    dict_arg(d)?.insert(string(key)?.to_string(), value.clone());
+    writable_dict_arg(d)?.insert(string(key)?.to_string(), value.clone());
     Ok(d.clone())
 }
 
@@ -278,9 +289,9 @@ fn pick_or_omit(name: &str, args: &[Value], keep: bool) -> Result<Value, String>
 /// changed in place and returned.
 fn merge(name: &str, args: &[Value], overwrite: bool) -> Result<Value, String> {
     let (dst, sources) = super::first_and_rest(name, args)?;
-    let target = dict_arg(dst)?;
+    let target = writable_dict_arg(dst)?;
     for source in sources {
-        merge_into(target, dict_arg(source)?, overwrite, 0)?;
+        merge_into(&target, &dict_arg(source)?, overwrite, 0)?;
     }
     Ok(dst.clone())
 }
@@ -315,7 +326,13 @@ fn dig(args: &[Value]) -> Result<Value, String> {
     }
     let (d, rest) = args.split_last().unwrap_or((&Value::Nil, &[]));
     let (default, path) = rest.split_last().unwrap_or((&Value::Nil, &[]));
-    let mut current = dict_arg(d)?.clone();
+    if d.is_nil() {
+        // Sprig's dig converts its map argument from interface {}.
+        return Err(
+            "interface conversion: interface {} is nil, not map[string]interface {}".into(),
+        );
+    }
+    let mut current = dict_arg(d)?;
     for (i, key) in path.iter().enumerate() {
         let Some(next) = current.get(string(key)?) else {
             return Ok(default.clone());
@@ -513,6 +530,25 @@ mod tests {
                 r#"{{ $c := deepCopy (dict "a" 1) }}{{ $_ := unset $c "a" }}{{ $c }} {{ dig "a" "b" "def" (dict "a" (dict "b" "found")) }} {{ dig "x" "def" (dict) }}"#
             ),
             "map[] found def"
+        );
+        // A nil where a map is wanted is an empty map (Go's nil map); it
+        // cannot take an entry.
+        assert_eq!(
+            r(
+                r#"{{ $s := (dict).data }}{{ hasKey $s "k" }} {{ keys $s | len }} {{ pick $s "a" }}"#
+            ),
+            "false 0 map[]"
+        );
+        let err = render(r#"{{ dig "a" "def" nil }}"#, &Value::Nil).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("interface {} is nil, not map[string]interface {}"),
+            "{err}"
+        );
+        let err = render(r#"{{ set nil "a" 1 }}"#, &Value::Nil).unwrap_err();
+        assert!(
+            err.to_string().ends_with("assignment to entry in nil map"),
+            "{err}"
         );
     }
 

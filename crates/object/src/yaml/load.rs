@@ -370,6 +370,13 @@ impl<'a> Builder<'a> {
             _ if style == ScalarStyle::Plain => resolve_plain(text, self.dialect),
             _ => Resolved::Str,
         };
+        // goyaml.v2 (sigs.k8s.io/yaml) keeps a timestamp read into
+        // interface{} as the text it was written as, "for backward
+        // compatibility"; goyaml.v3 (kyaml) makes a time of it.
+        let resolved = match resolved {
+            Resolved::Timestamp(_) if self.dialect == Dialect::Kubernetes => Resolved::Str,
+            other => other,
+        };
         resolved_to_value(resolved, text).ok_or_else(|| {
             error_at(
                 span,
@@ -586,6 +593,18 @@ mod tests {
         assert!(err.message.contains("nesting deeper"), "{err}");
         let ok = "a:\n  b: [[[1]]]\n";
         assert!(parse(ok).is_ok());
+    }
+
+    #[test]
+    fn timestamps_stay_text_for_goyaml_v2_and_become_times_for_kyaml() {
+        let text = "day: 2020-10-24\nat: 2001-12-14 21:59:43.10\n";
+        let v2 = parse_documents(text, Dialect::Kubernetes, &Limits::default()).unwrap();
+        assert_eq!(
+            v2[0].value,
+            serde_json::json!({"day": "2020-10-24", "at": "2001-12-14 21:59:43.10"})
+        );
+        let v3 = parse_documents(text, Dialect::Kustomize, &Limits::default()).unwrap();
+        assert_eq!(v3[0].value["day"], "2020-10-24T00:00:00Z");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //!   `true`/`false` in their three spellings are booleans.
 //!
 //! Both read integers with Go's `ParseInt(s, 0, 64)` after removing `_`, so `0755`
-//! is octal 493 and `0x1F`, `0o17` and `0b101` are accepted; both turn timestamps into
-//! RFC 3339 strings the way `encoding/json` prints a `time.Time`.
+//! is octal 493 and `0x1F`, `0o17` and `0b101` are accepted. A timestamp stays the
+//! text it was written as under goyaml.v2 (which keeps it a string when reading into
+//! `interface{}`), and kyaml turns it into an RFC 3339 string the way
+//! `encoding/json` prints a `time.Time`.
 //!
 //! The same rules decide, when writing, whether a string must be quoted so that it
 //! reads back as a string ([`resolves_to_non_string`]).
