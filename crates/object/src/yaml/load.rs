@@ -91,6 +91,12 @@ pub fn parse_documents(
                     None => return Err(scan_error(e)),
                 }
             }
+            Err(Reject::Scan(e)) if e.info() == FLOW_INDENT_ERROR => {
+                match indent_flow_close(&text, e.marker().line()) {
+                    Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                    None => return Err(scan_error(e)),
+                }
+            }
             Err(Reject::Scan(e)) => return Err(scan_error(e)),
             Err(Reject::Build(e)) => return Err(e),
             Ok(documents) => return Ok(documents),
@@ -105,7 +111,10 @@ pub fn parse_documents(
 /// saphyr's error for a quoted scalar's continuation line indented less
 /// than its mapping, which Go's YAML (kubectl, Helm, Gatekeeper) accepts.
 const QUOTED_INDENT_ERROR: &str = "invalid indentation in quoted scalar";
-/// At most this many quoted scalars are re-indented in one file.
+/// saphyr's error for a flow collection's closing bracket indented no more
+/// than its block (`args: [` … `]` under the key), which Go's YAML accepts.
+const FLOW_INDENT_ERROR: &str = "invalid indentation";
+/// At most this many quoted scalars or flow brackets are re-indented in one file.
 const MAX_REINDENTS: usize = 64;
 
 enum Reject {
@@ -150,6 +159,27 @@ fn indent_quoted_continuation(text: &str, line: usize, column: usize) -> Option<
         }
     }
     changed.then(|| out.join("\n"))
+}
+
+/// Indents the line `line` (1-based) when it starts by closing a flow
+/// collection (`]` or `}`) one past the line before it; indentation means
+/// nothing inside a flow collection, so the value does not change. `None`
+/// for any other line.
+fn indent_flow_close(text: &str, line: usize) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let index = line.checked_sub(1)?;
+    let current = lines.get(index)?;
+    if !current.trim_start().starts_with([']', '}']) {
+        return None;
+    }
+    let previous = lines[..index].iter().rev().find(|l| !l.trim().is_empty())?;
+    let wanted = previous.len() - previous.trim_start_matches(' ').len() + 1;
+    let indent = current.len() - current.trim_start_matches(' ').len();
+    if indent >= wanted {
+        return None;
+    }
+    lines[index] = format!("{}{current}", " ".repeat(wanted - indent));
+    Some(lines.join("\n"))
 }
 
 /// Whether a line holds the quote that closes a scalar (not `\"` in a
@@ -593,6 +623,25 @@ mod tests {
         assert!(err.message.contains("nesting deeper"), "{err}");
         let ok = "a:\n  b: [[[1]]]\n";
         assert!(parse(ok).is_ok());
+    }
+
+    #[test]
+    fn a_flow_collection_may_close_at_its_block_indentation() {
+        let text = "a:\n  args: [\n    \"x\",\n    z\n  ]\n  map: {k: 1,\n  }\n  b: 1\n";
+        let parsed = parse_documents(text, Dialect::Kubernetes, &Limits::default()).unwrap();
+        assert_eq!(
+            parsed[0].value,
+            serde_json::json!({"a": {"args": ["x", "z"], "map": {"k": 1}, "b": 1}})
+        );
+        // A block line indented wrong is still an error.
+        assert!(
+            parse_documents(
+                "a:\n    b: 1\n  c: 2\n",
+                Dialect::Kubernetes,
+                &Limits::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
