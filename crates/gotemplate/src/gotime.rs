@@ -1303,38 +1303,54 @@ mod tests {
         let parse = |layout: &str, value: &str| {
             parse_in_location(layout, value, &utc_location).map(|t| t.print())
         };
-        assert_eq!(
-            parse("2006-01-02", "2017-12-31").unwrap(),
-            "2017-12-31 00:00:00 +0000 UTC"
-        );
-        assert_eq!(
-            parse("2006-01-02T15:04:05Z07:00", "2021-06-01T10:00:00.25+02:00").unwrap(),
-            "2021-06-01 10:00:00.25 +0200 +0200"
-        );
-        assert_eq!(
-            parse("Jan 2 3:04PM", "feb 29 12:00AM").unwrap(),
-            "0000-02-29 00:00:00 +0000 UTC"
-        );
-        assert_eq!(
-            parse("Jan 2 2006", "feb 29 2023").unwrap_err(),
-            "parsing time \"feb 29 2023\": day out of range"
-        );
-        assert_eq!(
-            parse("2006-01-02", "2017-13-01").unwrap_err(),
-            "parsing time \"2017-13-01\": month out of range"
-        );
-        assert_eq!(
-            parse("2006-01-02", "2017-1-01").unwrap_err(),
-            "parsing time \"2017-1-01\" as \"2006-01-02\": cannot parse \"1-01\" as \"01\""
-        );
-        assert_eq!(
-            parse("15:04:05", "10:11:12.5").unwrap(),
-            "0000-01-01 10:11:12.5 +0000 UTC"
-        );
-        assert_eq!(
-            parse("2006", "2017x").unwrap_err(),
-            "parsing time \"2017x\": extra text: \"x\""
-        );
+        let cases = [
+            (
+                "2006-01-02",
+                "2017-12-31",
+                Ok("2017-12-31 00:00:00 +0000 UTC"),
+            ),
+            (
+                "2006-01-02T15:04:05Z07:00",
+                "2021-06-01T10:00:00.25+02:00",
+                Ok("2021-06-01 10:00:00.25 +0200 +0200"),
+            ),
+            (
+                "Jan 2 3:04PM",
+                "feb 29 12:00AM",
+                Ok("0000-02-29 00:00:00 +0000 UTC"),
+            ),
+            (
+                "Jan 2 2006",
+                "feb 29 2023",
+                Err("parsing time \"feb 29 2023\": day out of range"),
+            ),
+            (
+                "2006-01-02",
+                "2017-13-01",
+                Err("parsing time \"2017-13-01\": month out of range"),
+            ),
+            (
+                "2006-01-02",
+                "2017-1-01",
+                Err(
+                    "parsing time \"2017-1-01\" as \"2006-01-02\": cannot parse \"1-01\" as \"01\"",
+                ),
+            ),
+            (
+                "15:04:05",
+                "10:11:12.5",
+                Ok("0000-01-01 10:11:12.5 +0000 UTC"),
+            ),
+            (
+                "2006",
+                "2017x",
+                Err("parsing time \"2017x\": extra text: \"x\""),
+            ),
+        ];
+        for (layout, value, expected) in cases {
+            let expected = expected.map(str::to_string).map_err(str::to_string);
+            assert_eq!(parse(layout, value), expected, "{layout} {value}");
+        }
     }
 
     #[test]

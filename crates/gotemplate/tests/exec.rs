@@ -251,9 +251,8 @@ fn a_source_parsed_apart_adds_to_any_set_as_parse_would() {
     );
 }
 
-#[test]
-fn templates_executed_in_turn_each_know_where_they_started() {
-    let mut set = Templates::default();
+/// Helm's `include`, for the tests that call it.
+fn add_include(set: &mut Templates) {
     set.add_function(
         "include",
         Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
@@ -261,6 +260,12 @@ fn templates_executed_in_turn_each_know_where_they_started() {
             _ => Err("include wants a name and a value".into()),
         }),
     );
+}
+
+#[test]
+fn templates_executed_in_turn_each_know_where_they_started() {
+    let mut set = Templates::default();
+    add_include(&mut set);
     set.add_function(
         "where",
         Arc::new(|cx: &mut Context<'_, '_>, _: &[Value]| {
@@ -327,13 +332,7 @@ fn methods_with_arguments_on_go_objects() {
 #[test]
 fn functions_can_include_and_render() {
     let mut set = Templates::default();
-    set.add_function(
-        "include",
-        Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
-            [Value::String(name), dot] => cx.include(name, dot).map(Value::from),
-            _ => Err("include wants a name and a value".into()),
-        }),
-    );
+    add_include(&mut set);
     set.add_function(
         "tpl",
         Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
