@@ -350,6 +350,42 @@ fn a_chart_cache_loads_a_chart_once_and_templates_parse_by_their_text() {
 }
 
 #[test]
+fn a_disabled_dependency_goes_also_when_its_version_is_out_of_range() {
+    // Helm removes every chart named as a disabled dependency; one whose
+    // version the range does not take is otherwise kept, as an extra chart.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: 1.x.x\n  condition: db.enabled\n",
+    );
+    write("app/values.yaml", "db:\n  enabled: false\n");
+    write(
+        "app/charts/db/Chart.yaml",
+        "apiVersion: v2\nname: db\nversion: 2.0.0\n",
+    );
+    write(
+        "app/charts/db/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\n",
+    );
+    let root = Root::open(dir.path(), 1 << 20).unwrap();
+    let path = root.resolve(&RelPath::root(), "app").unwrap();
+    let render = |set: Vec<String>| {
+        let options = HelmOptions {
+            set,
+            ..options("r")
+        };
+        template(&root, &path, &options).unwrap().output
+    };
+    assert!(!render(Vec::new()).contains("name: db"));
+    assert!(render(vec!["db.enabled=true".into()]).contains("name: db"));
+}
+
+#[test]
 fn import_values_in_both_forms() {
     // helm template x . (in charts/imports)
     let expected = std::fs::read_to_string(

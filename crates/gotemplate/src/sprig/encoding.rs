@@ -337,7 +337,7 @@ fn go_yaml_pretty(value: &Value) -> String {
 /// Helm's `fromYaml`/`fromYamlArray` (sigs.k8s.io/yaml: YAML 1.1 scalars,
 /// every number a float64).
 fn from_yaml(text: &str, array: bool) -> Value {
-    let documents = match parse_documents(text, Dialect::Kubernetes, &Limits::default()) {
+    let documents = match parse_documents(text, Dialect::Kubernetes, &Limits::lenient()) {
         Ok(d) => d,
         Err(e) => {
             return conversion_error(

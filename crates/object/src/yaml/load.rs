@@ -43,6 +43,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The default limits with sigs.k8s.io/yaml's lenient reading (a key
+    /// given twice keeps its last value), as Helm reads values, rendered
+    /// manifests and `fromYaml` text.
+    pub fn lenient() -> Limits {
+        Limits {
+            last_key_wins: true,
+            ..Limits::default()
+        }
+    }
+}
+
 /// A YAML syntax or limit error at a position in the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{column}: {message}")]

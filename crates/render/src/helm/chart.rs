@@ -393,7 +393,13 @@ pub fn merged_documents(
     options: &LoadOptions,
 ) -> Result<Map<String, Json>, RenderError> {
     let text = std::str::from_utf8(bytes).map_err(|_| RenderError::helm(name, "not UTF-8"))?;
-    let documents = parse_documents(text, Dialect::Kubernetes, &options.limits)
+    // Helm reads values with sigs.k8s.io/yaml's lenient reading: a key
+    // given twice keeps its last value.
+    let limits = gitplane_object::yaml::Limits {
+        last_key_wins: true,
+        ..options.limits.clone()
+    };
+    let documents = parse_documents(text, Dialect::Kubernetes, &limits)
         .map_err(|e| RenderError::helm(name, format!("line {}: {}", e.line, e.message)))?;
     let mut merged = Map::new();
     for document in documents {

@@ -90,16 +90,6 @@ impl Document {
     }
 }
 
-/// How Helm (and Argo CD after it) read a rendered document:
-/// sigs.k8s.io/yaml's lenient reading, where a key given twice keeps its
-/// last value.
-fn helm_reading() -> Limits {
-    Limits {
-        last_key_wins: true,
-        ..Limits::default()
-    }
-}
-
 /// Helm's document separator (`releaseutil.SplitManifests`).
 static SEPARATOR: LazyLock<Result<Regex, regex::Error>> =
     LazyLock::new(|| Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*"));
@@ -138,7 +128,7 @@ pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<D
 /// unknown event (Helm skips it).
 fn head(path: &str, content: String) -> Result<Option<Document>, String> {
     let parsed: Vec<(Json, usize)> =
-        parse_documents(&content, Dialect::Kubernetes, &helm_reading())
+        parse_documents(&content, Dialect::Kubernetes, &Limits::lenient())
             .map_err(|e| format!("YAML parse error on {path}: line {}: {}", e.line, e.message))?
             .into_iter()
             .map(|d| (d.value, d.line))

@@ -682,9 +682,26 @@ fn prune(chart: &mut Chart, values: &Dict, top: &Dict) {
         Some(Value::Map(t)) => Some(t),
         _ => None,
     };
+    // Helm removes every chart named as a disabled dependency (its alias
+    // when it has one), also one kept whose version the entry's range
+    // does not take.
+    let disabled: Vec<String> = chart
+        .declared_dependencies()
+        .iter()
+        .filter(|dep| !is_enabled(dep, values, tags.as_ref()))
+        .filter_map(|dep| {
+            let alias = dep
+                .get("alias")
+                .and_then(Json::as_str)
+                .filter(|a| !a.is_empty());
+            alias
+                .or_else(|| dep.get("name").and_then(Json::as_str))
+                .map(str::to_string)
+        })
+        .collect();
     chart
         .dependencies
-        .retain(|sub| is_enabled(sub, values, tags.as_ref()));
+        .retain(|sub| !disabled.iter().any(|name| name == sub.name()));
     for sub in &mut chart.dependencies {
         let section = match values.get(sub.name()) {
             Some(Value::Map(d)) => d,
@@ -699,9 +716,10 @@ fn requested<'a>(sub: &'a Chart, key: &str) -> Option<&'a Json> {
     sub.requested_as.as_ref()?.get(key)
 }
 
-fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
+/// Whether a dependency entry is enabled by its `tags` and `condition`.
+fn is_enabled(dep: &serde_json::Map<String, Json>, values: &Dict, tags: Option<&Dict>) -> bool {
     let mut enabled = true;
-    if let (Some(Json::Array(dep_tags)), Some(tags)) = (requested(sub, "tags"), tags) {
+    if let (Some(Json::Array(dep_tags)), Some(tags)) = (dep.get("tags"), tags) {
         let states: Vec<bool> = dep_tags
             .iter()
             .filter_map(Json::as_str)
@@ -714,7 +732,7 @@ fn is_enabled(sub: &Chart, values: &Dict, tags: Option<&Dict>) -> bool {
             enabled = states.iter().any(|b| *b);
         }
     }
-    if let Some(condition) = requested(sub, "condition").and_then(Json::as_str) {
+    if let Some(condition) = dep.get("condition").and_then(Json::as_str) {
         for path in condition
             .split(',')
             .map(str::trim)
