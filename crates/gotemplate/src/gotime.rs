@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use gitplane_object::time::{civil_from_days, days_from_civil};
+
 use crate::value::{GoObject, Value};
 
 const NANOS: i64 = 1_000_000_000;
@@ -366,8 +368,8 @@ impl Time {
         let (year, month, day) = civil_from_days(days);
         Civil {
             year,
-            month,
-            day,
+            month: month as usize,
+            day: i64::from(day),
             year_day: days - days_from_civil(year, 1, 1) + 1,
             weekday: (days + 4).rem_euclid(7) as usize,
             hour: seconds / 3600,
@@ -554,36 +556,6 @@ pub fn as_time(value: &Value) -> Option<&Time> {
         Value::Object(o) => o.as_any()?.downcast_ref::<Time>(),
         _ => None,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date `days` after 1970-01-01: (year, month 1–12, day).
-fn civil_from_days(days: i64) -> (i64, usize, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as usize, day)
 }
 
 /// How a numeric zone offset is written.
@@ -1039,7 +1011,7 @@ impl Parsed {
         let (month, day) = match self.year_day {
             Some(year_day) => {
                 let (_, month, day) = civil_from_days(days_from_civil(year, 1, 1) + year_day - 1);
-                (month as i64, day)
+                (i64::from(month), i64::from(day))
             }
             None => (self.month.unwrap_or(1), self.day.unwrap_or(1)),
         };

@@ -85,8 +85,9 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?)
 }
 
-/// Howard Hinnant's algorithm: days since 1970-01-01 to a civil date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Howard Hinnant's algorithm: days since 1970-01-01 to a civil date
+/// (year, month 1–12, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -99,7 +100,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+/// Days since 1970-01-01 of a civil date (year, month 1–12, day).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

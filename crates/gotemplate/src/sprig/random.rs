@@ -109,6 +109,16 @@ fn rand_int() -> Function {
     })
 }
 
+/// `N` bytes from the execution's sequence, eight per draw.
+pub(crate) fn random_bytes<const N: usize>(cx: &mut Context<'_, '_>) -> [u8; N] {
+    let mut bytes = [0; N];
+    for chunk in bytes.chunks_mut(8) {
+        let drawn = cx.random().to_le_bytes();
+        chunk.copy_from_slice(&drawn[..chunk.len()]);
+    }
+    bytes
+}
+
 fn uuid() -> Function {
     Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| {
         if !args.is_empty() {
@@ -117,10 +127,7 @@ fn uuid() -> Function {
                 args.len()
             ));
         }
-        let mut b = [0u8; 16];
-        for chunk in b.chunks_mut(8) {
-            chunk.copy_from_slice(&cx.random().to_le_bytes());
-        }
+        let mut b: [u8; 16] = random_bytes(cx);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

@@ -15,6 +15,7 @@ use aws_lc_rs::cipher::{
 };
 use base64::Engine as _;
 
+use super::random::random_bytes;
 use super::{exactly, string};
 use crate::value::Value;
 use crate::{Context, Function};
@@ -36,18 +37,8 @@ pub(crate) fn functions() -> Vec<(&'static str, Function)> {
     ]
 }
 
-/// Bytes from the execution's sequence.
-fn salt<const N: usize>(context: &mut Context<'_, '_>) -> [u8; N] {
-    let mut bytes = [0; N];
-    for chunk in bytes.chunks_mut(8) {
-        let drawn = context.random().to_le_bytes();
-        chunk.copy_from_slice(&drawn[..chunk.len()]);
-    }
-    bytes
-}
-
 fn hash(context: &mut Context<'_, '_>, password: &str) -> String {
-    match bcrypt::hash_with_salt(password, COST, salt(context)) {
+    match bcrypt::hash_with_salt(password, COST, random_bytes(context)) {
         Ok(parts) => parts.format_for_version(bcrypt::Version::TwoA),
         Err(e) => format!("failed to encrypt string with bcrypt: {e}"),
     }
@@ -86,7 +77,7 @@ fn encrypt_aes(context: &mut Context<'_, '_>, args: &[Value]) -> Result<Value, S
     let padding = BLOCK - text.len() % BLOCK;
     let mut content = text.as_bytes().to_vec();
     content.extend(std::iter::repeat_n(padding as u8, padding));
-    let iv: [u8; BLOCK] = salt(context);
+    let iv: [u8; BLOCK] = random_bytes(context);
     let key = EncryptingKey::cbc(aes_key(password)?).map_err(|e| e.to_string())?;
     key.less_safe_encrypt(&mut content, EncryptionContext::Iv128(iv.into()))
         .map_err(|e| format!("encryptAES: {e}"))?;
