@@ -160,11 +160,44 @@ impl Parsed {
     }
 }
 
+/// A set's templates by name. A copy of a set (Helm's `tpl` makes one per
+/// call) shares the templates of the set it was copied from and keeps what is
+/// added to it in a layer of its own, so a copy costs what it adds, not the
+/// size of the set.
+#[derive(Clone, Default)]
+struct ByName {
+    shared: Arc<HashMap<String, Arc<Named>>>,
+    own: HashMap<String, Arc<Named>>,
+}
+
+impl ByName {
+    fn get(&self, name: &str) -> Option<&Arc<Named>> {
+        self.own.get(name).or_else(|| self.shared.get(name))
+    }
+
+    fn insert(&mut self, name: String, named: Arc<Named>) {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) if self.own.is_empty() => {
+                shared.insert(name, named);
+            }
+            _ => {
+                self.own.insert(name, named);
+            }
+        }
+    }
+
+    /// Every name once, unsorted.
+    fn names(&self) -> impl Iterator<Item = &String> {
+        let shadowed = |name: &&String| !self.own.contains_key(name.as_str());
+        self.own.keys().chain(self.shared.keys().filter(shadowed))
+    }
+}
+
 /// A set of named templates sharing functions and options (Go's
 /// `*template.Template` with its associated templates).
 #[derive(Clone)]
 pub struct Templates {
-    templates: HashMap<String, Arc<Named>>,
+    templates: ByName,
     first: Option<String>,
     functions: Arc<HashMap<String, Function>>,
     pub(crate) options: Options,
@@ -172,7 +205,7 @@ pub struct Templates {
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.templates.keys().collect();
+        let mut names: Vec<&String> = self.templates.names().collect();
         names.sort();
         f.debug_struct("Templates")
             .field("templates", &names)
@@ -191,7 +224,7 @@ impl Templates {
     /// An empty set with Go's builtin functions.
     pub fn new(options: Options) -> Templates {
         Templates {
-            templates: HashMap::new(),
+            templates: ByName::default(),
             first: None,
             functions: Arc::new(funcs::builtins()),
             options,
@@ -268,12 +301,12 @@ impl Templates {
 
     /// Whether the set holds a template of that name.
     pub fn has(&self, name: &str) -> bool {
-        self.templates.contains_key(name)
+        self.templates.get(name).is_some()
     }
 
     /// The names of the set's templates, sorted.
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.templates.names().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
