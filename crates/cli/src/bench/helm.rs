@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gitplane_render::HelmOptions;
@@ -40,12 +40,21 @@ pub struct HelmBenchArgs {
     /// chart's random password so the outputs compare). Repeatable.
     #[arg(long)]
     set: Vec<String>,
+    /// Measure only gitplane's engine in process: no peer, no processes, no
+    /// output comparison (for profiling the engine).
+    #[arg(long)]
+    in_process_only: bool,
 }
 
 /// Runs the benchmark.
 pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
     if args.runs == 0 || args.releases == 0 {
         bail!("--runs and --releases must be at least 1");
+    }
+    if args.in_process_only {
+        let (best, median) = render_in_process(args)?;
+        print_in_process(args, best, median);
+        return Ok(ExitCode::SUCCESS);
     }
     let oracle = PathBuf::from("target/oracle/helm-4.1.4/helm");
     let helm = match &args.helm {
@@ -90,12 +99,7 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
     for m in [&ours, &theirs] {
         m.print(m.tool);
     }
-    println!(
-        "  {:<34} best {:>7.0} ms  median {:>7.0} ms",
-        "gitplane, in process",
-        in_process.0.as_secs_f64() * 1000.0,
-        in_process.1.as_secs_f64() * 1000.0
-    );
+    print_in_process(args, in_process.0, in_process.1);
     let per_release = in_process.0.as_secs_f64() / args.releases as f64;
     println!(
         "ratio, one process per release (helm template / gitplane helm template, best): {:.1}x",
@@ -107,6 +111,17 @@ pub fn run(args: &HelmBenchArgs) -> Result<ExitCode> {
         per_release * 1000.0
     );
     Ok(report_identical(identical))
+}
+
+/// Prints the in-process times and the time per release.
+fn print_in_process(args: &HelmBenchArgs, best: Duration, median: Duration) {
+    println!(
+        "  {:<34} best {:>7.0} ms  median {:>7.0} ms  ({:.2} ms per release)",
+        "gitplane, in process",
+        best.as_secs_f64() * 1000.0,
+        median.as_secs_f64() * 1000.0,
+        best.as_secs_f64() * 1000.0 / args.releases as f64
+    );
 }
 
 /// The `-f` and `--set` flags both tools get (values files as absolute
@@ -163,7 +178,7 @@ fn outputs_identical(
 }
 
 /// Best and median time of rendering every release in this process.
-fn render_in_process(args: &HelmBenchArgs) -> Result<(std::time::Duration, std::time::Duration)> {
+fn render_in_process(args: &HelmBenchArgs) -> Result<(Duration, Duration)> {
     let (releases, runs) = (args.releases, args.runs);
     let (root, path) = root_and_path(&args.chart, None)?;
     // Values files are named as the chart's Root sees them: inside it, or
