@@ -1,6 +1,7 @@
 //! Sprig's key and certificate generators (`genPrivateKey`, `genCA`,
 //! `genSelfSignedCert`, `genSignedCert` and their `…WithKey` forms), as
-//! charts use them for webhook certificates. Like Helm, each call makes a
+//! charts use them for webhook certificates, `buildCustomCert`, and
+//! `derivePassword` (deterministic). Like Helm, each call makes a
 //! new key: a template calling one is noted by the Helm engine, because
 //! its output changes on every render.
 //!
@@ -36,7 +37,108 @@ pub(crate) const NAMES: [&str; 7] = [
 ];
 
 /// The functions that make no key: `buildCustomCert`.
-pub(crate) const FUNCTIONS: &[(&str, super::Plain)] = &[("buildCustomCert", build_custom_cert)];
+pub(crate) const FUNCTIONS: &[(&str, super::Plain)] = &[
+    ("buildCustomCert", build_custom_cert),
+    ("derivePassword", derive_password),
+];
+
+/// The Master Password algorithm's name scope.
+const MASTER_PASSWORD_SCOPE: &[u8] = b"com.lyndir.masterpassword";
+
+/// The Master Password algorithm's password templates per type.
+fn password_templates(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "maximum" => &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"],
+        "long" => &[
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
+            "CvccCvcvCvccno",
+        ],
+        "medium" => &["CvcnoCvc", "CvcCvcno"],
+        "short" => &["Cvcn"],
+        "basic" => &["aaanaaan", "aannaaan", "aaannaaa"],
+        "pin" => &["nnnn"],
+        _ => return None,
+    })
+}
+
+/// The characters a password template's letter stands for.
+fn template_characters(letter: u8) -> &'static [u8] {
+    match letter {
+        b'V' => b"AEIOU",
+        b'C' => b"BCDFGHJKLMNPQRSTVWXYZ",
+        b'v' => b"aeiou",
+        b'c' => b"bcdfghjklmnpqrstvwxyz",
+        b'A' => b"AEIOUBCDFGHJKLMNPQRSTVWXYZ",
+        b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
+        b'n' => b"0123456789",
+        b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+        _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
+    }
+}
+
+/// `derivePassword counter type password user site`: the Master Password
+/// algorithm (a scrypt key from the password and user, an HMAC-SHA256 seed
+/// from the site and counter, picking a template and its characters).
+/// Deterministic, so a chart using it renders the same every time. An
+/// unknown type gives Sprig's message as the value, not an error.
+fn derive_password(args: &[Value]) -> Result<Value, String> {
+    let [counter, kind, password, user, site] = exactly::<5>("derivePassword", args)?;
+    let counter = u32::try_from(int(counter)?)
+        .map_err(|_| "derivePassword: the counter is not a uint32".to_string())?;
+    let kind = string(kind)?;
+    let Some(templates) = password_templates(kind) else {
+        return Ok(format!("cannot find password template {kind}").into());
+    };
+    let scoped = |text: &str| {
+        let mut bytes = MASTER_PASSWORD_SCOPE.to_vec();
+        bytes.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    };
+    let params = scrypt::Params::new(15, 8, 2, 64).map_err(|e| e.to_string())?;
+    let mut key = [0u8; 64];
+    scrypt::scrypt(
+        string(password)?.as_bytes(),
+        &scoped(string(user)?),
+        &params,
+        &mut key,
+    )
+    .map_err(|e| format!("failed to create password: {e}"))?;
+    let mut message = scoped(string(site)?);
+    message.extend_from_slice(&counter.to_be_bytes());
+    let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let seed = aws_lc_rs::hmac::sign(&hmac_key, &message);
+    let seed = seed.as_ref();
+    let template = templates[seed[0] as usize % templates.len()];
+    let password: String = template
+        .bytes()
+        .zip(&seed[1..])
+        .map(|(letter, &byte)| {
+            let characters = template_characters(letter);
+            characters[byte as usize % characters.len()] as char
+        })
+        .collect();
+    Ok(password.into())
+}
 
 /// The generators, by name.
 pub(crate) fn functions() -> Vec<(&'static str, Function)> {
@@ -314,6 +416,20 @@ mod tests {
             )
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn derive_password_follows_the_master_password_algorithm() {
+        // Values printed by helm 4.1.4 for the same calls.
+        assert_eq!(
+            render(
+                r#"{{ derivePassword 1 "pin" "secret" "user" "example.com" }}|{{ derivePassword 1 "nope" "s" "u" "x" }}"#
+            )
+            .unwrap(),
+            "6478|cannot find password template nope"
+        );
+        let error = render(r#"{{ derivePassword -1 "pin" "s" "u" "x" }}"#).unwrap_err();
+        assert!(error.contains("uint32"), "{error}");
     }
 
     #[test]

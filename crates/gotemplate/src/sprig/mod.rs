@@ -66,10 +66,8 @@ pub const RANDOM_FUNCTIONS: [&str; 18] = [
 pub(crate) type Plain = fn(&[Value]) -> Result<Value, String>;
 
 /// Sprig names gitplane does not implement (yet), with why.
-pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("derivePassword", "not supported yet"),
-    ("getHostByName", "it would resolve names on the host"),
-];
+pub const NOT_IMPLEMENTED: &[(&str, &str)] =
+    &[("getHostByName", "it would resolve names on the host")];
 
 /// Adds Sprig's functions to a set.
 pub fn add_sprig(set: &mut Templates) {
