@@ -1,9 +1,9 @@
 //! Sprig's key and certificate generators (`genPrivateKey`, `genCA`,
 //! `genSelfSignedCert`, `genSignedCert` and their `…WithKey` forms), as
-//! charts use them for webhook certificates, `buildCustomCert`, and
-//! `derivePassword` (deterministic). Like Helm, each call makes a
+//! charts use them for webhook certificates. Like Helm, each call makes a
 //! new key: a template calling one is noted by the Helm engine, because
-//! its output changes on every render.
+//! its output changes on every render. Also `buildCustomCert` and
+//! `derivePassword`, which are deterministic.
 //!
 //! Differences from Sprig: keys are PEM PKCS#8 (`PRIVATE KEY`; Sprig
 //! writes RSA keys as PKCS#1, `RSA PRIVATE KEY`), which Kubernetes and the
@@ -36,7 +36,7 @@ pub(crate) const NAMES: [&str; 7] = [
     "genSignedCertWithKey",
 ];
 
-/// The functions that make no key: `buildCustomCert`.
+/// The functions that make no key: `buildCustomCert`, `derivePassword`.
 pub(crate) const FUNCTIONS: &[(&str, super::Plain)] = &[
     ("buildCustomCert", build_custom_cert),
     ("derivePassword", derive_password),
@@ -91,6 +91,7 @@ fn template_characters(letter: u8) -> &'static [u8] {
         b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
         b'n' => b"0123456789",
         b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+        // `x`, the only other letter the templates use.
         _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
     }
 }
