@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use gitplane_gotemplate::{Dict, Value};
 use gitplane_object::LoadOptions;
 use gitplane_object::yaml::{Dialect, parse_documents};
 use globset::{GlobBuilder, GlobMatcher};
@@ -19,8 +20,8 @@ use crate::fs::{EntryKind, RelPath, Root};
 pub struct Chart {
     /// `Chart.yaml`.
     pub metadata: Map<String, Json>,
-    /// `values.yaml` (every document merged).
-    pub values: Map<String, Json>,
+    /// `values.yaml` (every document merged), as template values.
+    pub values: ChartValues,
     /// `values.schema.json`, as written.
     pub schema: Option<Vec<u8>>,
     /// `templates/…`: path inside the chart → text (shared by the
@@ -36,6 +37,34 @@ pub struct Chart {
     /// The parent's `Chart.yaml` dependency entry this chart answers
     /// (condition, tags, import-values), once dependencies are resolved.
     pub requested_as: Option<Map<String, Json>>,
+}
+
+/// A chart's values, read once and never changed: every render coalesces
+/// its own copy ([`ChartValues::copy`]), since templates may change the
+/// values they are given (`set .Values …`) and a cached chart serves many
+/// renders.
+#[derive(Debug, Clone, Default)]
+pub struct ChartValues(Dict);
+
+impl ChartValues {
+    /// Values read from YAML.
+    pub fn from_json(values: Map<String, Json>) -> ChartValues {
+        match Value::from_json(&Json::Object(values)) {
+            Value::Map(d) => ChartValues(d),
+            _ => ChartValues::default(),
+        }
+    }
+
+    /// Values computed for this chart (imported ones); `values` must not
+    /// be changed afterwards.
+    pub fn of(values: Dict) -> ChartValues {
+        ChartValues(values)
+    }
+
+    /// A copy of the values of the chart's own, sharing no map with them.
+    pub fn copy(&self) -> Dict {
+        self.0.deep_copy()
+    }
 }
 
 impl Chart {
@@ -220,6 +249,7 @@ fn from_files(
         Some(bytes) => merged_documents(&bytes, &format!("{origin}/values.yaml"), options)?,
         None => Map::new(),
     };
+    let values = ChartValues::from_json(values);
     let schema = files.remove("values.schema.json");
     for special in ["Chart.lock", "requirements.lock"] {
         files.remove(special);

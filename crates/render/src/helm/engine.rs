@@ -52,11 +52,9 @@ pub fn render(
     );
     // Helm's parse order: deeper paths first, then reverse lexical, so a
     // root chart's `define` beats a subchart's of the same name.
-    files.sort_by(|a, b| {
-        let depth = |p: &str| p.matches('/').count();
-        depth(&b.path)
-            .cmp(&depth(&a.path))
-            .then_with(|| b.path.cmp(&a.path))
+    files.sort_by_cached_key(|file| {
+        let depth = file.path.bytes().filter(|b| *b == b'/').count();
+        std::cmp::Reverse((depth, file.path.clone()))
     });
     for file in &files {
         let parsed =

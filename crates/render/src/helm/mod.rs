@@ -816,10 +816,7 @@ fn import_values(chart: &mut Chart) -> Result<Vec<String>, String> {
         }
     }
     values::coalesce_tables(&own, &imported);
-    chart.values = match Value::Map(own).to_json()? {
-        Json::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
+    chart.values = chart::ChartValues::of(own);
     Ok(warnings)
 }
 

@@ -16,7 +16,7 @@ pub fn empty() -> Dict {
 /// The chart's defaults under `user` (changed in place), then each
 /// subchart's under `user[<name>]` with the parent's globals.
 pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
-    coalesce_values(&chart_values(chart), user);
+    coalesce_values(&chart.values.copy(), user);
     for (sub, name) in chart.dependencies.iter().zip(names) {
         let section = match user.get(name) {
             Some(Value::Map(d)) => d,
@@ -36,17 +36,6 @@ pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
             .collect();
         coalesce(sub, &section, &sub_names);
     }
-}
-
-/// A chart's `values.yaml` as template values.
-pub fn chart_values(chart: &Chart) -> Dict {
-    Dict::new(
-        chart
-            .values
-            .iter()
-            .map(|(key, value)| (key.clone(), Value::from_json(value)))
-            .collect(),
-    )
 }
 
 /// `coalesceValues`: defaults fill what the user left out; a user `null`
