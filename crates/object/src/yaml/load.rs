@@ -1,7 +1,8 @@
 //! Parsing YAML streams into JSON values, with hard limits.
 //!
-//! The parser is saphyr-parser's event stream; this module builds
-//! [`serde_json::Value`]s from it (field order preserved), resolves plain scalars by
+//! Simple text is read by the fast path in `fast.rs`; the rest by
+//! saphyr-parser's event stream, from which this module builds
+//! [`serde_json::Value`]s (field order preserved), resolves plain scalars by
 //! [`Dialect`], expands aliases and `<<` merge keys, and enforces [`Limits`] so that
 //! hostile input (a billion-laughs document, deep nesting, a huge file) is refused
 //! with an error instead of exhausting memory.
@@ -93,7 +94,21 @@ pub fn parse_documents(
             ),
         });
     }
-    let mut text = std::borrow::Cow::Borrowed(text.strip_prefix('\u{feff}').unwrap_or(text));
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(documents) = super::fast::parse_simple(text, dialect, limits) {
+        return Ok(documents);
+    }
+    parse_full(text, dialect, limits)
+}
+
+/// Parses every document with saphyr's full YAML parser (what
+/// [`parse_documents`] does with text that is not simple).
+pub(super) fn parse_full(
+    text: &str,
+    dialect: Dialect,
+    limits: &Limits,
+) -> Result<Vec<ParsedDocument>, YamlError> {
+    let mut text = std::borrow::Cow::Borrowed(text);
     // Each retry indents one more quoted scalar's continuation lines.
     for _ in 0..MAX_REINDENTS {
         match parse_events(&text, dialect, limits) {
@@ -412,14 +427,7 @@ impl<'a> Builder<'a> {
             _ if style == ScalarStyle::Plain => resolve_plain(text, self.dialect),
             _ => Resolved::Str,
         };
-        // goyaml.v2 (sigs.k8s.io/yaml) keeps a timestamp read into
-        // interface{} as the text it was written as, "for backward
-        // compatibility"; goyaml.v3 (kyaml) makes a time of it.
-        let resolved = match resolved {
-            Resolved::Timestamp(_) if self.dialect == Dialect::Kubernetes => Resolved::Str,
-            other => other,
-        };
-        resolved_to_value(resolved, text).ok_or_else(|| {
+        scalar_value(resolved, text, self.dialect).ok_or_else(|| {
             error_at(
                 span,
                 "infinity and NaN cannot be represented in a Kubernetes object",
@@ -474,6 +482,18 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// A resolved scalar as a JSON value (`None` for infinity and NaN).
+pub(super) fn scalar_value(resolved: Resolved, text: &str, dialect: Dialect) -> Option<Value> {
+    // goyaml.v2 (sigs.k8s.io/yaml) keeps a timestamp read into
+    // interface{} as the text it was written as, "for backward
+    // compatibility"; goyaml.v3 (kyaml) makes a time of it.
+    let resolved = match resolved {
+        Resolved::Timestamp(_) if dialect == Dialect::Kubernetes => Resolved::Str,
+        other => other,
+    };
+    resolved_to_value(resolved, text)
 }
 
 /// Mapping keys become strings, as `sigs.k8s.io/yaml` converts them for JSON.

@@ -3,6 +3,7 @@
 //! ([`to_yaml`], [`to_yaml_stream`]).
 
 mod emit;
+mod fast;
 mod load;
 mod scalar;
 
