@@ -245,11 +245,12 @@ impl<'a> Exec<'a> {
                 Node::Action(pipe) => {
                     let value = self.pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        let text = match value {
-                            Value::Missing | Value::Nil => "<no value>".to_string(),
-                            v => print_value(&v),
-                        };
-                        self.write(&text)?;
+                        match value {
+                            Value::Missing | Value::Nil => self.write("<no value>")?,
+                            // A string prints as itself: write it without a copy.
+                            Value::String(text) => self.write(&text)?,
+                            v => self.write(&print_value(&v))?,
+                        }
                     }
                 }
                 Node::Branch {

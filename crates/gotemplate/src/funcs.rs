@@ -3,8 +3,8 @@
 //! `slice`, `print`, `printf`, `println`, `html`, `js`, `urlquery`, `call`,
 //! and the comparisons `eq`, `ne`, `lt`, `le`, `gt`, `ge`.
 
+use foldhash::HashMap;
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::fmt::{sprint, sprintf, sprintln};

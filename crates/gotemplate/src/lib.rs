@@ -33,7 +33,9 @@ pub mod value;
 
 mod exec;
 
-use std::collections::HashMap;
+// foldhash (randomly seeded, so names a chart chooses cannot collide on
+// purpose) looks names up faster than SipHash on every call.
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
