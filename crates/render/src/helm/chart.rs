@@ -26,7 +26,7 @@ pub struct Chart {
     pub schema: Option<Vec<u8>>,
     /// `templates/…`: path inside the chart → text (shared by the
     /// chart's copies, as loaded).
-    pub templates: Arc<BTreeMap<String, String>>,
+    pub templates: Arc<BTreeMap<String, Arc<str>>>,
     /// Every other file (`crds/` too): path inside the chart → bytes
     /// (shared by the chart's copies, as loaded).
     pub files: Arc<BTreeMap<String, Vec<u8>>>,
@@ -92,7 +92,7 @@ impl Chart {
 
     /// The bytes of its templates and files, and its subcharts'.
     fn size(&self) -> usize {
-        let templates: usize = self.templates.values().map(String::len).sum();
+        let templates: usize = self.templates.values().map(|t| t.len()).sum();
         let files: usize = self.files.values().map(Vec::len).sum();
         templates + files + self.dependencies.iter().map(Chart::size).sum::<usize>()
     }
@@ -264,7 +264,7 @@ fn from_files(
         let bytes = files.remove(&path).unwrap_or_default();
         let text =
             String::from_utf8(bytes).map_err(|_| error(&path, "template is not UTF-8".into()))?;
-        templates.insert(path, text);
+        templates.insert(path, Arc::from(text));
     }
     let dependencies = subcharts(&mut files, &origin, options)?;
     if metadata.get("type").and_then(Json::as_str) == Some("library") {

@@ -88,7 +88,8 @@ pub fn render(
 /// chart parses the same files, and a parse depends only on the text and
 /// the set's function names, which are the same in every set this engine
 /// makes. Holds at most [`PARSED_MAX_BYTES`] of source text, and starts
-/// over past that.
+/// over past that. The texts it holds are those of the charts (shared), so
+/// the renders of a cached chart find theirs without comparing them.
 static PARSED: LazyLock<Mutex<ParsedSources>> = LazyLock::new(Mutex::default);
 
 /// The most bytes of template source [`PARSED`] keeps.
@@ -97,7 +98,7 @@ const PARSED_MAX_BYTES: usize = 32 << 20;
 #[derive(Default)]
 struct ParsedSources {
     /// Path → (text, its templates) for each text seen at that path.
-    by_path: HashMap<String, Vec<(String, Parsed)>>,
+    by_path: HashMap<String, Vec<(Arc<str>, Parsed)>>,
     bytes: usize,
 }
 
@@ -105,13 +106,17 @@ struct ParsedSources {
 fn parse_once(
     set: &Templates,
     path: &str,
-    text: &str,
+    text: &Arc<str>,
 ) -> Result<Parsed, gitplane_gotemplate::Error> {
     let lock = || PARSED.lock().unwrap_or_else(|p| p.into_inner());
     let known = lock()
         .by_path
         .get(path)
-        .and_then(|texts| texts.iter().find(|(t, _)| t == text))
+        .and_then(|texts| {
+            texts
+                .iter()
+                .find(|(t, _)| Arc::ptr_eq(t, text) || t == text)
+        })
         .map(|(_, parsed)| parsed.clone());
     if let Some(parsed) = known {
         return Ok(parsed);
@@ -126,7 +131,7 @@ fn parse_once(
         .by_path
         .entry(path.to_string())
         .or_default()
-        .push((text.to_string(), parsed.clone()));
+        .push((text.clone(), parsed.clone()));
     Ok(parsed)
 }
 
@@ -168,7 +173,7 @@ fn note_random_calls(set: &mut Templates) -> Arc<Mutex<RandomCalls>> {
 /// A template file with the scope it executes in.
 struct TemplateFile<'c> {
     path: String,
-    text: &'c str,
+    text: &'c Arc<str>,
     scope: Value,
 }
 
