@@ -1,11 +1,13 @@
 //! A fast path for the YAML most files hold: block mappings and sequences
-//! of plain, single-line quoted and literal (`|`, `|-`) scalars, one node
-//! per line, as `helm template`, `kubectl` and most people write it.
+//! of plain, quoted (without escapes) and literal (`|`, `|-`) scalars, and
+//! one-line flow sequences of scalars, as `helm template`, `kubectl` and
+//! most people write it.
 //!
 //! [`parse_simple`] reads such text line by line, several times faster
 //! than the full parser, and gives up (`None`) at the first thing outside
-//! that subset — anchors, tags, flow collections with content, folded or
-//! multi-line scalars, escapes, tabs, complex keys, anything malformed — so
+//! that subset — anchors, tags, flow mappings, nested flow collections,
+//! folded or multi-line plain scalars, escapes, tabs, complex keys,
+//! anything malformed — so
 //! the caller parses the text again with the full parser, which also gives
 //! the errors. Where it answers, it answers what the full parser would:
 //! scalars resolve through the same rules, and the tests compare both
@@ -211,7 +213,7 @@ impl<'t> Reader<'t, '_> {
         }
         let value = match text.as_bytes()[0] {
             b'|' => return self.literal(parent, &text[1..]),
-            b'\'' | b'"' => Value::String(quoted_scalar(text)?),
+            b'\'' | b'"' => Value::String(self.quoted(parent, text)?),
             b'[' => flow_sequence(text, self.dialect)?,
             b'{' => empty_flow(text)?,
             _ => plain_value(plain_scalar(text)?, self.dialect)?,
@@ -220,6 +222,44 @@ impl<'t> Reader<'t, '_> {
         match self.peek() {
             Some((next, _)) if next > parent => None,
             _ => Some(value),
+        }
+    }
+
+    /// A quoted scalar (`text` starts with its quote), on this line or
+    /// continued on lines more indented than `parent`: line breaks fold
+    /// into a space, or stay where blank lines follow them.
+    fn quoted(&mut self, parent: usize, text: &str) -> Option<String> {
+        let quote = text.as_bytes()[0];
+        let mut value = match close_quote(&text[1..], quote) {
+            Close::Closed(value, rest) => return only_comment(rest).then_some(value),
+            Close::Escape => return None,
+            Close::Open(first) => first.trim_end_matches(' ').to_string(),
+        };
+        let mut blank_lines = 0;
+        loop {
+            let line = self.lines.get(self.at)?;
+            self.at += 1;
+            let content = line.trim_start_matches(' ');
+            if content.is_empty() {
+                blank_lines += 1;
+                continue;
+            }
+            if line.len() - content.len() <= parent {
+                return None;
+            }
+            match blank_lines {
+                0 => value.push(' '),
+                n => value.extend(std::iter::repeat_n('\n', n)),
+            }
+            blank_lines = 0;
+            match close_quote(content, quote) {
+                Close::Closed(last, rest) => {
+                    value.push_str(&last);
+                    return only_comment(rest).then_some(value);
+                }
+                Close::Open(part) => value.push_str(part.trim_end_matches(' ')),
+                Close::Escape => return None,
+            }
         }
     }
 
@@ -361,35 +401,52 @@ fn plain_value(text: &str, dialect: Dialect) -> Option<Value> {
     super::load::scalar_value(resolve_plain(text, dialect), text, dialect)
 }
 
-/// A quoted scalar closed on its line, followed by nothing or a comment.
-fn quoted_scalar(text: &str) -> Option<String> {
-    let (value, rest) = quoted(text)?;
-    only_comment(rest).then_some(value)
-}
-
 /// The single-quoted (`''` is a quote) or double-quoted (without escapes)
 /// scalar `text` starts with, closed on its line, and what follows it.
 fn quoted(text: &str) -> Option<(String, &str)> {
-    let inner = &text[1..];
-    if text.starts_with('"') {
-        let quote = inner.find(['"', '\\'])?;
-        return (inner.as_bytes()[quote] == b'"')
-            .then(|| (inner[..quote].to_string(), &inner[quote + 1..]));
+    match close_quote(&text[1..], text.as_bytes()[0]) {
+        Close::Closed(value, rest) => Some((value, rest)),
+        Close::Open(_) | Close::Escape => None,
+    }
+}
+
+/// How a quoted scalar's line ends.
+enum Close<'t> {
+    /// The closing quote: the text before it (unquoted) and what follows.
+    Closed(String, &'t str),
+    /// No closing quote on the line: all of it, unquoted.
+    Open(String),
+    /// A backslash in a double-quoted scalar (escapes are not simple).
+    Escape,
+}
+
+/// Reads `text` (inside a scalar quoted with `quote`) up to its closing
+/// quote.
+fn close_quote(text: &str, quote: u8) -> Close<'_> {
+    if quote == b'"' {
+        return match text.find(['"', '\\']) {
+            Some(end) if text.as_bytes()[end] == b'"' => {
+                Close::Closed(text[..end].to_string(), &text[end + 1..])
+            }
+            Some(_) => Close::Escape,
+            None => Close::Open(text.to_string()),
+        };
     }
     let mut value = String::new();
-    let mut rest = inner;
-    loop {
-        let quote = rest.find('\'')?;
-        value.push_str(&rest[..quote]);
-        rest = &rest[quote + 1..];
+    let mut rest = text;
+    while let Some(end) = rest.find('\'') {
+        value.push_str(&rest[..end]);
+        rest = &rest[end + 1..];
         match rest.strip_prefix('\'') {
             Some(after) => {
                 value.push('\'');
                 rest = after;
             }
-            None => return Some((value, rest)),
+            None => return Close::Closed(value, rest),
         }
     }
+    value.push_str(rest);
+    Close::Open(value)
 }
 
 /// `{}`, followed by nothing or a comment.
@@ -489,6 +546,7 @@ mod tests {
             "url: http://a/b?c=d#e\nk:v: 1\nhash#tag: 2\n",
             "deep:\n  a:\n    b:\n      c:\n      - d\n      - e: f\n        g: h\n",
             "dup: 1\nother: 2\n",
+            "a: \"multi\n  line\"\nb: 'one\n   two  \n\n  three  '\nc: 'it''s\n  ''quoted'' # not a comment\n\n\n  '  # a comment\nd:\n- 'x\n  y'\n",
             "a: [1, \"two\", 'three', four five, true, ~, 0x10]\nb: []\nc: [ x ] # c\nd: [x, y, ]\n",
             "command:\n  - [\"/bin/sh\", \"-c\"]\nargs: [\"--v=2\", \"--port=80\"]\n",
             "annotations:\n  {}\nlabels:\n  []\nname:\n  web\nq:\n  'x'\n",
@@ -524,7 +582,9 @@ mod tests {
             "a: |2\n   x\n",
             "a: |+\n  x\n\n",
             "a: \"esc\\n\"\n",
-            "a: \"multi\n  line\"\n",
+            "a: \"multi\\\n  line\"\n",
+            "a: 'open\nb: 1\n",
+            "a:\n  b: 'under\n  its key'\n",
             "a: plain\n  continued\n",
             "a: b: c\n",
             "\"<<\": {a: 1}\n",
