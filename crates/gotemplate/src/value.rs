@@ -385,8 +385,15 @@ impl Dict {
     }
 
     fn deep_copy_at(&self, depth: usize) -> Dict {
+        // The entries are taken out under the lock and copied after it, so
+        // a map that contains itself is not locked twice.
+        let entries: Vec<(String, Value)> = self
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Dict::new(
-            self.entries()
+            entries
                 .into_iter()
                 .map(|(k, v)| (k, v.deep_copy_at(depth + 1)))
                 .collect(),

@@ -75,13 +75,23 @@ pub fn render(
     let rendered = executed
         .iter()
         .zip(outputs)
-        .map(|(file, out)| (file.path.clone(), out.replace("<no value>", "")))
+        .map(|(file, out)| (file.path.clone(), without_no_value(out)))
         .collect();
     let random_calls = std::mem::take(&mut *random_calls.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Rendered {
         files: rendered,
         random_calls,
     })
+}
+
+/// Output without Go's `<no value>` (Helm removes it), copied only when
+/// it has one.
+fn without_no_value(out: String) -> String {
+    if out.contains("<no value>") {
+        out.replace("<no value>", "")
+    } else {
+        out
+    }
 }
 
 /// Template sources parsed once, by path and text: every render of a
@@ -322,7 +332,7 @@ fn add_helm_functions(set: &mut Templates, lookup: Option<Lookup>) {
         Arc::new(|cx: &mut Context<'_, '_>, args: &[Value]| match args {
             [Value::String(text), dot] => cx
                 .render(text, dot)
-                .map(|out| Value::from(out.replace("<no value>", ""))),
+                .map(|out| Value::from(without_no_value(out))),
             [other, _] => Err(format!(
                 "wrong type for value; expected string; got {}",
                 other.type_name()
