@@ -322,20 +322,31 @@ impl From<f64> for Value {
 /// A Go map: a reference to entries that functions such as `set` change in
 /// place. Readers take a copy of the entries ([`Dict::entries`]) rather than
 /// hold the lock, so a map that contains itself cannot deadlock.
+///
+/// The entries are hashed (templates look keys up far more often than they
+/// list them); everything that lists them sorts them, as Go does.
 #[derive(Clone, Default)]
-pub struct Dict(Arc<RwLock<BTreeMap<String, Value>>>);
+pub struct Dict(Arc<RwLock<Entries>>);
+
+/// A map's entries, by key (foldhash is seeded per process, so keys a
+/// chart chooses cannot collide on purpose).
+type Entries = foldhash::HashMap<String, Value>;
 
 impl Dict {
     /// A map holding `entries`.
     pub fn new(entries: BTreeMap<String, Value>) -> Dict {
+        Dict::of(entries.into_iter().collect())
+    }
+
+    fn of(entries: Entries) -> Dict {
         Dict(Arc::new(RwLock::new(entries)))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Value>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.0.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Value>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
         self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -371,12 +382,17 @@ impl Dict {
 
     /// A copy of the entries, sorted by key (values are shared).
     pub fn entries(&self) -> BTreeMap<String, Value> {
-        self.read().clone()
+        self.read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
+        let mut keys: Vec<String> = self.read().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// A copy sharing no map with this one (see [`Value::deep_copy`]).
@@ -392,7 +408,7 @@ impl Dict {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Dict::new(
+        Dict::of(
             entries
                 .into_iter()
                 .map(|(k, v)| (k, v.deep_copy_at(depth + 1)))
