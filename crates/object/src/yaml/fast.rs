@@ -24,7 +24,7 @@ pub(super) fn parse_simple(
     dialect: Dialect,
     limits: &Limits,
 ) -> Option<Vec<ParsedDocument>> {
-    if text.contains(['\r', '\t']) {
+    if text.bytes().any(|b| b == b'\r' || b == b'\t') {
         return None;
     }
     let lines: Vec<&str> = text.split('\n').collect();
@@ -139,10 +139,10 @@ impl<'t> Reader<'t, '_> {
             };
             self.at += 1;
             let value = self.value(indent, text, true)?;
-            if map.contains_key(&key) && !self.limits.last_key_wins {
+            // A key given twice keeps its first place and its last value.
+            if map.insert(key, value).is_some() && !self.limits.last_key_wins {
                 return None;
             }
-            map.insert(key, value);
             match self.peek() {
                 Some((next, rest)) if next == indent => {
                     if is_sequence_entry(rest) {
@@ -383,13 +383,21 @@ fn starts_with_indicator(text: &str) -> bool {
 /// The plain scalar of a value's text: up to a comment, without trailing
 /// blanks; `None` when it is not a simple one.
 fn plain_scalar(text: &str) -> Option<&str> {
-    let end = text.find(" #").unwrap_or(text.len());
+    // One pass: the comment's start, and no `: ` before it.
+    let bytes = text.as_bytes();
+    let mut end = bytes.len();
+    for (i, pair) in bytes.windows(2).enumerate() {
+        match pair {
+            [b' ', b'#'] => {
+                end = i;
+                break;
+            }
+            [b':', b' '] => return None,
+            _ => {}
+        }
+    }
     let scalar = text[..end].trim_end_matches(' ');
-    if scalar.is_empty()
-        || starts_with_indicator(scalar)
-        || scalar.contains(": ")
-        || scalar.ends_with(':')
-    {
+    if scalar.is_empty() || starts_with_indicator(scalar) || scalar.ends_with(':') {
         return None;
     }
     Some(scalar)
