@@ -388,6 +388,15 @@ impl Dict {
             .collect()
     }
 
+    /// A copy of the entries in no particular order (values are shared):
+    /// for work that visits every key and does not depend on their order.
+    pub fn unordered_entries(&self) -> Vec<(String, Value)> {
+        self.read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.read().keys().cloned().collect();
@@ -403,11 +412,7 @@ impl Dict {
     fn deep_copy_at(&self, depth: usize) -> Dict {
         // The entries are taken out under the lock and copied after it, so
         // a map that contains itself is not locked twice.
-        let entries: Vec<(String, Value)> = self
-            .read()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let entries = self.unordered_entries();
         Dict::of(
             entries
                 .into_iter()

@@ -40,9 +40,8 @@ pub struct Chart {
 }
 
 /// A chart's values, read once and never changed: every render coalesces
-/// its own copy ([`ChartValues::copy`]), since templates may change the
-/// values they are given (`set .Values …`) and a cached chart serves many
-/// renders.
+/// copies of them, since templates may change the values they are given
+/// (`set .Values …`) and a cached chart serves many renders.
 #[derive(Debug, Clone, Default)]
 pub struct ChartValues(Dict);
 
@@ -61,9 +60,10 @@ impl ChartValues {
         ChartValues(values)
     }
 
-    /// A copy of the values of the chart's own, sharing no map with them.
-    pub fn copy(&self) -> Dict {
-        self.0.deep_copy()
+    /// The values themselves, to read and copy from: never to be changed
+    /// or handed to templates (see [`super::values::coalesce`]).
+    pub(super) fn read_only(&self) -> &Dict {
+        &self.0
     }
 }
 

@@ -16,7 +16,7 @@ pub fn empty() -> Dict {
 /// The chart's defaults under `user` (changed in place), then each
 /// subchart's under `user[<name>]` with the parent's globals.
 pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
-    coalesce_values(&chart.values.copy(), user);
+    coalesce_values(chart.values.read_only(), user);
     for (sub, name) in chart.dependencies.iter().zip(names) {
         let section = match user.get(name) {
             Some(Value::Map(d)) => d,
@@ -38,12 +38,12 @@ pub fn coalesce(chart: &Chart, user: &Dict, names: &[String]) {
     }
 }
 
-/// `coalesceValues`: defaults fill what the user left out; a user `null`
-/// deletes the key.
+/// `coalesceValues`: defaults fill what the user left out (copies of
+/// them: `defaults` are not changed); a user `null` deletes the key.
 fn coalesce_values(defaults: &Dict, user: &Dict) {
-    for (key, default) in defaults.entries() {
+    for (key, default) in defaults.unordered_entries() {
         match user.get(&key) {
-            None => user.insert(key, default),
+            None => user.insert(key, default.deep_copy()),
             Some(Value::Nil) => {
                 user.remove(&key);
             }
@@ -58,14 +58,15 @@ fn coalesce_values(defaults: &Dict, user: &Dict) {
 }
 
 /// `coalesceTablesFullKey`: `dst` is authoritative; a `null` in `dst`
-/// removes the key, missing keys come from `src`, tables merge.
+/// removes the key, missing keys come from `src` (copied: `src` is not
+/// changed, nor shared with `dst`), tables merge.
 pub fn coalesce_tables(dst: &Dict, src: &Dict) {
-    for (key, value) in src.entries() {
+    for (key, value) in src.unordered_entries() {
         match dst.get(&key) {
             Some(Value::Nil) => {
                 dst.remove(&key);
             }
-            None => dst.insert(key, value),
+            None => dst.insert(key, value.deep_copy()),
             Some(Value::Map(d)) => {
                 if let Value::Map(s) = value {
                     coalesce_tables(&d, &s);
@@ -87,7 +88,7 @@ fn coalesce_globals(sub: &Dict, parent: &Dict) {
         Some(Value::Map(d)) => d,
         _ => empty(),
     };
-    for (key, value) in parent_globals.entries() {
+    for (key, value) in parent_globals.unordered_entries() {
         match (&value, sub_globals.get(&key)) {
             (Value::Map(src), Some(Value::Map(dst))) => {
                 let merged = src.deep_copy();
@@ -102,7 +103,7 @@ fn coalesce_globals(sub: &Dict, parent: &Dict) {
 
 /// `MergeMaps` of user values: later values win, tables merge.
 pub fn merge_into(dst: &Dict, src: &Dict) {
-    for (key, value) in src.entries() {
+    for (key, value) in src.unordered_entries() {
         match (dst.get(&key), value) {
             (Some(Value::Map(d)), Value::Map(s)) => merge_into(&d, &s),
             (_, value) => dst.insert(key, value),
