@@ -498,8 +498,7 @@ impl<'a> Exec<'a> {
                 "nil pointer evaluating interface {{}}.{name}"
             ))),
             Value::Object(object) => {
-                let mut values = self.args(dot, args)?;
-                values.extend(last.map(as_argument));
+                let values = self.args(dot, args, last)?;
                 match object.member(name, &values) {
                     Some(result) => {
                         result.map_err(|e| Failure::new(format!("error calling {name}: {e}")))
@@ -534,10 +533,14 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn args(&mut self, dot: &Value, args: &[Arg]) -> Result<Vec<Value>> {
-        args.iter()
-            .map(|a| self.arg(dot, a).map(as_argument))
-            .collect()
+    /// The arguments' values, then `last` (the value piped in), if any.
+    fn args(&mut self, dot: &Value, args: &[Arg], last: Option<Value>) -> Result<Vec<Value>> {
+        let mut values = Vec::with_capacity(args.len() + usize::from(last.is_some()));
+        for arg in args {
+            values.push(as_argument(self.arg(dot, arg)?));
+        }
+        values.extend(last.map(as_argument));
+        Ok(values)
     }
 
     /// The value of one word used as an argument.
@@ -589,8 +592,7 @@ impl<'a> Exec<'a> {
             .set
             .function(name)
             .ok_or_else(|| Failure::new(format!("{name:?} is not a defined function")))?;
-        let mut values = self.args(dot, args)?;
-        values.extend(last.map(as_argument));
+        let values = self.args(dot, args, last)?;
         let mut context = crate::Context { exec: self };
         function(&mut context, &values)
             .map_err(|e| Failure::new(format!("error calling {name}: {e}")))
