@@ -24,7 +24,7 @@ pub(super) fn parse_simple(
     dialect: Dialect,
     limits: &Limits,
 ) -> Option<Vec<ParsedDocument>> {
-    if text.bytes().any(|b| b == b'\r' || b == b'\t') {
+    if memchr::memchr2(b'\r', b'\t', text.as_bytes()).is_some() {
         return None;
     }
     let lines: Vec<&str> = text.split('\n').collect();
