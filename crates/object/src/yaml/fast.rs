@@ -37,6 +37,10 @@ pub(super) fn parse_simple(
                 return None;
             }
             documents.extend(document(&lines, start, i, explicit, dialect, limits)?);
+            // Past the limit, the full parser refuses the file early.
+            if documents.len() > limits.max_documents {
+                return None;
+            }
             start = i + 1;
             explicit = true;
         }
@@ -505,7 +509,7 @@ fn only_comment(rest: &str) -> bool {
 mod tests {
     use super::*;
     use crate::yaml::load::parse_full;
-    use crate::yaml::to_yaml_stream;
+    use crate::yaml::{parse_documents, to_yaml_stream};
 
     fn full(text: &str, limits: &Limits) -> Vec<ParsedDocument> {
         parse_full(text, Dialect::Kubernetes, limits).unwrap()
@@ -622,6 +626,19 @@ mod tests {
         let lenient = Limits::lenient();
         let fast = parse_simple(text, Dialect::Kubernetes, &lenient);
         assert_eq!(fast, Some(full(text, &lenient)));
+    }
+
+    #[test]
+    fn documents_past_the_limit_are_left_to_the_full_parser() {
+        let limits = Limits {
+            max_documents: 2,
+            ..Limits::default()
+        };
+        let two = "a: 1\n---\nb: 2\n";
+        assert!(parse_simple(two, Dialect::Kubernetes, &limits).is_some());
+        let many = "a: 1\n---\n".repeat(1000) + "b: 2\n";
+        assert_eq!(parse_simple(&many, Dialect::Kubernetes, &limits), None);
+        assert!(parse_documents(&many, Dialect::Kubernetes, &limits).is_err());
     }
 
     #[test]
