@@ -24,7 +24,9 @@ pub(super) fn parse_simple(
     dialect: Dialect,
     limits: &Limits,
 ) -> Option<Vec<ParsedDocument>> {
-    if memchr::memchr2(b'\r', b'\t', text.as_bytes()).is_some() {
+    // Tabs and carriage returns have rules of their own; NUL and a byte
+    // order mark inside a document are errors the full parser reports.
+    if memchr::memchr3(b'\r', b'\t', 0, text.as_bytes()).is_some() || text.contains('\u{feff}') {
         return None;
     }
     let lines: Vec<&str> = text.split('\n').collect();
@@ -342,9 +344,18 @@ fn split_entry(text: &str) -> Option<(Key<'_>, &str)> {
         let end = key_end(text)?;
         (Key::Plain(&text[..end]), &text[end..])
     };
+    // YAML limits an implicit key to 1024 characters; long ones (counted
+    // in bytes here, which is more) go to the full parser, which refuses
+    // the longest.
+    if text.len() - rest.len() > MAX_KEY_BYTES {
+        return None;
+    }
     let value = rest.strip_prefix(':')?;
     (value.is_empty() || value.starts_with(' ')).then(|| (key, value.trim_start_matches(' ')))
 }
+
+/// The longest key, quotes included, the fast path reads.
+const MAX_KEY_BYTES: usize = 1000;
 
 /// Where a plain key ends (its `:`), if the text is an entry.
 fn key_end(text: &str) -> Option<usize> {
@@ -617,6 +628,48 @@ mod tests {
         ] {
             declined(text);
         }
+    }
+
+    #[test]
+    fn unusual_characters_read_as_the_full_parser_reads_them() {
+        let limits = Limits::default();
+        let unusual = (0u32..32)
+            .chain([
+                0x7f, 0x80, 0x85, 0x9f, 0xa0, 0xd7ff, 0xe000, 0xfeff, 0xfffe, 0xffff,
+            ])
+            .chain([0x10000, 0x10ffff])
+            .filter_map(char::from_u32);
+        for c in unusual {
+            for text in [
+                format!("a: b{c}c\n"),
+                format!("a: '{c}'\n"),
+                format!("a: |\n  x{c}y\n"),
+                format!("k{c}: 1\n"),
+            ] {
+                if let Some(fast) = parse_simple(&text, Dialect::Kubernetes, &limits) {
+                    let full = parse_full(&text, Dialect::Kubernetes, &limits);
+                    assert_eq!(Ok(fast), full, "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_keys_read_as_the_full_parser_reads_them() {
+        let limits = Limits::default();
+        for n in [1000, 1022, 1024, 1025, 2000] {
+            let key = "k".repeat(n);
+            for text in [
+                format!("{key}: 1\n"),
+                format!("'{key}': 1\n"),
+                format!("- {key}: 1\n"),
+            ] {
+                if let Some(fast) = parse_simple(&text, Dialect::Kubernetes, &limits) {
+                    assert_eq!(Ok(fast), parse_full(&text, Dialect::Kubernetes, &limits));
+                }
+            }
+        }
+        assert!(parse_simple("k: 1\n", Dialect::Kubernetes, &limits).is_some());
     }
 
     #[test]
