@@ -814,6 +814,49 @@ mod tests {
     }
 
     #[test]
+    fn mutated_documents_read_as_the_full_parser_reads_them() {
+        // Realistic documents with a few characters inserted, removed or
+        // replaced: wherever the fast path answers, it must agree.
+        const BASES: &[&str] = &[
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  labels:\n    app: \"web\"\ndata:\n  a: |\n    line one\n\n    line: two\n  b: 'x''y'\n",
+            "spec:\n  containers:\n  - name: app\n    args: [\"--v=2\", run]\n    ports:\n    - containerPort: 80\n      protocol: TCP\n  - name: side # comment\n    image: x:1\n",
+            "a:\n  - 1\n  -\n    b: ~\n  - - x\nc: >\n  folded\nd: \"two\n  lines\"\n---\ne: {}\n",
+        ];
+        const CHARS: &[u8] = b" :-#'\"\n[]{},|>&*!?%@`\\.~0a";
+        let mut rng = Trees(0x2545_f491_4f6c_dd1d);
+        let limits = Limits::default();
+        let mut answered = 0;
+        for _ in 0..4000 {
+            let mut text = BASES[rng.next(BASES.len() as u64) as usize]
+                .as_bytes()
+                .to_vec();
+            for _ in 0..=rng.next(3) {
+                let at = rng.next(text.len() as u64) as usize;
+                let c = CHARS[rng.next(CHARS.len() as u64) as usize];
+                match rng.next(3) {
+                    0 => text.insert(at, c),
+                    1 => {
+                        text.remove(at);
+                    }
+                    _ => text[at] = c,
+                }
+            }
+            let Ok(text) = String::from_utf8(text) else {
+                continue;
+            };
+            if let Some(fast) = parse_simple(&text, Dialect::Kubernetes, &limits) {
+                assert_eq!(
+                    Ok(fast),
+                    parse_full(&text, Dialect::Kubernetes, &limits),
+                    "{text:?}"
+                );
+                answered += 1;
+            }
+        }
+        assert!(answered > 1000, "the fast path answered only {answered}");
+    }
+
+    #[test]
     fn generated_documents_read_as_the_full_parser_reads_them() {
         let mut trees = Trees(0x9e37_79b9_7f4a_7c15);
         let limits = Limits::default();
