@@ -309,7 +309,24 @@ fn indent(name: &str, args: &[Value], prefix: &str) -> Result<Value, String> {
     let spaces = usize::try_from(int(spaces)?).unwrap_or(0);
     let pad = " ".repeat(spaces);
     let text = string(v)?;
-    Ok(format!("{prefix}{pad}{}", text.replace('\n', &format!("\n{pad}"))).into())
+    // One pass into one buffer: this runs on most lines a chart prints.
+    let breaks = line_breaks(text);
+    let mut out = String::with_capacity(prefix.len() + text.len() + pad.len() * (breaks + 1));
+    out.push_str(prefix);
+    out.push_str(&pad);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(out.into())
+}
+
+/// Line breaks in `text`.
+fn line_breaks(text: &str) -> usize {
+    text.bytes().filter(|b| *b == b'\n').count()
 }
 
 /// `quote`/`squote`: each non-nil argument as a string, quoted, joined by

@@ -192,23 +192,38 @@ pub struct Print {
 
 /// `helm template`'s stdout.
 pub fn print(manifests: &[Document], hooks: &[Document], options: &Print) -> String {
-    let mut manifest = String::new();
+    let mut out = String::new();
     for (source, text) in &options.crds {
-        manifest.push_str(&format!("---\n# Source: {source}\n{text}\n"));
+        push_document(&mut out, source, text);
     }
     for m in manifests {
-        manifest.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        push_document(&mut out, &m.source, &m.content);
     }
-    let mut out = format!("{}\n", manifest.trim());
+    // Helm trims what the CRDs and manifests make, then ends it with a
+    // line break; trimmed in place, as it is most of the output.
+    let end = out.trim_end().len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    out.drain(..start);
+    out.push('\n');
     if options.hooks {
         for h in hooks {
             if options.skip_tests && h.is_test() {
                 continue;
             }
-            out.push_str(&format!("---\n# Source: {}\n{}\n", h.source, h.content));
+            push_document(&mut out, &h.source, &h.content);
         }
     }
     out
+}
+
+/// `---`, the `# Source:` line and the document, each ending a line.
+fn push_document(out: &mut String, source: &str, text: &str) {
+    out.push_str("---\n# Source: ");
+    out.push_str(source);
+    out.push('\n');
+    out.push_str(text);
+    out.push('\n');
 }
 
 /// `helm template --show-only`: the documents of `output` rendered from the
