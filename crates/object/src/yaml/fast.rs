@@ -682,28 +682,31 @@ mod tests {
     }
 
     #[test]
-    fn documents_past_the_limit_are_left_to_the_full_parser() {
-        let limits = Limits {
-            max_documents: 2,
-            ..Limits::default()
-        };
-        let two = "a: 1\n---\nb: 2\n";
-        assert!(parse_simple(two, Dialect::Kubernetes, &limits).is_some());
-        let many = "a: 1\n---\n".repeat(1000) + "b: 2\n";
-        assert_eq!(parse_simple(&many, Dialect::Kubernetes, &limits), None);
-        assert!(parse_documents(&many, Dialect::Kubernetes, &limits).is_err());
-    }
-
-    #[test]
-    fn nesting_past_the_limit_is_left_to_the_full_parser() {
-        let limits = Limits {
-            max_depth: 3,
-            ..Limits::default()
-        };
-        let shallow = "a:\n  b: 1\n";
-        assert!(parse_simple(shallow, Dialect::Kubernetes, &limits).is_some());
-        let deep = "a:\n  b:\n    c:\n      d: 1\n";
-        assert_eq!(parse_simple(deep, Dialect::Kubernetes, &limits), None);
+    fn texts_past_a_limit_are_left_to_the_full_parser() {
+        // (limits, a text within them, a text past them)
+        let cases = [
+            (
+                Limits {
+                    max_documents: 2,
+                    ..Limits::default()
+                },
+                "a: 1\n---\nb: 2\n".to_string(),
+                "a: 1\n---\n".repeat(1000) + "b: 2\n",
+            ),
+            (
+                Limits {
+                    max_depth: 3,
+                    ..Limits::default()
+                },
+                "a:\n  b: 1\n".to_string(),
+                "a:\n  b:\n    c:\n      d: 1\n".to_string(),
+            ),
+        ];
+        for (limits, within, past) in cases {
+            assert!(parse_simple(&within, Dialect::Kubernetes, &limits).is_some());
+            assert_eq!(parse_simple(&past, Dialect::Kubernetes, &limits), None);
+            assert!(parse_documents(&past, Dialect::Kubernetes, &limits).is_err());
+        }
     }
 
     /// A small deterministic generator of JSON trees (xorshift).
