@@ -382,10 +382,7 @@ impl Dict {
 
     /// A copy of the entries, sorted by key (values are shared).
     pub fn entries(&self) -> BTreeMap<String, Value> {
-        self.read()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.unordered_entries().into_iter().collect()
     }
 
     /// A copy of the entries in no particular order (values are shared):

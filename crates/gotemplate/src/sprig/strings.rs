@@ -310,7 +310,7 @@ fn indent(name: &str, args: &[Value], prefix: &str) -> Result<Value, String> {
     let pad = " ".repeat(spaces);
     let text = string(v)?;
     // One pass into one buffer: this runs on most lines a chart prints.
-    let breaks = line_breaks(text);
+    let breaks = text.bytes().filter(|b| *b == b'\n').count();
     let mut out = String::with_capacity(prefix.len() + text.len() + pad.len() * (breaks + 1));
     out.push_str(prefix);
     out.push_str(&pad);
@@ -322,11 +322,6 @@ fn indent(name: &str, args: &[Value], prefix: &str) -> Result<Value, String> {
         out.push_str(line);
     }
     Ok(out.into())
-}
-
-/// Line breaks in `text`.
-fn line_breaks(text: &str) -> usize {
-    text.bytes().filter(|b| *b == b'\n').count()
 }
 
 /// `quote`/`squote`: each non-nil argument as a string, quoted, joined by

@@ -7,9 +7,8 @@
 //! than the full parser, and gives up (`None`) at the first thing outside
 //! that subset — anchors, tags, flow mappings, nested flow collections,
 //! folded or multi-line plain scalars, escapes, tabs, complex keys,
-//! anything malformed — so
-//! the caller parses the text again with the full parser, which also gives
-//! the errors. Where it answers, it answers what the full parser would:
+//! anything malformed — so the caller parses the text again with the full
+//! parser, which also gives the errors. Where it answers, it answers what the full parser would:
 //! scalars resolve through the same rules, and the tests compare both
 //! parsers on every input they try.
 
@@ -30,32 +29,29 @@ pub(super) fn parse_simple(
         return None;
     }
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut documents = Vec::new();
-    let mut start = 0;
-    let mut explicit = false;
+    // Where each document ends: at a `---` line, the last at the end.
+    let mut ends = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.starts_with("---") || line.starts_with("...") || line.starts_with('%') {
             if *line != "---" {
                 return None;
             }
-            documents.extend(document(&lines, start, i, explicit, dialect, limits)?);
-            // Past the limit, the full parser refuses the file early.
-            if documents.len() > limits.max_documents {
-                return None;
-            }
-            start = i + 1;
-            explicit = true;
+            ends.push(i);
         }
     }
-    documents.extend(document(
-        &lines,
-        start,
-        lines.len(),
-        explicit,
-        dialect,
-        limits,
-    )?);
-    (documents.len() <= limits.max_documents).then_some(documents)
+    ends.push(lines.len());
+    let mut documents = Vec::new();
+    let mut start = 0;
+    for (n, end) in ends.into_iter().enumerate() {
+        let explicit = n > 0;
+        documents.extend(document(&lines, start, end, explicit, dialect, limits)?);
+        // Past the limit, the full parser refuses the file early.
+        if documents.len() > limits.max_documents {
+            return None;
+        }
+        start = end + 1;
+    }
+    Some(documents)
 }
 
 /// The document in `lines[start..end]`: `Some(None)` when there is none
@@ -83,8 +79,8 @@ fn document(
     let line = reader.at + 1;
     let value = if is_sequence_entry(rest) {
         reader.sequence(indent)?
-    } else if split_entry(rest).is_some() {
-        reader.mapping(indent, None)?
+    } else if let Some(entry) = split_entry(rest) {
+        reader.mapping(indent, entry)?
     } else {
         return None;
     };
@@ -126,17 +122,15 @@ impl<'t> Reader<'t, '_> {
         (self.depth < self.limits.max_depth).then_some(())
     }
 
-    /// The block mapping whose keys sit at `indent`; its first entry is
-    /// `first` when it starts after a sequence's `- `, else the next line.
-    fn mapping(&mut self, indent: usize, first: Option<&'t str>) -> Option<Value> {
+    /// The block mapping whose keys sit at `indent`, from its first entry
+    /// (split by the caller) on the current line: the next one, or a
+    /// sequence entry's line after its `- `.
+    fn mapping(&mut self, indent: usize, first: (Key<'t>, &'t str)) -> Option<Value> {
         self.enter()?;
         let mut map = Map::new();
-        let mut entry = match first {
-            Some(text) => text,
-            None => self.peek()?.1,
-        };
+        let mut entry = first;
         loop {
-            let (key, text) = split_entry(entry)?;
+            let (key, text) = entry;
             let key = match key {
                 Key::Plain(text) => plain_key(text, self.dialect)?,
                 // A quoted `<<` is still a merge key.
@@ -154,7 +148,7 @@ impl<'t> Reader<'t, '_> {
                     if is_sequence_entry(rest) {
                         return None;
                     }
-                    entry = rest;
+                    entry = split_entry(rest)?;
                 }
                 Some((next, _)) if next > indent => return None,
                 _ => break,
@@ -181,9 +175,9 @@ impl<'t> Reader<'t, '_> {
             let column = indent + rest.len() - item.len();
             let value = if is_sequence_entry(item) {
                 return None;
-            } else if split_entry(item).is_some() {
+            } else if let Some(entry) = split_entry(item) {
                 // A mapping starting on the entry's line reads that line.
-                self.mapping(column, Some(item))?
+                self.mapping(column, entry)?
             } else {
                 self.at += 1;
                 self.value(indent, item, false)?
@@ -203,8 +197,8 @@ impl<'t> Reader<'t, '_> {
                 Some((next, rest)) if next > parent => {
                     if is_sequence_entry(rest) {
                         self.sequence(next)
-                    } else if split_entry(rest).is_some() {
-                        self.mapping(next, None)
+                    } else if let Some(entry) = split_entry(rest) {
+                        self.mapping(next, entry)
                     } else {
                         // A scalar on the line below its key.
                         self.at += 1;
@@ -273,11 +267,7 @@ impl<'t> Reader<'t, '_> {
     /// lines more indented than `parent`.
     fn literal(&mut self, parent: usize, header: &str) -> Option<Value> {
         let strip = header.starts_with('-');
-        let comment = header.strip_prefix('-').unwrap_or(header);
-        if !(comment.is_empty()
-            || comment.starts_with(" #")
-            || comment.trim_matches(' ').is_empty())
-        {
+        if !only_comment(header.strip_prefix('-').unwrap_or(header)) {
             return None;
         }
         // The first line with content sets the indentation.
@@ -563,6 +553,7 @@ mod tests {
             "a: |\n\n  x\n",
             "a: |\n  x\n    y\n  # not a comment\n # a comment\nb: 1",
             "a: | # comment\n  x\n",
+            "a: |  # comment\n  x\nb: |-   \n  y\n",
             "s:\n  - |\n    one\n  - two\n",
             "v: ~\nw: null\nx: true\nyy: 1.5\nz: 0x1F\nt: 2001-12-14\nu: yes\nq: 1e3\n",
             "empty:\nnext: 1\n",
