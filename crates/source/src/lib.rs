@@ -360,15 +360,17 @@ impl Sources {
                 dir,
             });
         }
-        // One writer per commit; others wait for it.
+        // One writer per commit; others wait for it. The existence check is
+        // made while holding the lock, so a writer that finished between a
+        // waiter's check and its turn is seen and not repeated.
         loop {
+            let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
             if dir.exists() {
                 return Ok(Snapshot {
                     commit: commit.to_string(),
                     dir,
                 });
             }
-            let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
             if writing.insert(commit.to_string()) {
                 break;
             }
@@ -450,7 +452,13 @@ impl Sources {
                 std::fs::write(&target, &data).map_err(|e| fail(&e))?;
             }
         }
-        std::fs::rename(&temporary, dir).map_err(|e| fail(&e))?;
+        if let Err(error) = std::fs::rename(&temporary, dir) {
+            let _ = std::fs::remove_dir_all(&temporary);
+            // Another gitplane process sharing the cache extracted it first.
+            if !dir.exists() {
+                return Err(fail(&error));
+            }
+        }
         Ok(())
     }
 
