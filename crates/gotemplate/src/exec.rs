@@ -551,7 +551,7 @@ impl<'a> Exec<'a> {
             Arg::Bool(b) => Ok(Value::Bool(*b)),
             Arg::Int(n, _) => Ok(Value::Int(*n)),
             Arg::Float(f, _) => Ok(Value::Float(*f)),
-            Arg::Str(s) => Ok(Value::string(s.as_str())),
+            Arg::Str(s) => Ok(Value::String(s.clone())),
             Arg::Field(names) => self.field_chain(dot, dot.clone(), names, &[], None),
             Arg::Variable(name, names) if names.is_empty() => self.variable(name),
             Arg::Variable(name, names) => {

@@ -219,7 +219,10 @@ fn format_int(n: i64, spec: &Spec) -> Option<String> {
         'c' => return Some(char::from_u32(n as u32).unwrap_or('\u{FFFD}').to_string()),
         'q' => {
             let c = char::from_u32(n as u32).unwrap_or('\u{FFFD}');
-            return Some(format!("'{}'", escape_char(c, '\'')));
+            let mut quoted = String::from("'");
+            push_escaped(&mut quoted, c, '\'');
+            quoted.push('\'');
+            return Some(quoted);
         }
         'U' => return Some(format!("U+{:04X}", n)),
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 's' | 't' => return None,
@@ -235,35 +238,50 @@ fn format_int(n: i64, spec: &Spec) -> Option<String> {
 
 /// Go's `strconv.Quote`.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
     for c in s.chars() {
-        out.push_str(&escape_char(c, '"'));
+        push_escaped(&mut out, c, '"');
     }
     out.push('"');
     out
 }
 
-fn escape_char(c: char, quote: char) -> String {
-    match c {
-        '\u{7}' => "\\a".into(),
-        '\u{8}' => "\\b".into(),
-        '\u{c}' => "\\f".into(),
-        '\n' => "\\n".into(),
-        '\r' => "\\r".into(),
-        '\t' => "\\t".into(),
-        '\u{b}' => "\\v".into(),
-        '\\' => "\\\\".into(),
-        c if c == quote => format!("\\{c}"),
-        c if (c as u32) < 0x20 || c == '\u{7f}' => format!("\\x{:02x}", c as u32),
-        c if c.is_control() => {
-            if (c as u32) < 0x10000 {
-                format!("\\u{:04x}", c as u32)
-            } else {
-                format!("\\U{:08x}", c as u32)
-            }
+/// Appends `c` as it appears inside `quote`s in Go's quoting.
+fn push_escaped(out: &mut String, c: char, quote: char) {
+    use std::fmt::Write as _;
+    let escape = match c {
+        '\u{7}' => "\\a",
+        '\u{8}' => "\\b",
+        '\u{c}' => "\\f",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        '\u{b}' => "\\v",
+        '\\' => "\\\\",
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+            return;
         }
-        c => c.to_string(),
-    }
+        c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+            return;
+        }
+        c if c.is_control() && (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+            return;
+        }
+        c if c.is_control() => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+            return;
+        }
+        c => {
+            out.push(c);
+            return;
+        }
+    };
+    out.push_str(escape);
 }
 
 /// Go's `fmt.Sprintf`.

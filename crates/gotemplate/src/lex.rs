@@ -289,7 +289,7 @@ impl Lexer<'_> {
         if matches!(bytes.first(), Some(b'+' | b'-')) {
             len = 1;
         }
-        let hex = self.rest()[len..].to_ascii_lowercase().starts_with("0x");
+        let hex = matches!(bytes.get(len..len + 2), Some([b'0', b'x' | b'X']));
         while len < bytes.len() {
             let b = bytes[len];
             let exponent_sign = matches!(b, b'+' | b'-')

@@ -333,24 +333,58 @@ impl Templates {
     /// [`Templates::execute`] executes one (each with its own budget), on
     /// one thread; stops at the first error.
     pub fn execute_each(&self, jobs: &[(&str, &Value)]) -> Result<Vec<String>, Error> {
+        self.execute_each_then(jobs, |_, output| output)
+    }
+
+    /// [`Templates::execute_each`], handing each output to `then` on the
+    /// calling thread as soon as its template has run, while the next one
+    /// runs: work on the outputs (parsing them, say) overlaps execution.
+    /// `then` gets each job's index and output, in order; an execution
+    /// error is returned even when `then` already handled earlier outputs.
+    pub fn execute_each_then<T>(
+        &self,
+        jobs: &[(&str, &Value)],
+        mut then: impl FnMut(usize, String) -> T,
+    ) -> Result<Vec<T>, Error> {
         const STACK: usize = 256 << 20;
+        const BATCH_BYTES: usize = 64 << 10;
+        let (outputs, received) = std::sync::mpsc::channel::<Vec<String>>();
         std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
                 .name("gotemplate".into())
                 .stack_size(STACK)
-                .spawn_scoped(scope, || {
-                    jobs.iter()
-                        .map(|(name, data)| {
-                            let mut budget =
-                                Budget::new(self.options.limits.clone(), self.options.seed, name);
-                            Exec::run(self, &mut budget, name, data)
-                        })
-                        .collect()
+                .spawn_scoped(scope, move || {
+                    // Outputs go in batches: waking the calling thread for
+                    // each small output costs more than handling it.
+                    let mut batch = Vec::new();
+                    let mut batch_bytes = 0;
+                    for (name, data) in jobs {
+                        let mut budget =
+                            Budget::new(self.options.limits.clone(), self.options.seed, name);
+                        let output = Exec::run(self, &mut budget, name, data)?;
+                        batch_bytes += output.len();
+                        batch.push(output);
+                        if batch_bytes >= BATCH_BYTES {
+                            batch_bytes = 0;
+                            if outputs.send(std::mem::take(&mut batch)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    let _ = outputs.send(batch);
+                    Ok(())
                 })
                 .map_err(|e| Error::exec(format!("template: cannot start execution: {e}")))?;
+            let handled: Vec<T> = received
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(index, output)| then(index, output))
+                .collect();
             worker
                 .join()
-                .unwrap_or_else(|_| Err(Error::exec("template: execution panicked".into())))
+                .unwrap_or_else(|_| Err(Error::exec("template: execution panicked".into())))?;
+            Ok(handled)
         })
     }
 }

@@ -2,6 +2,7 @@
 //! (functions must be defined, variables declared, `break` inside `range`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::lex::{Tok, Token};
 
@@ -92,7 +93,7 @@ pub enum Arg {
     /// A floating-point constant.
     Float(f64, String),
     /// A string constant.
-    Str(String),
+    Str(Arc<str>),
     /// `.a.b`.
     Field(Vec<String>),
     /// `$x.a.b`.
@@ -199,8 +200,13 @@ impl Parser<'_> {
             .map_or(0, |t| t.pos)
     }
 
+    /// The next token, taken: the parser never steps back over a token it
+    /// took (the one step back, in `declarations`, is over peeked ones).
     fn next(&mut self) -> Option<Tok> {
-        let tok = self.tokens.get(self.at).map(|t| t.tok.clone());
+        let tok = self
+            .tokens
+            .get_mut(self.at)
+            .map(|t| std::mem::replace(&mut t.tok, Tok::Space));
         self.at += 1;
         tok
     }
@@ -596,7 +602,7 @@ impl Parser<'_> {
             Tok::Bool(b) => Arg::Bool(b),
             Tok::Char(c) => Arg::Int(i64::from(u32::from(c)), format!("{c:?}")),
             Tok::Number(text) => self.number(&text)?,
-            Tok::Str(s) => Arg::Str(s),
+            Tok::Str(s) => Arg::Str(s.into()),
             Tok::LParen => {
                 self.at += 1;
                 let pipe = self.pipeline("parenthesized pipeline", &Tok::RParen)?;

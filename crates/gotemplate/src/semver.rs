@@ -6,6 +6,7 @@
 //! only constraints that name a prerelease (`>=1.19-0`).
 
 use std::cmp::Ordering;
+use std::sync::{LazyLock, Mutex};
 
 use crate::sprig::{Plain, exactly, string};
 use crate::value::Value;
@@ -13,9 +14,7 @@ use crate::value::Value;
 pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     ("semverCompare", |a| {
         let [constraint, version] = exactly::<2>("semverCompare", a)?;
-        let constraint = Constraint::parse(string(constraint)?)?;
-        let version = Version::parse(string(version)?)?;
-        Ok(Value::Bool(constraint.matches(&version)))
+        compare(string(constraint)?, string(version)?).map(Value::Bool)
     }),
     ("semver", |a| {
         let [text] = exactly::<1>("semver", a)?;
@@ -24,6 +23,29 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
         )?)))
     }),
 ];
+
+/// Answers of `semverCompare` kept, at most this many: charts compare the
+/// same constraints with the same Kubernetes version in many templates.
+const COMPARED_MAX: usize = 1024;
+
+/// `semverCompare constraint version`, answered once per pair.
+fn compare(constraint: &str, version: &str) -> Result<bool, String> {
+    type Answers = foldhash::HashMap<(String, String), Result<bool, String>>;
+    static ANSWERS: LazyLock<Mutex<Answers>> = LazyLock::new(Mutex::default);
+    let lock = || ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (constraint.to_string(), version.to_string());
+    if let Some(answer) = lock().get(&key) {
+        return answer.clone();
+    }
+    let answer =
+        Constraint::parse(constraint).and_then(|c| Version::parse(version).map(|v| c.matches(&v)));
+    let mut answers = lock();
+    if answers.len() >= COMPARED_MAX {
+        answers.clear();
+    }
+    answers.insert(key, answer.clone());
+    answer
+}
 
 /// What Sprig's `semver` gives: a `*semver.Version` with its fields as
 /// methods (`Major`, `Minor`, `Patch`, `Prerelease`, `Metadata`,
@@ -427,10 +449,16 @@ fn parse_comparator(text: &str) -> Option<Check> {
 mod tests {
     use super::*;
 
+    /// Whether `version` meets `constraint`, parsed here and as
+    /// `semverCompare` answers it (twice: the second from its cache).
     fn matches(constraint: &str, version: &str) -> bool {
-        Constraint::parse(constraint)
+        let parsed = Constraint::parse(constraint)
             .unwrap()
-            .matches(&Version::parse(version).unwrap())
+            .matches(&Version::parse(version).unwrap());
+        for _ in 0..2 {
+            assert_eq!(compare(constraint, version), Ok(parsed), "{constraint}");
+        }
+        parsed
     }
 
     #[test]
@@ -470,6 +498,13 @@ mod tests {
         assert_eq!(v("v1.2"), v("1.2.0"));
         assert!(Version::parse("1.x").is_err());
         assert!(Constraint::parse(">=abc").is_err());
+        for _ in 0..2 {
+            assert_eq!(
+                compare(">=abc", "1.0.0"),
+                Err("improper constraint: >=abc".to_string())
+            );
+            assert!(compare(">=1.0", "x.y").unwrap_err().contains("x.y"));
+        }
         assert!(Constraint::parse("").is_err());
     }
 

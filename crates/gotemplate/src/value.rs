@@ -407,8 +407,18 @@ impl Dict {
     }
 
     fn deep_copy_at(&self, depth: usize) -> Dict {
-        // The entries are taken out under the lock and copied after it, so
-        // a map that contains itself is not locked twice.
+        // Copied under a read lock when one is free without waiting (a map
+        // that contains itself is read-locked again on the way down, which
+        // `try_read` allows and `read` may not); else the entries are
+        // taken out under the lock and copied after it.
+        if let Ok(entries) = self.0.try_read() {
+            return Dict::of(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.deep_copy_at(depth + 1)))
+                    .collect(),
+            );
+        }
         let entries = self.unordered_entries();
         Dict::of(
             entries

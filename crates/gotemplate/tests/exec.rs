@@ -290,6 +290,38 @@ fn templates_executed_in_turn_each_know_where_they_started() {
     );
 }
 
+#[test]
+fn outputs_are_handed_over_in_order_and_an_error_still_wins() {
+    let mut set = Templates::default();
+    // Outputs big enough to go over in several batches.
+    set.parse("big", "{{range 70000}}x{{end}}").unwrap();
+    set.parse("small", "{{.name}}").unwrap();
+    set.parse("bad", "{{index .name 9}}").unwrap();
+    let data = data();
+    let jobs = [
+        ("small", &data),
+        ("big", &data),
+        ("small", &data),
+        ("big", &data),
+    ];
+    let mut seen = Vec::new();
+    let lengths = set
+        .execute_each_then(&jobs, |index, output| {
+            seen.push(index);
+            output.len()
+        })
+        .unwrap();
+    assert_eq!(lengths, [3, 70000, 3, 70000]);
+    assert_eq!(seen, [0, 1, 2, 3]);
+    // Earlier outputs were handled; the execution error is the answer.
+    let mut handled = 0;
+    let err = set
+        .execute_each_then(&[("big", &data), ("bad", &data)], |_, _| handled += 1)
+        .unwrap_err();
+    assert_eq!(handled, 1);
+    assert!(err.to_string().contains("executing \"bad\""), "{err}");
+}
+
 #[derive(Debug)]
 struct Files;
 

@@ -327,11 +327,18 @@ fn indent(name: &str, args: &[Value], prefix: &str) -> Result<Value, String> {
 /// `quote`/`squote`: each non-nil argument as a string, quoted, joined by
 /// spaces.
 fn quoted(args: &[Value], quote: fn(&str) -> String) -> String {
-    args.iter()
-        .filter(|a| !a.is_nil())
-        .map(|a| quote(&strval(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::new();
+    for arg in args.iter().filter(|a| !a.is_nil()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let quoted = match arg {
+            Value::String(s) => quote(s),
+            other => quote(&strval(other)),
+        };
+        out.push_str(&quoted);
+    }
+    out
 }
 
 fn cat(args: &[Value]) -> Result<Value, String> {

@@ -15,23 +15,25 @@ use globset::GlobBuilder;
 use super::chart::{Chart, base_name};
 use super::{Capabilities, Lookup, Release};
 
-/// What the templates made.
-pub struct Rendered {
-    /// Full path (`chart/templates/x.yaml`) → text.
-    pub files: BTreeMap<String, String>,
+/// What the templates made, each output as [`render`]'s `then` made it.
+pub struct Rendered<T> {
+    /// Full path (`chart/templates/x.yaml`) → what `then` made of its text.
+    pub files: BTreeMap<String, T>,
     /// (template, function) of each random function called.
     pub random_calls: BTreeSet<(String, String)>,
 }
 
-/// Renders every template.
-pub fn render(
+/// Renders every template, handing each output (without `<no value>`) and
+/// its path to `then` while the next template runs.
+pub fn render<T>(
     chart: &Chart,
     values: &Value,
     release: &Release,
     capabilities: &Capabilities,
     limits: &Limits,
     lookup: Option<&Lookup>,
-) -> Result<Rendered, String> {
+    mut then: impl FnMut(&str, String) -> T,
+) -> Result<Rendered<T>, String> {
     let mut set = Templates::new(Options {
         missing_key: MissingKey::Zero,
         limits: limits.clone(),
@@ -70,13 +72,12 @@ pub fn render(
         .map(|file| (file.path.as_str(), &file.scope))
         .collect();
     let outputs = set
-        .execute_each(&jobs)
+        .execute_each_then(&jobs, |index, out| {
+            let path = jobs[index].0;
+            (path.to_string(), then(path, without_no_value(out)))
+        })
         .map_err(|e| clean_error(&e.to_string()))?;
-    let rendered = executed
-        .iter()
-        .zip(outputs)
-        .map(|(file, out)| (file.path.clone(), without_no_value(out)))
-        .collect();
+    let rendered = outputs.into_iter().collect();
     let random_calls = std::mem::take(&mut *random_calls.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Rendered {
         files: rendered,

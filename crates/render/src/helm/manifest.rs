@@ -94,24 +94,36 @@ impl Document {
 static SEPARATOR: LazyLock<Result<Regex, regex::Error>> =
     LazyLock::new(|| Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*"));
 
-/// Splits and sorts rendered files (path → text): manifests and hooks, each
-/// in install order.
-pub fn sort(rendered: &BTreeMap<String, String>) -> Result<(Vec<Document>, Vec<Document>), String> {
+/// Splits one rendered file into its documents, parsed: none for
+/// `NOTES.txt` or an empty file, hooks with an unknown event left out (as
+/// Helm skips them).
+pub fn split(path: &str, text: &str) -> Result<Vec<Document>, String> {
     let separator = SEPARATOR.as_ref().map_err(ToString::to_string)?;
-    let mut manifests = Vec::new();
-    let mut hooks = Vec::new();
-    for (path, text) in rendered {
-        if path.ends_with("NOTES.txt") || text.trim().is_empty() {
+    if path.ends_with("NOTES.txt") || text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut documents = Vec::new();
+    for piece in separator.split(text.trim()) {
+        if piece.is_empty() {
             continue;
         }
-        for piece in separator.split(text.trim()) {
-            if piece.is_empty() {
-                continue;
-            }
-            let content = piece.trim().to_string();
-            let Some(document) = head(path, content)? else {
-                continue;
-            };
+        if let Some(document) = head(path, piece.trim().to_string())? {
+            documents.push(document);
+        }
+    }
+    Ok(documents)
+}
+
+/// Sorts the documents [`split`] made of each rendered file (by path):
+/// manifests and hooks, each in install order; the first file's error, by
+/// path, if any.
+pub fn sort(
+    split: BTreeMap<String, Result<Vec<Document>, String>>,
+) -> Result<(Vec<Document>, Vec<Document>), String> {
+    let mut manifests = Vec::new();
+    let mut hooks = Vec::new();
+    for documents in split.into_values() {
+        for document in documents? {
             if document.hooks.is_some() {
                 hooks.push(document);
             } else {
@@ -267,10 +279,11 @@ pub fn show_only(output: &str, patterns: &[String]) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// Rendered files (path, text), each [`split`].
+    fn files(entries: &[(&str, &str)]) -> BTreeMap<String, Result<Vec<Document>, String>> {
         entries
             .iter()
-            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .map(|(p, t)| (p.to_string(), split(p, t)))
             .collect()
     }
 
@@ -319,7 +332,7 @@ mod tests {
                 "kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: sometime\n",
             ),
         ]);
-        let (manifests, hooks) = sort(&rendered).unwrap();
+        let (manifests, hooks) = sort(rendered).unwrap();
         let kinds: Vec<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
         assert_eq!(kinds, ["Namespace", "Service", "Deployment", "", "Zeta"]);
         assert_eq!(hooks.len(), 1);
@@ -348,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_document_that_is_not_a_mapping_fails() {
-        let err = sort(&files(&[("c/templates/x.yaml", "just text")])).unwrap_err();
+        let err = sort(files(&[("c/templates/x.yaml", "just text")])).unwrap_err();
         assert!(
             err.starts_with("YAML parse error on c/templates/x.yaml"),
             "{err}"

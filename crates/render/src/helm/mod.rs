@@ -496,9 +496,10 @@ fn render_documents(
         &capabilities,
         &options.limits,
         options.lookup.as_ref(),
+        |path, text| manifest::split(path, &text),
     )
     .map_err(error)?;
-    let (manifests, hooks) = manifest::sort(&rendered.files).map_err(error)?;
+    let (manifests, hooks) = manifest::sort(rendered.files).map_err(error)?;
     let notes = rendered
         .random_calls
         .iter()
