@@ -114,9 +114,9 @@ pub(crate) struct Exec<'a> {
     pub(crate) set: &'a Templates,
     pub(crate) budget: &'a mut Budget,
     /// The executing template's name (`executing "name"` in errors).
-    pub(crate) name: String,
+    pub(crate) name: &'a str,
     source: Arc<crate::Source>,
-    vars: Vec<(String, Value)>,
+    vars: Vec<(&'a str, Value)>,
     out: String,
     /// Where the command being evaluated starts (errors name it).
     at: usize,
@@ -143,21 +143,24 @@ impl<'a> Exec<'a> {
     fn run_template(
         set: &'a Templates,
         budget: &'a mut Budget,
-        name: &str,
-        template: &Named,
+        name: &'a str,
+        template: &'a Named,
         dot: &Value,
     ) -> std::result::Result<String, crate::Error> {
         let mut exec = Exec {
             set,
             budget,
-            name: name.to_string(),
+            name,
             source: template.source.clone(),
-            vars: vec![("$".to_string(), dot.clone())],
-            out: String::new(),
+            vars: vec![("$", dot.clone())],
+            out: template.output_buffer(),
             at: 0,
         };
         match exec.walk(dot, &template.tree.root) {
-            Ok(_) => Ok(exec.out),
+            Ok(_) => {
+                template.remember_output_len(exec.out.len());
+                Ok(exec.out)
+            }
             Err(failure) => Err(crate::Error::exec(failure.message)),
         }
     }
@@ -178,13 +181,16 @@ impl<'a> Exec<'a> {
         let mut inner = Exec {
             set: self.set,
             budget: &mut *self.budget,
-            name: name.to_string(),
+            name: &template.tree.name,
             source: template.source.clone(),
-            vars: vec![("$".to_string(), dot.clone())],
-            out: String::new(),
+            vars: vec![("$", dot.clone())],
+            out: template.output_buffer(),
             at: 0,
         };
-        let result = inner.walk(dot, &template.tree.root).map(|_| inner.out);
+        let result = inner.walk(dot, &template.tree.root).map(|_| {
+            template.remember_output_len(inner.out.len());
+            inner.out
+        });
         self.budget.depth -= 1;
         result
     }
@@ -237,7 +243,7 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
-    fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+    fn walk(&mut self, dot: &Value, nodes: &'a [Node]) -> Result<Flow> {
         for node in nodes {
             self.budget.step()?;
             match node {
@@ -308,9 +314,9 @@ impl<'a> Exec<'a> {
     fn range(
         &mut self,
         dot: &Value,
-        pipe: &Pipeline,
-        body: &[Node],
-        otherwise: &[Node],
+        pipe: &'a Pipeline,
+        body: &'a [Node],
+        otherwise: &'a [Node],
     ) -> Result<Flow> {
         let value = self.pipeline(dot, pipe)?;
         let items: Vec<(Value, Value)> = match &value {
@@ -395,12 +401,12 @@ impl<'a> Exec<'a> {
         self.vars
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
             .ok_or_else(|| Failure::new(format!("undefined variable: {name}")))
     }
 
-    fn pipeline(&mut self, dot: &Value, pipe: &Pipeline) -> Result<Value> {
+    fn pipeline(&mut self, dot: &Value, pipe: &'a Pipeline) -> Result<Value> {
         let mut value = None;
         for cmd in &pipe.cmds {
             value = Some(self.command(dot, cmd, value)?);
@@ -420,24 +426,24 @@ impl<'a> Exec<'a> {
                     .ok_or_else(|| Failure::new(format!("undefined variable: {name}")))?;
                 slot.1 = value.clone();
             } else {
-                self.vars.push((name.clone(), value.clone()));
+                self.vars.push((name, value.clone()));
             }
         }
         Ok(value)
     }
 
-    fn command(&mut self, dot: &Value, cmd: &Command, last: Option<Value>) -> Result<Value> {
+    fn command(&mut self, dot: &Value, cmd: &'a Command, last: Option<Value>) -> Result<Value> {
         self.at = cmd.pos;
         let first = &cmd.args[0];
         let result = match first {
-            Arg::Field(names) => self.field_chain(dot, dot.clone(), names, &cmd.args[1..], last),
+            Arg::Field(names) => self.field_chain(dot, dot, names, &cmd.args[1..], last),
             Arg::Chain(base, names) => {
                 let receiver = self.arg(dot, base)?;
-                self.field_chain(dot, receiver, names, &cmd.args[1..], last)
+                self.field_chain(dot, &receiver, names, &cmd.args[1..], last)
             }
             Arg::Variable(name, names) if !names.is_empty() => {
                 let receiver = self.variable(name)?;
-                self.field_chain(dot, receiver, names, &cmd.args[1..], last)
+                self.field_chain(dot, &receiver, names, &cmd.args[1..], last)
             }
             Arg::Function(name) => self.function(dot, name, &cmd.args[1..], last),
             Arg::Nil => Err(Failure::new("nil is not a command")),
@@ -464,12 +470,29 @@ impl<'a> Exec<'a> {
     fn field_chain(
         &mut self,
         dot: &Value,
-        mut receiver: Value,
+        receiver: &Value,
         names: &[String],
-        args: &[Arg],
+        args: &'a [Arg],
         last: Option<Value>,
     ) -> Result<Value> {
-        let Some((final_name, path)) = names.split_last() else {
+        // Keys of nested maps are followed in one step; the last name is
+        // left to `field` when it gets arguments (a method call), and
+        // whatever the maps do not answer (a missing key, an object's
+        // method, an error) too.
+        let plain = args.is_empty() && last.is_none();
+        let followable = if plain {
+            names
+        } else {
+            &names[..names.len().saturating_sub(1)]
+        };
+        let (followed, mut receiver) = match receiver {
+            Value::Map(map) => match map.follow(followable) {
+                Some((followed, value)) => (followed, value),
+                None => (0, receiver.clone()),
+            },
+            other => (0, other.clone()),
+        };
+        let Some((final_name, path)) = names[followed..].split_last() else {
             return Ok(receiver);
         };
         for name in path {
@@ -483,7 +506,7 @@ impl<'a> Exec<'a> {
         dot: &Value,
         receiver: Value,
         name: &str,
-        args: &[Arg],
+        args: &'a [Arg],
         last: Option<Value>,
     ) -> Result<Value> {
         let has_args = !args.is_empty() || last.is_some();
@@ -534,7 +557,7 @@ impl<'a> Exec<'a> {
     }
 
     /// The arguments' values, then `last` (the value piped in), if any.
-    fn args(&mut self, dot: &Value, args: &[Arg], last: Option<Value>) -> Result<Vec<Value>> {
+    fn args(&mut self, dot: &Value, args: &'a [Arg], last: Option<Value>) -> Result<Vec<Value>> {
         let mut values = Vec::with_capacity(args.len() + usize::from(last.is_some()));
         for arg in args {
             values.push(as_argument(self.arg(dot, arg)?));
@@ -544,7 +567,7 @@ impl<'a> Exec<'a> {
     }
 
     /// The value of one word used as an argument.
-    fn arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+    fn arg(&mut self, dot: &Value, arg: &'a Arg) -> Result<Value> {
         let result = match arg {
             Arg::Dot => Ok(dot.clone()),
             Arg::Nil => Ok(Value::Nil),
@@ -552,16 +575,16 @@ impl<'a> Exec<'a> {
             Arg::Int(n, _) => Ok(Value::Int(*n)),
             Arg::Float(f, _) => Ok(Value::Float(*f)),
             Arg::Str(s) => Ok(Value::String(s.clone())),
-            Arg::Field(names) => self.field_chain(dot, dot.clone(), names, &[], None),
+            Arg::Field(names) => self.field_chain(dot, dot, names, &[], None),
             Arg::Variable(name, names) if names.is_empty() => self.variable(name),
             Arg::Variable(name, names) => {
                 let receiver = self.variable(name)?;
-                self.field_chain(dot, receiver, names, &[], None)
+                self.field_chain(dot, &receiver, names, &[], None)
             }
             Arg::Function(name) => self.function(dot, name, &[], None),
             Arg::Chain(base, names) => {
                 let receiver = self.arg(dot, base)?;
-                self.field_chain(dot, receiver, names, &[], None)
+                self.field_chain(dot, &receiver, names, &[], None)
             }
             Arg::Pipe(pipe) => {
                 let mark = self.vars.len();
@@ -582,7 +605,7 @@ impl<'a> Exec<'a> {
         &mut self,
         dot: &Value,
         name: &str,
-        args: &[Arg],
+        args: &'a [Arg],
         last: Option<Value>,
     ) -> Result<Value> {
         if name == "and" || name == "or" {
@@ -604,7 +627,7 @@ impl<'a> Exec<'a> {
         &mut self,
         dot: &Value,
         and: bool,
-        args: &[Arg],
+        args: &'a [Arg],
         last: Option<Value>,
     ) -> Result<Value> {
         let name = if and { "and" } else { "or" };

@@ -149,6 +149,25 @@ impl Source {
 pub(crate) struct Named {
     pub(crate) tree: Tree,
     pub(crate) source: Arc<Source>,
+    /// How long its output was the last time it ran: the next run's
+    /// buffer starts that large instead of growing step by step.
+    last_output_len: std::sync::atomic::AtomicUsize,
+}
+
+impl Named {
+    /// An empty buffer for one run's output, sized by the last run.
+    pub(crate) fn output_buffer(&self) -> String {
+        String::with_capacity(
+            self.last_output_len
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Records how long one run's output was (see [`Named::output_buffer`]).
+    pub(crate) fn remember_output_len(&self, len: usize) {
+        self.last_output_len
+            .store(len, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The templates of one source, parsed ([`Templates::parse_apart`]).
@@ -278,6 +297,7 @@ impl Templates {
                     Arc::new(Named {
                         tree,
                         source: source.clone(),
+                        last_output_len: Default::default(),
                     })
                 })
                 .collect(),
@@ -416,7 +436,7 @@ impl Context<'_, '_> {
 
     /// The name of the template being executed.
     pub fn template_name(&self) -> &str {
-        &self.exec.name
+        self.exec.name
     }
 
     /// The name of the template the execution started from (the one

@@ -355,6 +355,24 @@ impl Dict {
         self.read().get(key).cloned()
     }
 
+    /// Follows `keys` through nested maps, from this one, as far as they
+    /// lead: how many were followed and the value reached; `None` when the
+    /// first key is not here. Nothing in between is copied.
+    pub fn follow(&self, keys: &[String]) -> Option<(usize, Value)> {
+        let (first, rest) = keys.split_first()?;
+        // A map reached again on the way down (one that contains itself)
+        // is read-locked again, which `try_read` allows; when the lock is
+        // not free at once, the caller goes step by step.
+        let entries = self.0.try_read().ok()?;
+        let value = entries.get(first.as_str())?;
+        if let Value::Map(inner) = value
+            && let Some((followed, reached)) = inner.follow(rest)
+        {
+            return Some((followed + 1, reached));
+        }
+        Some((1, value.clone()))
+    }
+
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
         self.read().contains_key(key)

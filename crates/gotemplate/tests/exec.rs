@@ -66,6 +66,13 @@ fn fields_printing_and_missing_keys() {
     assert_eq!(run("[{{.missing.deeper}}]"), "[<no value>]");
     assert_eq!(run("{{print .none}} {{print .missing}}"), "<nil> <nil>");
     assert_eq!(run("{{$}}"), run("{{.}}"));
+    // Chains through nested maps, from dot and from a variable, ending
+    // at a value, at a missing key, or past one.
+    assert_eq!(run("{{.nested.inner.x}}"), "7");
+    assert_eq!(run("{{$n := .nested}}{{$n.inner.x}}"), "7");
+    assert_eq!(run("[{{.nested.inner.y}}]"), "[<no value>]");
+    assert_eq!(run("[{{.nested.missing.y}}]"), "[<no value>]");
+    assert_eq!(run("{{.nested.inner}}"), "map[x:7]");
 }
 
 #[test]
@@ -87,10 +94,15 @@ fn helm_missingkey_zero() {
         missing_key: MissingKey::Error,
         ..Options::default()
     };
-    let err = run_with(strict, "{{.missing}}", &data()).unwrap_err();
+    let err = run_with(strict.clone(), "{{.missing}}", &data()).unwrap_err();
     assert!(
         err.to_string()
             .ends_with("map has no entry for key \"missing\""),
+        "{err}"
+    );
+    let err = run_with(strict, "{{.nested.inner.y}}", &data()).unwrap_err();
+    assert!(
+        err.to_string().ends_with("map has no entry for key \"y\""),
         "{err}"
     );
 }
