@@ -90,7 +90,12 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     ("chunk", chunk),
     ("mustChunk", chunk),
     ("sortAlpha", |a| {
-        let mut items = strslice(&exactly::<1>("sortAlpha", a)?[0]);
+        // Anything but a list, nil too, is a list of itself as a string.
+        let [list] = exactly::<1>("sortAlpha", a)?;
+        let mut items = match list {
+            Value::List(_) => strslice(list),
+            other => vec![strval(other)],
+        };
         items.sort();
         Ok(strings_value(items))
     }),
@@ -191,14 +196,19 @@ fn writable_dict_arg(value: &Value) -> Result<Dict, String> {
     dict_arg(value)
 }
 
-/// A list argument of Sprig's list functions (any slice; nil is empty).
+/// A list argument of Sprig's list functions (any slice). Sprig asks nil
+/// for its type's kind, which panics in Go; the template reports the
+/// panic as the call's error.
 fn list_arg<'a>(name: &str, value: &'a Value) -> Result<&'a [Value], String> {
     match value {
         Value::List(l) => Ok(l),
-        Value::Missing | Value::Nil => Ok(&[]),
+        Value::Missing | Value::Nil => Err(NIL_KIND_PANIC.into()),
         other => Err(format!("Cannot find {name} on type {}", kind_of(other))),
     }
 }
+
+/// Go's panic when Sprig asks nil for the kind of its type.
+const NIL_KIND_PANIC: &str = "runtime error: invalid memory address or nil pointer dereference";
 
 /// Sprig's `strslice`: each non-nil element as a string; a scalar is a
 /// one-element list.
@@ -416,6 +426,9 @@ fn slice(args: &[Value]) -> Result<Value, String> {
     let Some((list, bounds)) = args.split_first() else {
         return Err("wrong number of args for slice: want at least 1 got 0".into());
     };
+    if list.is_nil() {
+        return Err(NIL_KIND_PANIC.into());
+    }
     let Value::List(items) = list else {
         return Err(format!(
             "list should be type of slice or array but {}",
@@ -549,6 +562,36 @@ mod tests {
         assert!(
             err.to_string().ends_with("assignment to entry in nil map"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn nil_where_a_list_is_wanted_fails_as_sprig_panics() {
+        for call in [
+            "first nil",
+            "last nil",
+            "rest nil",
+            "initial nil",
+            "reverse nil",
+            "uniq nil",
+            "compact nil",
+            "append nil 1",
+            "prepend nil 1",
+            "concat (list 1) nil",
+            "without nil 1",
+            "chunk 2 nil",
+            "slice nil",
+        ] {
+            let err = render(&format!("{{{{ {call} }}}}"), &Value::Nil).unwrap_err();
+            assert!(
+                err.ends_with("runtime error: invalid memory address or nil pointer dereference"),
+                "{call}: {err}"
+            );
+        }
+        assert_eq!(r("{{ has 1 nil }} {{ join \",\" nil }}"), "false ");
+        assert_eq!(
+            r("{{ sortAlpha nil }} {{ sortAlpha \"b\" }} {{ sortAlpha (list \"b\" nil \"a\") }}"),
+            "[<nil>] [b] [a b]"
         );
     }
 
