@@ -616,9 +616,38 @@ impl<'a> Exec<'a> {
             .function(name)
             .ok_or_else(|| Failure::new(format!("{name:?} is not a defined function")))?;
         let values = self.args(dot, args, last)?;
+        self.refuse_field_nil_for_maps(name, args, &values)?;
         let mut context = crate::Context { exec: self };
         function(&mut context, &values)
             .map_err(|e| Failure::new(format!("error calling {name}: {e}")))
+    }
+
+    /// Go's check of a declared map parameter
+    /// ([`Templates::declare_map_parameters`]): a nil read from a field is
+    /// an `interface {}`, which a map parameter does not take.
+    fn refuse_field_nil_for_maps(
+        &self,
+        name: &str,
+        args: &'a [Arg],
+        values: &[Value],
+    ) -> Result<()> {
+        let Some(positions) = self.set.map_parameters(name) else {
+            return Ok(());
+        };
+        for (i, (arg, value)) in args.iter().zip(values).enumerate() {
+            let from_field = match arg {
+                Arg::Field(_) | Arg::Chain(..) => true,
+                Arg::Variable(_, names) => !names.is_empty(),
+                _ => false,
+            };
+            if from_field && value.is_nil() && positions.contains(&i) {
+                let failure = Failure::new(
+                    "wrong type for value; expected map[string]interface {}; got interface {}",
+                );
+                return Err(self.locate(failure, self.at, arg));
+            }
+        }
+        Ok(())
     }
 
     /// `and` and `or` evaluate arguments only as far as needed and return

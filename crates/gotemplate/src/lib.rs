@@ -36,6 +36,7 @@ mod exec;
 // foldhash (randomly seeded, so names a chart chooses cannot collide on
 // purpose) looks names up faster than SipHash on every call.
 use foldhash::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -221,6 +222,9 @@ pub struct Templates {
     templates: ByName,
     first: Option<String>,
     functions: Arc<HashMap<String, Function>>,
+    /// Which parameters of a function are Go maps (`map[string]interface {}`):
+    /// see [`Templates::declare_map_parameters`].
+    map_parameters: Arc<HashMap<String, Range<usize>>>,
     pub(crate) options: Options,
 }
 
@@ -248,6 +252,7 @@ impl Templates {
             templates: ByName::default(),
             first: None,
             functions: Arc::new(funcs::builtins()),
+            map_parameters: Arc::default(),
             options,
         }
     }
@@ -256,6 +261,22 @@ impl Templates {
     /// templates that call them: names are checked at parse time, as in Go.
     pub fn add_function(&mut self, name: &str, function: Function) {
         Arc::make_mut(&mut self.functions).insert(name.to_string(), function);
+    }
+
+    /// Declares that the parameters of function `name` at `positions`
+    /// (a range of argument indexes) are Go maps. Go refuses a nil read
+    /// from a field (`.Values.none`, `$x.a`, `(…).a`: an `interface {}`
+    /// holding nil) for such a parameter, while a nil from a variable, a
+    /// parenthesized pipeline or the `nil` keyword is passed as a nil map;
+    /// the function itself then sees nil either way. A function added
+    /// again under the same name keeps the declaration.
+    pub fn declare_map_parameters(&mut self, name: &str, positions: Range<usize>) {
+        Arc::make_mut(&mut self.map_parameters).insert(name.to_string(), positions);
+    }
+
+    /// The argument indexes of `name` declared as Go maps, if any.
+    pub(crate) fn map_parameters(&self, name: &str) -> Option<&Range<usize>> {
+        self.map_parameters.get(name)
     }
 
     /// The function `name`, if the set has one (to wrap it).

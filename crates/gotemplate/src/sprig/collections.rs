@@ -177,8 +177,29 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
+/// The functions above whose parameters are `map[string]interface {}` in
+/// Sprig, and which ones (argument indexes; `usize::MAX`: the variadic
+/// rest).
+pub(crate) const MAP_PARAMETERS: &[(&str, std::ops::Range<usize>)] = &[
+    ("hasKey", 0..1),
+    ("get", 0..1),
+    ("set", 0..1),
+    ("unset", 0..1),
+    ("pick", 0..1),
+    ("omit", 0..1),
+    ("values", 0..1),
+    ("keys", 0..usize::MAX),
+    ("merge", 0..usize::MAX),
+    ("mustMerge", 0..usize::MAX),
+    ("mergeOverwrite", 0..usize::MAX),
+    ("mustMergeOverwrite", 0..usize::MAX),
+    ("pluck", 1..usize::MAX),
+];
+
 /// A `map[string]interface {}` parameter; nil is an empty map, as Go
-/// passes nil for a map-typed parameter (`hasKey (lookup …).data "k"`).
+/// passes nil for a map-typed parameter (`$s := (lookup …).data` then
+/// `hasKey $s "k"`; a nil read from a field directly is refused before
+/// the call, see [`MAP_PARAMETERS`]).
 fn dict_arg(value: &Value) -> Result<Dict, String> {
     match value {
         Value::Map(d) => Ok(d.clone()),
@@ -563,6 +584,40 @@ mod tests {
             err.to_string().ends_with("assignment to entry in nil map"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nil_read_from_a_field_is_refused_for_a_map_parameter() {
+        let data = Value::map(
+            [("n".to_string(), Value::Nil)]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        for call in [
+            r#"hasKey .none "k""#,
+            r#"hasKey .n "k""#,
+            r#"hasKey (dict).data "k""#,
+            r#"$x := dict }}{{ get $x.a "k""#,
+            "keys (dict) .none",
+            r#"pick .none "a""#,
+            r#"pluck "a" (dict) .none"#,
+            "merge (dict) .none",
+        ] {
+            let err = render(&format!("{{{{ {call} }}}}"), &data).unwrap_err();
+            assert!(
+                err.ends_with(
+                    "wrong type for value; expected map[string]interface {}; got interface {}"
+                ),
+                "{call}: {err}"
+            );
+        }
+        // From a variable, a pipeline or `nil`, nil is a nil map; a field
+        // where the parameter is not a map is passed as it is.
+        let ok = render(
+            r#"{{ $s := .none }}{{ hasKey $s "k" }} {{ keys (index . "none") }} {{ .none | keys }} {{ pick nil "a" }} {{ default "d" .none }}"#,
+            &data,
+        );
+        assert_eq!(ok.unwrap(), "false [] [] map[] d");
     }
 
     #[test]

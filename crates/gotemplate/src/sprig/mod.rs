@@ -87,6 +87,9 @@ pub fn add_sprig(set: &mut Templates) {
     for (name, f) in groups.into_iter().flatten() {
         set.add_function(name, plain(*f));
     }
+    for (name, positions) in collections::MAP_PARAMETERS {
+        set.declare_map_parameters(name, positions.clone());
+    }
     for (name, f) in random::functions()
         .into_iter()
         .chain(crypto::functions())
