@@ -26,6 +26,7 @@ pub mod fmt;
 mod funcs;
 pub mod gotime;
 pub mod lex;
+mod memo;
 pub mod parse;
 pub mod semver;
 pub mod sprig;

@@ -6,8 +6,8 @@
 //! only constraints that name a prerelease (`>=1.19-0`).
 
 use std::cmp::Ordering;
-use std::sync::{LazyLock, Mutex};
 
+use crate::memo::Memo;
 use crate::sprig::{Plain, exactly, string};
 use crate::value::Value;
 
@@ -24,27 +24,17 @@ pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
     }),
 ];
 
-/// Answers of `semverCompare` kept, at most this many: charts compare the
-/// same constraints with the same Kubernetes version in many templates.
-const COMPARED_MAX: usize = 1024;
+/// Answers of `semverCompare`, at most 1,024: charts compare the same
+/// constraints with the same Kubernetes version in many templates.
+static COMPARED: Memo<String, Result<bool, String>> = Memo::new(1024);
 
 /// `semverCompare constraint version`, answered once per pair.
 fn compare(constraint: &str, version: &str) -> Result<bool, String> {
-    type Answers = foldhash::HashMap<(String, String), Result<bool, String>>;
-    static ANSWERS: LazyLock<Mutex<Answers>> = LazyLock::new(Mutex::default);
-    let lock = || ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
-    let key = (constraint.to_string(), version.to_string());
-    if let Some(answer) = lock().get(&key) {
-        return answer.clone();
-    }
-    let answer =
-        Constraint::parse(constraint).and_then(|c| Version::parse(version).map(|v| c.matches(&v)));
-    let mut answers = lock();
-    if answers.len() >= COMPARED_MAX {
-        answers.clear();
-    }
-    answers.insert(key, answer.clone());
-    answer
+    // The length first keeps the pair apart however either is written.
+    let key = format!("{}:{constraint}{version}", constraint.len());
+    COMPARED.get_or(key.as_str(), || {
+        Constraint::parse(constraint).and_then(|c| Version::parse(version).map(|v| c.matches(&v)))
+    })
 }
 
 /// What Sprig's `semver` gives: a `*semver.Version` with its fields as

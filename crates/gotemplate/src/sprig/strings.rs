@@ -1,11 +1,12 @@
 //! Sprig's string functions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use regex::Regex;
 
 use super::{Plain, exactly, int, string, strval};
 use crate::fmt::go_quote;
+use crate::memo::Memo;
 use crate::value::Value;
 
 pub(crate) const FUNCTIONS: &[(&str, Plain)] = &[
@@ -407,36 +408,19 @@ fn go_split(s: &str, sep: &str, n: Option<i64>) -> Vec<String> {
 
 /// Patterns compiled so far, shared by every render of the process: charts
 /// call the regex functions with the same few literal patterns in every
-/// release, and compiling costs far more than matching.
-static COMPILED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Regex>>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// Compiled patterns kept at most; the cache starts over when full, so
+/// release, and compiling costs far more than matching. At most 1,024, so
 /// templates generating patterns cannot grow it without bound.
-const MAX_COMPILED: usize = 1024;
+static COMPILED: Memo<String, Result<Regex, String>> = Memo::new(1024);
 
 /// `pattern` compiled (Rust's regex syntax is RE2's, as Go's `regexp`), from
 /// the process-wide cache when it was compiled before.
 fn compile(pattern: &str) -> Result<Regex, String> {
-    if let Some(re) = lock_compiled().get(pattern) {
-        return Ok(re.clone());
-    }
-    let re = regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("error parsing regexp: {e}"))?;
-    let mut compiled = lock_compiled();
-    if compiled.len() >= MAX_COMPILED {
-        compiled.clear();
-    }
-    compiled.insert(pattern.to_string(), re.clone());
-    Ok(re)
-}
-
-/// The cache of compiled patterns (a poisoned lock only means another
-/// render panicked mid-insert; the map is still valid).
-fn lock_compiled() -> std::sync::MutexGuard<'static, HashMap<String, Regex>> {
-    COMPILED.lock().unwrap_or_else(|e| e.into_inner())
+    COMPILED.get_or(pattern, || {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("error parsing regexp: {e}"))
+    })
 }
 
 fn regex_match(args: &[Value]) -> Result<Value, String> {
