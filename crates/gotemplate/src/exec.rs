@@ -147,22 +147,7 @@ impl<'a> Exec<'a> {
         template: &'a Named,
         dot: &Value,
     ) -> std::result::Result<String, crate::Error> {
-        let mut exec = Exec {
-            set,
-            budget,
-            name,
-            source: template.source.clone(),
-            vars: vec![("$", dot.clone())],
-            out: template.output_buffer(),
-            at: 0,
-        };
-        match exec.walk(dot, &template.tree.root) {
-            Ok(_) => {
-                template.remember_output_len(exec.out.len());
-                Ok(exec.out)
-            }
-            Err(failure) => Err(crate::Error::exec(failure.message)),
-        }
+        output_of(set, budget, name, template, dot).map_err(|f| crate::Error::exec(f.message))
     }
 
     /// Runs a template from within this one (`{{template}}`, `include`),
@@ -178,19 +163,13 @@ impl<'a> Exec<'a> {
             )));
         }
         self.budget.depth += 1;
-        let mut inner = Exec {
-            set: self.set,
-            budget: &mut *self.budget,
-            name: &template.tree.name,
-            source: template.source.clone(),
-            vars: vec![("$", dot.clone())],
-            out: template.output_buffer(),
-            at: 0,
-        };
-        let result = inner.walk(dot, &template.tree.root).map(|_| {
-            template.remember_output_len(inner.out.len());
-            inner.out
-        });
+        let result = output_of(
+            self.set,
+            &mut *self.budget,
+            &template.tree.name,
+            template,
+            dot,
+        );
         self.budget.depth -= 1;
         result
     }
@@ -678,6 +657,29 @@ impl<'a> Exec<'a> {
         }
         Ok(value)
     }
+}
+
+/// Runs `template` as `name` with `dot` on `budget`: its output, whose
+/// length is remembered to size the next run's buffer.
+fn output_of<'a>(
+    set: &'a Templates,
+    budget: &'a mut Budget,
+    name: &'a str,
+    template: &'a Named,
+    dot: &Value,
+) -> Result<String> {
+    let mut exec = Exec {
+        set,
+        budget,
+        name,
+        source: template.source.clone(),
+        vars: vec![("$", dot.clone())],
+        out: template.output_buffer(),
+        at: 0,
+    };
+    exec.walk(dot, &template.tree.root)?;
+    template.remember_output_len(exec.out.len());
+    Ok(exec.out)
 }
 
 /// How Go prints a `{{template}}` node in errors.

@@ -39,6 +39,7 @@ mod exec;
 use foldhash::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use sprig::add_sprig;
@@ -153,22 +154,18 @@ pub(crate) struct Named {
     pub(crate) source: Arc<Source>,
     /// How long its output was the last time it ran: the next run's
     /// buffer starts that large instead of growing step by step.
-    last_output_len: std::sync::atomic::AtomicUsize,
+    last_output_len: AtomicUsize,
 }
 
 impl Named {
     /// An empty buffer for one run's output, sized by the last run.
     pub(crate) fn output_buffer(&self) -> String {
-        String::with_capacity(
-            self.last_output_len
-                .load(std::sync::atomic::Ordering::Relaxed),
-        )
+        String::with_capacity(self.last_output_len.load(Ordering::Relaxed))
     }
 
     /// Records how long one run's output was (see [`Named::output_buffer`]).
     pub(crate) fn remember_output_len(&self, len: usize) {
-        self.last_output_len
-            .store(len, std::sync::atomic::Ordering::Relaxed);
+        self.last_output_len.store(len, Ordering::Relaxed);
     }
 }
 

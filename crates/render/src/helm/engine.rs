@@ -63,12 +63,10 @@ pub fn render<T>(
             parse_once(&set, &file.path, file.text).map_err(|e| clean_error(&e.to_string()))?;
         set.add_parsed(&parsed);
     }
-    let executed: Vec<&TemplateFile> = files
+    // Partials (`_helpers.tpl`) only define templates; the rest run.
+    let jobs: Vec<(&str, &Value)> = files
         .iter()
         .filter(|file| !base_name(&file.path).starts_with('_'))
-        .collect();
-    let jobs: Vec<(&str, &Value)> = executed
-        .iter()
         .map(|file| (file.path.as_str(), &file.scope))
         .collect();
     let outputs = set
@@ -77,10 +75,9 @@ pub fn render<T>(
             (path.to_string(), then(path, without_no_value(out)))
         })
         .map_err(|e| clean_error(&e.to_string()))?;
-    let rendered = outputs.into_iter().collect();
     let random_calls = std::mem::take(&mut *random_calls.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Rendered {
-        files: rendered,
+        files: outputs.into_iter().collect(),
         random_calls,
     })
 }
